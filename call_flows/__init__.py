@@ -1,0 +1,42 @@
+"""Pure call-flow engine: state + caller input -> actions + next state. No I/O, no web, no DB."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Mapping
+
+from call_flows import reminder
+from call_flows.actions import (Action, Answered, Ask, CallerInput, FlowError, Hangup, Keys, Say,
+                                SetAppointmentStatus, Silence, Step, Transfer)
+
+FLOWS: dict[str, ModuleType] = {"reminder": reminder}
+
+__all__ = ["FLOWS", "start", "step", "failure", "Action", "Answered", "Ask", "CallerInput", "FlowError",
+           "Hangup", "Keys", "Say", "SetAppointmentStatus", "Silence", "Step", "Transfer"]
+
+
+def _flow(name: str) -> ModuleType:
+    try:
+        return FLOWS[name]
+    except KeyError:
+        raise FlowError(f"unknown flow {name!r}") from None
+
+
+def start(flow: str, answered: Answered) -> Step:
+    """The first step of a call that has just been answered."""
+    return _flow(flow).start(answered)
+
+
+def step(flow: str, state: Mapping[str, Any], caller_input: CallerInput) -> Step:
+    """The next step given the saved state and what the caller did."""
+    return _flow(flow).advance(state, caller_input)
+
+
+def failure(can_transfer: bool) -> Step:
+    """What a caller hears when a step fails: an apology, then staff or a call-back promise."""
+    if can_transfer:
+        actions: tuple[Action, ...] = (Say("common.apology_transfer"), Transfer())
+    else:
+        actions = (Say("common.apology_call_back"), Hangup())
+    return Step(actions=actions, state={"node": "done", "misses": 0}, decision="step_failed",
+                outcome="error")

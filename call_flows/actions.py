@@ -1,0 +1,109 @@
+"""Values the engine speaks in: caller inputs in, actions and effects out. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Union
+
+
+class FlowError(Exception):
+    """Root of the errors raised by the flow engine (unknown flow, corrupt state)."""
+
+
+# Caller inputs ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Answered:
+    """The call was answered; answered_by is Twilio's AnsweredBy when detection ran."""
+
+    answered_by: str | None = None
+
+    @property
+    def is_machine(self) -> bool:
+        """True when an answering machine or fax picked up."""
+        return bool(self.answered_by) and (self.answered_by.startswith("machine")
+                                           or self.answered_by == "fax")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The caller pressed keys (Twilio's Digits)."""
+
+    digits: str
+
+
+@dataclass(frozen=True)
+class Silence:
+    """The question timed out with no input."""
+
+
+CallerInput = Union[Keys, Silence]
+
+
+# Actions (what the caller hears and what the call does) ----------------------------------------
+
+@dataclass(frozen=True)
+class Say:
+    """Speak a prompt from the catalogue by key."""
+
+    prompt: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Speak prompts while listening for keys, then come back with the answer or silence."""
+
+    prompts: tuple[str, ...]
+    num_digits: int = 1
+    timeout: int = 6
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Connect the caller to the clinic's staff number (never a number the caller gave)."""
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End the call."""
+
+
+Action = Union[Say, Ask, Transfer, Hangup]
+
+
+# Effects (what the record should remember) -----------------------------------------------------
+
+@dataclass(frozen=True)
+class SetAppointmentStatus:
+    """Change the appointment this call is about."""
+
+    status: str
+
+
+Effect = SetAppointmentStatus
+
+
+@dataclass(frozen=True)
+class Step:
+    """The engine's answer: what to play, what to change, and the state to keep for next time."""
+
+    actions: tuple[Action, ...]
+    state: Mapping[str, Any]
+    effects: tuple[Effect, ...] = ()
+    decision: str | None = None
+    outcome: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """True when the flow has finished (an outcome is set)."""
+        return self.outcome is not None
+
+    def prompts(self) -> list[str]:
+        """Every prompt key this step speaks, in order (for the audit trail)."""
+        keys: list[str] = []
+        for action in self.actions:
+            if isinstance(action, Say):
+                keys.append(action.prompt)
+            elif isinstance(action, Ask):
+                keys.extend(action.prompts)
+        return keys

@@ -1,0 +1,44 @@
+"""Render engine actions to TwiML with twilio.twiml (never hand-built XML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from call_flows.actions import Action, Ask, Hangup, Say, Transfer
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How prompts are spoken and where answers go."""
+
+    text: Callable[[str], str]      # prompt key -> spoken text
+    say_language: str               # e.g. en-US
+    step_url: str                   # where Gather posts keys and where silence is redirected
+    transfer_number: str | None     # the clinic's staff number, from configuration only
+
+
+def render(actions: Iterable[Action], voice: Voice) -> str:
+    """TwiML for a step: every Gather is followed by a Redirect so silence still reaches us."""
+    response = VoiceResponse()
+    for action in actions:
+        if isinstance(action, Say):
+            response.say(voice.text(action.prompt), language=voice.say_language)
+        elif isinstance(action, Ask):
+            gather = Gather(input="dtmf", num_digits=action.num_digits, timeout=action.timeout,
+                            action=voice.step_url, method="POST")
+            for key in action.prompts:
+                gather.say(voice.text(key), language=voice.say_language)
+            response.append(gather)
+            response.redirect(voice.step_url, method="POST")
+        elif isinstance(action, Transfer):
+            if not voice.transfer_number:
+                raise ValueError("a Transfer needs the clinic's staff number")
+            response.dial(voice.transfer_number)
+        elif isinstance(action, Hangup):
+            response.hangup()
+        else:
+            raise TypeError(f"cannot render {action!r}")
+    return str(response)

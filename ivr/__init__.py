@@ -1,0 +1,47 @@
+"""Voice engagement server for clinics: Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from ivr.config import load_settings
+from ivr.services import Services
+
+# Keys of create_app's config that are objects rather than settings (tests inject doubles).
+_OBJECT_KEYS = ("DIALER", "REDIS")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from IVR_* variables, with `config` (keys like DATABASE_URL) taking precedence."""
+    app = Flask(__name__, instance_relative_config=True)
+    config = dict(config or {})
+    objects = {key: config.pop(key) for key in _OBJECT_KEYS if key in config}
+    settings = load_settings(overrides=config, instance_path=app.instance_path)
+    app.config.update(SECRET_KEY=settings.secret_key, TESTING=settings.env == "test")
+    app.extensions["ivr"] = Services(settings, dialer_override=objects.get("DIALER"),
+                                     redis_override=objects.get("REDIS"))
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
+                                x_host=settings.proxy_hops, x_prefix=settings.proxy_hops)
+
+    from ivr import cli, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    if settings.carrier == "sandbox":
+        from ivr.sandbox import rest
+
+        app.register_blueprint(rest.bp)
+    cli.register(app)
+
+    @app.get("/health")
+    def health() -> dict:
+        """Liveness for load balancers and `make run`'s start-up check."""
+        return {"status": "ok", "env": settings.env, "carrier": settings.carrier}
+
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return app

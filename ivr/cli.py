@@ -1,0 +1,161 @@
+"""The `ivr` command (also `flask --app ivr ...`): database, demo data, worker, reminders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from sqlalchemy import select
+
+from ivr.errors import ConfigError
+from ivr.models import Touch
+from ivr.services import current_services
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str):
+    """Alembic's configuration for our migrations against database_url."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+@click.group("db")
+def db_group() -> None:
+    """Create, migrate and inspect the database."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Create the database or migrate it to the latest schema."""
+    from alembic import command
+
+    settings = current_services().settings
+    command.upgrade(alembic_config(settings.database_url), revision)
+    click.echo(f"database is at revision {revision}: {_safe_url(settings.database_url)}")
+
+
+@db_group.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Show the database's schema revision."""
+    from alembic import command
+
+    command.current(alembic_config(current_services().settings.database_url))
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo() -> None:
+    """Load a demo clinic with patients and upcoming appointments (once)."""
+    from ivr import demo
+
+    services = current_services()
+    with services.sessions.begin() as session:
+        clinic, created = demo.seed(session)
+        click.echo(("created" if created else "already present:") +
+                   f" demo clinic {clinic.name!r} (id {clinic.id}) with "
+                   f"{len(clinic.patients)} patients")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--no-fork", is_flag=True, help="Run jobs in this process (no work horse).")
+@with_appcontext
+def worker(burst: bool, no_fork: bool) -> None:
+    """Run an RQ worker (with its scheduler) for outbound calls."""
+    from flask import current_app
+
+    from outbound.queueing import outbound_queue
+    from outbound.worker import AppSimpleWorker, AppWorker
+
+    services = current_services()
+    queue = outbound_queue(services.redis)
+    worker_class = AppSimpleWorker if no_fork else AppWorker
+    w = worker_class([queue], connection=services.redis, app=current_app._get_current_object())
+    click.echo(f"worker listening on queue {queue.name!r}" + (" (burst)" if burst else ""))
+    w.work(burst=burst, with_scheduler=True)
+
+
+@click.group("reminders")
+def reminders_group() -> None:
+    """Plan and send appointment reminder calls."""
+
+
+@reminders_group.command("schedule")
+@click.option("--within-hours", default=72, show_default=True, type=click.IntRange(1, 24 * 30),
+              help="Remind booked appointments that start within this many hours.")
+@with_appcontext
+def reminders_schedule(within_hours: int) -> None:
+    """Plan one reminder call per upcoming booked appointment and queue it (never twice)."""
+    from outbound import planning
+    from outbound.queueing import enqueue_touch, outbound_queue
+
+    services = current_services()
+    now = dt.datetime.now(dt.timezone.utc)
+    with services.sessions.begin() as session:
+        touches = planning.plan_reminders(session, now, now + dt.timedelta(hours=within_hours))
+        due = [(t.id, t.due_at) for t in session.scalars(
+            select(Touch).where(Touch.status == "planned", Touch.step == "reminder"))]
+    queue = outbound_queue(services.redis)
+    queued = sum(enqueue_touch(queue, touch_id, due_at) for touch_id, due_at in due)
+    click.echo(f"planned {len(touches)} new reminder(s); queued {queued} call(s); "
+               f"{len(due) - queued} already queued")
+
+
+COMMANDS = (db_group, seed_demo, worker, reminders_group)
+
+
+def register(app: Flask) -> None:
+    """Make the commands reachable as `flask --app ivr ...` too."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+class IvrGroup(FlaskGroup):
+    """FlaskGroup that lists its commands without building the app (so --help needs no config)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(click.Group.list_commands(self, ctx))
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _create_app() -> Flask:
+    from ivr import create_app
+
+    return create_app()
+
+
+main = IvrGroup(name="ivr", create_app=_create_app, help=__doc__.splitlines()[0])
+for _command in COMMANDS:
+    main.add_command(_command)
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

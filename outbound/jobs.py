@@ -1,0 +1,83 @@
+"""RQ jobs. Each takes ids, loads what it needs, and raises on failure so Retry applies."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+from sqlalchemy.orm import joinedload
+
+from ivr import calls
+from ivr.errors import PermanentDialError
+from ivr.models import Appointment, Patient, Touch
+from ivr.services import current_services
+from ivr.telephony import CallRequest
+
+log = logging.getLogger(__name__)
+
+
+def place_touch_call(touch_id: int) -> str | None:
+    """Ring the patient for a planned touch; returns the call SID, or None when nothing was placed.
+
+    The touch is claimed in the database first (planned -> dialing), so even a job that runs twice
+    dials once.
+    """
+    services = current_services()
+    settings = services.settings
+    with services.sessions.begin() as session:
+        claimed = session.execute(
+            update(Touch).where(Touch.id == touch_id, Touch.status == "planned")
+            .values(status="dialing", attempts=Touch.attempts + 1)).rowcount
+        if not claimed:
+            log.info("touch %s is not planned; nothing to dial", touch_id)
+            return None
+        touch = session.get(Touch, touch_id, options=[
+            joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
+        reason = _reason_not_to_call(touch)
+        if reason:
+            touch.status, touch.last_error = "skipped", reason
+            log.info("touch %s skipped: %s", touch_id, reason)
+            return None
+        patient = touch.appointment.patient
+        request = CallRequest(
+            to=patient.phone, from_=patient.clinic.phone or settings.from_number,
+            url=f"{settings.public_base_url}/twilio/voice/outbound/{touch_id}",
+            status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}")
+
+    try:
+        sid = services.dialer.place_call(request)
+    except PermanentDialError as exc:
+        _release(touch_id, "failed", str(exc))
+        log.warning("touch %s: carrier refused the call", touch_id)
+        return None
+    except Exception as exc:
+        _release(touch_id, "planned", f"{type(exc).__name__}: {exc}"[:200])
+        raise
+
+    with services.sessions.begin() as session:
+        touch = session.get(Touch, touch_id)
+        touch.status, touch.call_sid, touch.last_error = "placed", sid, None
+        calls.open_outbound_call(session, sid, touch, status="queued",
+                                 from_number=request.from_, to_number=request.to)
+    log.info("touch %s placed as call %s", touch_id, sid)
+    return sid
+
+
+def _reason_not_to_call(touch: Touch) -> str | None:
+    """Why this touch must not ring now, or None."""
+    appointment = touch.appointment
+    patient = appointment.patient
+    if patient.opted_out_at is not None:
+        return "patient opted out"
+    if appointment.status != "booked":
+        return f"appointment is {appointment.status}"
+    if touch.channel != "voice":
+        return f"channel {touch.channel} is not voice"
+    return None
+
+
+def _release(touch_id: int, status: str, error: str) -> None:
+    services = current_services()
+    with services.sessions.begin() as session:
+        touch = session.get(Touch, touch_id)
+        touch.status, touch.last_error = status, error

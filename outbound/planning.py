@@ -1,0 +1,25 @@
+"""Decide which contacts to make: one touch per appointment and step, never more."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ivr.models import Appointment, Patient, Touch
+
+
+def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> list[Touch]:
+    """Create a 'reminder' touch, due now, for each booked appointment starting before `until`."""
+    already = select(Touch.appointment_id).where(Touch.step == "reminder")
+    appointments = session.scalars(
+        select(Appointment).join(Appointment.patient)
+        .where(Appointment.status == "booked", Appointment.starts_at > now,
+               Appointment.starts_at <= until, Patient.opted_out_at.is_(None),
+               Patient.preferred_channel == "voice", Appointment.id.not_in(already))
+        .order_by(Appointment.starts_at)).all()
+    touches = [Touch(appointment=a, step="reminder", channel="voice", due_at=now) for a in appointments]
+    session.add_all(touches)
+    session.flush()
+    return touches

@@ -1,0 +1,61 @@
+"""Prompt catalogues: one TOML file per language, the same keys in each, text never in flow code."""
+
+from __future__ import annotations
+
+import string
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Mapping
+
+
+class PromptError(Exception):
+    """A catalogue or prompt key is missing, or a placeholder has no value."""
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The prompts of one language, flattened to dotted keys like 'reminder.menu'."""
+
+    language: str
+    locale: str
+    say_language: str
+    texts: Mapping[str, str]
+
+    def text(self, key: str, values: Mapping[str, object]) -> str:
+        """The prompt for key with its placeholders filled from values."""
+        try:
+            template = self.texts[key]
+        except KeyError:
+            raise PromptError(f"prompt {key!r} is missing from the {self.language!r} catalogue") from None
+        try:
+            return template.format_map(values)
+        except KeyError as exc:
+            raise PromptError(f"prompt {key!r} needs a value for {exc.args[0]!r}") from None
+
+    def placeholders(self, key: str) -> set[str]:
+        """The names a prompt expects, e.g. {'clinic'}."""
+        return {name for _, name, _, _ in string.Formatter().parse(self.texts[key]) if name}
+
+
+def available_languages() -> list[str]:
+    """Language codes that have a catalogue file."""
+    return sorted(p.name[:-5] for p in resources.files(__package__).iterdir()
+                  if p.name.endswith(".toml"))
+
+
+@cache
+def load(language: str) -> Catalogue:
+    """Load and cache the catalogue of a language ('en', 'es', ...)."""
+    source = resources.files(__package__) / f"{language}.toml"
+    if not source.is_file():
+        raise PromptError(f"no prompt catalogue for language {language!r}")
+    data = tomllib.loads(source.read_text(encoding="utf-8"))
+    meta = data.pop("meta")
+    texts: dict[str, str] = {}
+    for section, entries in data.items():
+        for name, text in entries.items():
+            texts[f"{section}.{name}"] = " ".join(text.split())
+    return Catalogue(language=language, locale=meta["locale"], say_language=meta["say_language"],
+                     texts=texts)

@@ -1,0 +1,134 @@
+"""The reminder flow as tables: state + input -> prompts, next node, outcome, effects."""
+
+import pytest
+
+import call_flows
+from call_flows import Answered, Ask, Hangup, Keys, Say, SetAppointmentStatus, Silence
+from call_flows.reminder import MAX_REPROMPTS
+
+
+def start():
+    return call_flows.start("reminder", Answered("human"))
+
+
+def test_greeting_says_only_the_clinic_then_asks_who_answered():
+    step = start()
+    assert step.actions == (Ask(("reminder.greeting", "reminder.identify")),)
+    assert step.state == {"node": "identify", "misses": 0}
+    assert not step.done
+
+
+@pytest.mark.parametrize("answered_by", ["machine_end_beep", "machine_end_silence",
+                                         "machine_end_other", "machine_start", "fax"])
+def test_machine_gets_a_voicemail_without_details_or_keys(answered_by):
+    step = call_flows.start("reminder", Answered(answered_by))
+    assert step.actions == (Say("reminder.voicemail"), Hangup())
+    assert step.outcome == "voicemail"
+    assert step.effects == ()
+
+
+@pytest.mark.parametrize("answered_by", [None, "human", "unknown"])
+def test_people_and_unknown_answerers_hear_the_identity_question(answered_by):
+    assert call_flows.start("reminder", Answered(answered_by)).state["node"] == "identify"
+
+
+# node, key -> expected actions, next node, outcome, effects, decision
+TRANSITIONS = [
+    ("identify", "1", (Ask(("reminder.details", "reminder.menu")),), "menu", None, (), "identity_confirmed"),
+    ("identify", "2", (Say("reminder.wrong_person"), Hangup()), "done", "wrong_person", (), "not_the_patient"),
+    ("menu", "1", (Say("reminder.confirmed"), Hangup()), "done", "confirmed",
+     (SetAppointmentStatus("confirmed"),), "confirm"),
+    ("menu", "2", (Ask(("reminder.cancel_check",)),), "confirm_cancel", None, (), "cancel_requested"),
+    ("menu", "3", (Say("reminder.reschedule_noted"), Hangup()), "done", "reschedule_requested",
+     (SetAppointmentStatus("reschedule_requested"),), "reschedule"),
+    ("menu", "9", (Ask(("reminder.details", "reminder.menu")),), "menu", None, (), "repeat"),
+    ("confirm_cancel", "1", (Say("reminder.cancelled"), Hangup()), "done", "cancelled",
+     (SetAppointmentStatus("cancelled"),), "cancel_confirmed"),
+    ("confirm_cancel", "2", (Ask(("reminder.kept", "reminder.menu")),), "menu", None, (), "cancel_withdrawn"),
+]
+
+
+@pytest.mark.parametrize("node,key,actions,next_node,outcome,effects,decision", TRANSITIONS)
+def test_each_key_on_each_question(node, key, actions, next_node, outcome, effects, decision):
+    step = call_flows.step("reminder", {"node": node, "misses": 1}, Keys(key))
+    assert step.actions == actions
+    assert step.state == {"node": next_node, "misses": 0}
+    assert step.outcome == outcome
+    assert step.effects == effects
+    assert step.decision == decision
+
+
+QUESTION = {"identify": "reminder.identify", "menu": "reminder.menu",
+            "confirm_cancel": "reminder.cancel_check"}
+
+
+@pytest.mark.parametrize("node", QUESTION)
+@pytest.mark.parametrize("caller_input,sorry,decision", [
+    (Silence(), "common.no_input", "no_input"),
+    (Keys("7"), "common.invalid_key", "invalid_key"),
+    (Keys("*"), "common.invalid_key", "invalid_key"),
+])
+def test_silence_or_wrong_key_reasks_twice_then_closes(node, caller_input, sorry, decision):
+    state = {"node": node, "misses": 0}
+    for attempt in range(1, MAX_REPROMPTS + 1):
+        step = call_flows.step("reminder", state, caller_input)
+        assert step.actions == (Ask((sorry, QUESTION[node])),)
+        assert step.state == {"node": node, "misses": attempt}
+        assert step.decision == decision and not step.done
+        state = step.state
+    step = call_flows.step("reminder", state, caller_input)
+    assert step.actions == (Say("reminder.no_response"), Hangup())
+    assert step.outcome == "no_response"
+    assert step.effects == ()
+
+
+def test_a_valid_answer_resets_the_miss_count():
+    state = call_flows.step("reminder", {"node": "identify", "misses": 0}, Silence()).state
+    state = call_flows.step("reminder", state, Keys("1")).state
+    assert state == {"node": "menu", "misses": 0}
+    for _ in range(MAX_REPROMPTS):
+        state = call_flows.step("reminder", state, Keys("5")).state
+    assert call_flows.step("reminder", state, Keys("1")).outcome == "confirmed"
+
+
+def test_only_the_first_of_several_keys_counts():
+    assert call_flows.step("reminder", {"node": "menu", "misses": 0}, Keys("19")).outcome == "confirmed"
+
+
+def test_nothing_about_the_appointment_before_identity_is_confirmed():
+    step = start()
+    assert "reminder.details" not in step.prompts()
+    for misses in range(MAX_REPROMPTS + 1):
+        for caller_input in (Silence(), Keys("3"), Keys("2")):
+            later = call_flows.step("reminder", {"node": "identify", "misses": misses}, caller_input)
+            assert "reminder.details" not in later.prompts()
+            assert later.effects == ()
+
+
+def test_full_walk_to_confirmation():
+    step = start()
+    for key in ("1", "9", "2", "2", "1"):
+        step = call_flows.step("reminder", step.state, Keys(key))
+    assert step.outcome == "confirmed"
+    assert step.effects == (SetAppointmentStatus("confirmed"),)
+
+
+def test_input_after_the_end_hangs_up_without_effects():
+    step = call_flows.step("reminder", {"node": "done", "misses": 0}, Keys("1"))
+    assert step.actions == (Hangup(),) and step.effects == () and step.outcome is None
+
+
+def test_unknown_flow_and_corrupt_state_raise_flow_error():
+    with pytest.raises(call_flows.FlowError):
+        call_flows.start("nope", Answered())
+    with pytest.raises(call_flows.FlowError):
+        call_flows.step("reminder", {"node": "bogus"}, Keys("1"))
+
+
+@pytest.mark.parametrize("can_transfer,actions", [
+    (True, (Say("common.apology_transfer"), call_flows.Transfer())),
+    (False, (Say("common.apology_call_back"), Hangup())),
+])
+def test_failure_step_apologises_then_transfers_or_promises_a_call_back(can_transfer, actions):
+    step = call_flows.failure(can_transfer)
+    assert step.actions == actions and step.outcome == "error"

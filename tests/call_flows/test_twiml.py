@@ -1,0 +1,62 @@
+"""Actions rendered to TwiML: exact verbs, order, URLs and attributes, and valid by Twilio's rules."""
+
+import pytest
+
+import call_flows
+from call_flows import Answered, Ask, Hangup, Keys, Say, Transfer
+from call_flows.twiml import Voice, render
+from tests.support import parse_twiml
+from tests.twiml_schema import assert_valid, problems
+
+TEXT = {"a": "First.", "b": "Second.", "common.apology_transfer": "Sorry, hold on.",
+        "common.apology_call_back": "Sorry, we will call back."}
+VOICE = Voice(text=TEXT.__getitem__, say_language="en-US", step_url="/twilio/voice/step",
+              transfer_number="+12125550199")
+
+
+def test_ask_is_a_gather_with_its_prompts_then_a_redirect_for_silence():
+    verbs = parse_twiml(render([Ask(("a", "b"))], VOICE))
+    assert [v.name for v in verbs] == ["Gather", "Redirect"]
+    gather, redirect = verbs
+    assert gather.attrs == {"action": "/twilio/voice/step", "method": "POST", "input": "dtmf",
+                            "numDigits": "1", "timeout": "6"}
+    assert [(c.name, c.attrs, c.text) for c in gather.children] == [
+        ("Say", {"language": "en-US"}, "First."), ("Say", {"language": "en-US"}, "Second.")]
+    assert (redirect.attrs, redirect.text) == ({"method": "POST"}, "/twilio/voice/step")
+
+
+def test_say_then_hangup():
+    verbs = parse_twiml(render([Say("a"), Hangup()], VOICE))
+    assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Hangup", "")]
+
+
+def test_transfer_dials_only_the_configured_number():
+    verbs = parse_twiml(render([Say("a"), Transfer()], VOICE))
+    assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Dial", "+12125550199")]
+    with pytest.raises(ValueError):
+        render([Transfer()], Voice(TEXT.__getitem__, "en-US", "/s", transfer_number=None))
+
+
+def test_every_reminder_step_renders_valid_twiml():
+    """Walk every node with every key and silence: each document passes the TwiML rules."""
+    catalogue_text = lambda key: key  # noqa: E731 - the text does not matter here
+    voice = Voice(catalogue_text, "en-US", "/twilio/voice/step", "+12125550199")
+    steps = [call_flows.start("reminder", Answered(a)) for a in ("human", "machine_end_beep")]
+    for node in ("identify", "menu", "confirm_cancel", "done"):
+        for misses in (0, 2):
+            for caller_input in [Keys(k) for k in "0123456789*#"] + [call_flows.Silence()]:
+                steps.append(call_flows.step("reminder", {"node": node, "misses": misses}, caller_input))
+    steps += [call_flows.failure(True), call_flows.failure(False)]
+    for step in steps:
+        assert_valid(render(step.actions, voice))
+
+
+@pytest.mark.parametrize("xml,problem", [
+    ("<Response><Gather><Dial>+1</Dial></Gather></Response>", "<Dial> may not be nested in <Gather>"),
+    ('<Response><Say colour="red">Hi</Say></Response>', "<Say> has unknown attribute 'colour'"),
+    ("<Response><Hangup/><Say>Hi</Say></Response>", "<Hangup> is followed by verbs that never run"),
+    ("<Response><Speak>Hi</Speak></Response>", "<Speak> is not allowed in <Response>"),
+    ("<Reply/>", "root element is Reply, not Response"),
+])
+def test_the_twiml_checker_catches_what_twilio_would_reject(xml, problem):
+    assert problem in problems(xml)

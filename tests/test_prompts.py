@@ -1,0 +1,49 @@
+"""Prompt catalogues: every key the flows use exists, with the placeholders the server fills."""
+
+import pytest
+
+import prompts
+from call_flows import Answered, Keys, Silence
+import call_flows
+
+SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider"}
+BEFORE_IDENTITY = ("reminder.greeting", "reminder.identify", "reminder.wrong_person",
+                   "reminder.voicemail", "reminder.no_response", "common.no_input",
+                   "common.invalid_key", "common.apology_transfer", "common.apology_call_back")
+PHI_VALUES = {"date", "time", "location", "provider"}
+
+
+def all_prompt_keys():
+    keys = set()
+    for answered in ("human", "machine_end_beep"):
+        keys.update(call_flows.start("reminder", Answered(answered)).prompts())
+    for node in ("identify", "menu", "confirm_cancel"):
+        for misses in (0, 2):
+            for caller_input in [Keys(k) for k in "0123456789"] + [Silence()]:
+                keys.update(call_flows.step("reminder", {"node": node, "misses": misses},
+                                            caller_input).prompts())
+    for can in (True, False):
+        keys.update(call_flows.failure(can).prompts())
+    return keys
+
+
+@pytest.mark.parametrize("language", prompts.available_languages())
+def test_every_key_the_flows_speak_is_in_the_catalogue(language):
+    catalogue = prompts.load(language)
+    keys = all_prompt_keys()
+    assert keys - set(catalogue.texts) == set()
+    for key in keys:
+        assert catalogue.placeholders(key) <= SERVER_VALUES, key
+
+
+@pytest.mark.parametrize("key", BEFORE_IDENTITY)
+def test_prompts_heard_before_identity_carry_no_appointment_details(key):
+    assert prompts.load("en").placeholders(key) & PHI_VALUES == set()
+
+
+def test_missing_key_and_missing_value_are_clear_errors():
+    catalogue = prompts.load("en")
+    with pytest.raises(prompts.PromptError, match="'reminder.nope' is missing"):
+        catalogue.text("reminder.nope", {})
+    with pytest.raises(prompts.PromptError, match="needs a value for 'clinic'"):
+        catalogue.text("reminder.greeting", {})
