@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker, Session
 
 
@@ -17,12 +19,18 @@ def make_engine(url: str, **kwargs) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 15}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No pool_pre_ping: it costs a round trip on every request. A connection found dead (database
+    # restarted) is handled by run_transaction, which tries once more on a fresh one.
+    return create_engine(url, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """WAL lets readers and one writer work at once; SQLite leaves foreign keys off by default."""
+    # pysqlite defers BEGIN to the first write, so a SAVEPOINT would open (and its release commit)
+    # the whole transaction. We turn that off and emit BEGIN ourselves (SQLAlchemy's recipe).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -30,6 +38,28 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection) -> None:
+    # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then writes
+    # fails at once with "database is locked" when another writer got there first, while an
+    # immediate one waits for the busy timeout. Our transactions nearly all write.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_sessions(engine: Engine) -> sessionmaker[Session]:
     """A session factory whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+T = TypeVar("T")
+
+
+def run_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run work in one transaction; again on a fresh connection if the pooled one had died."""
+    try:
+        with sessions.begin() as session:
+            return work(session)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    with sessions.begin() as session:
+        return work(session)

@@ -50,3 +50,14 @@ def test_naive_datetimes_are_refused(sessions, demo):
     with pytest.raises(Exception, match="naive datetime"):
         with sessions.begin() as session:
             session.get(Appointment, demo.appointment_id).starts_at = dt.datetime(2026, 3, 3, 9)
+
+
+def test_a_savepoint_does_not_commit_on_its_own(sessions, demo):
+    """pysqlite's deferred BEGIN once made a released SAVEPOINT commit by itself."""
+    with pytest.raises(RuntimeError):
+        with sessions.begin() as session:
+            with session.begin_nested():
+                session.add(Call(call_sid="CA" + "2" * 32, direction="inbound", flow="reminder", state={}))
+            raise RuntimeError("roll back the whole transaction")
+    with sessions() as session:
+        assert session.scalars(select(Call)).all() == []
