@@ -8,13 +8,15 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from babel.dates import format_date, format_time
-from sqlalchemy import select
+from typing import Callable, Mapping
+
+from sqlalchemy import RowMapping, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 import prompts
 from call_flows import SetAppointmentStatus, Step
-from ivr.models import Appointment, Call, CallEvent, Patient, Touch, utcnow
+from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
 
 # Status callbacks can arrive twice and out of order; a call only ever moves forward.
 STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3,
@@ -28,53 +30,124 @@ class CallContext:
     """What prompts may say on this call, and where a transfer may go."""
 
     catalogue: prompts.Catalogue
-    values: dict[str, str]
+    values: Mapping[str, str]
     staff_number: str | None
 
 
-def get_call(session: Session, call_sid: str) -> Call | None:
-    """The call with this SID, with everything its prompts need, in one query."""
-    return session.scalars(
-        select(Call).where(Call.call_sid == call_sid).options(
-            joinedload(Call.touch).joinedload(Touch.appointment).options(
-                joinedload(Appointment.location),
-                joinedload(Appointment.patient).joinedload(Patient.clinic)))
-    ).one_or_none()
+@dataclass(frozen=True)
+class Turn:
+    """One row with everything a webhook turn needs: the call's state and its appointment."""
+
+    call_id: int
+    flow: str
+    state: dict
+    appointment_id: int | None
+    appointment_status: str | None
+    row: RowMapping
+
+    @property
+    def staff_number(self) -> str | None:
+        return self.row["staff_phone"]
 
 
-def open_outbound_call(session: Session, call_sid: str, touch: Touch, *, status: str,
-                       from_number: str | None = None, to_number: str | None = None) -> Call:
-    """The call for this SID, created for the touch if nobody has recorded it yet."""
-    call = get_call(session, call_sid)
-    if call is not None:
-        return call
+# A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
+# identity map and unit of work cost more than the database does (bench/webhooks.py).
+_TURN = (
+    select(Call.id.label("call_id"), Call.flow, Call.state, Touch.appointment_id,
+           Appointment.status.label("appointment_status"), Appointment.starts_at,
+           Appointment.provider_name, Location.name.label("location"), Patient.first_name,
+           Patient.language, Patient.timezone, Clinic.name.label("clinic"),
+           Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
+           Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"))
+    .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id)
+    .outerjoin(Appointment, Touch.appointment_id == Appointment.id)
+    .outerjoin(Location, Appointment.location_id == Location.id)
+    .outerjoin(Patient, Appointment.patient_id == Patient.id)
+    .outerjoin(Clinic, Patient.clinic_id == Clinic.id)
+    .where(Call.call_sid == bindparam("sid")))
+# Statements built once: building and hashing a statement per execution cost more than running it.
+_CALL, _EVENT, _APPOINTMENT = Call.__table__, CallEvent.__table__, Appointment.__table__
+_UPDATE_CALL = _CALL.update().where(_CALL.c.id == bindparam("call_id_"))
+_UPDATE_APPOINTMENT = _APPOINTMENT.update().where(_APPOINTMENT.c.id == bindparam("appointment_id_"))
+_INSERT_EVENT = _EVENT.insert()
+
+
+def load_turn(session: Session, call_sid: str) -> Turn | None:
+    """The call with this SID and what its prompts need, in one query."""
+    row = session.connection().execute(_TURN, {"sid": call_sid}).mappings().one_or_none()
+    if row is None:
+        return None
+    return Turn(row["call_id"], row["flow"], row["state"] or {}, row["appointment_id"],
+                row["appointment_status"], row)
+
+
+_LOCK_CALL = (select(_CALL.c.id, _CALL.c.status, _CALL.c.outcome, _CALL.c.touch_id)
+              .where(_CALL.c.call_sid == bindparam("sid")).with_for_update())
+_UPDATE_TOUCH = Touch.__table__.update().where(Touch.__table__.c.id == bindparam("touch_id_"))
+
+
+def lock_call(session: Session, call_sid: str) -> RowMapping | None:
+    """The call's progress, its row locked until commit (concurrent callbacks wait here)."""
+    return session.connection().execute(_LOCK_CALL, {"sid": call_sid}).mappings().one_or_none()
+
+
+def open_outbound_call(session: Session, call_sid: str, touch_id: int, *, status: str,
+                       from_number: str | None = None, to_number: str | None = None) -> bool:
+    """Make sure a call row exists for this SID; False when the touch does not exist."""
+    if session.scalar(select(Call.id).where(Call.call_sid == call_sid)) is not None:
+        return True
+    flow = session.scalar(select(Touch.step).where(Touch.id == touch_id))
+    if flow is None:
+        return False
     try:
         with session.begin_nested():
-            session.add(Call(call_sid=call_sid, direction="outbound-api", flow=touch.step,
-                             touch_id=touch.id, from_number=from_number, to_number=to_number,
-                             status=status, state={}))
+            session.execute(insert(Call).values(
+                call_sid=call_sid, direction="outbound-api", flow=flow, touch_id=touch_id,
+                from_number=from_number, to_number=to_number, status=status, state={},
+                created_at=utcnow()))
     except IntegrityError:
         pass  # the job or a concurrent webhook recorded it first
-    return get_call(session, call_sid)
+    return True
 
 
-def context_for(call: Call, fallback_staff_number: str = "") -> CallContext:
+class _LazyValues(Mapping[str, str]):
+    """Prompt values computed only when a prompt uses them (dates cost more than the rest)."""
+
+    def __init__(self, makers: dict[str, Callable[[], str]]) -> None:
+        self._makers, self._made = makers, {}
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self._made:
+            self._made[key] = self._makers[key]()
+        return self._made[key]
+
+    def __iter__(self):
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+
+def context_for(turn: Turn, fallback_staff_number: str = "") -> CallContext:
     """Prompt values for an outbound reminder call, in the patient's language and time zone."""
-    appointment = call.touch.appointment
-    patient = appointment.patient
-    clinic = patient.clinic
-    catalogue = catalogue_for(patient.language, clinic.language)
-    local = appointment.starts_at.astimezone(ZoneInfo(patient.timezone or clinic.timezone))
-    values = {
-        "clinic": clinic.name,
-        "clinic_phone": speakable_number(clinic.phone),
-        "first_name": patient.first_name,
-        "date": format_date(local, "EEEE, MMMM d", locale=catalogue.locale),
-        "time": format_time(local, "h:mm a", locale=catalogue.locale),
-        "location": appointment.location.name,
-        "provider": appointment.provider_name,
-    }
-    return CallContext(catalogue, values, clinic.staff_phone or fallback_staff_number or None)
+    row = turn.row
+    if turn.appointment_id is None:
+        raise LookupError(f"call {turn.call_id} has no appointment to talk about")
+    catalogue = catalogue_for(row["language"], row["clinic_language"])
+
+    def local():
+        return row["starts_at"].astimezone(ZoneInfo(row["timezone"] or row["clinic_timezone"]))
+
+    values = _LazyValues({
+        "clinic": lambda: row["clinic"],
+        "clinic_phone": lambda: speakable_number(row["clinic_phone"]),
+        "first_name": lambda: row["first_name"],
+        "date": lambda: format_date(local(), "EEEE, MMMM d", locale=catalogue.locale),
+        "time": lambda: format_time(local(), "h:mm a", locale=catalogue.locale),
+        "location": lambda: row["location"],
+        "provider": lambda: row["provider_name"],
+    })
+    return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None)
 
 
 def catalogue_for(*languages: str) -> prompts.Catalogue:
@@ -93,48 +166,60 @@ def speakable_number(e164: str) -> str:
     return ", ".join(" ".join(group) for group in re.findall(r"\d+", national))
 
 
-def record_step(session: Session, call: Call, step: Step, caller_input: dict | None) -> None:
-    """Save the next state, apply the step's effects and append the audit events."""
-    now = utcnow()
-    call.state = dict(step.state)
-    if caller_input is not None:
-        session.add(CallEvent(call=call, at=now, kind="input", detail=caller_input))
-    if step.decision:
-        session.add(CallEvent(call=call, at=now, kind="decision", detail={"decision": step.decision}))
+def record_step(session: Session, turn: Turn, step: Step, caller_input: dict | None) -> None:
+    """Save the next state, apply the step's effects, and append one audit event for the turn:
+    what the caller did, what was decided, what changed and which prompts were spoken."""
+    connection, now = session.connection(), utcnow()
+    detail: dict = {"input": caller_input, "decision": step.decision, "prompts": step.prompts()}
+    call_changes: dict = {"call_id_": turn.call_id, "state": dict(step.state)}
     for effect in step.effects:
         if isinstance(effect, SetAppointmentStatus):
-            appointment = call.touch.appointment
-            session.add(CallEvent(call=call, at=now, kind="appointment_status",
-                                  detail={"appointment_id": appointment.id, "from": appointment.status,
-                                          "to": effect.status}))
-            appointment.status = effect.status
-            appointment.status_changed_at = now
-    session.add(CallEvent(call=call, at=now, kind="prompt", detail={"keys": step.prompts()}))
+            detail.setdefault("changes", []).append(
+                {"appointment_id": turn.appointment_id, "status_from": turn.appointment_status,
+                 "status_to": effect.status})
+            connection.execute(_UPDATE_APPOINTMENT, {"appointment_id_": turn.appointment_id,
+                                                     "status": effect.status, "status_changed_at": now})
     if step.outcome:
-        call.outcome = step.outcome
+        call_changes["outcome"] = detail["outcome"] = step.outcome
+    connection.execute(_UPDATE_CALL, call_changes)
+    connection.execute(_INSERT_EVENT, {"call_id": turn.call_id, "at": now, "kind": "step",
+                                       "detail": detail})
+
+
+def record_failure(session: Session, turn: Turn, error: BaseException, failure: Step) -> None:
+    """Note on the call that a step failed and what the caller heard instead (no message: PHI)."""
+    connection = session.connection()
+    connection.execute(_UPDATE_CALL, {"call_id_": turn.call_id, "outcome": failure.outcome,
+                                      "state": dict(failure.state)})
+    connection.execute(_INSERT_EVENT, {"call_id": turn.call_id, "at": utcnow(), "kind": "error",
+                                       "detail": {"error": type(error).__name__,
+                                                  "prompts": failure.prompts()}})
 
 
 def apply_status(session: Session, call_sid: str, status: str, answered_by: str | None,
-                 touch: Touch | None = None) -> bool:
+                 touch_id: int | None = None) -> bool:
     """Record a status callback; False when it is a duplicate, would move the call backwards,
-    or names a call we never heard of."""
-    if touch is not None:
-        open_outbound_call(session, call_sid, touch, status="queued")
-    call = session.scalars(select(Call).where(Call.call_sid == call_sid).with_for_update()).one_or_none()
+    or names a call we never heard of. A callback can come before the job recorded the SID:
+    the touch id in its URL says which call it is."""
+    call = lock_call(session, call_sid)
     if call is None:
+        if touch_id is None or not open_outbound_call(session, call_sid, touch_id, status="queued"):
+            return False
+        call = lock_call(session, call_sid)
+    if STATUS_RANK[status] <= STATUS_RANK.get(call["status"], 0):
         return False
-    if STATUS_RANK[status] <= STATUS_RANK.get(call.status, 0):
-        return False
-    now = utcnow()
-    session.add(CallEvent(call=call, at=now, kind="status", detail={"from": call.status, "to": status}))
-    call.status = status
+    connection, now = session.connection(), utcnow()
+    changes: dict = {"call_id_": call["id"], "status": status}
     if answered_by:
-        call.answered_by = answered_by
+        changes["answered_by"] = answered_by
     if status in TERMINAL:
-        call.ended_at = now
-        if call.outcome is None:
-            call.outcome = "unreached" if status in UNREACHED else "hung_up"
-        if call.touch is not None:
-            call.touch.status = "unreached" if status in UNREACHED else "completed"
+        changes["ended_at"] = now
+        if call["outcome"] is None:
+            changes["outcome"] = "unreached" if status in UNREACHED else "hung_up"
+        if call["touch_id"] is not None:
+            connection.execute(_UPDATE_TOUCH, {"touch_id_": call["touch_id"], "updated_at": now,
+                                               "status": "unreached" if status in UNREACHED else "completed"})
+    connection.execute(_UPDATE_CALL, changes)
+    connection.execute(_INSERT_EVENT, {"call_id": call["id"], "at": now, "kind": "status",
+                                       "detail": {"from": call["status"], "to": status}})
     return True
-

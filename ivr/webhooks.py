@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from typing import Callable
 
 from flask import Blueprint, Response, abort, request, url_for
+from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
 
 import call_flows
 import prompts
 from call_flows import Answered, Keys, Silence, Step
 from call_flows.twiml import Voice, render
 from ivr import calls
-from ivr.models import Call, CallEvent, Touch
+from ivr.db import run_transaction
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
 
@@ -62,16 +65,19 @@ def _caller_input() -> tuple[call_flows.CallerInput, dict]:
 def outbound_answer(touch_id: int) -> Response:
     """Answer URL of an outbound call placed for a touch: the flow's first words."""
     sid, answered_by = _call_sid(), _answered_by()
-    services = current_services()
-    with services.sessions.begin() as session:
-        touch = session.get(Touch, touch_id)
-        if touch is None:
-            abort(404, description="no such touch")
-        call = calls.open_outbound_call(session, sid, touch, status="in-progress",
-                                        from_number=request.form.get("From"),
-                                        to_number=request.form.get("To"))
-        return _run(session, call, lambda: call_flows.start(call.flow, Answered(answered_by)),
-                    {"answered_by": answered_by} if answered_by else None)
+
+    def load(session: Session) -> calls.Turn | None:
+        turn = calls.load_turn(session, sid)
+        if turn is None:  # the carrier answered before the job recorded the SID
+            if not calls.open_outbound_call(session, sid, touch_id, status="in-progress",
+                                            from_number=request.form.get("From"),
+                                            to_number=request.form.get("To")):
+                abort(404, description="no such touch")
+            turn = calls.load_turn(session, sid)
+        return turn
+
+    return _turn(sid, load, lambda turn: call_flows.start(turn.flow, Answered(answered_by)),
+                 {"answered_by": answered_by})
 
 
 @bp.post("/voice/step")
@@ -79,48 +85,51 @@ def voice_step() -> Response:
     """Action URL of every question, and the Redirect that follows it when the caller is silent."""
     sid = _call_sid()
     caller_input, audit = _caller_input()
-    services = current_services()
-    with services.sessions.begin() as session:
-        call = calls.get_call(session, sid)
-        if call is None:
-            log.warning("step for unknown call %s", sid)
-            return _twiml(_failure_twiml(services.settings.fallback_staff_number))
-        return _run(session, call, lambda: call_flows.step(call.flow, call.state, caller_input), audit)
+    return _turn(sid, lambda session: calls.load_turn(session, sid),
+                 lambda turn: call_flows.step(turn.flow, turn.state, caller_input), audit)
 
 
-def _run(session, call: Call, make_step, audit: dict | None) -> Response:
-    """Run one engine step and store it; any failure still answers valid TwiML."""
+def _turn(sid: str, load: Callable[[Session], calls.Turn | None],
+          make_step: Callable[[calls.Turn], Step], audit: dict) -> Response:
+    """One turn in one transaction: load, step, render, record. Any failure still answers TwiML."""
     services = current_services()
+
+    def work(session: Session) -> str:
+        turn = load(session)
+        if turn is None:
+            log.warning("call %s: step for a call we have no record of", sid)
+            return _failure_twiml(services.settings.fallback_staff_number)
+        context = calls.context_for(turn, services.settings.fallback_staff_number)
+        step = make_step(turn)
+        xml = render(step.actions, Voice(
+            text=lambda key: context.catalogue.text(key, context.values),
+            say_language=context.catalogue.say_language,
+            step_url=url_for("twilio.voice_step"), transfer_number=context.staff_number))
+        calls.record_step(session, turn, step, audit)
+        return xml
+
     try:
-        context = calls.context_for(call, services.settings.fallback_staff_number)
-        step: Step = make_step()
-        voice = Voice(text=lambda key: context.catalogue.text(key, context.values),
-                      say_language=context.catalogue.say_language,
-                      step_url=url_for("twilio.voice_step"), transfer_number=context.staff_number)
-        xml = render(step.actions, voice)
-        with session.begin_nested():
-            calls.record_step(session, call, step, audit)
-        return _twiml(xml)
+        return _twiml(run_transaction(services.sessions, work))
+    except HTTPException:
+        raise
     except Exception as exc:  # noqa: BLE001 - a caller must never hear "an application error"
-        _log_failure(call.call_sid, exc)
-        staff = _staff_number_of(call) or services.settings.fallback_staff_number
-        try:
-            with session.begin_nested():
-                failure = call_flows.failure(bool(staff))
-                session.add(CallEvent(call=call, kind="error",
-                                      detail={"error": type(exc).__name__, "prompts": failure.prompts()}))
-                call.outcome = failure.outcome
-                call.state = dict(failure.state)
-        except Exception as audit_exc:  # noqa: BLE001
-            _log_failure(call.call_sid, audit_exc)
-        return _twiml(_failure_twiml(staff))
+        _log_failure(sid, exc)
+        return _twiml(_fail_call(sid, exc))
 
 
-def _staff_number_of(call: Call) -> str | None:
+def _fail_call(sid: str, error: BaseException) -> str:
+    """Record the failure in a fresh transaction; apologise and transfer (or promise a call-back)."""
+    services = current_services()
+    staff = services.settings.fallback_staff_number or None
     try:
-        return call.touch.appointment.patient.clinic.staff_phone
-    except Exception:  # noqa: BLE001 - the record itself may be what failed
-        return None
+        with services.sessions.begin() as session:
+            turn = calls.load_turn(session, sid)
+            if turn is not None:
+                staff = turn.staff_number or staff
+                calls.record_failure(session, turn, error, call_flows.failure(bool(staff)))
+    except Exception as audit_error:  # noqa: BLE001 - the database itself may be what failed
+        _log_failure(sid, audit_error)
+    return _failure_twiml(staff)
 
 
 def _failure_twiml(staff_number: str | None) -> str:
@@ -152,11 +161,7 @@ def status_callback(touch_id: int | None = None) -> Response:
     status = request.form.get("CallStatus", "")
     if status not in calls.STATUS_RANK:
         abort(400, description="CallStatus is missing or unknown")
-    services = current_services()
-    with services.sessions.begin() as session:
-        touch = session.get(Touch, touch_id) if touch_id is not None else None
-        if touch_id is not None and touch is None:
-            abort(404, description="no such touch")
-        applied = calls.apply_status(session, sid, status, answered_by, touch=touch)
+    applied = run_transaction(current_services().sessions, lambda session: calls.apply_status(
+        session, sid, status, answered_by, touch_id=touch_id))
     log.info("call %s status %s %s", sid, status, "applied" if applied else "ignored")
     return Response(status=204)

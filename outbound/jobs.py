@@ -57,7 +57,7 @@ def place_touch_call(touch_id: int) -> str | None:
     with services.sessions.begin() as session:
         touch = session.get(Touch, touch_id)
         touch.status, touch.call_sid, touch.last_error = "placed", sid, None
-        calls.open_outbound_call(session, sid, touch, status="queued",
+        calls.open_outbound_call(session, sid, touch_id, status="queued",
                                  from_number=request.from_, to_number=request.to)
     log.info("touch %s placed as call %s", touch_id, sid)
     return sid

@@ -39,10 +39,11 @@ class Catalogue:
         return {name for _, name, _, _ in string.Formatter().parse(self.texts[key]) if name}
 
 
-def available_languages() -> list[str]:
+@cache
+def available_languages() -> tuple[str, ...]:
     """Language codes that have a catalogue file."""
-    return sorted(p.name[:-5] for p in resources.files(__package__).iterdir()
-                  if p.name.endswith(".toml"))
+    return tuple(sorted(p.name[:-5] for p in resources.files(__package__).iterdir()
+                  if p.name.endswith(".toml")))
 
 
 @cache

@@ -70,10 +70,16 @@ def test_signed_call_walks_from_greeting_to_confirmation(twilio, demo, sessions)
     with sessions() as session:
         call = session.scalars(select(Call)).one()
         assert (call.call_sid, call.outcome, call.state["node"]) == (call_sid(), "confirmed", "done")
-    assert [d["decision"] for _, d in events(sessions, "decision")] == ["identity_confirmed", "confirm"]
-    assert events(sessions, "input") == [("input", {"digits": "1"}), ("input", {"digits": "1"})]
-    assert events(sessions, "appointment_status") == [
-        ("appointment_status", {"appointment_id": demo.appointment_id, "from": "booked", "to": "confirmed"})]
+    assert [detail for _, detail in events(sessions, "step")] == [
+        {"input": {"answered_by": None}, "decision": None,
+         "prompts": ["reminder.greeting", "reminder.identify"]},
+        {"input": {"digits": "1"}, "decision": "identity_confirmed",
+         "prompts": ["reminder.details", "reminder.menu"]},
+        {"input": {"digits": "1"}, "decision": "confirm", "prompts": ["reminder.confirmed"],
+         "changes": [{"appointment_id": demo.appointment_id, "status_from": "booked",
+                      "status_to": "confirmed"}],
+         "outcome": "confirmed"},
+    ]
 
 
 @pytest.mark.parametrize("keys,status,outcome,last_words", [
@@ -219,3 +225,56 @@ def test_no_phi_in_logs_during_a_whole_call(twilio, demo, caplog):
             heard(press(twilio, key))
     for phi in ("Jane", "Doe", "Patel", "Main Street", demo.patient_phone):
         assert phi not in caplog.text
+
+
+def test_concurrent_calls_all_get_their_answers(app, sessions, demo):
+    """Many calls at once on one database: none may fail with a locked database."""
+    import threading
+
+    from ivr.models import Appointment, Touch, utcnow
+    from tests.support import TwilioClient
+
+    with sessions.begin() as session:
+        touches = [Touch(appointment=a, step="reminder", due_at=utcnow()) for a in session.scalars(
+            select(Appointment).where(Appointment.id != demo.appointment_id))]
+        session.add_all(touches)
+        session.flush()
+        touch_ids = [demo.touch_id] + [t.id for t in touches]
+    failures = []
+
+    def caller(n):
+        twilio = TwilioClient(app.test_client())
+        for k in range(6):
+            sid = call_sid(1000 + n * 10 + k)
+            for path, data in ((f"/twilio/voice/outbound/{touch_ids[k % len(touch_ids)]}", {}),
+                               (STEP, {"Digits": "9"})):
+                response = twilio.post(path, {"CallSid": sid, **data})
+                if b"<Gather" not in response.data:
+                    failures.append(response.data)
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with sessions() as session:
+        assert len(session.scalars(select(Call)).all()) == 36
+
+
+def test_a_dead_database_connection_is_replaced_without_the_caller_noticing(twilio, demo, database_url):
+    """After a PostgreSQL restart the pooled connection is dead; the turn runs again on a new one."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server connection to lose")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    heard(answer(twilio, demo))  # the pool now holds a live connection
+    admin = create_engine(database_url, poolclass=NullPool)
+    with admin.connect() as connection:
+        killed = connection.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+    admin.dispose()
+    assert killed >= 1
+    assert spoken(heard(press(twilio, "1")))[1] == MENU
