@@ -96,7 +96,7 @@ def open_outbound_call(session: Session, call_sid: str, touch_id: int, *, status
     """Make sure a call row exists for this SID; False when the touch does not exist."""
     if session.scalar(select(Call.id).where(Call.call_sid == call_sid)) is not None:
         return True
-    flow = session.scalar(select(Touch.step).where(Touch.id == touch_id))
+    flow = session.scalar(select(Touch.flow).where(Touch.id == touch_id))
     if flow is None:
         return False
     try:

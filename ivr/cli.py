@@ -119,7 +119,45 @@ def reminders_schedule(within_hours: int) -> None:
                f"{len(due) - queued} already queued")
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group)
+@reminders_group.command("outcomes")
+@click.option("--wait", default=0, show_default=True, type=click.IntRange(0, 3600),
+              help="Wait up to this many seconds for calls in progress to end.")
+@with_appcontext
+def reminders_outcomes(wait: int) -> None:
+    """Show each reminder call: appointment, call status, outcome, appointment status."""
+    import time
+
+    from ivr.models import Appointment, Call
+
+    services = current_services()
+    deadline = time.monotonic() + wait
+    while True:
+        with services.sessions() as session:
+            rows = session.execute(
+                select(Touch, Call).outerjoin(Call, Call.touch_id == Touch.id)
+                .order_by(Touch.id)).all()
+            busy = [t for t, c in rows if t.status in ("planned", "dialing", "placed")]
+            if not busy or time.monotonic() >= deadline:
+                table = [(str(t.appointment_id), t.step, t.status, c.status if c else "-",
+                          (c.outcome or "-") if c else "-",
+                          session.get(Appointment, t.appointment_id).status) for t, c in rows]
+                break
+        time.sleep(0.5)
+    header = ("appointment", "contact", "touch", "call", "outcome", "appointment status")
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    for row in [header, *table]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if busy:
+        click.echo(f"{len(busy)} call(s) still in progress")
+
+
+def _sandbox_group():
+    from ivr.sandbox.cli import sandbox_group
+
+    return sandbox_group
+
+
+COMMANDS = (db_group, seed_demo, worker, reminders_group, _sandbox_group())
 
 
 def register(app: Flask) -> None:

@@ -1,80 +1,164 @@
-"""The sandbox carrier's REST side: the part of Twilio's 2010-04-01 API that the server uses.
+"""The sandbox carrier's HTTP side.
 
-The real twilio.rest.Client talks to it unchanged, through ivr.telephony.RedirectingHttpClient.
-Calls are kept in memory in this process: enough to accept and inspect what the server placed.
+Under /sandbox/2010-04-01: the part of Twilio's REST API that the server uses (Calls create, fetch
+and update; Messages create; Recordings fetch), with Basic auth and Twilio's error shape, so the
+real twilio.rest.Client talks to it unchanged (through ivr.telephony.RedirectingHttpClient).
+Under /sandbox/phones and /sandbox/calls: sandbox-only controls for scripts and transcripts.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
-from dataclasses import dataclass, field
-from typing import Any
+from functools import wraps
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ivr.config import is_e164
 from ivr.models import utcnow
+from ivr.sandbox import script as scripts
+from ivr.sandbox.carrier import carrier, new_call_sid, resource
+from ivr.sandbox.interpreter import PlacedCall
 from ivr.services import current_services
 
-bp = Blueprint("sandbox_rest", __name__, url_prefix="/sandbox/2010-04-01")
-
-
-@dataclass
-class SandboxLedger:
-    """Every call the sandbox accepted, newest last."""
-
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def ledger() -> SandboxLedger:
-    """This app's ledger, created on first use."""
-    return current_app.extensions.setdefault("ivr_sandbox", SandboxLedger())
+bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
+API = "/2010-04-01/Accounts/<account_sid>"
 
 
 def _error(status: int, code: int, message: str) -> Response:
     """Twilio's error shape, so TwilioRestException carries the same code and message."""
-    response = jsonify({"code": code, "message": message, "more_info":
-                        f"https://www.twilio.com/docs/errors/{code}", "status": status})
+    response = jsonify({"code": code, "message": message, "status": status,
+                        "more_info": f"https://www.twilio.com/docs/errors/{code}"})
     response.status_code = status
     return response
 
 
-def _authorised(account_sid: str) -> bool:
+def _authorised(account_sid: str | None = None) -> bool:
     settings = current_services().settings
     auth = request.authorization
-    return (auth is not None and auth.type == "basic" and account_sid == settings.twilio_account_sid
+    return (auth is not None and auth.type == "basic"
+            and account_sid in (None, settings.twilio_account_sid)
             and auth.username == settings.twilio_account_sid
             and secrets.compare_digest(auth.password or "", settings.twilio_auth_token))
 
 
-@bp.post("/Accounts/<account_sid>/Calls.json")
-def create_call(account_sid: str) -> Response:
-    """Accept a call like Twilio does: validate, give it a SID, answer 201 with the call resource."""
-    if not _authorised(account_sid):
-        return _error(401, 20003, "Authenticate")
-    form = request.form
-    for name in ("To", "From"):
-        if not form.get(name):
-            return _error(400, 21201 if name == "To" else 21213, f"No '{name}' number is specified")
-    if not is_e164(form["To"]):
-        return _error(400, 21211, f"Invalid 'To' Phone Number: {form['To']}")
-    if not form.get("Url") and not form.get("Twiml"):
-        return _error(400, 21205, "Url parameter is required.")
-    now = utcnow().strftime("%a, %d %b %Y %H:%M:%S +0000")
-    call = {
-        "sid": "CA" + secrets.token_hex(16), "account_sid": account_sid,
-        "to": form["To"], "from": form["From"], "status": "queued", "direction": "outbound-api",
-        "date_created": now, "date_updated": now, "api_version": "2010-04-01",
-        "url": form.get("Url"), "status_callback": form.get("StatusCallback"),
-        "status_callback_event": form.getlist("StatusCallbackEvent"),
-        "machine_detection": form.get("MachineDetection"),
-    }
-    call["uri"] = f"/2010-04-01/Accounts/{account_sid}/Calls/{call['sid']}.json"
-    book = ledger()
-    with book.lock:
-        book.calls.append(call)
-    response = jsonify(call)
+def basic_auth(view):
+    """Twilio's 401 (code 20003) unless the request carries the account's credentials."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not _authorised(kwargs.get("account_sid")):
+            return _error(401, 20003, "Authenticate")
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def _created(body: dict) -> Response:
+    response = jsonify(body)
     response.status_code = 201
     return response
+
+
+@bp.post(f"{API}/Calls.json")
+@basic_auth
+def create_call(account_sid: str) -> Response:
+    """Accept a call like Twilio: validate, give it a SID, answer 201, then ring the phone."""
+    form = request.form
+    for name, code in (("To", 21201), ("From", 21213)):
+        if not form.get(name):
+            return _error(400, code, f"No '{name}' number is specified")
+    if not is_e164(form["To"]):
+        return _error(400, 21211, f"Invalid 'To' Phone Number: {form['To']}")
+    if not form.get("Url"):
+        return _error(400, 21205, "Url parameter is required.")
+    call = PlacedCall(sid=new_call_sid(), account_sid=account_sid, from_=form["From"], to=form["To"],
+                      direction="outbound-api", url=form["Url"], method=form.get("Method", "POST"),
+                      status_callback=form.get("StatusCallback"),
+                      status_callback_events=tuple(form.getlist("StatusCallbackEvent")),
+                      machine_detection=form.get("MachineDetection"))
+    body = resource(call)
+    body["date_created"] = utcnow().strftime("%a, %d %b %Y %H:%M:%S +0000")
+    sandbox = carrier()
+    sandbox.store.save_call(body)
+    sandbox.start(call)
+    return _created(body)
+
+
+@bp.get(f"{API}/Calls/<sid>.json")
+@basic_auth
+def fetch_call(account_sid: str, sid: str) -> Response:
+    call = carrier().store.call(sid)
+    return jsonify(call) if call else _error(404, 20404, f"The requested resource {request.path} was not found")
+
+
+@bp.post(f"{API}/Calls/<sid>.json")
+@basic_auth
+def update_call(account_sid: str, sid: str) -> Response:
+    """Hang up (Status=completed|canceled) or redirect (Url=) a live call."""
+    store = carrier().store
+    call = store.call(sid)
+    if call is None:
+        return _error(404, 20404, f"The requested resource {request.path} was not found")
+    changes = {k: request.form[k] for k in ("Status", "Url", "Method") if request.form.get(k)}
+    if changes.get("Status") not in (None, "completed", "canceled"):
+        return _error(400, 21220, "Invalid call state: Status must be completed or canceled")
+    store.request_update(sid, changes)
+    return jsonify(call)
+
+
+@bp.post(f"{API}/Messages.json")
+@basic_auth
+def create_message(account_sid: str) -> Response:
+    """Accept a text message; the sandbox keeps it instead of sending it."""
+    form = request.form
+    if not form.get("To") or not is_e164(form["To"]):
+        return _error(400, 21211, f"Invalid 'To' Phone Number: {form.get('To', '')}")
+    if not form.get("Body"):
+        return _error(400, 21602, "Message body is required.")
+    message = {"sid": "SM" + secrets.token_hex(16), "account_sid": account_sid, "to": form["To"],
+               "from": form.get("From"), "body": form["Body"], "status": "queued",
+               "direction": "outbound-api", "api_version": "2010-04-01",
+               "date_created": utcnow().strftime("%a, %d %b %Y %H:%M:%S +0000")}
+    carrier().store.save_message(message)
+    return _created(message)
+
+
+@bp.get(f"{API}/Recordings/<sid>.json")
+@basic_auth
+def fetch_recording(account_sid: str, sid: str) -> Response:
+    meta = carrier().store.recording_meta(sid)
+    if meta is None:
+        return _error(404, 20404, f"The requested resource {request.path} was not found")
+    return jsonify({"sid": sid, "account_sid": account_sid, "call_sid": meta["call_sid"],
+                    "media_format": "wav", "api_version": "2010-04-01"})
+
+
+@bp.get(f"{API}/Recordings/<sid>")
+@bp.get(f"{API}/Recordings/<sid>.wav")
+@basic_auth
+def recording_audio(account_sid: str, sid: str) -> Response:
+    """The recorded audio, as Twilio serves a RecordingUrl (WAV)."""
+    audio = carrier().store.recording(sid)
+    if audio is None:
+        return _error(404, 20404, f"The requested resource {request.path} was not found")
+    return Response(audio, mimetype="audio/x-wav")
+
+
+@bp.put("/phones/<number>")
+@basic_auth
+def set_phone(number: str) -> Response:
+    """How the sandbox phone at this number behaves (a caller script as JSON)."""
+    if not is_e164(number):
+        return _error(400, 21211, f"Invalid Phone Number: {number}")
+    try:
+        script = scripts.parse(request.get_json(force=True, silent=False))
+    except scripts.ScriptError as exc:
+        return _error(400, 21000, str(exc))
+    carrier().store.set_phone(number, script)
+    return jsonify({"number": number, "script": script.as_dict()})
+
+
+@bp.get("/calls/<sid>")
+@basic_auth
+def transcript(sid: str) -> Response:
+    """What happened on a sandbox call so far (done: true once it ended)."""
+    found = carrier().store.transcript(sid)
+    return jsonify(found) if found else _error(404, 20404, f"No transcript for call {sid}")

@@ -1,14 +1,12 @@
 """Placing reminder calls through RQ with real Redis and real burst workers."""
 
 import datetime as dt
-import threading
 
 import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from ivr import create_app
 from ivr.errors import DialError, PermanentDialError
@@ -115,20 +113,16 @@ def test_a_touch_due_later_waits_in_the_scheduler(app, redis, dialer, demo):
 @pytest.fixture
 def live_sandbox(database_url, redis, tmp_path):
     """The app served over real HTTP with the sandbox carrier, its REST API at /sandbox."""
-    holder = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start),
-                         threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    app = create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base,
-                      "CARRIER": "sandbox", "TWILIO_API_URL": f"{base}/sandbox",
-                      "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
-                      "INSTANCE_PATH": str(tmp_path / "instance")})
-    holder["app"] = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, base
-    server.shutdown()
-    thread.join(timeout=10)
+    from ivr.sandbox.calling import serve
+
+    def make(base):
+        return create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base,
+                           "CARRIER": "sandbox", "TWILIO_API_URL": f"{base}/sandbox",
+                           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
+                           "INSTANCE_PATH": str(tmp_path / "instance")})
+
+    with serve(make) as (app, base):
+        yield app, base
     app.extensions["ivr"].engine.dispose()
 
 
@@ -138,7 +132,9 @@ def test_forking_worker_places_the_call_with_the_real_twilio_client_over_http(li
     queue = outbound_queue(redis)
     enqueue_touch(queue, demo.touch_id)
     run_burst(app, queue, worker_class=AppWorker)
-    calls = app.extensions["ivr_sandbox"].calls
+    from ivr.sandbox.carrier import carrier
+    with app.app_context():
+        calls = carrier().store.calls()
     assert len(calls) == 1
     placed = calls[0]
     assert (placed["to"], placed["from"], placed["url"], placed["status_callback"]) == (

@@ -1,0 +1,183 @@
+"""Placing sandbox calls end to end: the web server over real HTTP, a real RQ worker, the real
+database. Used by `ivr sandbox call` and by the end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from flask import Flask
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from ivr.errors import IvrError
+from ivr.models import Appointment, Call, Touch, utcnow
+from ivr.sandbox.script import Script
+from ivr.sandbox.store import SandboxStore
+
+
+class SandboxCallError(IvrError):
+    """A sandbox call could not be placed or did not finish in time."""
+
+
+@contextlib.contextmanager
+def serve(make_app) -> Iterator[tuple[Flask, str]]:
+    """Serve make_app(base_url) on a free 127.0.0.1 port in a thread; the app learns its own URL."""
+    holder: dict[str, Flask] = {}
+    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start),
+                         threaded=True)
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    holder["app"] = make_app(base_url)
+    thread = threading.Thread(target=server.serve_forever, name="sandbox-http", daemon=True)
+    thread.start()
+    try:
+        yield holder["app"], base_url
+    finally:
+        carrier = holder["app"].extensions.get("ivr_sandbox")
+        if carrier is not None:
+            carrier.executor.shutdown(wait=True)
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+def plan_test_call(sessions, appointment_id: int) -> int:
+    """A touch of its own for a test call, running the reminder flow; returns its id."""
+    with sessions.begin() as session:
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is None:
+            raise SandboxCallError(f"no appointment with id {appointment_id}")
+        earlier = session.scalar(select(func.count()).select_from(Touch)
+                                 .where(Touch.appointment_id == appointment_id,
+                                        Touch.step.like("test-call-%")))
+        touch = Touch(appointment=appointment, step=f"test-call-{earlier + 1}", flow="reminder",
+                      channel="voice", due_at=utcnow())
+        session.add(touch)
+        session.flush()
+        return touch.id
+
+
+def patient_phone(sessions, appointment_id: int) -> str:
+    with sessions() as session:
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is None:
+            raise SandboxCallError(f"no appointment with id {appointment_id}")
+        return appointment.patient.phone
+
+
+def wait_for_call_sid(sessions, touch_id: int, timeout: float) -> str:
+    """The SID the worker got for the touch's call; an error if nothing dialled in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            touch = session.get(Touch, touch_id)
+            if touch.call_sid:
+                return touch.call_sid
+            if touch.status in ("failed", "skipped"):
+                raise SandboxCallError(f"the call was not placed: touch {touch.status} ({touch.last_error})")
+        time.sleep(0.05)
+    raise SandboxCallError(f"no worker placed the call within {timeout:.0f} s; is `ivr worker` running?")
+
+
+def wait_for_transcript(store: SandboxStore, sid: str, timeout: float) -> dict[str, Any]:
+    """The finished transcript of a sandbox call."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = store.transcript(sid)
+        if found and found.get("done"):
+            return found
+        time.sleep(0.05)
+    raise SandboxCallError(f"call {sid} did not finish within {timeout:.0f} s")
+
+
+def wait_for_final_status(sessions, sid: str, timeout: float = 10) -> None:
+    """Status callbacks may still be in flight when the transcript is done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if session.scalar(select(Call.ended_at).where(Call.call_sid == sid)) is not None:
+                return
+        time.sleep(0.05)
+
+
+def outcome(sessions, touch_id: int) -> dict[str, Any]:
+    """What the database recorded for a touch's call."""
+    with sessions() as session:
+        touch = session.get(Touch, touch_id)
+        call = session.scalars(select(Call).where(Call.touch_id == touch_id)).first()
+        return {"touch_id": touch.id, "touch_status": touch.status,
+                "appointment_id": touch.appointment_id,
+                "appointment_status": touch.appointment.status,
+                "call_sid": call.call_sid if call else None,
+                "call_status": call.status if call else None,
+                "call_outcome": call.outcome if call else None,
+                "answered_by": call.answered_by if call else None}
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """A finished sandbox call: what was heard and done, and what the record says now."""
+
+    transcript: dict[str, Any]
+    outcome: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"call": self.transcript, "outcome": self.outcome}
+
+
+def place_reminder_call(app: Flask, appointment_id: int, script: Script, *, run_worker: bool,
+                        timeout: float = 60) -> CallResult:
+    """Plan a test call for the appointment, give the patient's phone the script, let the queue
+    place it (running a worker here when run_worker), and wait for the call to end."""
+    from outbound.queueing import enqueue_touch, outbound_queue
+    from outbound.worker import AppSimpleWorker
+    from ivr.sandbox.carrier import SandboxCarrier
+
+    services = app.extensions["ivr"]
+    sessions = services.sessions
+    store = SandboxCarrier.store_for(services.settings, services.redis)
+    store.set_phone(patient_phone(sessions, appointment_id), script)
+    touch_id = plan_test_call(sessions, appointment_id)
+    queue = outbound_queue(services.redis)
+    enqueue_touch(queue, touch_id)
+    if run_worker:
+        AppSimpleWorker([queue], connection=services.redis, app=app).work(burst=True)
+    sid = wait_for_call_sid(sessions, touch_id, timeout)
+    transcript = wait_for_transcript(store, sid, timeout)
+    wait_for_final_status(sessions, sid)
+    return CallResult(transcript, outcome(sessions, touch_id))
+
+
+def describe(result: CallResult) -> str:
+    """A transcript people can read: what was said, what the caller did, what changed."""
+    call, out = result.transcript, result.outcome
+    lines = [f"Call {call['sid']}  {call['from']} -> {call['to']}  ({call['direction']})"]
+    if call.get("answered_by"):
+        lines.append(f"  answered by: {call['answered_by']}")
+    for number, turn in enumerate(call["turns"], 1):
+        lines.append(f"  [{number}] {turn['url']}")
+        for prompt in turn.get("prompts", []):
+            if "say" in prompt:
+                lines.append(f"      says:   {prompt['say']}")
+            elif "play" in prompt:
+                lines.append(f"      plays:  {prompt['play']}")
+            elif "pause" in prompt:
+                lines.append(f"      pause:  {prompt['pause']} s")
+        if turn.get("dial"):
+            dial = turn["dial"]
+            for prompt in dial.get("whisper", []):
+                lines.append(f"      staff hears: {prompt.get('say') or prompt.get('play')}")
+            lines.append(f"      transfer to {dial['to']}: {dial['status']}")
+        if turn.get("reply"):
+            from ivr.sandbox.script import Reply
+
+            lines.append(f"      caller: {Reply(**turn['reply']).describe()}")
+        if turn.get("error"):
+            lines.append(f"      error:  {turn['error']}")
+    lines.append(f"  call status: {call['status']}" + (f" ({call['error']})" if call.get("error") else ""))
+    lines.append(f"  recorded: call outcome {out['call_outcome']}, appointment {out['appointment_id']} "
+                 f"is {out['appointment_status']}, touch {out['touch_id']} {out['touch_status']}")
+    return "\n".join(lines)

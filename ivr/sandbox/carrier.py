@@ -1,0 +1,87 @@
+"""The sandbox carrier: accepts calls like Twilio's REST API and plays them in the background."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from flask import current_app
+from redis import Redis
+
+from ivr.config import Settings
+from ivr.sandbox.interpreter import CallPlayer, PlacedCall, Transcript
+from ivr.sandbox.script import Script
+from ivr.sandbox.store import SandboxStore
+
+log = logging.getLogger(__name__)
+
+
+class SandboxCarrier:
+    """Rings sandbox phones: each call is played in a worker thread against our own webhooks."""
+
+    def __init__(self, settings: Settings, redis: Redis, max_calls: int = 8) -> None:
+        self.settings = settings
+        self.store = self.store_for(settings, redis)
+        self.player = CallPlayer(settings.twilio_auth_token, recordings=self.store, control=self.store,
+                                 on_turn=lambda transcript: self.store.save_transcript(transcript, False))
+        self.executor = ThreadPoolExecutor(max_workers=max_calls, thread_name_prefix="sandbox-call")
+
+    @staticmethod
+    def store_for(settings: Settings, redis: Redis) -> SandboxStore:
+        """The sandbox's shared memory as seen from any process with the same settings."""
+        base = f"{settings.public_base_url}/sandbox/2010-04-01/Accounts/{settings.twilio_account_sid}"
+        return SandboxStore(redis, recordings_base_url=f"{base}/Recordings")
+
+    def start(self, call: PlacedCall, script: Script | None = None) -> Future:
+        """Play the call in the background; the phone's script unless one is given."""
+        return self.executor.submit(self.play, call, script)
+
+    def play(self, call: PlacedCall, script: Script | None = None) -> Transcript:
+        """Play a call to its end and remember how it went."""
+        script = script or self.store.phone(call.to if call.direction != "inbound" else call.from_)
+        self.store.update_call(call.sid, status="in-progress")
+        try:
+            transcript = self.player.play(call, script)
+        except Exception:
+            log.exception("sandbox call %s failed", call.sid)
+            self.store.update_call(call.sid, status="failed")
+            raise
+        self.store.update_call(call.sid, status=transcript.status, duration=transcript.duration,
+                               answered_by=transcript.answered_by)
+        self.store.save_transcript(transcript, done=True)
+        log.info("sandbox call %s ended: %s", call.sid, transcript.status)
+        return transcript
+
+    def inbound(self, from_: str, to: str, script: Script) -> PlacedCall:
+        """A call from a sandbox phone to one of our numbers, answered by our inbound webhook."""
+        call = PlacedCall(sid=new_call_sid(), account_sid=self.settings.twilio_account_sid,
+                          from_=from_, to=to, direction="inbound",
+                          url=f"{self.settings.public_base_url}/twilio/voice/inbound",
+                          status_callback=f"{self.settings.public_base_url}/twilio/status",
+                          status_callback_events=("initiated", "ringing", "answered", "completed"))
+        self.store.save_call(resource(call))
+        return call
+
+
+def new_call_sid() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
+def resource(call: PlacedCall, status: str = "queued") -> dict:
+    """The call as Twilio's REST API shows it."""
+    return {"sid": call.sid, "account_sid": call.account_sid, "to": call.to, "from": call.from_,
+            "direction": call.direction, "status": status, "api_version": "2010-04-01",
+            "url": call.url, "status_callback": call.status_callback,
+            "status_callback_event": list(call.status_callback_events),
+            "machine_detection": call.machine_detection, "duration": None, "answered_by": None,
+            "uri": f"/2010-04-01/Accounts/{call.account_sid}/Calls/{call.sid}.json"}
+
+
+def carrier() -> SandboxCarrier:
+    """This app's sandbox carrier, created on first use."""
+    found = current_app.extensions.get("ivr_sandbox")
+    if found is None:
+        services = current_app.extensions["ivr"]
+        found = current_app.extensions["ivr_sandbox"] = SandboxCarrier(services.settings, services.redis)
+    return found

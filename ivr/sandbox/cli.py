@@ -1,0 +1,128 @@
+"""`ivr sandbox ...`: place sandbox calls and set how sandbox phones answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+import requests
+from flask import current_app
+from flask.cli import with_appcontext
+
+from ivr.config import is_e164
+from ivr.sandbox import script as scripts
+from ivr.services import current_services
+
+
+@click.group("sandbox")
+def sandbox_group() -> None:
+    """Try call flows end to end with the sandbox carrier (no Twilio needed)."""
+
+
+def _script_options(command):
+    command = click.option("--staff", type=click.Choice(scripts.STAFF),
+                           help="Whether a staff phone answers a transfer.")(command)
+    command = click.option("--answer", type=click.Choice(scripts.ANSWERS),
+                           help="How the phone answers (default human).")(command)
+    command = click.option("--script", "script_file", type=click.Path(dir_okay=False, path_type=Path),
+                           help="A caller script file (YAML or JSON).")(command)
+    command = click.option("--keys", help="Replies in order, e.g. 1,9,silence,1 or 1,hangup.")(command)
+    return command
+
+
+def _script(keys: str | None, script_file: Path | None, answer: str | None, staff: str | None):
+    """The caller script from the options; a bad one is a usage error naming the problem."""
+    if keys and script_file:
+        raise click.UsageError("give --keys or --script, not both")
+    try:
+        base = scripts.load(script_file) if script_file else scripts.from_keys(keys or "")
+        data = base.as_dict()
+        if answer:
+            data["answer"] = answer
+        if staff:
+            data["staff"] = staff
+        return scripts.parse(data)
+    except scripts.ScriptError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _require_sandbox() -> None:
+    settings = current_services().settings
+    if settings.is_production or settings.carrier != "sandbox":
+        raise click.ClickException("the sandbox carrier runs only outside production: "
+                                   "set IVR_ENV=development (and leave IVR_CARRIER unset)")
+
+
+@sandbox_group.command("phone")
+@click.argument("number")
+@_script_options
+@with_appcontext
+def phone(number: str, keys, script_file, answer, staff) -> None:
+    """Set how the sandbox phone at NUMBER (E.164) answers calls from now on."""
+    _require_sandbox()
+    if not is_e164(number):
+        raise click.BadParameter(f"{number!r} is not a phone number in E.164 form", param_hint="NUMBER")
+    script = _script(keys, script_file, answer, staff)
+    from ivr.sandbox.carrier import SandboxCarrier
+
+    services = current_services()
+    SandboxCarrier.store_for(services.settings, services.redis).set_phone(number, script)
+    replies = ", ".join(r.describe() for r in script.replies) or "nothing"
+    click.echo(f"{number} answers as {script.answer}; then {replies}; then {script.then}")
+
+
+@sandbox_group.command("call")
+@click.option("--appointment", "appointment_id", type=int, required=True,
+              help="Place a reminder call about this appointment (its patient's phone rings).")
+@_script_options
+@click.option("--url", help="A running server to go through (its IVR_PUBLIC_BASE_URL); "
+                            "without it a server and a worker run in this process.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.option("--timeout", default=60, show_default=True, type=click.IntRange(1, 600),
+              help="Seconds to wait for the call to be placed and to end.")
+@with_appcontext
+def call(appointment_id: int, keys, script_file, answer, staff, url, as_json, timeout) -> None:
+    """Place a sandbox reminder call and print what the patient heard and did."""
+    from ivr import create_app
+    from ivr.sandbox import calling
+
+    _require_sandbox()
+    script = _script(keys, script_file, answer, staff)
+    settings = current_services().settings
+    for noisy in ("rq", "werkzeug", "ivr", "outbound"):  # the transcript is the output
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        if url:
+            _check_server(url.rstrip("/"), settings.public_base_url)
+            result = calling.place_reminder_call(current_app._get_current_object(), appointment_id,
+                                                 script, run_worker=False, timeout=timeout)
+        else:
+            def make(base: str):
+                return create_app({"PUBLIC_BASE_URL": base, "TWILIO_API_URL": f"{base}/sandbox",
+                                   "CARRIER": "sandbox", "ENV": settings.env,
+                                   "DATABASE_URL": settings.database_url,
+                                   "REDIS": current_services().redis,
+                                   "INSTANCE_PATH": settings.instance_path})
+
+            with calling.serve(make) as (app, _base):
+                result = calling.place_reminder_call(app, appointment_id, script, run_worker=True,
+                                                     timeout=timeout)
+    except calling.SandboxCallError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else calling.describe(result))
+
+
+def _check_server(url: str, public_base_url: str) -> None:
+    """The server must answer, run the sandbox, and be the one our worker's calls go to."""
+    if url != public_base_url:
+        raise click.ClickException(f"--url {url} is not this configuration's IVR_PUBLIC_BASE_URL "
+                                   f"({public_base_url}); the worker sends calls there")
+    try:
+        health = requests.get(f"{url}/health", timeout=5).json()
+    except (requests.RequestException, ValueError):
+        raise click.ClickException(f"no server answers at {url} (start it with `make run`, "
+                                   f"or leave out --url to run one in this process)") from None
+    if health.get("carrier") != "sandbox":
+        raise click.ClickException(f"the server at {url} does not run the sandbox carrier")

@@ -1,0 +1,424 @@
+"""Plays one call the way Twilio would: fetch TwiML over HTTP (signed), run its verbs, follow
+action URLs, fall through on no input, send status callbacks. The caller follows a Script.
+
+Time is virtual: pauses, rings and waits are recorded, never slept.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import wave
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+from urllib.parse import urlencode, urljoin
+
+import requests
+from twilio.request_validator import RequestValidator
+
+from ivr.sandbox.script import UNANSWERED, Reply, Script
+
+API_VERSION = "2010-04-01"
+WEBHOOK_TIMEOUT = 15  # seconds: Twilio gives up on a webhook after 15 s in total
+STAFF_TALK_SECONDS = 30
+
+
+@dataclass
+class PlacedCall:
+    """What the carrier knows about a call when it starts."""
+
+    sid: str
+    account_sid: str
+    from_: str
+    to: str
+    direction: str                  # outbound-api or inbound
+    url: str
+    method: str = "POST"
+    status_callback: str | None = None
+    status_callback_events: tuple[str, ...] = ()
+    machine_detection: str | None = None
+
+
+@dataclass
+class Turn:
+    """One TwiML document: where it came from, what the caller heard, what the caller did."""
+
+    url: str
+    prompts: list[dict[str, Any]] = field(default_factory=list)
+    reply: dict[str, Any] | None = None
+    dial: dict[str, Any] | None = None
+    queue: dict[str, Any] | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
+
+
+@dataclass
+class Transcript:
+    """Everything that happened on a call, for people (text) and programs (JSON)."""
+
+    sid: str
+    direction: str
+    from_: str
+    to: str
+    status: str = "queued"
+    answered_by: str | None = None
+    duration: int = 0
+    turns: list[Turn] = field(default_factory=list)
+    callbacks: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sid": self.sid, "direction": self.direction, "from": self.from_, "to": self.to,
+                "status": self.status, "answered_by": self.answered_by, "duration": self.duration,
+                "turns": [t.as_dict() for t in self.turns], "callbacks": self.callbacks,
+                "error": self.error}
+
+
+class RecordingStore(Protocol):
+    """Where recorded audio goes; returns the RecordingUrl Twilio would send."""
+
+    def save_recording(self, call_sid: str, recording_sid: str, audio: bytes) -> str: ...
+
+
+class CallControl(Protocol):
+    """Changes asked for through the REST API while the call runs (hang up, redirect)."""
+
+    def pending_update(self, call_sid: str) -> dict[str, str] | None: ...
+
+
+class _Hangup(Exception):
+    """The call ends now (caller hung up, Hangup verb, or the carrier gave up)."""
+
+    def __init__(self, status: str = "completed") -> None:
+        self.status = status
+
+
+class CallPlayer:
+    """Runs calls against a webhook server over real HTTP, signing each request."""
+
+    def __init__(self, auth_token: str, recordings: RecordingStore, control: CallControl | None = None,
+                 http: requests.Session | None = None,
+                 on_turn: Callable[[Transcript], None] | None = None) -> None:
+        self.validator = RequestValidator(auth_token)
+        self.recordings, self.control = recordings, control
+        self.http, self.on_turn = http, on_turn
+
+    # --- the call --------------------------------------------------------------------------
+
+    def play(self, call: PlacedCall, script: Script) -> Transcript:
+        """Ring, answer as the script says, run TwiML until the call ends, report the status."""
+        run = _Run(self, call, script)
+        return run.play()
+
+
+class _Run:
+    """One call in progress."""
+
+    def __init__(self, player: CallPlayer, call: PlacedCall, script: Script) -> None:
+        self.player, self.call, self.script = player, call, script
+        self.http = player.http or requests.Session()  # one per call: Sessions are not thread-safe
+        self.transcript = Transcript(call.sid, call.direction, call.from_, call.to)
+        self.replies_used = 0
+        self.bridged_seconds = 0
+        self.held_callbacks: list[dict[str, str]] = []
+        self.answered = False
+
+    def play(self) -> Transcript:
+        self._callback("initiated", "initiated")
+        self._callback("ringing", "ringing")
+        if self.script.answer in UNANSWERED:
+            return self._end(self.script.answer)
+        if self.call.machine_detection:
+            self.transcript.answered_by = self.script.answer
+        self.transcript.status = "in-progress"
+        if self.call.direction != "inbound":
+            self._answer()
+        status = "completed"
+        try:
+            self._run_from(self.call.url, self.call.method, {})
+        except _Hangup as end:
+            status = end.status
+        return self._end(status)
+
+    def _answer(self) -> None:
+        """The answered callback; an inbound call is answered only by a first verb other than Reject."""
+        if not self.answered:
+            self.answered = True
+            self._callback("answered", "in-progress")
+
+    def _end(self, status: str) -> Transcript:
+        self.transcript.status = status
+        self.transcript.duration = (len(self.transcript.turns) * 5 + self.bridged_seconds
+                                    if status == "completed" else 0)
+        self._callback("completed", status, CallDuration=str(self.transcript.duration))
+        self._flush_callbacks()
+        return self.transcript
+
+    # --- webhooks --------------------------------------------------------------------------
+
+    def _params(self, status: str | None = None) -> dict[str, str]:
+        params = {"AccountSid": self.call.account_sid, "CallSid": self.call.sid,
+                  "From": self.call.from_, "To": self.call.to, "Caller": self.call.from_,
+                  "Called": self.call.to, "Direction": self.call.direction,
+                  "CallStatus": status or self.transcript.status, "ApiVersion": API_VERSION}
+        if self.transcript.answered_by:
+            params["AnsweredBy"] = self.transcript.answered_by
+        return params
+
+    def _request(self, url: str, method: str, params: dict[str, str]) -> requests.Response:
+        """Send a webhook signed exactly as Twilio signs it."""
+        method = (method or "POST").upper()
+        if method == "GET":
+            full = url + ("&" if "?" in url else "?") + urlencode(params)
+            signature = self.player.validator.compute_signature(full, {})
+            return self.http.get(full, headers={"X-Twilio-Signature": signature},
+                                        timeout=WEBHOOK_TIMEOUT)
+        signature = self.player.validator.compute_signature(url, params)
+        return self.http.post(url, data=params, headers={"X-Twilio-Signature": signature},
+                                     timeout=WEBHOOK_TIMEOUT)
+
+    def _fetch(self, url: str, method: str, extra: dict[str, str], turn: Turn | None = None) -> ET.Element:
+        """Fetch a TwiML document; an unusable answer ends the call as Twilio's would."""
+        try:
+            response = self._request(url, method, {**self._params(), **extra})
+        except requests.RequestException as exc:
+            return self._application_error(turn, f"webhook unreachable: {type(exc).__name__}")
+        if response.status_code != 200:
+            return self._application_error(turn, f"webhook answered HTTP {response.status_code}")
+        try:
+            root = ET.fromstring(response.content)
+        except ET.ParseError:
+            return self._application_error(turn, "webhook answered something that is not XML")
+        if root.tag != "Response":
+            return self._application_error(turn, f"webhook answered <{root.tag}>, not <Response>")
+        return root
+
+    def _application_error(self, turn: Turn | None, message: str):
+        """Twilio says 'an application error has occurred' and hangs up."""
+        self.transcript.error = message
+        if turn is not None:
+            turn.error = message
+        raise _Hangup("completed")
+
+    def _callback(self, event: str, status: str, **extra: str) -> None:
+        """A status callback, if the call asked for this event (completed is always sent)."""
+        if not self.call.status_callback:
+            return
+        if event != "completed" and event not in self.call.status_callback_events:
+            return
+        params = {**self._params(status), "CallStatus": status, "Timestamp": "", **extra}
+        copies = 2 if self.script.duplicate_callbacks else 1
+        for _ in range(copies):
+            if self.script.reorder_callbacks:
+                self.held_callbacks.append(params)
+            else:
+                self._send_callback(params)
+
+    def _flush_callbacks(self) -> None:
+        """Held callbacks go out last first: the order a congested carrier can produce."""
+        for params in reversed(self.held_callbacks):
+            self._send_callback(params)
+        self.held_callbacks.clear()
+
+    def _send_callback(self, params: dict[str, str]) -> None:
+        try:
+            answer = self._request(self.call.status_callback, "POST", params).status_code
+        except requests.RequestException as exc:
+            answer = type(exc).__name__
+        self.transcript.callbacks.append({"status": params["CallStatus"], "answer": str(answer)})
+
+    # --- TwiML -----------------------------------------------------------------------------
+
+    def _run_from(self, url: str, method: str, extra: dict[str, str]) -> None:
+        """Fetch and run documents until one ends the call; each fetch is a turn."""
+        while True:
+            if len(self.transcript.turns) >= self.script.max_turns:
+                self.transcript.error = f"stopped after {self.script.max_turns} turns"
+                raise _Hangup("completed")
+            update = self.player.control.pending_update(self.call.sid) if self.player.control else None
+            if update:
+                if update.get("Status") in ("completed", "canceled"):
+                    raise _Hangup("completed")
+                if update.get("Url"):
+                    url, method, extra = update["Url"], update.get("Method", "POST"), {}
+            turn = Turn(url=url)
+            self.transcript.turns.append(turn)
+            document = self._fetch(url, method, extra, turn)
+            next_request = self._run_document(document, url, turn)
+            if self.player.on_turn:
+                self.player.on_turn(self.transcript)
+            if next_request is None:
+                raise _Hangup("completed")  # Twilio hangs up when a document runs out of verbs
+            url, method, extra = next_request
+
+    def _run_document(self, document: ET.Element, url: str, turn: Turn):
+        """Run verbs in order; returns the next request (url, method, params) or None."""
+        for index, verb in enumerate(document):
+            if verb.tag != "Reject":
+                self._answer()
+            handler = getattr(self, f"_verb_{verb.tag.lower()}", None)
+            if handler is None:
+                self._application_error(turn, f"unknown verb <{verb.tag}>")
+            result = handler(verb, url, turn, first=(index == 0))
+            if result is not None:
+                return result
+        return None
+
+    def _say(self, verb: ET.Element, url: str, turn: Turn) -> None:
+        if verb.tag == "Say":
+            turn.prompts.append({"say": (verb.text or "").strip(),
+                                 "language": verb.get("language", "en-US")})
+        elif verb.tag == "Play":
+            prompt = {"play": urljoin(url, (verb.text or "").strip())} if (verb.text or "").strip() else {}
+            if verb.get("digits"):
+                prompt["digits"] = verb.get("digits")
+            turn.prompts.append(prompt)
+        elif verb.tag == "Pause":
+            turn.prompts.append({"pause": int(verb.get("length", "1"))})
+
+    def _verb_say(self, verb, url, turn, first):
+        self._say(verb, url, turn)
+
+    _verb_play = _verb_pause = _verb_say
+
+    def _next_reply(self) -> Reply:
+        reply = self.script.reply(self.replies_used)
+        self.replies_used += 1
+        return reply
+
+    def _verb_gather(self, verb, url, turn, first):
+        for child in verb:
+            self._say(child, url, turn)
+        reply = self._next_reply()
+        turn.reply = reply.as_dict()
+        if reply.kind == "hangup":
+            raise _Hangup("completed")
+        inputs = verb.get("input", "dtmf").split()
+        action = urljoin(url, verb.get("action") or url)
+        method = verb.get("method", "POST")
+        if reply.kind == "keys" and "dtmf" in inputs:
+            finish_on = verb.get("finishOnKey", "#")
+            digits = reply.value.split(finish_on)[0] if finish_on else reply.value
+            num_digits = verb.get("numDigits")
+            if num_digits:
+                digits = digits[: int(num_digits)]
+            if digits:
+                return action, method, {"Digits": digits}
+        elif reply.kind == "say" and "speech" in inputs:
+            return action, method, {"SpeechResult": reply.value, "Confidence": "0.9"}
+        if verb.get("actionOnEmptyResult") == "true":
+            return action, method, {}
+        return None  # no input: Twilio goes on to the next verb
+
+    def _verb_record(self, verb, url, turn, first):
+        reply = self._next_reply()
+        turn.reply = reply.as_dict()
+        if reply.kind == "hangup":
+            raise _Hangup("completed")
+        action = urljoin(url, verb.get("action") or url)
+        method = verb.get("method", "POST")
+        finish_on = verb.get("finishOnKey", "1234567890*#")
+        if reply.kind == "audio":
+            audio = open(reply.value, "rb").read()
+            return action, method, self._recording(audio, {})
+        if reply.kind == "keys" and reply.value[0] in finish_on:
+            # The key ends an empty recording; Twilio passes it as Digits on the action.
+            return action, method, self._recording(_silent_wav(), {"Digits": reply.value[0]})
+        return None  # an empty recording: Twilio skips the action and goes on
+
+    def _recording(self, audio: bytes, extra: dict[str, str]) -> dict[str, str]:
+        sid = "RE" + secrets.token_hex(16)
+        url = self.player.recordings.save_recording(self.call.sid, sid, audio)
+        return {"RecordingSid": sid, "RecordingUrl": url,
+                "RecordingDuration": str(round(_wav_seconds(audio))), **extra}
+
+    def _verb_dial(self, verb, url, turn, first):
+        numbers = [child for child in verb if child.tag == "Number"]
+        queues = [child for child in verb if child.tag == "Queue"]
+        target = (numbers[0].text if numbers else queues[0].text if queues else verb.text) or ""
+        turn.dial = {"to": target.strip()}
+        if self.script.staff != "answers":
+            status = self.script.staff
+        else:
+            status = "completed"
+            whisper_url = numbers[0].get("url") if numbers else None
+            if whisper_url:
+                whisper = Turn(url=urljoin(url, whisper_url))
+                document = self._fetch(whisper.url, numbers[0].get("method", "POST"),
+                                       {"Direction": "outbound-dial", "ParentCallSid": self.call.sid})
+                for child in document:
+                    if child.tag in ("Say", "Play", "Pause"):
+                        self._say(child, whisper.url, whisper)
+                    elif child.tag == "Hangup":
+                        status = "no-answer"  # the staff side declined before the bridge
+                turn.dial["whisper"] = whisper.prompts
+            if status == "completed":
+                self.bridged_seconds += STAFF_TALK_SECONDS
+        turn.dial["status"] = status
+        if verb.get("action"):
+            params = {"DialCallStatus": status, "DialCallSid": "CA" + secrets.token_hex(16),
+                      "DialCallDuration": str(STAFF_TALK_SECONDS if status == "completed" else 0)}
+            return urljoin(url, verb.get("action")), verb.get("method", "POST"), params
+        if status == "completed":
+            raise _Hangup("completed")  # the conversation happened; the caller hangs up after it
+        return None
+
+    def _verb_enqueue(self, verb, url, turn, first):
+        name = (verb.text or "").strip()
+        turn.queue = {"name": name}
+        wait_url = verb.get("waitUrl")
+        if wait_url:
+            wait = Turn(url=urljoin(url, wait_url))
+            document = self._fetch(wait.url, verb.get("waitUrlMethod", "POST"),
+                                   {"QueuePosition": "1", "CurrentQueueSize": "1",
+                                    "AvgQueueTime": "0", "QueueTime": "0", "QueueSid": "QU" + "0" * 32})
+            for child in document:
+                self._say(child, wait.url, wait)
+            turn.queue["wait"] = wait.prompts
+        result = "bridged" if self.script.staff == "answers" else "hangup"
+        turn.queue["result"] = result
+        if result == "bridged":
+            self.bridged_seconds += STAFF_TALK_SECONDS
+        if verb.get("action"):
+            params = {"QueueResult": result, "QueueTime": "0", "QueueSid": "QU" + "0" * 32}
+            if result == "hangup":
+                self._request(urljoin(url, verb.get("action")), verb.get("method", "POST"),
+                              {**self._params(), **params})  # Twilio ignores the answer
+                raise _Hangup("completed")
+            return urljoin(url, verb.get("action")), verb.get("method", "POST"), params
+        raise _Hangup("completed")
+
+    def _verb_redirect(self, verb, url, turn, first):
+        return urljoin(url, (verb.text or "").strip()), verb.get("method", "POST"), {}
+
+    def _verb_hangup(self, verb, url, turn, first):
+        raise _Hangup("completed")
+
+    def _verb_reject(self, verb, url, turn, first):
+        if first and len(self.transcript.turns) == 1 and self.call.direction == "inbound":
+            raise _Hangup("busy" if verb.get("reason") == "busy" else "no-answer")
+        raise _Hangup("completed")
+
+    def _verb_leave(self, verb, url, turn, first):
+        raise _Hangup("completed")
+
+
+def _wav_seconds(audio: bytes) -> float:
+    try:
+        with wave.open(io.BytesIO(audio)) as w:
+            return w.getnframes() / float(w.getframerate())
+    except (wave.Error, EOFError):
+        return 0.0
+
+
+def _silent_wav(seconds: float = 0.1, rate: int = 8000) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0" * int(seconds * rate))
+    return buffer.getvalue()

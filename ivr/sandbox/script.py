@@ -1,0 +1,159 @@
+"""Scripted callers: how the phone on the other end behaves, as plain data (YAML or JSON).
+
+    answer: human            # or machine_end_beep, machine_start, fax, unknown, busy, no-answer, failed
+    replies:                 # one per question (Gather or Record), in order
+      - 1                    # press 1
+      - silence              # say nothing
+      - {keys: "9"}          # press 9
+      - {audio: yes.wav}     # speak a recording into a Record
+      - {say: "yes"}         # a speech result for a Gather that listens for speech
+      - hangup               # hang up at this question
+    then: silence            # when replies run out: silence (default) or hangup
+    staff: answers           # a transfer to staff: answers, no-answer or busy
+    callbacks: {duplicate: true, reorder: true}   # misbehave like a real carrier can
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ivr.errors import IvrError
+
+ANSWERS = ("human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
+           "fax", "unknown", "busy", "no-answer", "failed")
+UNANSWERED = ("busy", "no-answer", "failed")
+STAFF = ("answers", "no-answer", "busy")
+
+
+class ScriptError(IvrError):
+    """A caller script that cannot be followed; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the caller does at one question."""
+
+    kind: str            # keys, silence, hangup, audio, say
+    value: str | None = None
+
+    def describe(self) -> str:
+        """Human words for the transcript."""
+        return {"keys": f"presses {self.value}", "silence": "says nothing", "hangup": "hangs up",
+                "audio": f"speaks {Path(self.value or '').name}", "say": f"says {self.value!r}"}[self.kind]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "value": self.value}
+
+
+@dataclass(frozen=True)
+class Script:
+    """A whole caller: whether and how the phone answers, and each reply."""
+
+    answer: str = "human"
+    replies: tuple[Reply, ...] = ()
+    then: str = "silence"
+    staff: str = "answers"
+    duplicate_callbacks: bool = False
+    reorder_callbacks: bool = False
+    max_turns: int = 40
+
+    def reply(self, index: int) -> Reply:
+        """The reply to the index-th question (0-based), or what the caller does after the script."""
+        return self.replies[index] if index < len(self.replies) else Reply(self.then)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The script as data that parse() reads back."""
+        return {"answer": self.answer, "replies": [_reply_data(r) for r in self.replies],
+                "then": self.then, "staff": self.staff,
+                "callbacks": {"duplicate": self.duplicate_callbacks, "reorder": self.reorder_callbacks},
+                "max_turns": self.max_turns}
+
+
+def _reply_data(reply: Reply) -> Any:
+    return reply.kind if reply.value is None else {reply.kind: reply.value}
+
+
+def parse(data: Mapping[str, Any] | None, base: Path | None = None) -> Script:
+    """A Script from parsed YAML/JSON; relative audio paths are taken from `base`."""
+    data = dict(data or {})
+    unknown = set(data) - {"answer", "replies", "then", "staff", "callbacks", "max_turns"}
+    if unknown:
+        raise ScriptError(f"unknown script field(s): {', '.join(sorted(unknown))}")
+    answer = str(data.get("answer", "human"))
+    if answer not in ANSWERS:
+        raise ScriptError(f"answer must be one of {', '.join(ANSWERS)}, not {answer!r}")
+    then = str(data.get("then", "silence"))
+    if then not in ("silence", "hangup"):
+        raise ScriptError(f"then must be silence or hangup, not {then!r}")
+    staff = str(data.get("staff", "answers"))
+    if staff not in STAFF:
+        raise ScriptError(f"staff must be one of {', '.join(STAFF)}, not {staff!r}")
+    raw_replies = data.get("replies") or []
+    if not isinstance(raw_replies, list):
+        raise ScriptError("replies must be a list")
+    replies = tuple(_parse_reply(item, n, base) for n, item in enumerate(raw_replies, 1))
+    callbacks = data.get("callbacks") or {}
+    if not isinstance(callbacks, dict) or set(callbacks) - {"duplicate", "reorder"}:
+        raise ScriptError("callbacks takes duplicate and reorder (true or false)")
+    max_turns = data.get("max_turns", 40)
+    if not isinstance(max_turns, int) or not 1 <= max_turns <= 500:
+        raise ScriptError("max_turns must be a whole number from 1 to 500")
+    return Script(answer, replies, then, staff, bool(callbacks.get("duplicate")),
+                  bool(callbacks.get("reorder")), max_turns)
+
+
+def _parse_reply(item: Any, n: int, base: Path | None) -> Reply:
+    where = f"reply {n}"
+    if isinstance(item, bool):
+        raise ScriptError(f"{where}: {item!r} is not a reply")
+    if isinstance(item, int):
+        item = str(item)
+    if isinstance(item, str):
+        if item in ("silence", "hangup"):
+            return Reply(item)
+        item = {"keys": item}
+    if not isinstance(item, dict) or len(item) != 1:
+        raise ScriptError(f"{where}: expected keys, silence, hangup, {{audio: FILE}} or {{say: TEXT}}")
+    (kind, value), = item.items()
+    value = str(value)
+    if kind == "keys":
+        if not value or any(c not in "0123456789*#" for c in value):
+            raise ScriptError(f"{where}: keys may hold only 0-9, * and #, not {value!r}")
+    elif kind == "audio":
+        path = Path(value) if base is None or Path(value).is_absolute() else base / value
+        if not path.is_file():
+            raise ScriptError(f"{where}: audio file {value!r} not found")
+        value = str(path.resolve())
+    elif kind != "say":
+        raise ScriptError(f"{where}: unknown reply {kind!r}")
+    return Reply(kind, value)
+
+
+def load(path: str | Path) -> Script:
+    """Read a script file (YAML or JSON)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScriptError(f"cannot read script {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ScriptError(f"script {path} is not valid YAML or JSON: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ScriptError(f"script {path} must be a mapping of fields")
+    return parse(data, base=path.parent)
+
+
+def from_keys(keys: str, **fields: Any) -> Script:
+    """A script from a comma-separated list such as '1,9,silence,1'."""
+    replies = [part.strip() for part in keys.split(",") if part.strip()] if keys else []
+    return parse({"replies": replies, **fields})
+
+
+def dumps(script: Script) -> str:
+    """The script as JSON (for storing next to a phone number)."""
+    return json.dumps(script.as_dict())

@@ -1,0 +1,96 @@
+"""The sandbox carrier's memory, kept in Redis so the web server, the worker and the CLI share it:
+calls placed, their transcripts, recordings, text messages, and the scripts of sandbox phones."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis import Redis
+
+from ivr.sandbox import script as scripts
+from ivr.sandbox.interpreter import Transcript
+
+PREFIX = "ivr:sandbox:"
+TTL = 7 * 86400  # sandbox traffic is for trying things out; it expires after a week
+
+
+class SandboxStore:
+    """Typed access to the sandbox's keys in Redis."""
+
+    def __init__(self, redis: Redis, recordings_base_url: str) -> None:
+        self.redis, self.recordings_base_url = redis, recordings_base_url.rstrip("/")
+
+    def _set(self, key: str, value: Any) -> None:
+        self.redis.set(PREFIX + key, json.dumps(value), ex=TTL)
+
+    def _get(self, key: str) -> Any:
+        raw = self.redis.get(PREFIX + key)
+        return None if raw is None else json.loads(raw)
+
+    # phones: how the phone at a number behaves when the sandbox rings it
+
+    def set_phone(self, number: str, script: scripts.Script) -> None:
+        self._set(f"phone:{number}", script.as_dict())
+
+    def phone(self, number: str) -> scripts.Script:
+        """The number's script; an unknown phone answers and stays silent."""
+        data = self._get(f"phone:{number}")
+        return scripts.parse(data) if data is not None else scripts.Script()
+
+    # calls and transcripts
+
+    def save_call(self, call: dict[str, Any]) -> None:
+        self._set(f"call:{call['sid']}", call)
+        self.redis.rpush(PREFIX + "calls", call["sid"])
+        self.redis.expire(PREFIX + "calls", TTL)
+
+    def call(self, sid: str) -> dict[str, Any] | None:
+        return self._get(f"call:{sid}")
+
+    def update_call(self, sid: str, **changes: Any) -> dict[str, Any] | None:
+        call = self.call(sid)
+        if call is not None:
+            call.update(changes)
+            self._set(f"call:{sid}", call)
+        return call
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every call placed through the sandbox, oldest first."""
+        sids = [s.decode() for s in self.redis.lrange(PREFIX + "calls", 0, -1)]
+        return [c for c in (self.call(sid) for sid in sids) if c is not None]
+
+    def save_transcript(self, transcript: Transcript, done: bool) -> None:
+        self._set(f"transcript:{transcript.sid}", {**transcript.as_dict(), "done": done})
+
+    def transcript(self, sid: str) -> dict[str, Any] | None:
+        return self._get(f"transcript:{sid}")
+
+    # REST updates to a live call
+
+    def request_update(self, sid: str, changes: dict[str, str]) -> None:
+        self._set(f"update:{sid}", changes)
+
+    def pending_update(self, sid: str) -> dict[str, str] | None:
+        raw = self.redis.getdel(PREFIX + f"update:{sid}")
+        return None if raw is None else json.loads(raw)
+
+    # recordings and messages
+
+    def save_recording(self, call_sid: str, recording_sid: str, audio: bytes) -> str:
+        self.redis.set(PREFIX + f"recording:{recording_sid}", audio, ex=TTL)
+        self._set(f"recording-meta:{recording_sid}", {"call_sid": call_sid, "bytes": len(audio)})
+        return f"{self.recordings_base_url}/{recording_sid}"
+
+    def recording(self, recording_sid: str) -> bytes | None:
+        return self.redis.get(PREFIX + f"recording:{recording_sid}")
+
+    def recording_meta(self, recording_sid: str) -> dict[str, Any] | None:
+        return self._get(f"recording-meta:{recording_sid}")
+
+    def save_message(self, message: dict[str, Any]) -> None:
+        self.redis.rpush(PREFIX + "messages", json.dumps(message))
+        self.redis.expire(PREFIX + "messages", TTL)
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [json.loads(m) for m in self.redis.lrange(PREFIX + "messages", 0, -1)]
