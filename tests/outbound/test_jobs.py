@@ -142,8 +142,13 @@ def test_forking_worker_places_the_call_with_the_real_twilio_client_over_http(li
         f"{base}/twilio/status/outbound/{demo.touch_id}")
     assert placed["status_callback_event"] == ["initiated", "ringing", "answered", "completed"]
     assert placed["machine_detection"] == "DetectMessageEnd"
+    # The sandbox then plays the call (the phone has no script: it answers and stays silent).
+    from ivr.sandbox.calling import wait_for_final_status, wait_for_transcript
+    with app.app_context():
+        assert wait_for_transcript(carrier().store, placed["sid"], timeout=20)["status"] == "completed"
+    wait_for_final_status(app.extensions["ivr"].sessions, placed["sid"])
     touch = touch_row(app.extensions["ivr"].sessions, demo.touch_id)
-    assert (touch.status, touch.call_sid) == ("placed", placed["sid"])
+    assert (touch.status, touch.call_sid) == ("completed", placed["sid"])
 
 
 def test_sandbox_rest_refuses_bad_credentials_and_numbers_like_twilio(live_sandbox):

@@ -1,0 +1,103 @@
+"""`ivr sandbox ...` and a demo reminder campaign, as an administrator runs them."""
+
+import json
+
+import pytest
+from rq import SimpleWorker
+
+from ivr import create_app
+from ivr.sandbox.calling import serve
+from outbound.queueing import outbound_queue
+from outbound.worker import AppSimpleWorker
+from tests.support import AUTH_TOKEN, seed_demo_touch
+
+
+def sandbox_app(database_url, redis, tmp_path, base="http://127.0.0.1:5000"):
+    return create_app({"ENV": "development", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base,
+                       "CARRIER": "sandbox", "TWILIO_API_URL": f"{base}/sandbox",
+                       "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
+                       "INSTANCE_PATH": str(tmp_path / "instance")})
+
+
+@pytest.fixture
+def admin(database_url, redis, tmp_path):
+    """A CLI runner on a sandbox configuration, with the demo clinic loaded."""
+    app = sandbox_app(database_url, redis, tmp_path)
+    demo = seed_demo_touch(app.extensions["ivr"].sessions)
+    yield app.test_cli_runner(), demo
+    app.extensions["ivr"].engine.dispose()
+
+
+def test_sandbox_call_in_process_prints_the_transcript_and_the_outcome(admin):
+    runner, demo = admin
+    result = runner.invoke(args=["sandbox", "call", "--appointment", str(demo.appointment_id),
+                                 "--keys", "1,1"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "      says:   Hello. This is Riverside Family Clinic calling." in lines
+    assert lines.count("      caller: presses 1") == 2
+    assert "      says:   Thank you. Your appointment is confirmed. We look forward to seeing you. Goodbye." in lines
+    assert "  call status: completed" in lines
+    assert lines[-1].startswith(f"  recorded: call outcome confirmed, appointment {demo.appointment_id} is confirmed")
+
+
+def test_sandbox_call_json_has_each_turn_and_the_database_outcome(admin):
+    runner, demo = admin
+    result = runner.invoke(args=["sandbox", "call", "--appointment", str(demo.appointment_id),
+                                 "--keys", "1,3", "--json"])
+    document = json.loads(result.output)
+    turns = document["call"]["turns"]
+    assert [t.get("reply") for t in turns] == [{"kind": "keys", "value": "1"},
+                                              {"kind": "keys", "value": "3"}, None]
+    assert turns[0]["prompts"][0] == {"say": "Hello. This is Riverside Family Clinic calling.",
+                                      "language": "en-US"}
+    assert document["call"]["status"] == "completed"
+    assert document["outcome"]["appointment_status"] == "reschedule_requested"
+    assert document["outcome"]["call_outcome"] == "reschedule_requested"
+
+
+def test_sandbox_call_to_a_busy_phone(admin):
+    runner, demo = admin
+    result = runner.invoke(args=["sandbox", "call", "--appointment", str(demo.appointment_id),
+                                 "--answer", "busy", "--json"])
+    document = json.loads(result.output)
+    assert (document["call"]["status"], document["outcome"]["call_outcome"]) == ("busy", "unreached")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--appointment", "999", "--keys", "1"], "no appointment with id 999"),
+    (["--appointment", "1", "--keys", "1x"], "keys may hold only 0-9, * and #"),
+    (["--appointment", "1", "--url", "http://127.0.0.1:9"], "is not this configuration's IVR_PUBLIC_BASE_URL"),
+    (["--appointment", "1", "--url", "http://127.0.0.1:5000"], "no server answers at http://127.0.0.1:5000"),
+])
+def test_sandbox_call_errors_are_plain_messages(admin, args, message):
+    runner, _ = admin
+    result = runner.invoke(args=["sandbox", "call", *args])
+    assert result.exit_code != 0 and message in result.output
+
+
+def test_sandbox_refuses_to_run_against_production_settings(runner):
+    result = runner.invoke(args=["sandbox", "phone", "+12125550143", "--keys", "1"])
+    assert result.exit_code == 1
+    assert "the sandbox carrier runs only outside production" in result.output
+
+
+def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
+    """The README's campaign: script three phones, schedule reminders, let the worker call."""
+    with serve(lambda base: sandbox_app(database_url, redis, tmp_path, base)) as (app, base):
+        runner = app.test_cli_runner()
+        assert runner.invoke(args=["seed-demo"]).exit_code == 0
+        for number, args in (("+12125550143", ["--keys", "1,1"]), ("+12125550162", ["--keys", "1,3"]),
+                             ("+12125550178", ["--answer", "machine_end_beep"])):
+            said = runner.invoke(args=["sandbox", "phone", number, *args])
+            assert said.exit_code == 0, said.output
+        assert runner.invoke(args=["sandbox", "phone", "+12125550143", "--keys", "1,1"]).output == (
+            "+12125550143 answers as human; then presses 1, presses 1; then silence\n")
+        assert runner.invoke(args=["reminders", "schedule"]).output.startswith("planned 3 new reminder(s)")
+        AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
+        table = runner.invoke(args=["reminders", "outcomes", "--wait", "30"]).output.splitlines()
+    assert table[0].split() == ["appointment", "contact", "touch", "call", "outcome", "appointment", "status"]
+    rows = sorted(line.split() for line in table[1:])
+    assert rows == [["1", "reminder", "completed", "completed", "confirmed", "confirmed"],
+                    ["2", "reminder", "completed", "completed", "reschedule_requested", "reschedule_requested"],
+                    ["3", "reminder", "completed", "completed", "voicemail", "booked"]]

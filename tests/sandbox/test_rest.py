@@ -1,0 +1,87 @@
+"""The sandbox's Twilio-compatible REST API, driven by the real twilio.rest.Client over HTTP."""
+
+import pytest
+import requests
+from twilio.base.exceptions import TwilioRestException
+from twilio.rest import Client
+
+from ivr import create_app
+from ivr.sandbox.calling import serve, wait_for_transcript
+from ivr.sandbox.carrier import carrier
+from ivr.telephony import RedirectingHttpClient
+from tests.support import ACCOUNT_SID, AUTH_TOKEN
+
+
+@pytest.fixture
+def sandbox(database_url, redis, tmp_path):
+    def make(base):
+        return create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base,
+                           "CARRIER": "sandbox", "TWILIO_API_URL": f"{base}/sandbox",
+                           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
+                           "INSTANCE_PATH": str(tmp_path / "instance")})
+
+    with serve(make) as (app, base):
+        client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=RedirectingHttpClient(f"{base}/sandbox"))
+        with app.app_context():
+            yield app, base, client, carrier().store
+    app.extensions["ivr"].engine.dispose()
+
+
+def test_a_created_call_rings_and_can_be_fetched(sandbox):
+    app, base, client, store = sandbox
+    placed = client.calls.create(to="+12125550143", from_="+12125550100",
+                                 url=f"{base}/twilio/voice/step")
+    assert placed.sid.startswith("CA") and placed.status == "queued"
+    transcript = wait_for_transcript(store, placed.sid, timeout=10)
+    # A call our records do not know still hears valid TwiML (signed by the sandbox, so not a 403).
+    assert transcript["error"] is None
+    assert transcript["turns"][0]["prompts"] == [{"say": "Sorry, something went wrong on our side. "
+                                                  "Someone from our office will call you back. Goodbye.",
+                                                  "language": "en-US"}]
+    fetched = client.calls(placed.sid).fetch()
+    assert (fetched.sid, fetched.to, fetched.status) == (placed.sid, "+12125550143", "completed")
+
+
+def test_update_asks_a_live_call_to_hang_up_and_rejects_other_states(sandbox):
+    app, base, client, store = sandbox
+    store.save_call({"sid": "CA" + "b" * 32, "to": "+12125550143", "from": "+12125550100",
+                     "status": "in-progress"})
+    client.calls("CA" + "b" * 32).update(status="completed")
+    assert store.pending_update("CA" + "b" * 32) == {"Status": "completed"}
+    with pytest.raises(TwilioRestException) as refused:
+        client.calls("CA" + "b" * 32).update(status="ringing")
+    assert (refused.value.status, refused.value.code) == (400, 21220)
+    with pytest.raises(TwilioRestException) as missing:
+        client.calls("CA" + "c" * 32).fetch()
+    assert missing.value.status == 404
+
+
+def test_messages_are_kept_not_sent(sandbox):
+    app, base, client, store = sandbox
+    message = client.messages.create(to="+12125550143", from_="+12125550100", body="Reply STOP to stop")
+    assert message.sid.startswith("SM")
+    assert [(m["to"], m["body"]) for m in store.messages()] == [("+12125550143", "Reply STOP to stop")]
+    with pytest.raises(TwilioRestException) as bad:
+        client.messages.create(to="555", from_="+12125550100", body="x")
+    assert (bad.value.status, bad.value.code) == (400, 21211)
+
+
+def test_recordings_are_served_only_with_the_account_credentials(sandbox):
+    app, base, client, store = sandbox
+    url = store.save_recording("CA" + "d" * 32, "RE" + "1" * 32, b"RIFF-audio")
+    assert url == f"{base}/sandbox/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/RE{'1' * 32}"
+    assert requests.get(url, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5).content == b"RIFF-audio"
+    assert requests.get(url + ".wav", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5).content == b"RIFF-audio"
+    assert requests.get(url, timeout=5).status_code == 401
+    assert client.recordings("RE" + "1" * 32).fetch().call_sid == "CA" + "d" * 32
+
+
+def test_phone_scripts_are_validated(sandbox):
+    app, base, client, store = sandbox
+    auth = (ACCOUNT_SID, AUTH_TOKEN)
+    ok = requests.put(f"{base}/sandbox/phones/+12125550143", json={"replies": [1, "silence"]},
+                      auth=auth, timeout=5)
+    assert ok.status_code == 200 and store.phone("+12125550143").replies[0].value == "1"
+    bad = requests.put(f"{base}/sandbox/phones/+12125550143", json={"answer": "maybe"}, auth=auth, timeout=5)
+    assert bad.status_code == 400 and "answer must be one of" in bad.json()["message"]
+    assert requests.put(f"{base}/sandbox/phones/+12125550143", json={}, timeout=5).status_code == 401
