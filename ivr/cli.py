@@ -135,7 +135,7 @@ def reminders_outcomes(wait: int) -> None:
         with services.sessions() as session:
             rows = session.execute(
                 select(Touch, Call).outerjoin(Call, Call.touch_id == Touch.id)
-                .order_by(Touch.id)).all()
+                .order_by(Touch.appointment_id, Touch.id)).all()
             busy = [t for t, c in rows if t.status in ("planned", "dialing", "placed")]
             if not busy or time.monotonic() >= deadline:
                 table = [(str(t.appointment_id), t.step, t.status, c.status if c else "-",

@@ -67,9 +67,12 @@ def connect(folder: Path, timeout: float = 10.0) -> Redis:
             return client
         process = subprocess.Popen(
             [server_binary(), "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
-             "--dir", str(folder), "--dbfilename", "redis.rdb", "--save", "", "--appendonly", "no",
+             "--dir", str(folder), "--dbfilename", "redis.rdb", "--save", "60 1", "--appendonly", "no",
              "--logfile", str(folder / "redis.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # Its own session: Ctrl-C on a terminal must stop the worker first; the worker then
+            # stops this server with SAVE on its way out (a save point covers other endings).
+            start_new_session=True)
         deadline = time.monotonic() + timeout
         while not _answers(probe):
             if process.poll() is not None or time.monotonic() > deadline:
