@@ -5,14 +5,15 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Mapping
 
-from call_flows import reminder
-from call_flows.actions import (Action, Answered, Ask, CallerInput, FlowError, Hangup, Keys, Say,
-                                SetAppointmentStatus, Silence, Step, Transfer)
+from call_flows import inbound, reminder
+from call_flows.actions import (Action, Answered, Ask, CallerInput, DialResult, FlowError, Hangup,
+                                Keys, Say, SetAppointmentStatus, Silence, Step, Transfer)
 
-FLOWS: dict[str, ModuleType] = {"reminder": reminder}
+FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound}
 
-__all__ = ["FLOWS", "start", "step", "failure", "Action", "Answered", "Ask", "CallerInput", "FlowError",
-           "Hangup", "Keys", "Say", "SetAppointmentStatus", "Silence", "Step", "Transfer"]
+__all__ = ["FLOWS", "start", "step", "failure", "Action", "Answered", "Ask", "CallerInput",
+           "DialResult", "FlowError", "Hangup", "Keys", "Say", "SetAppointmentStatus", "Silence",
+           "Step", "Transfer"]
 
 
 def _flow(name: str) -> ModuleType:
@@ -22,14 +23,16 @@ def _flow(name: str) -> ModuleType:
         raise FlowError(f"unknown flow {name!r}") from None
 
 
-def start(flow: str, answered: Answered) -> Step:
-    """The first step of a call that has just been answered."""
-    return _flow(flow).start(answered)
+def start(flow: str, answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
+    """The first step of a call that has just been answered. `facts` are non-PHI settings a flow
+    may branch on, such as can_transfer (the clinic has a staff number)."""
+    return _flow(flow).start(answered, facts or {})
 
 
-def step(flow: str, state: Mapping[str, Any], caller_input: CallerInput) -> Step:
+def step(flow: str, state: Mapping[str, Any], caller_input: CallerInput,
+         facts: Mapping[str, Any] | None = None) -> Step:
     """The next step given the saved state and what the caller did."""
-    return _flow(flow).advance(state, caller_input)
+    return _flow(flow).advance(state, caller_input, facts or {})
 
 
 def failure(can_transfer: bool) -> Step:

@@ -37,7 +37,14 @@ class Silence:
     """The question timed out with no input."""
 
 
-CallerInput = Union[Keys, Silence]
+@dataclass(frozen=True)
+class DialResult:
+    """A transfer ended: Twilio's DialCallStatus (completed, busy, no-answer, failed, canceled)."""
+
+    status: str
+
+
+CallerInput = Union[Keys, Silence, DialResult]
 
 
 # Actions (what the caller hears and what the call does) ----------------------------------------
@@ -60,7 +67,10 @@ class Ask:
 
 @dataclass(frozen=True)
 class Transfer:
-    """Connect the caller to the clinic's staff number (never a number the caller gave)."""
+    """Connect the caller to the clinic's staff number (never a number the caller gave); staff
+    hear the whisper prompt before the caller is put through."""
+
+    whisper: str | None = None
 
 
 @dataclass(frozen=True)

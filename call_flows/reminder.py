@@ -22,7 +22,7 @@ QUESTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def start(answered: Answered) -> Step:
+def start(answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
     """First words of the call: a voicemail without PHI, or the greeting and identity question."""
     if answered.is_machine:
         return _finish("voicemail", Say("reminder.voicemail"), decision="left_voicemail")
@@ -30,7 +30,8 @@ def start(answered: Answered) -> Step:
                 state={"node": "identify", "misses": 0})
 
 
-def advance(state: Mapping[str, Any], caller_input: CallerInput) -> Step:
+def advance(state: Mapping[str, Any], caller_input: CallerInput,
+            facts: Mapping[str, Any] | None = None) -> Step:
     """Take the caller's answer to the question asked in state['node']."""
     node = state.get("node")
     if node == "done":

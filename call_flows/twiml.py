@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from call_flows.actions import Action, Ask, Hangup, Say, Transfer
 
@@ -18,6 +18,8 @@ class Voice:
     say_language: str               # e.g. en-US
     step_url: str                   # where Gather posts keys and where silence is redirected
     transfer_number: str | None     # the clinic's staff number, from configuration only
+    dial_url: str | None = None     # where a transfer reports how it ended (DialCallStatus)
+    whisper_url: Callable[[str], str] | None = None  # prompt key -> URL staff hear it from
 
 
 def render(actions: Iterable[Action], voice: Voice) -> str:
@@ -36,7 +38,12 @@ def render(actions: Iterable[Action], voice: Voice) -> str:
         elif isinstance(action, Transfer):
             if not voice.transfer_number:
                 raise ValueError("a Transfer needs the clinic's staff number")
-            response.dial(voice.transfer_number)
+            dial = Dial(action=voice.dial_url, method="POST") if voice.dial_url else Dial()
+            if action.whisper and voice.whisper_url:
+                dial.number(voice.transfer_number, url=voice.whisper_url(action.whisper), method="POST")
+            else:
+                dial.number(voice.transfer_number)
+            response.append(dial)
         elif isinstance(action, Hangup):
             response.hangup()
         else:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from babel.dates import format_date, format_time
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from sqlalchemy import RowMapping, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +49,10 @@ class Turn:
     def staff_number(self) -> str | None:
         return self.row["staff_phone"]
 
+    def facts(self, fallback_staff_number: str = "") -> dict[str, Any]:
+        """What a flow may know about the configuration (nothing about the patient)."""
+        return {"can_transfer": bool(self.staff_number or fallback_staff_number)}
+
 
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
@@ -63,7 +67,7 @@ _TURN = (
     .outerjoin(Appointment, Touch.appointment_id == Appointment.id)
     .outerjoin(Location, Appointment.location_id == Location.id)
     .outerjoin(Patient, Appointment.patient_id == Patient.id)
-    .outerjoin(Clinic, Patient.clinic_id == Clinic.id)
+    .outerjoin(Clinic, Call.clinic_id == Clinic.id)
     .where(Call.call_sid == bindparam("sid")))
 # Statements built once: building and hashing a statement per execution cost more than running it.
 _CALL, _EVENT, _APPOINTMENT = Call.__table__, CallEvent.__table__, Appointment.__table__
@@ -96,18 +100,37 @@ def open_outbound_call(session: Session, call_sid: str, touch_id: int, *, status
     """Make sure a call row exists for this SID; False when the touch does not exist."""
     if session.scalar(select(Call.id).where(Call.call_sid == call_sid)) is not None:
         return True
-    flow = session.scalar(select(Touch.flow).where(Touch.id == touch_id))
-    if flow is None:
+    found = session.execute(
+        select(Touch.flow, Patient.clinic_id).join(Touch.appointment).join(Appointment.patient)
+        .where(Touch.id == touch_id)).one_or_none()
+    if found is None:
         return False
+    _insert_call(session, call_sid=call_sid, direction="outbound-api", flow=found.flow,
+                 touch_id=touch_id, clinic_id=found.clinic_id, from_number=from_number,
+                 to_number=to_number, status=status)
+    return True
+
+
+def open_inbound_call(session: Session, call_sid: str, *, to_number: str, from_number: str | None,
+                      flow: str = "inbound") -> bool:
+    """Record a call to one of our clinics' numbers; False when no clinic has that number."""
+    if session.scalar(select(Call.id).where(Call.call_sid == call_sid)) is not None:
+        return True
+    clinic_id = session.scalar(select(Clinic.id).where(Clinic.phone == to_number))
+    if clinic_id is None:
+        return False
+    _insert_call(session, call_sid=call_sid, direction="inbound", flow=flow, touch_id=None,
+                 clinic_id=clinic_id, from_number=from_number, to_number=to_number,
+                 status="in-progress")
+    return True
+
+
+def _insert_call(session: Session, **values: Any) -> None:
     try:
         with session.begin_nested():
-            session.execute(insert(Call).values(
-                call_sid=call_sid, direction="outbound-api", flow=flow, touch_id=touch_id,
-                from_number=from_number, to_number=to_number, status=status, state={},
-                created_at=utcnow()))
+            session.execute(insert(Call).values(state={}, created_at=utcnow(), **values))
     except IntegrityError:
         pass  # the job or a concurrent webhook recorded it first
-    return True
 
 
 class _LazyValues(Mapping[str, str]):
@@ -129,10 +152,9 @@ class _LazyValues(Mapping[str, str]):
 
 
 def context_for(turn: Turn, fallback_staff_number: str = "") -> CallContext:
-    """Prompt values for an outbound reminder call, in the patient's language and time zone."""
+    """Prompt values for a call, in the patient's (else the clinic's) language and time zone.
+    Values about an appointment are only there when the call is about one."""
     row = turn.row
-    if turn.appointment_id is None:
-        raise LookupError(f"call {turn.call_id} has no appointment to talk about")
     catalogue = catalogue_for(row["language"], row["clinic_language"])
 
     def local():

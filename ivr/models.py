@@ -135,6 +135,7 @@ class Call(Base):
     direction: Mapped[str] = mapped_column(String(16), comment="inbound or outbound-api")
     flow: Mapped[str] = mapped_column(String(40))
     touch_id: Mapped[int | None] = mapped_column(ForeignKey("touch.id"), index=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"), index=True)
     from_number: Mapped[str | None] = mapped_column(String(20))
     to_number: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(16), default="queued")

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 import call_flows
 import prompts
-from call_flows import Answered, Keys, Silence, Step
+from call_flows import Answered, DialResult, Keys, Silence, Step
 from call_flows.twiml import Voice, render
 from ivr import calls
 from ivr.db import run_transaction
@@ -28,6 +28,7 @@ bp.before_request(require_twilio_signature)
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 DIGITS = re.compile(r"[0-9*#]{1,32}")
+DIAL_STATUSES = {"completed", "answered", "busy", "no-answer", "failed", "canceled"}
 ANSWERED_BY = {"human", "machine_start", "machine_end_beep", "machine_end_silence",
                "machine_end_other", "fax", "unknown"}
 
@@ -76,8 +77,62 @@ def outbound_answer(touch_id: int) -> Response:
             turn = calls.load_turn(session, sid)
         return turn
 
-    return _turn(sid, load, lambda turn: call_flows.start(turn.flow, Answered(answered_by)),
+    return _turn(sid, load, lambda turn, facts: call_flows.start(turn.flow, Answered(answered_by), facts),
                  {"answered_by": answered_by})
+
+
+@bp.post("/voice/inbound")
+def inbound_answer() -> Response:
+    """Voice URL of the clinics' numbers: a patient is calling us."""
+    sid, to_number = _call_sid(), request.form.get("To", "")
+
+    def load(session: Session) -> calls.Turn | None:
+        if not calls.open_inbound_call(session, sid, to_number=to_number,
+                                       from_number=request.form.get("From")):
+            return None
+        return calls.load_turn(session, sid)
+
+    return _turn(sid, load, lambda turn, facts: call_flows.start(turn.flow, Answered(), facts),
+                 {"inbound": True}, unknown=_not_in_service)
+
+
+def _not_in_service() -> str:
+    """A call to a number no clinic uses: say so and hang up."""
+    log.warning("inbound call to a number no clinic uses")
+    catalogue = prompts.load("en")
+    response = VoiceResponse()
+    response.say(catalogue.text("inbound.unknown_number", {}), language=catalogue.say_language)
+    response.hangup()
+    return str(response)
+
+
+@bp.post("/voice/dial")
+def dial_result() -> Response:
+    """Action URL of a transfer: how the call to staff ended."""
+    sid = _call_sid()
+    status = request.form.get("DialCallStatus", "")
+    if status not in DIAL_STATUSES:
+        abort(400, description="DialCallStatus is missing or unknown")
+    return _turn(sid, lambda session: calls.load_turn(session, sid),
+                 lambda turn, facts: call_flows.step(turn.flow, turn.state, DialResult(status), facts),
+                 {"dial_status": status})
+
+
+@bp.post("/voice/whisper")
+def whisper() -> Response:
+    """What staff hear before a transfer connects (the Number url=); says nothing about patients."""
+    parent = request.form.get("ParentCallSid", "")
+    key = request.args.get("prompt", "")
+    if not CALL_SID.fullmatch(parent) or not key.startswith("inbound.whisper"):
+        abort(400, description="ParentCallSid or prompt is missing or malformed")
+    with current_services().sessions() as session:
+        turn = calls.load_turn(session, parent)
+    if turn is None:
+        abort(404, description="no such call")
+    context = calls.context_for(turn)
+    response = VoiceResponse()
+    response.say(context.catalogue.text(key, context.values), language=context.catalogue.say_language)
+    return _twiml(str(response))
 
 
 @bp.post("/voice/step")
@@ -86,25 +141,31 @@ def voice_step() -> Response:
     sid = _call_sid()
     caller_input, audit = _caller_input()
     return _turn(sid, lambda session: calls.load_turn(session, sid),
-                 lambda turn: call_flows.step(turn.flow, turn.state, caller_input), audit)
+                 lambda turn, facts: call_flows.step(turn.flow, turn.state, caller_input, facts), audit)
 
 
 def _turn(sid: str, load: Callable[[Session], calls.Turn | None],
-          make_step: Callable[[calls.Turn], Step], audit: dict) -> Response:
+          make_step: Callable[[calls.Turn, dict], Step], audit: dict,
+          unknown: Callable[[], str] | None = None) -> Response:
     """One turn in one transaction: load, step, render, record. Any failure still answers TwiML."""
     services = current_services()
 
     def work(session: Session) -> str:
         turn = load(session)
         if turn is None:
+            if unknown is not None:
+                return unknown()
             log.warning("call %s: step for a call we have no record of", sid)
             return _failure_twiml(services.settings.fallback_staff_number)
-        context = calls.context_for(turn, services.settings.fallback_staff_number)
-        step = make_step(turn)
+        fallback = services.settings.fallback_staff_number
+        context = calls.context_for(turn, fallback)
+        step = make_step(turn, turn.facts(fallback))
         xml = render(step.actions, Voice(
             text=lambda key: context.catalogue.text(key, context.values),
             say_language=context.catalogue.say_language,
-            step_url=url_for("twilio.voice_step"), transfer_number=context.staff_number))
+            step_url=url_for("twilio.voice_step"), transfer_number=context.staff_number,
+            dial_url=url_for("twilio.dial_result"),
+            whisper_url=lambda key: url_for("twilio.whisper", prompt=key)))
         calls.record_step(session, turn, step, audit)
         return xml
 
@@ -137,7 +198,8 @@ def _failure_twiml(staff_number: str | None) -> str:
     catalogue = prompts.load("en")
     failure = call_flows.failure(bool(staff_number))
     voice = Voice(text=lambda key: catalogue.text(key, {}), say_language=catalogue.say_language,
-                  step_url=url_for("twilio.voice_step"), transfer_number=staff_number)
+                  step_url=url_for("twilio.voice_step"), transfer_number=staff_number,
+                  dial_url=url_for("twilio.dial_result"))
     try:
         return render(failure.actions, voice)
     except Exception as exc:  # noqa: BLE001

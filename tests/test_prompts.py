@@ -3,13 +3,15 @@
 import pytest
 
 import prompts
-from call_flows import Answered, Keys, Silence
+from call_flows import Answered, DialResult, Keys, Silence
 import call_flows
 
 SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider"}
 BEFORE_IDENTITY = ("reminder.greeting", "reminder.identify", "reminder.wrong_person",
                    "reminder.voicemail", "reminder.no_response", "common.no_input",
-                   "common.invalid_key", "common.apology_transfer", "common.apology_call_back")
+                   "common.invalid_key", "common.apology_transfer", "common.apology_call_back",
+                   "inbound.welcome", "inbound.connecting", "inbound.whisper", "inbound.no_staff",
+                   "inbound.nobody_available", "inbound.unknown_number")
 PHI_VALUES = {"date", "time", "location", "provider"}
 
 
@@ -24,7 +26,10 @@ def all_prompt_keys():
                                             caller_input).prompts())
     for can in (True, False):
         keys.update(call_flows.failure(can).prompts())
-    return keys
+        keys.update(call_flows.start("inbound", Answered(), {"can_transfer": can}).prompts())
+    for status in ("completed", "no-answer"):
+        keys.update(call_flows.step("inbound", {"node": "transferring"}, DialResult(status)).prompts())
+    return keys | {"inbound.whisper", "inbound.unknown_number"}
 
 
 @pytest.mark.parametrize("language", prompts.available_languages())
@@ -47,3 +52,8 @@ def test_missing_key_and_missing_value_are_clear_errors():
         catalogue.text("reminder.nope", {})
     with pytest.raises(prompts.PromptError, match="needs a value for 'clinic'"):
         catalogue.text("reminder.greeting", {})
+
+
+def test_every_catalogue_key_is_spoken_somewhere():
+    """A prompt no flow uses is dead text that translators would still have to keep up."""
+    assert set(prompts.load("en").texts) - all_prompt_keys() == set()

@@ -151,6 +151,26 @@ def place_reminder_call(app: Flask, appointment_id: int, script: Script, *, run_
     return CallResult(transcript, outcome(sessions, touch_id))
 
 
+def place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
+                       timeout: float = 60) -> CallResult:
+    """Call one of our numbers from a sandbox phone and play the call to its end."""
+    from ivr.sandbox.carrier import SandboxCarrier
+
+    services = app.extensions["ivr"]
+    carrier = SandboxCarrier(services.settings, services.redis, max_calls=1)
+    try:
+        call = carrier.inbound(from_, to)
+        transcript = carrier.start(call, script).result(timeout=timeout)
+    finally:
+        carrier.executor.shutdown(wait=False)
+    wait_for_final_status(services.sessions, call.sid)
+    with services.sessions() as session:
+        row = session.scalars(select(Call).where(Call.call_sid == call.sid)).first()
+        result = {"call_sid": call.sid, "call_status": row.status if row else transcript.status,
+                  "call_outcome": row.outcome if row else None}
+    return CallResult({**transcript.as_dict(), "done": True}, result)
+
+
 def describe(result: CallResult) -> str:
     """A transcript people can read: what was said, what the caller did, what changed."""
     call, out = result.transcript, result.outcome
@@ -178,6 +198,9 @@ def describe(result: CallResult) -> str:
         if turn.get("error"):
             lines.append(f"      error:  {turn['error']}")
     lines.append(f"  call status: {call['status']}" + (f" ({call['error']})" if call.get("error") else ""))
-    lines.append(f"  recorded: call outcome {out['call_outcome']}, appointment {out['appointment_id']} "
-                 f"is {out['appointment_status']}, touch {out['touch_id']} {out['touch_status']}")
+    if "appointment_id" in out:
+        lines.append(f"  recorded: call outcome {out['call_outcome']}, appointment {out['appointment_id']} "
+                     f"is {out['appointment_status']}, touch {out['touch_id']} {out['touch_status']}")
+    else:
+        lines.append(f"  recorded: call outcome {out['call_outcome']}")
     return "\n".join(lines)

@@ -53,7 +53,7 @@ class SandboxCarrier:
         log.info("sandbox call %s ended: %s", call.sid, transcript.status)
         return transcript
 
-    def inbound(self, from_: str, to: str, script: Script) -> PlacedCall:
+    def inbound(self, from_: str, to: str) -> PlacedCall:
         """A call from a sandbox phone to one of our numbers, answered by our inbound webhook."""
         call = PlacedCall(sid=new_call_sid(), account_sid=self.settings.twilio_account_sid,
                           from_=from_, to=to, direction="inbound",

@@ -74,8 +74,12 @@ def phone(number: str, keys, script_file, answer, staff) -> None:
 
 
 @sandbox_group.command("call")
-@click.option("--appointment", "appointment_id", type=int, required=True,
+@click.option("--appointment", "appointment_id", type=int,
               help="Place a reminder call about this appointment (its patient's phone rings).")
+@click.option("--inbound", is_flag=True, help="Call one of our numbers instead (see --from, --to).")
+@click.option("--from", "from_", default="+12125550111", show_default=True,
+              help="With --inbound: the sandbox phone that calls.")
+@click.option("--to", help="With --inbound: the clinic number called (default: the only clinic's).")
 @_script_options
 @click.option("--url", help="A running server to go through (its IVR_PUBLIC_BASE_URL); "
                             "without it a server and a worker run in this process.")
@@ -83,21 +87,31 @@ def phone(number: str, keys, script_file, answer, staff) -> None:
 @click.option("--timeout", default=60, show_default=True, type=click.IntRange(1, 600),
               help="Seconds to wait for the call to be placed and to end.")
 @with_appcontext
-def call(appointment_id: int, keys, script_file, answer, staff, url, as_json, timeout) -> None:
-    """Place a sandbox reminder call and print what the patient heard and did."""
+def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, url, as_json,
+         timeout) -> None:
+    """Place a sandbox call (a reminder, or --inbound to a clinic) and print what was heard and done."""
     from ivr import create_app
     from ivr.sandbox import calling
 
     _require_sandbox()
+    if inbound == (appointment_id is not None):
+        raise click.UsageError("give --appointment ID for a reminder call, or --inbound")
     script = _script(keys, script_file, answer, staff)
+    if inbound:
+        for value, name in ((from_, "--from"), (to, "--to")):
+            if value and not is_e164(value):
+                raise click.BadParameter(f"{value!r} is not a phone number in E.164 form", param_hint=name)
+        to = to or _only_clinic_number()
     settings = current_services().settings
     for noisy in ("rq", "werkzeug", "ivr", "outbound"):  # the transcript is the output
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if url:
             _check_server(url.rstrip("/"), settings.public_base_url)
-            result = calling.place_reminder_call(current_app._get_current_object(), appointment_id,
-                                                 script, run_worker=False, timeout=timeout)
+            app = current_app._get_current_object()
+            result = (calling.place_inbound_call(app, from_, to, script, timeout=timeout) if inbound
+                      else calling.place_reminder_call(app, appointment_id, script, run_worker=False,
+                                                       timeout=timeout))
         else:
             def make(base: str):
                 return create_app({"PUBLIC_BASE_URL": base, "TWILIO_API_URL": f"{base}/sandbox",
@@ -107,11 +121,25 @@ def call(appointment_id: int, keys, script_file, answer, staff, url, as_json, ti
                                    "INSTANCE_PATH": settings.instance_path})
 
             with calling.serve(make) as (app, _base):
-                result = calling.place_reminder_call(app, appointment_id, script, run_worker=True,
-                                                     timeout=timeout)
+                result = (calling.place_inbound_call(app, from_, to, script, timeout=timeout) if inbound
+                          else calling.place_reminder_call(app, appointment_id, script, run_worker=True,
+                                                           timeout=timeout))
     except calling.SandboxCallError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else calling.describe(result))
+
+
+def _only_clinic_number() -> str:
+    """The number of the one clinic configured; with several, --to must say which."""
+    from sqlalchemy import select
+
+    from ivr.models import Clinic
+
+    with current_services().sessions() as session:
+        numbers = session.scalars(select(Clinic.phone)).all()
+    if len(numbers) != 1:
+        raise click.UsageError(f"{len(numbers)} clinics are configured: give --to NUMBER")
+    return numbers[0]
 
 
 def _check_server(url: str, public_base_url: str) -> None:

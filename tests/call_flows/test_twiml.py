@@ -32,7 +32,18 @@ def test_say_then_hangup():
 
 def test_transfer_dials_only_the_configured_number():
     verbs = parse_twiml(render([Say("a"), Transfer()], VOICE))
-    assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Dial", "+12125550199")]
+    assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Dial", "")]
+    assert [(n.name, n.attrs, n.text) for n in verbs[1].children] == [("Number", {}, "+12125550199")]
+
+
+def test_transfer_with_a_whisper_reports_to_the_dial_url():
+    voice = Voice(TEXT.__getitem__, "en-US", "/s", "+12125550199", dial_url="/twilio/voice/dial",
+                  whisper_url=lambda key: f"/twilio/voice/whisper?prompt={key}")
+    (dial,) = parse_twiml(render([Transfer(whisper="inbound.whisper")], voice))
+    assert (dial.name, dial.attrs) == ("Dial", {"action": "/twilio/voice/dial", "method": "POST"})
+    assert [(n.name, n.attrs, n.text) for n in dial.children] == [
+        ("Number", {"url": "/twilio/voice/whisper?prompt=inbound.whisper", "method": "POST"},
+         "+12125550199")]
     with pytest.raises(ValueError):
         render([Transfer()], Voice(TEXT.__getitem__, "en-US", "/s", transfer_number=None))
 
@@ -47,6 +58,9 @@ def test_every_reminder_step_renders_valid_twiml():
             for caller_input in [Keys(k) for k in "0123456789*#"] + [call_flows.Silence()]:
                 steps.append(call_flows.step("reminder", {"node": node, "misses": misses}, caller_input))
     steps += [call_flows.failure(True), call_flows.failure(False)]
+    steps += [call_flows.start("inbound", Answered(), {"can_transfer": can}) for can in (True, False)]
+    steps += [call_flows.step("inbound", {"node": "transferring"}, call_flows.DialResult(s))
+              for s in ("completed", "busy")]
     for step in steps:
         assert_valid(render(step.actions, voice))
 

@@ -61,3 +61,35 @@ def test_a_savepoint_does_not_commit_on_its_own(sessions, demo):
             raise RuntimeError("roll back the whole transaction")
     with sessions() as session:
         assert session.scalars(select(Call)).all() == []
+
+
+def test_migration_0003_gives_existing_calls_their_clinic(tmp_path):
+    """Calls recorded before call.clinic_id existed get the clinic of their patient."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from ivr.cli import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    command.upgrade(alembic_config(url), "0002")
+    engine = create_engine(url)
+    with engine.begin() as db:
+        db.execute(text("INSERT INTO clinic (id, name, timezone, phone, language) "
+                        "VALUES (7, 'C', 'UTC', '+12125550100', 'en')"))
+        db.execute(text("INSERT INTO location (id, clinic_id, name) VALUES (1, 7, 'L')"))
+        db.execute(text("INSERT INTO patient (id, clinic_id, first_name, last_name, phone, language, "
+                        "preferred_channel) VALUES (1, 7, 'A', 'B', '+12125550143', 'en', 'voice')"))
+        db.execute(text("INSERT INTO appointment (id, patient_id, location_id, provider_name, starts_at, "
+                        "status) VALUES (1, 1, 1, 'P', '2026-12-01 10:00:00', 'booked')"))
+        db.execute(text("INSERT INTO touch (id, appointment_id, step, channel, due_at, status, attempts, "
+                        "updated_at) VALUES (1, 1, 'reminder', 'voice', '2026-11-30 10:00:00', 'placed', 1, "
+                        "'2026-11-30 10:00:00')"))
+        db.execute(text("INSERT INTO \"call\" (id, call_sid, direction, flow, touch_id, status, state, "
+                        "created_at) VALUES (1, 'CA1', 'outbound-api', 'reminder', 1, 'completed', '{}', "
+                        "'2026-11-30 10:00:00')"))
+    engine.dispose()
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(url)
+    with engine.connect() as db:
+        assert db.execute(text("SELECT clinic_id FROM \"call\" WHERE id = 1")).scalar() == 7
+    engine.dispose()

@@ -209,7 +209,9 @@ def test_exception_in_a_step_apologises_and_transfers_to_staff_without_logging_p
         verbs = heard(press(twilio, "1"))
     assert [(v.name, v.text) for v in verbs] == [
         ("Say", "Sorry, something went wrong on our side. Please hold while I connect you to our staff."),
-        ("Dial", demo.staff_phone)]
+        ("Dial", "")]
+    assert verbs[1].attrs == {"action": "/twilio/voice/dial", "method": "POST"}
+    assert [(n.name, n.attrs, n.text) for n in verbs[1].children] == [("Number", {}, demo.staff_phone)]
     assert "RuntimeError" in caplog.text and call_sid() in caplog.text
     assert "Jane" not in caplog.text and "1950" not in caplog.text
     assert events(sessions, "error") == [("error", {"error": "RuntimeError", "prompts": [

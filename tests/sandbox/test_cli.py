@@ -101,3 +101,38 @@ def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
     assert rows == [["1", "reminder", "completed", "completed", "confirmed", "confirmed"],
                     ["2", "reminder", "completed", "completed", "reschedule_requested", "reschedule_requested"],
                     ["3", "reminder", "completed", "completed", "voicemail", "booked"]]
+
+
+@pytest.mark.parametrize("staff,status,outcome", [("answers", "completed", "transferred"),
+                                                  ("no-answer", "no-answer", "transfer_unanswered")])
+def test_inbound_call_reaches_staff_with_a_whisper(admin, staff, status, outcome):
+    runner, demo = admin
+    result = runner.invoke(args=["sandbox", "call", "--inbound", "--staff", staff, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    (turn, *rest) = document["call"]["turns"]
+    assert [p["say"] for p in turn["prompts"]] == ["Thank you for calling Riverside Family Clinic.",
+                                                   "Please hold while I connect you to our staff."]
+    assert turn["dial"]["to"] == demo.staff_phone and turn["dial"]["status"] == status
+    if staff == "answers":
+        assert turn["dial"]["whisper"] == [{"say": "A caller from the patient line. They have not "
+                                                   "been identified yet.", "language": "en-US"}]
+    else:
+        assert [p["say"] for p in rest[0]["prompts"]] == [
+            "Sorry, no one can take your call right now. Please try again later. Goodbye."]
+    assert document["outcome"]["call_outcome"] == outcome
+    assert document["call"]["direction"] == "inbound" and document["call"]["to"] == "+12125550100"
+
+
+def test_inbound_text_transcript_shows_the_transfer(admin):
+    runner, _ = admin
+    lines = runner.invoke(args=["sandbox", "call", "--inbound"]).output.splitlines()
+    assert "      staff hears: A caller from the patient line. They have not been identified yet." in lines
+    assert "      transfer to +12125550199: completed" in lines
+    assert lines[-1] == "  recorded: call outcome transferred"
+
+
+def test_call_needs_an_appointment_or_inbound(admin):
+    runner, _ = admin
+    result = runner.invoke(args=["sandbox", "call", "--keys", "1"])
+    assert result.exit_code == 2 and "give --appointment ID for a reminder call, or --inbound" in result.output
