@@ -152,3 +152,21 @@ def demo(sessions):
     from tests.support import seed_demo_touch
 
     return seed_demo_touch(sessions)
+
+
+@pytest.fixture
+def sandbox_app_factory(database_url, redis, tmp_path):
+    """Builds the app with the sandbox carrier for a given public base URL (see calling.serve)."""
+    made = []
+
+    def make(base_url: str):
+        app = create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base_url,
+                          "CARRIER": "sandbox", "TWILIO_API_URL": f"{base_url}/sandbox",
+                          "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
+                          "INSTANCE_PATH": str(tmp_path / "instance")})
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.extensions["ivr"].engine.dispose()

@@ -32,6 +32,10 @@ def _error(status: int, code: int, message: str) -> Response:
     return response
 
 
+def _not_found() -> Response:
+    return _error(404, 20404, f"The requested resource {request.path} was not found")
+
+
 def _authorised(account_sid: str | None = None) -> bool:
     settings = current_services().settings
     auth = request.authorization
@@ -86,7 +90,7 @@ def create_call(account_sid: str) -> Response:
 @basic_auth
 def fetch_call(account_sid: str, sid: str) -> Response:
     call = carrier().store.call(sid)
-    return jsonify(call) if call else _error(404, 20404, f"The requested resource {request.path} was not found")
+    return jsonify(call) if call else _not_found()
 
 
 @bp.post(f"{API}/Calls/<sid>.json")
@@ -96,7 +100,7 @@ def update_call(account_sid: str, sid: str) -> Response:
     store = carrier().store
     call = store.call(sid)
     if call is None:
-        return _error(404, 20404, f"The requested resource {request.path} was not found")
+        return _not_found()
     changes = {k: request.form[k] for k in ("Status", "Url", "Method") if request.form.get(k)}
     if changes.get("Status") not in (None, "completed", "canceled"):
         return _error(400, 21220, "Invalid call state: Status must be completed or canceled")
@@ -126,7 +130,7 @@ def create_message(account_sid: str) -> Response:
 def fetch_recording(account_sid: str, sid: str) -> Response:
     meta = carrier().store.recording_meta(sid)
     if meta is None:
-        return _error(404, 20404, f"The requested resource {request.path} was not found")
+        return _not_found()
     return jsonify({"sid": sid, "account_sid": account_sid, "call_sid": meta["call_sid"],
                     "media_format": "wav", "api_version": "2010-04-01"})
 
@@ -138,7 +142,7 @@ def recording_audio(account_sid: str, sid: str) -> Response:
     """The recorded audio, as Twilio serves a RecordingUrl (WAV)."""
     audio = carrier().store.recording(sid)
     if audio is None:
-        return _error(404, 20404, f"The requested resource {request.path} was not found")
+        return _not_found()
     return Response(audio, mimetype="audio/x-wav")
 
 

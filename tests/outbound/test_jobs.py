@@ -111,19 +111,12 @@ def test_a_touch_due_later_waits_in_the_scheduler(app, redis, dialer, demo):
 
 
 @pytest.fixture
-def live_sandbox(database_url, redis, tmp_path):
+def live_sandbox(sandbox_app_factory):
     """The app served over real HTTP with the sandbox carrier, its REST API at /sandbox."""
     from ivr.sandbox.calling import serve
 
-    def make(base):
-        return create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base,
-                           "CARRIER": "sandbox", "TWILIO_API_URL": f"{base}/sandbox",
-                           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
-                           "INSTANCE_PATH": str(tmp_path / "instance")})
-
-    with serve(make) as (app, base):
+    with serve(sandbox_app_factory) as (app, base):
         yield app, base
-    app.extensions["ivr"].engine.dispose()
 
 
 def test_forking_worker_places_the_call_with_the_real_twilio_client_over_http(live_sandbox, redis):

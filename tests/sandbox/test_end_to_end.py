@@ -4,10 +4,9 @@ database, and the sandbox carrier playing a scripted patient."""
 import pytest
 from sqlalchemy import select
 
-from ivr import create_app
 from ivr.models import Call, CallEvent
 from ivr.sandbox import calling, script as scripts
-from tests.support import AUTH_TOKEN, seed_demo_touch
+from tests.support import seed_demo_touch
 
 GREETING = ["Hello. This is Riverside Family Clinic calling.",
             "If you are Jane, press 1. If Jane is not available, press 2."]
@@ -18,18 +17,10 @@ NO_RESPONSE = "We did not get an answer. Please call us at 2 1 2, 5 5 5, 0 1 0 0
 
 
 @pytest.fixture
-def live(database_url, redis, tmp_path):
+def live(sandbox_app_factory):
     """The app on a real local port with the sandbox carrier; yields (app, demo rows)."""
-    def make(base):
-        return create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base,
-                           "CARRIER": "sandbox", "TWILIO_API_URL": f"{base}/sandbox",
-                           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
-                           "INSTANCE_PATH": str(tmp_path / "instance")})
-
-    with calling.serve(make) as (app, _base):
-        demo = seed_demo_touch(app.extensions["ivr"].sessions)
-        yield app, demo
-    app.extensions["ivr"].engine.dispose()
+    with calling.serve(sandbox_app_factory) as (app, _base):
+        yield app, seed_demo_touch(app.extensions["ivr"].sessions)
 
 
 def place(live, **script):

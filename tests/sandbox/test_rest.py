@@ -5,7 +5,6 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from ivr import create_app
 from ivr.sandbox.calling import serve, wait_for_transcript
 from ivr.sandbox.carrier import carrier
 from ivr.telephony import RedirectingHttpClient
@@ -13,18 +12,11 @@ from tests.support import ACCOUNT_SID, AUTH_TOKEN
 
 
 @pytest.fixture
-def sandbox(database_url, redis, tmp_path):
-    def make(base):
-        return create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base,
-                           "CARRIER": "sandbox", "TWILIO_API_URL": f"{base}/sandbox",
-                           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
-                           "INSTANCE_PATH": str(tmp_path / "instance")})
-
-    with serve(make) as (app, base):
+def sandbox(sandbox_app_factory):
+    with serve(sandbox_app_factory) as (app, base):
         client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=RedirectingHttpClient(f"{base}/sandbox"))
         with app.app_context():
             yield app, base, client, carrier().store
-    app.extensions["ivr"].engine.dispose()
 
 
 def test_a_created_call_rings_and_can_be_fetched(sandbox):
