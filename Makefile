@@ -30,9 +30,10 @@ test: $(STAMP)
 	else echo "databases: SQLite only (no PostgreSQL answered on 127.0.0.1:5432)"; fi; \
 	$(BIN)/python -m pytest
 
-## bench: webhook latency through gunicorn beside a bare endpoint
+## bench: webhook latency through gunicorn beside a bare endpoint, then speech recognition
 bench: $(STAMP)
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/speech.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -157,7 +157,13 @@ def _sandbox_group():
     return sandbox_group
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group, _sandbox_group())
+def _speech_group():
+    from speech.cli import speech_group
+
+    return speech_group
+
+
+COMMANDS = (db_group, seed_demo, worker, reminders_group, _sandbox_group(), _speech_group())
 
 
 def register(app: Flask) -> None:

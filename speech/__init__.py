@@ -1,4 +1,9 @@
-"""Local speech: recognisers (Vosk, pocketsphinx) and the prompt synthesiser (pyttsx3/espeak-ng).
+"""Local speech: recognisers that run on the clinic's own machines (Vosk; pocketsphinx as the
+bundled English fallback). Patients' audio never leaves the building and never reaches a log."""
 
-Empty until the speech work lands; patients' audio will be processed only on the clinic's machines.
-"""
+from speech.audio import Audio, load_wav
+from speech.recognizer import (Recognition, Recognizer, SpeechError, available_engines,
+                               recognizer_for)
+
+__all__ = ["Audio", "load_wav", "Recognition", "Recognizer", "SpeechError", "available_engines",
+           "recognizer_for"]

