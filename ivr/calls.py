@@ -10,7 +10,7 @@ import phonenumbers
 from babel.dates import format_date, format_time
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import RowMapping, bindparam, insert, select
+from sqlalchemy import RowMapping, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,6 +74,9 @@ _CALL, _EVENT, _APPOINTMENT = Call.__table__, CallEvent.__table__, Appointment._
 _UPDATE_CALL = _CALL.update().where(_CALL.c.id == bindparam("call_id_"))
 _UPDATE_APPOINTMENT = _APPOINTMENT.update().where(_APPOINTMENT.c.id == bindparam("appointment_id_"))
 _INSERT_EVENT = _EVENT.insert()
+_UPDATE_NUMBERS = (_CALL.update().where(_CALL.c.id == bindparam("call_id_"))
+                   .values(from_number=func.coalesce(_CALL.c.from_number, bindparam("from_number")),
+                           to_number=func.coalesce(_CALL.c.to_number, bindparam("to_number"))))
 
 
 def load_turn(session: Session, call_sid: str) -> Turn | None:
@@ -97,8 +100,13 @@ def lock_call(session: Session, call_sid: str) -> RowMapping | None:
 
 def open_outbound_call(session: Session, call_sid: str, touch_id: int, *, status: str,
                        from_number: str | None = None, to_number: str | None = None) -> bool:
-    """Make sure a call row exists for this SID; False when the touch does not exist."""
-    if session.scalar(select(Call.id).where(Call.call_sid == call_sid)) is not None:
+    """Make sure a call row exists for this SID; False when the touch does not exist. A row that a
+    status callback created first gets the numbers it could not know."""
+    existing = session.scalar(select(Call.id).where(Call.call_sid == call_sid))
+    if existing is not None:
+        if from_number or to_number:
+            session.execute(_UPDATE_NUMBERS, {"call_id_": existing, "from_number": from_number,
+                                              "to_number": to_number})
         return True
     found = session.execute(
         select(Touch.flow, Patient.clinic_id).join(Touch.appointment).join(Appointment.patient)

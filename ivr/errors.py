@@ -15,3 +15,8 @@ class DialError(IvrError):
 
 class PermanentDialError(DialError):
     """The carrier refused a call for a reason a retry cannot fix (bad number, bad account)."""
+
+
+class UncertainDialError(DialError):
+    """The carrier may or may not have placed the call (it timed out after we sent the request).
+    Retrying could ring the patient twice, so the touch waits for a person or a reconciler."""

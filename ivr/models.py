@@ -102,7 +102,8 @@ class Appointment(Base):
     touches: Mapped[list[Touch]] = relationship(back_populates="appointment")
 
 
-TOUCH_STATUSES = ("planned", "dialing", "placed", "completed", "unreached", "failed", "skipped")
+TOUCH_STATUSES = ("planned", "dialing", "placed", "completed", "unreached", "failed", "skipped",
+                  "uncertain")  # uncertain: the carrier may have placed the call; never retried
 
 
 class Touch(Base):

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
+import urllib3
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.config import Settings
-from ivr.errors import DialError, PermanentDialError
+from ivr.errors import DialError, PermanentDialError, UncertainDialError
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
@@ -50,7 +52,9 @@ class RedirectingHttpClient(TwilioHttpClient):
 
 
 class TwilioDialer:
-    """Dialer over twilio.rest.Client; the carrier's 4xx refusals are permanent, the rest retryable."""
+    """Dialer over twilio.rest.Client. Errors say whether a retry is safe: refusals (4xx) are
+    permanent; 429, 503 and failures to connect never reached the carrier's call logic and are
+    retried; a read timeout or another 5xx may hide a call that was placed, so it is uncertain."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -63,12 +67,25 @@ class TwilioDialer:
                 status_callback=request.status_callback, status_callback_method="POST",
                 status_callback_event=STATUS_EVENTS, **extra)
         except TwilioRestException as exc:
-            if 400 <= exc.status < 500 and exc.status != 429:
+            if exc.status in (429, 503):
+                raise DialError(f"carrier busy: HTTP {exc.status}, code {exc.code}") from exc
+            if 400 <= exc.status < 500:
                 raise PermanentDialError(f"carrier refused the call: HTTP {exc.status}, code {exc.code}") from exc
-            raise DialError(f"carrier error: HTTP {exc.status}, code {exc.code}") from exc
+            raise UncertainDialError(f"carrier error: HTTP {exc.status}, code {exc.code}") from exc
         except (TwilioException, OSError) as exc:
-            raise DialError(f"carrier unreachable: {type(exc).__name__}") from exc
+            if _never_reached_carrier(exc):
+                raise DialError(f"carrier unreachable: {type(exc).__name__}") from exc
+            # A read timeout or a connection lost after sending: the call may exist.
+            raise UncertainDialError(f"carrier did not answer: {type(exc).__name__}") from exc
         return call.sid
+
+
+def _never_reached_carrier(exc: BaseException) -> bool:
+    """True only when no connection was made, so the carrier cannot have seen the request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)  # refused, unresolvable
 
 
 def make_dialer(settings: Settings) -> Dialer:

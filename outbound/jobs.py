@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from rq import get_current_job
 from sqlalchemy import update
 from sqlalchemy.orm import joinedload
 
 from ivr import calls
-from ivr.errors import PermanentDialError
-from ivr.models import Appointment, Patient, Touch
+from ivr.errors import PermanentDialError, UncertainDialError
+from ivr.models import Appointment, Patient, Touch, utcnow
 from ivr.services import current_services
 from ivr.telephony import CallRequest
 
@@ -50,17 +51,32 @@ def place_touch_call(touch_id: int) -> str | None:
         _release(touch_id, "failed", str(exc))
         log.warning("touch %s: carrier refused the call", touch_id)
         return None
+    except UncertainDialError as exc:
+        # The call may exist: never retry on our own. Its status callbacks (which carry the
+        # touch id) will still record it if it does.
+        _release(touch_id, "uncertain", str(exc))
+        log.warning("touch %s: carrier may have placed the call; not retrying", touch_id)
+        return None
     except Exception as exc:
-        _release(touch_id, "planned", f"{type(exc).__name__}: {exc}"[:200])
+        last_try = not _retries_left()
+        _release(touch_id, "failed" if last_try else "planned", f"{type(exc).__name__}: {exc}"[:200])
         raise
 
     with services.sessions.begin() as session:
-        touch = session.get(Touch, touch_id)
-        touch.status, touch.call_sid, touch.last_error = "placed", sid, None
+        # Forward only: the call's final status callback may already have closed the touch.
+        session.execute(update(Touch).where(Touch.id == touch_id, Touch.status == "dialing")
+                        .values(status="placed", last_error=None))
+        session.execute(update(Touch).where(Touch.id == touch_id).values(call_sid=sid))
         calls.open_outbound_call(session, sid, touch_id, status="queued",
                                  from_number=request.from_, to_number=request.to)
     log.info("touch %s placed as call %s", touch_id, sid)
     return sid
+
+
+def _retries_left() -> int:
+    """Retries RQ still has for the running job (0 outside RQ: nothing will try again)."""
+    job = get_current_job()
+    return (job.retries_left or 0) if job is not None else 0
 
 
 def _reason_not_to_call(touch: Touch) -> str | None:
@@ -69,7 +85,10 @@ def _reason_not_to_call(touch: Touch) -> str | None:
     patient = appointment.patient
     if patient.opted_out_at is not None:
         return "patient opted out"
-    if appointment.status != "booked":
+    if appointment.starts_at <= utcnow():
+        return "appointment has already started"
+    # A sandbox test call may be repeated whatever the patient answered before.
+    if appointment.status != "booked" and not touch.step.startswith("test-call-"):
         return f"appointment is {appointment.status}"
     if touch.channel != "voice":
         return f"channel {touch.channel} is not voice"

@@ -162,3 +162,53 @@ def test_sandbox_rest_refuses_bad_credentials_and_numbers_like_twilio(live_sandb
     with pytest.raises(TwilioRestException) as bad_number:
         right.calls.create(to="12345", from_="+12125550100", url=f"{base}/x")
     assert (bad_number.value.status, bad_number.value.code) == (400, 21211)
+
+
+def test_an_uncertain_dial_is_never_retried(app, redis, dialer, demo, sessions):
+    from ivr.errors import UncertainDialError
+    dialer.fail_with = UncertainDialError("carrier did not answer: ReadTimeout")
+    queue = outbound_queue(redis)
+    enqueue_touch(queue, demo.touch_id)
+    run_burst(app, queue)
+    job = Job.fetch(job_id_for_touch(demo.touch_id), connection=redis)
+    assert job.get_status() == JobStatus.FINISHED
+    assert ScheduledJobRegistry(queue=queue).get_job_ids() == []
+    touch = touch_row(sessions, demo.touch_id)
+    assert (touch.status, touch.last_error) == ("uncertain", "carrier did not answer: ReadTimeout")
+
+
+def test_a_touch_closed_by_an_early_callback_stays_closed(app, demo, sessions):
+    """The carrier's 'busy' can land before the job records the SID; the job must not reopen it."""
+    from ivr import calls
+
+    class CallbackFirstDialer:
+        def place_call(self, request):
+            with sessions.begin() as session:
+                calls.apply_status(session, "CA" + "f" * 32, "busy", None, touch_id=demo.touch_id)
+            return "CA" + "f" * 32
+
+    app.extensions["ivr"].__dict__["dialer"] = CallbackFirstDialer()
+    with app.app_context():
+        assert place_touch_call(demo.touch_id) == "CA" + "f" * 32
+    touch = touch_row(sessions, demo.touch_id)
+    assert (touch.status, touch.call_sid) == ("unreached", "CA" + "f" * 32)
+    with sessions() as session:
+        call = session.scalars(select(Call)).one()
+        assert (call.status, call.from_number, call.to_number) == ("busy", "+12125550100", demo.patient_phone)
+
+
+def test_the_last_try_marks_the_touch_failed(app, dialer, demo, sessions):
+    """Outside RQ (or with no retries left) nothing will try again: the touch must not sit planned."""
+    dialer.fail_with = DialError("carrier unreachable: ConnectionError")
+    with app.app_context(), pytest.raises(DialError):
+        place_touch_call(demo.touch_id)
+    assert touch_row(sessions, demo.touch_id).status == "failed"
+
+
+def test_no_call_about_an_appointment_that_has_started(app, dialer, demo, sessions):
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).starts_at = utcnow() - dt.timedelta(minutes=5)
+    with app.app_context():
+        assert place_touch_call(demo.touch_id) is None
+    assert touch_row(sessions, demo.touch_id).last_error == "appointment has already started"
+    assert dialer.requests == []

@@ -1,0 +1,74 @@
+"""The Dialer over the real twilio.rest.Client: which carrier failures may be retried."""
+
+import socket
+import time
+
+import pytest
+from flask import Flask, jsonify
+
+from ivr.errors import DialError, PermanentDialError, UncertainDialError
+from ivr.sandbox.calling import serve
+from ivr.telephony import CallRequest, RedirectingHttpClient, TwilioDialer
+from twilio.rest import Client
+
+REQUEST = CallRequest(to="+12125550143", from_="+12125550100", url="https://ivr.example.test/a",
+                      status_callback="https://ivr.example.test/s")
+
+
+@pytest.fixture
+def carrier():
+    """A stand-in carrier whose answer each test chooses; it counts the calls it received."""
+    behaviour = {"status": 201, "delay": 0.0}
+    received = []
+
+    def make(_base):
+        app = Flask("carrier")
+
+        @app.post("/2010-04-01/Accounts/<sid>/Calls.json")
+        def create(sid):
+            received.append(sid)
+            time.sleep(behaviour["delay"])
+            body = {"sid": "CA" + "e" * 32, "status": "queued"} if behaviour["status"] == 201 else \
+                {"code": 20001, "message": "no", "status": behaviour["status"]}
+            return jsonify(body), behaviour["status"]
+
+        return app
+
+    with serve(make) as (_app, base):
+        dialer = TwilioDialer(Client("AC" + "0" * 32, "t", http_client=RedirectingHttpClient(base, timeout=0.5)))
+        yield dialer, behaviour, received
+
+
+def test_a_placed_call_returns_its_sid(carrier):
+    dialer, _, received = carrier
+    assert dialer.place_call(REQUEST) == "CA" + "e" * 32 and len(received) == 1
+
+
+@pytest.mark.parametrize("status,error", [(400, PermanentDialError), (404, PermanentDialError),
+                                          (429, DialError), (503, DialError), (500, UncertainDialError)])
+def test_carrier_answers_decide_retry(carrier, status, error):
+    dialer, behaviour, _ = carrier
+    behaviour["status"] = status
+    with pytest.raises(error) as raised:
+        dialer.place_call(REQUEST)
+    if error is DialError:
+        assert not isinstance(raised.value, (PermanentDialError, UncertainDialError))
+
+
+def test_a_read_timeout_is_uncertain_because_the_call_may_exist(carrier):
+    dialer, behaviour, received = carrier
+    behaviour["delay"] = 1.5
+    with pytest.raises(UncertainDialError):
+        dialer.place_call(REQUEST)
+    assert len(received) == 1  # the carrier did get the request
+
+
+def test_a_refused_connection_is_safe_to_retry():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    dialer = TwilioDialer(Client("AC" + "0" * 32, "t",
+                                 http_client=RedirectingHttpClient(f"http://127.0.0.1:{port}", timeout=2)))
+    with pytest.raises(DialError) as raised:
+        dialer.place_call(REQUEST)
+    assert not isinstance(raised.value, UncertainDialError)
