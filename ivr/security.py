@@ -30,10 +30,17 @@ def require_twilio_signature() -> None:
     url = signed_url(request, settings.public_base_url)
     validator = RequestValidator(settings.twilio_auth_token)
     if request.mimetype == "application/json":
-        # JSON bodies are covered by a bodySHA256 query parameter, which validate() checks.
+        # JSON bodies are covered by a bodySHA256 query parameter; without one nothing is signed.
+        if "bodySHA256" not in request.args:
+            log.warning("rejected JSON request to %s without bodySHA256", request.path)
+            abort(403)
         params = request.get_data(as_text=True)
     else:
         params = request.form
-    if not validator.validate(url, params, signature):
+    try:
+        valid = validator.validate(url, params, signature)
+    except (TypeError, ValueError):  # a malformed signature or body is simply not a valid one
+        valid = False
+    if not valid:
         log.warning("rejected request to %s with a wrong signature", request.path)
         abort(403)

@@ -125,13 +125,18 @@ def whisper() -> Response:
     key = request.args.get("prompt", "")
     if not CALL_SID.fullmatch(parent) or not key.startswith("inbound.whisper"):
         abort(400, description="ParentCallSid or prompt is missing or malformed")
-    with current_services().sessions() as session:
-        turn = calls.load_turn(session, parent)
-    if turn is None:
-        abort(404, description="no such call")
-    context = calls.context_for(turn)
     response = VoiceResponse()
-    response.say(context.catalogue.text(key, context.values), language=context.catalogue.say_language)
+    try:
+        with current_services().sessions() as session:
+            turn = calls.load_turn(session, parent)
+        context = calls.context_for(turn) if turn is not None else None
+        catalogue, values = (context.catalogue, context.values) if context else (prompts.load("en"), {})
+        text = catalogue.text(key, values)
+    except Exception as exc:  # noqa: BLE001 - staff must still hear something, or the transfer drops
+        _log_failure(parent, exc)
+        catalogue = prompts.load("en")
+        text = catalogue.text(key, {})
+    response.say(text, language=catalogue.say_language)
     return _twiml(str(response))
 
 
@@ -199,7 +204,7 @@ def _failure_twiml(staff_number: str | None) -> str:
     failure = call_flows.failure(bool(staff_number))
     voice = Voice(text=lambda key: catalogue.text(key, {}), say_language=catalogue.say_language,
                   step_url=url_for("twilio.voice_step"), transfer_number=staff_number,
-                  dial_url=url_for("twilio.dial_result"))
+                  dial_url=url_for("twilio.failover_dial_result"))
     try:
         return render(failure.actions, voice)
     except Exception as exc:  # noqa: BLE001
@@ -207,6 +212,22 @@ def _failure_twiml(staff_number: str | None) -> str:
         response = VoiceResponse()
         response.hangup()
         return str(response)
+
+
+@bp.post("/voice/failover-dial")
+def failover_dial_result() -> Response:
+    """How the transfer after a failure ended. Reads no database (it may be what failed), so it
+    cannot loop back into the failure: staff answered, or the caller hears a call-back promise."""
+    status = request.form.get("DialCallStatus", "")
+    if status not in DIAL_STATUSES:
+        abort(400, description="DialCallStatus is missing or unknown")
+    response = VoiceResponse()
+    if status not in ("completed", "answered"):
+        catalogue = prompts.load("en")
+        response.say(catalogue.text("common.apology_call_back", {}), language=catalogue.say_language)
+    response.hangup()
+    log.info("call %s: transfer after a failure ended %s", request.form.get("CallSid", "-"), status)
+    return _twiml(str(response))
 
 
 def _log_failure(call_sid: str, exc: BaseException) -> None:
@@ -223,7 +244,11 @@ def status_callback(touch_id: int | None = None) -> Response:
     status = request.form.get("CallStatus", "")
     if status not in calls.STATUS_RANK:
         abort(400, description="CallStatus is missing or unknown")
-    applied = run_transaction(current_services().sessions, lambda session: calls.apply_status(
-        session, sid, status, answered_by, touch_id=touch_id))
+    try:
+        applied = run_transaction(current_services().sessions, lambda session: calls.apply_status(
+            session, sid, status, answered_by, touch_id=touch_id))
+    except Exception as exc:  # noqa: BLE001 - log the type only: messages may carry numbers
+        _log_failure(sid, exc)
+        return Response(status=503)
     log.info("call %s status %s %s", sid, status, "applied" if applied else "ignored")
     return Response(status=204)

@@ -137,17 +137,33 @@ def test_answering_machine_hears_a_voicemail_with_no_phi_and_no_keys(twilio, dem
         assert session.scalars(select(Call.outcome)).one() == "voicemail"
 
 
-def test_spanish_speaking_patient_falls_back_to_english_until_a_catalogue_exists(twilio, demo):
-    # Only en ships today; the language choice falls back rather than failing the call.
-    verbs = heard(answer(twilio, demo))
+def test_spanish_speaking_patient_falls_back_to_english_until_a_catalogue_exists(twilio, demo, sessions):
+    """Only en ships today; Maria (language es) hears English rather than a failed call."""
+    from ivr.models import Touch, utcnow
+    with sessions.begin() as session:
+        maria = session.scalars(select(Appointment).join(Appointment.patient)
+                                .where(Appointment.patient.has(first_name="Maria"))).one()
+        assert maria.patient.language == "es"
+        touch = Touch(appointment=maria, step="reminder", due_at=utcnow())
+        session.add(touch)
+        session.flush()
+        touch_id = touch.id
+    verbs = heard(twilio.post(f"/twilio/voice/outbound/{touch_id}", {"CallSid": call_sid(5)}))
     assert verbs[0].children[0].attrs == {"language": "en-US"}
+    assert spoken(verbs)[1] == "If you are Maria, press 1. If Maria is not available, press 2."
 
 
-@pytest.mark.parametrize("path", ["/twilio/voice/outbound/1", STEP, "/twilio/status",
-                                  "/twilio/status/outbound/1"])
-def test_unsigned_requests_to_twilio_routes_get_403(client, demo, path):
-    response = client.post(path, data={"CallSid": call_sid(), "Digits": "1"})
-    assert response.status_code == 403
+def test_unsigned_requests_to_every_twilio_route_get_403(app, client, demo):
+    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/twilio/")]
+    assert len(rules) >= 8
+    for rule in rules:
+        path = rule.rule.replace("<int:touch_id>", "1")
+        for kwargs in ({"data": {"CallSid": call_sid(), "Digits": "1"}},
+                       {"data": {"CallSid": call_sid()}, "headers": {"X-Twilio-Signature": "bogus"}},
+                       {"json": {"CallSid": call_sid()}, "headers": {"X-Twilio-Signature": "bogus"}},
+                       {"data": "[]", "content_type": "application/json",
+                        "headers": {"X-Twilio-Signature": "bogus"}}):
+            assert client.post(path, **kwargs).status_code == 403, (path, kwargs)
 
 
 @pytest.mark.parametrize("path", [STEP, "/twilio/status"])
@@ -210,7 +226,7 @@ def test_exception_in_a_step_apologises_and_transfers_to_staff_without_logging_p
     assert [(v.name, v.text) for v in verbs] == [
         ("Say", "Sorry, something went wrong on our side. Please hold while I connect you to our staff."),
         ("Dial", "")]
-    assert verbs[1].attrs == {"action": "/twilio/voice/dial", "method": "POST"}
+    assert verbs[1].attrs == {"action": "/twilio/voice/failover-dial", "method": "POST"}
     assert [(n.name, n.attrs, n.text) for n in verbs[1].children] == [("Number", {}, demo.staff_phone)]
     assert "RuntimeError" in caplog.text and call_sid() in caplog.text
     assert "Jane" not in caplog.text and "1950" not in caplog.text
@@ -280,3 +296,56 @@ def test_a_dead_database_connection_is_replaced_without_the_caller_noticing(twil
     admin.dispose()
     assert killed >= 1
     assert spoken(heard(press(twilio, "1")))[1] == MENU
+
+
+@pytest.mark.parametrize("status,words", [
+    ("completed", []), ("answered", []),
+    ("no-answer", ["Sorry, something went wrong on our side. Someone from our office will call you back. Goodbye."]),
+    ("busy", ["Sorry, something went wrong on our side. Someone from our office will call you back. Goodbye."]),
+])
+def test_the_transfer_after_a_failure_ends_without_touching_the_database(twilio, demo, monkeypatch, status, words):
+    """Even with the database gone, the caller gets a clear ending and never loops back."""
+    def no_database(*_args, **_kwargs):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr("ivr.calls.load_turn", no_database)
+    verbs = heard(twilio.post("/twilio/voice/failover-dial", {"CallSid": call_sid(), "DialCallStatus": status}))
+    assert spoken(verbs) == words and verbs[-1].name == "Hangup"
+
+
+def test_a_database_outage_mid_call_transfers_once_then_ends(app, twilio, demo, monkeypatch):
+    import dataclasses
+
+    heard(answer(twilio, demo))
+    monkeypatch.setattr("ivr.calls.load_turn", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
+    services = app.extensions["ivr"]
+    services.settings = dataclasses.replace(services.settings, fallback_staff_number="+12125550198")
+    first = heard(press(twilio, "1"))
+    assert [v.name for v in first] == ["Say", "Dial"] and first[1].children[0].text == "+12125550198"
+    action = first[1].attrs["action"]
+    after = heard(twilio.post(action, {"CallSid": call_sid(), "DialCallStatus": "no-answer"}))
+    assert [v.name for v in after] == ["Say", "Hangup"]
+
+
+def test_whisper_still_speaks_when_the_database_fails(twilio, demo, monkeypatch):
+    monkeypatch.setattr("ivr.calls.load_turn", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
+    verbs = heard(twilio.post("/twilio/voice/whisper?prompt=inbound.whisper",
+                              {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
+    assert spoken(verbs) == ["A caller from the patient line. They have not been identified yet."]
+
+
+def test_status_callback_during_a_database_outage_is_503_and_logs_no_numbers(twilio, demo, monkeypatch, caplog):
+    monkeypatch.setattr("ivr.calls.apply_status",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError(demo.patient_phone)))
+    response = twilio.post("/twilio/status", {"CallSid": call_sid(), "CallStatus": "completed"})
+    assert response.status_code == 503
+    assert "RuntimeError" in caplog.text and demo.patient_phone not in caplog.text
+
+
+def test_database_errors_do_not_carry_phone_numbers(sessions, demo):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+    with pytest.raises(DBAPIError) as raised:
+        with sessions.begin() as session:
+            session.execute(text("INSERT INTO nowhere VALUES (:phone)"), {"phone": demo.patient_phone})
+    assert demo.patient_phone not in str(raised.value)

@@ -187,7 +187,7 @@ def test_a_touch_closed_by_an_early_callback_stays_closed(app, demo, sessions):
                 calls.apply_status(session, "CA" + "f" * 32, "busy", None, touch_id=demo.touch_id)
             return "CA" + "f" * 32
 
-    app.extensions["ivr"].__dict__["dialer"] = CallbackFirstDialer()
+    app.extensions["ivr"].dialer_override = CallbackFirstDialer()
     with app.app_context():
         assert place_touch_call(demo.touch_id) == "CA" + "f" * 32
     touch = touch_row(sessions, demo.touch_id)
