@@ -25,7 +25,7 @@ def start(answered: Answered, facts: Mapping[str, Any]) -> Step:
 def advance(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
     """After the transfer: done when staff answered, an honest apology when nobody did."""
     if state.get("node") == "transferring" and isinstance(caller_input, DialResult):
-        if caller_input.status == "completed":
+        if caller_input.status in ("completed", "answered"):
             return Step(actions=(Hangup(),), state={"node": "done"}, decision="staff_answered",
                         outcome="transferred")
         return Step(actions=(Say("inbound.nobody_available"), Hangup()), state={"node": "done"},

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -14,9 +16,9 @@ from ivr.errors import ConfigError
 ENVIRONMENTS = ("production", "development", "test")
 CARRIERS = ("twilio", "sandbox")
 
-# Sandbox credentials: valid-looking but useless against the real Twilio API.
+# Sandbox account SID: valid-looking but useless against the real Twilio API. Its auth token and
+# the secret key are random per instance folder (development-secrets.json), never a public default.
 SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
-SANDBOX_AUTH_TOKEN = "sandbox-auth-token"
 # Twilio's documented "valid" magic From number for test credentials.
 SANDBOX_FROM_NUMBER = "+15005550006"
 
@@ -80,12 +82,30 @@ def _with_defaults(s: Settings) -> Settings:
     if not s.is_production:
         if s.carrier == "twilio" and not s.twilio_auth_token:
             changes["carrier"] = "sandbox"
-        changes.setdefault("twilio_account_sid", s.twilio_account_sid or SANDBOX_ACCOUNT_SID)
-        changes.setdefault("twilio_auth_token", s.twilio_auth_token or SANDBOX_AUTH_TOKEN)
+        secrets_ = _development_secrets(instance) if not (s.twilio_auth_token and s.secret_key) else {}
+        changes["twilio_account_sid"] = s.twilio_account_sid or SANDBOX_ACCOUNT_SID
+        changes["twilio_auth_token"] = s.twilio_auth_token or secrets_["auth_token"]
         changes["from_number"] = s.from_number or SANDBOX_FROM_NUMBER
         changes["public_base_url"] = s.public_base_url or "http://127.0.0.1:5000"
-        changes["secret_key"] = s.secret_key or "development-only-secret"
+        changes["secret_key"] = s.secret_key or secrets_["secret_key"]
     return replace(s, **changes)
+
+
+def _development_secrets(instance: Path) -> dict[str, str]:
+    """Random credentials for a development instance, made once and shared by its processes."""
+    path = instance / "development-secrets.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        pass
+    instance.mkdir(parents=True, exist_ok=True)
+    made = {"auth_token": secrets.token_hex(16), "secret_key": secrets.token_hex(32)}
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            json.dump(made, handle)
+    except FileExistsError:  # another process made them first: use theirs
+        return json.loads(path.read_text())
+    return made
 
 
 def validate(s: Settings) -> Settings:

@@ -77,6 +77,7 @@ def connect(folder: Path, timeout: float = 10.0) -> Redis:
         while not _answers(probe):
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
+                process.wait(timeout=10)
                 raise EmbeddedRedisError(f"embedded redis-server did not start; see {folder / 'redis.log'}")
             time.sleep(0.02)
     atexit.register(_stop, process, socket, os.getpid())

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from ivr import create_app
 from ivr.cli import alembic_config
 from ivr.embedded_redis import server_binary
+from ivr.sandbox.calling import sandbox_config
 from ivr.models import Base
 from ivr.telephony import RecordingDialer
 from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
@@ -160,8 +161,7 @@ def sandbox_app_factory(database_url, redis, tmp_path):
     made = []
 
     def make(base_url: str):
-        app = create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base_url,
-                          "CARRIER": "sandbox", "TWILIO_API_URL": f"{base_url}/sandbox",
+        app = create_app({**sandbox_config(base_url), "ENV": "test", "DATABASE_URL": database_url,
                           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
                           "INSTANCE_PATH": str(tmp_path / "instance")})
         made.append(app)

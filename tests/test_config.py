@@ -3,7 +3,7 @@
 import pytest
 
 from ivr import create_app
-from ivr.config import SANDBOX_AUTH_TOKEN, load_settings
+from ivr.config import load_settings
 from ivr.errors import ConfigError
 
 PRODUCTION = {"IVR_ENV": "production", "IVR_TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
@@ -32,7 +32,13 @@ def test_complete_production_settings_load():
 def test_development_needs_no_secrets_and_uses_the_sandbox(tmp_path):
     settings = load_settings({"IVR_ENV": "development"}, instance_path=tmp_path)
     assert settings.carrier == "sandbox"
-    assert settings.twilio_auth_token == SANDBOX_AUTH_TOKEN
+    assert len(settings.twilio_auth_token) == 32 and len(settings.secret_key) == 64
+    # Random per instance folder, the same for every process that uses it, readable by its owner only.
+    assert load_settings({"IVR_ENV": "development"}, instance_path=tmp_path).twilio_auth_token == \
+        settings.twilio_auth_token
+    assert load_settings({"IVR_ENV": "development"}, instance_path=tmp_path / "other").twilio_auth_token != \
+        settings.twilio_auth_token
+    assert (tmp_path / "development-secrets.json").stat().st_mode & 0o777 == 0o600
     assert settings.database_url == f"sqlite:///{tmp_path / 'ivr.sqlite3'}"
     assert settings.public_base_url == "http://127.0.0.1:5000"
 

@@ -4,6 +4,7 @@ database. Used by `ivr sandbox call` and by the end-to-end tests."""
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import TimeoutError as FuturesTimeout
 import threading
 import time
 from dataclasses import dataclass
@@ -30,18 +31,24 @@ def serve(make_app) -> Iterator[tuple[Flask, str]]:
     server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start),
                          threaded=True)
     base_url = f"http://127.0.0.1:{server.server_port}"
-    holder["app"] = make_app(base_url)
     thread = threading.Thread(target=server.serve_forever, name="sandbox-http", daemon=True)
-    thread.start()
     try:
+        holder["app"] = make_app(base_url)
+        thread.start()
         yield holder["app"], base_url
     finally:
-        carrier = holder["app"].extensions.get("ivr_sandbox")
+        carrier = holder["app"].extensions.get("ivr_sandbox") if "app" in holder else None
         if carrier is not None:
             carrier.executor.shutdown(wait=True)
-        server.shutdown()
-        thread.join(timeout=10)
+        if thread.is_alive():
+            server.shutdown()
+            thread.join(timeout=10)
         server.server_close()
+
+
+def sandbox_config(base_url: str) -> dict[str, str]:
+    """create_app settings for an app at base_url whose calls go to its own sandbox carrier."""
+    return {"PUBLIC_BASE_URL": base_url, "TWILIO_API_URL": f"{base_url}/sandbox", "CARRIER": "sandbox"}
 
 
 def plan_test_call(sessions, appointment_id: int) -> int:
@@ -158,9 +165,11 @@ def place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
 
     services = app.extensions["ivr"]
     carrier = SandboxCarrier(services.settings, services.redis, max_calls=1)
+    call = carrier.inbound(from_, to)
     try:
-        call = carrier.inbound(from_, to)
         transcript = carrier.start(call, script).result(timeout=timeout)
+    except FuturesTimeout:
+        raise SandboxCallError(f"call {call.sid} did not finish within {timeout:.0f} s") from None
     finally:
         carrier.executor.shutdown(wait=False)
     wait_for_final_status(services.sessions, call.sid)

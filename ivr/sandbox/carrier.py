@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from flask import current_app
@@ -78,10 +79,17 @@ def resource(call: PlacedCall, status: str = "queued") -> dict:
             "uri": f"/2010-04-01/Accounts/{call.account_sid}/Calls/{call.sid}.json"}
 
 
+_creating = threading.Lock()
+
+
 def carrier() -> SandboxCarrier:
-    """This app's sandbox carrier, created on first use."""
+    """This app's sandbox carrier, created once on first use (requests arrive on many threads)."""
     found = current_app.extensions.get("ivr_sandbox")
     if found is None:
-        services = current_app.extensions["ivr"]
-        found = current_app.extensions["ivr_sandbox"] = SandboxCarrier(services.settings, services.redis)
+        with _creating:
+            found = current_app.extensions.get("ivr_sandbox")
+            if found is None:
+                services = current_app.extensions["ivr"]
+                found = SandboxCarrier(services.settings, services.redis)
+                current_app.extensions["ivr_sandbox"] = found
     return found

@@ -114,8 +114,7 @@ def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, u
                                                        timeout=timeout))
         else:
             def make(base: str):
-                return create_app({"PUBLIC_BASE_URL": base, "TWILIO_API_URL": f"{base}/sandbox",
-                                   "CARRIER": "sandbox", "ENV": settings.env,
+                return create_app({**calling.sandbox_config(base), "ENV": settings.env,
                                    "DATABASE_URL": settings.database_url,
                                    "REDIS": current_services().redis,
                                    "INSTANCE_PATH": settings.instance_path})

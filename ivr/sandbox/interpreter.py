@@ -11,6 +11,7 @@ import secrets
 import wave
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import urlencode, urljoin
 
@@ -111,7 +112,11 @@ class CallPlayer:
     def play(self, call: PlacedCall, script: Script) -> Transcript:
         """Ring, answer as the script says, run TwiML until the call ends, report the status."""
         run = _Run(self, call, script)
-        return run.play()
+        try:
+            return run.play()
+        finally:
+            if self.http is None:
+                run.http.close()
 
 
 class _Run:
@@ -322,7 +327,7 @@ class _Run:
         method = verb.get("method", "POST")
         finish_on = verb.get("finishOnKey", "1234567890*#")
         if reply.kind == "audio":
-            audio = open(reply.value, "rb").read()
+            audio = Path(reply.value).read_bytes()
             return action, method, self._recording(audio, {})
         if reply.kind == "keys" and reply.value[0] in finish_on:
             # The key ends an empty recording; Twilio passes it as Digits on the action.

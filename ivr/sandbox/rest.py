@@ -153,7 +153,7 @@ def set_phone(number: str) -> Response:
     if not is_e164(number):
         return _error(400, 21211, f"Invalid Phone Number: {number}")
     try:
-        script = scripts.parse(request.get_json(force=True, silent=False))
+        script = scripts.parse(request.get_json(force=True, silent=True), allow_files=False)
     except scripts.ScriptError as exc:
         return _error(400, 21000, str(exc))
     carrier().store.set_phone(number, script)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -78,8 +77,11 @@ def _reply_data(reply: Reply) -> Any:
     return reply.kind if reply.value is None else {reply.kind: reply.value}
 
 
-def parse(data: Mapping[str, Any] | None, base: Path | None = None) -> Script:
-    """A Script from parsed YAML/JSON; relative audio paths are taken from `base`."""
+def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files: bool = True) -> Script:
+    """A Script from parsed YAML/JSON; relative audio paths are taken from `base`. Scripts that
+    arrive over HTTP must not name files on the server (allow_files=False)."""
+    if data is not None and not isinstance(data, Mapping):
+        raise ScriptError("a script is a mapping of fields (answer, replies, ...)")
     data = dict(data or {})
     unknown = set(data) - {"answer", "replies", "then", "staff", "callbacks", "max_turns"}
     if unknown:
@@ -96,7 +98,7 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None) -> Script:
     raw_replies = data.get("replies") or []
     if not isinstance(raw_replies, list):
         raise ScriptError("replies must be a list")
-    replies = tuple(_parse_reply(item, n, base) for n, item in enumerate(raw_replies, 1))
+    replies = tuple(_parse_reply(item, n, base, allow_files) for n, item in enumerate(raw_replies, 1))
     callbacks = data.get("callbacks") or {}
     if not isinstance(callbacks, dict) or set(callbacks) - {"duplicate", "reorder"}:
         raise ScriptError("callbacks takes duplicate and reorder (true or false)")
@@ -107,7 +109,7 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None) -> Script:
                   bool(callbacks.get("reorder")), max_turns)
 
 
-def _parse_reply(item: Any, n: int, base: Path | None) -> Reply:
+def _parse_reply(item: Any, n: int, base: Path | None, allow_files: bool) -> Reply:
     where = f"reply {n}"
     if isinstance(item, bool):
         raise ScriptError(f"{where}: {item!r} is not a reply")
@@ -125,6 +127,9 @@ def _parse_reply(item: Any, n: int, base: Path | None) -> Reply:
         if not value or any(c not in "0123456789*#" for c in value):
             raise ScriptError(f"{where}: keys may hold only 0-9, * and #, not {value!r}")
     elif kind == "audio":
+        if not allow_files:
+            raise ScriptError(f"{where}: audio replies can only be set from the command line "
+                              f"(ivr sandbox phone --script FILE)")
         path = Path(value) if base is None or Path(value).is_absolute() else base / value
         if not path.is_file():
             raise ScriptError(f"{where}: audio file {value!r} not found")
@@ -153,7 +158,3 @@ def from_keys(keys: str, **fields: Any) -> Script:
     replies = [part.strip() for part in keys.split(",") if part.strip()] if keys else []
     return parse({"replies": replies, **fields})
 
-
-def dumps(script: Script) -> str:
-    """The script as JSON (for storing next to a phone number)."""
-    return json.dumps(script.as_dict())

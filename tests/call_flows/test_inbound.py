@@ -33,3 +33,8 @@ def test_the_transfer_result(status, actions, outcome, decision):
 def test_anything_after_the_end_hangs_up():
     step = call_flows.step("inbound", {"node": "done"}, Keys("1"))
     assert step.actions == (Hangup(),) and step.outcome is None
+
+
+def test_answered_counts_as_staff_answering():
+    step = call_flows.step("inbound", {"node": "transferring"}, DialResult("answered"), {"can_transfer": True})
+    assert step.outcome == "transferred"

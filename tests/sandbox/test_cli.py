@@ -9,12 +9,13 @@ from ivr import create_app
 from ivr.sandbox.calling import serve
 from outbound.queueing import outbound_queue
 from outbound.worker import AppSimpleWorker
+from ivr.sandbox.calling import sandbox_config
 from tests.support import AUTH_TOKEN, seed_demo_touch
 
 
-def sandbox_app(database_url, redis, tmp_path, base="http://127.0.0.1:5000"):
-    return create_app({"ENV": "development", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base,
-                       "CARRIER": "sandbox", "TWILIO_API_URL": f"{base}/sandbox",
+# Port 9 (discard) has no server: the configured URL must not depend on `make run` being down.
+def sandbox_app(database_url, redis, tmp_path, base="http://127.0.0.1:9"):
+    return create_app({**sandbox_config(base), "ENV": "development", "DATABASE_URL": database_url,
                        "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "REDIS": redis,
                        "INSTANCE_PATH": str(tmp_path / "instance")})
 
@@ -67,8 +68,8 @@ def test_sandbox_call_to_a_busy_phone(admin):
 @pytest.mark.parametrize("args,message", [
     (["--appointment", "999", "--keys", "1"], "no appointment with id 999"),
     (["--appointment", "1", "--keys", "1x"], "keys may hold only 0-9, * and #"),
-    (["--appointment", "1", "--url", "http://127.0.0.1:9"], "is not this configuration's IVR_PUBLIC_BASE_URL"),
-    (["--appointment", "1", "--url", "http://127.0.0.1:5000"], "no server answers at http://127.0.0.1:5000"),
+    (["--appointment", "1", "--url", "http://127.0.0.1:5000"], "is not this configuration's IVR_PUBLIC_BASE_URL"),
+    (["--appointment", "1", "--url", "http://127.0.0.1:9"], "no server answers at http://127.0.0.1:9"),
 ])
 def test_sandbox_call_errors_are_plain_messages(admin, args, message):
     runner, _ = admin
@@ -76,10 +77,18 @@ def test_sandbox_call_errors_are_plain_messages(admin, args, message):
     assert result.exit_code != 0 and message in result.output
 
 
-def test_sandbox_refuses_to_run_against_production_settings(runner):
-    result = runner.invoke(args=["sandbox", "phone", "+12125550143", "--keys", "1"])
-    assert result.exit_code == 1
-    assert "the sandbox carrier runs only outside production" in result.output
+def test_sandbox_refuses_to_run_against_production_settings(database_url, redis, tmp_path):
+    app = create_app({"ENV": "production", "DATABASE_URL": database_url, "REDIS": redis,
+                      "TWILIO_ACCOUNT_SID": "AC" + "a" * 32, "TWILIO_AUTH_TOKEN": "real-secret",
+                      "PUBLIC_BASE_URL": "https://ivr.clinic.example", "FROM_NUMBER": "+12125550100",
+                      "SECRET_KEY": "k", "INSTANCE_PATH": str(tmp_path)})
+    assert "sandbox" not in {rule.endpoint.split(".")[0] for rule in app.url_map.iter_rules()}
+    for args in (["sandbox", "phone", "+12125550143", "--keys", "1"],
+                 ["sandbox", "call", "--appointment", "1"]):
+        result = app.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 1
+        assert "the sandbox carrier runs only outside production" in result.output
+    app.extensions["ivr"].engine.dispose()
 
 
 def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):

@@ -77,3 +77,11 @@ def test_phone_scripts_are_validated(sandbox):
     bad = requests.put(f"{base}/sandbox/phones/+12125550143", json={"answer": "maybe"}, auth=auth, timeout=5)
     assert bad.status_code == 400 and "answer must be one of" in bad.json()["message"]
     assert requests.put(f"{base}/sandbox/phones/+12125550143", json={}, timeout=5).status_code == 401
+    listed = requests.put(f"{base}/sandbox/phones/+12125550143", json=[1], auth=auth, timeout=5)
+    assert listed.status_code == 400 and "a script is a mapping" in listed.json()["message"]
+    for path in ("/etc/hostname", "/no/such/file"):  # never read, and existence is not revealed
+        named = requests.put(f"{base}/sandbox/phones/+12125550143", json={"replies": [{"audio": path}]},
+                             auth=auth, timeout=5)
+        assert named.status_code == 400
+        assert named.json()["message"] == ("reply 1: audio replies can only be set from the command "
+                                           "line (ivr sandbox phone --script FILE)")
