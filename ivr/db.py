@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker, Session
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, sqlite_foreign_keys: bool = True, **kwargs) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout. Statement parameters
     (phone numbers, names) are kept out of error messages, which end up in logs."""
     kwargs.setdefault("hide_parameters", True)
@@ -20,7 +20,7 @@ def make_engine(url: str, **kwargs) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 15}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas if sqlite_foreign_keys else _sqlite_pragmas_no_fk)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # No pool_pre_ping: it costs a round trip on every request. A connection found dead (database
@@ -37,6 +37,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_pragmas_no_fk(dbapi_connection, record) -> None:
+    """For migrations: batch mode rebuilds a table by copy-and-drop, which enforced foreign keys
+    forbid while other tables point at it (Alembic's advice; integrity is checked afterwards)."""
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=OFF")
     cursor.close()
 
 

@@ -22,9 +22,14 @@ def run_migrations_online() -> None:
     """Migrate over a connection; batch mode lets SQLite alter tables."""
     connectable = config.attributes.get("connection")
     if connectable is None:
-        engine = make_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+        engine = make_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool,
+                             sqlite_foreign_keys=False)
         with engine.connect() as connection:
             _run(connection)
+            if connection.dialect.name == "sqlite":
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left {len(broken)} broken foreign key(s): {broken[:3]}")
         engine.dispose()
     else:
         _run(connectable)

@@ -63,33 +63,67 @@ def test_a_savepoint_does_not_commit_on_its_own(sessions, demo):
         assert session.scalars(select(Call)).all() == []
 
 
-def test_migration_0003_gives_existing_calls_their_clinic(tmp_path):
-    """Calls recorded before call.clinic_id existed get the clinic of their patient."""
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_a_database_with_data_keeps_it_and_fills_new_columns(backend, tmp_path, request):
+    """From the first schema, with rows in every table, up to the latest: nothing is lost,
+    existing calls get their clinic, touches their flow, clinics voice answers off."""
     from alembic import command
     from sqlalchemy import create_engine, text
 
     from ivr.cli import alembic_config
 
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    command.upgrade(alembic_config(url), "0002")
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    else:
+        url = _fresh_postgres_database(request)
+    command.upgrade(alembic_config(url), "0001")
     engine = create_engine(url)
     with engine.begin() as db:
-        db.execute(text("INSERT INTO clinic (id, name, timezone, phone, language) "
-                        "VALUES (7, 'C', 'UTC', '+12125550100', 'en')"))
-        db.execute(text("INSERT INTO location (id, clinic_id, name) VALUES (1, 7, 'L')"))
-        db.execute(text("INSERT INTO patient (id, clinic_id, first_name, last_name, phone, language, "
-                        "preferred_channel) VALUES (1, 7, 'A', 'B', '+12125550143', 'en', 'voice')"))
-        db.execute(text("INSERT INTO appointment (id, patient_id, location_id, provider_name, starts_at, "
-                        "status) VALUES (1, 1, 1, 'P', '2026-12-01 10:00:00', 'booked')"))
-        db.execute(text("INSERT INTO touch (id, appointment_id, step, channel, due_at, status, attempts, "
-                        "updated_at) VALUES (1, 1, 'reminder', 'voice', '2026-11-30 10:00:00', 'placed', 1, "
-                        "'2026-11-30 10:00:00')"))
-        db.execute(text("INSERT INTO \"call\" (id, call_sid, direction, flow, touch_id, status, state, "
-                        "created_at) VALUES (1, 'CA1', 'outbound-api', 'reminder', 1, 'completed', '{}', "
-                        "'2026-11-30 10:00:00')"))
+        for statement in (
+            "INSERT INTO clinic (id, name, timezone, phone, language) VALUES (7, 'C', 'UTC', '+12125550100', 'en')",
+            "INSERT INTO location (id, clinic_id, name) VALUES (1, 7, 'L')",
+            "INSERT INTO patient (id, clinic_id, first_name, last_name, phone, language, preferred_channel) "
+            "VALUES (1, 7, 'A', 'B', '+12125550143', 'en', 'voice')",
+            "INSERT INTO appointment (id, patient_id, location_id, provider_name, starts_at, status) "
+            "VALUES (1, 1, 1, 'P', '2026-12-01 10:00:00', 'booked')",
+            "INSERT INTO touch (id, appointment_id, step, channel, due_at, status, attempts, updated_at) "
+            "VALUES (1, 1, 'reminder', 'voice', '2026-11-30 10:00:00', 'placed', 1, '2026-11-30 10:00:00')",
+            "INSERT INTO \"call\" (id, call_sid, direction, flow, touch_id, status, state, created_at) "
+            "VALUES (1, 'CA1', 'outbound-api', 'reminder', 1, 'completed', '{}', '2026-11-30 10:00:00')",
+            "INSERT INTO call_event (id, call_id, at, kind, detail) VALUES (1, 1, '2026-11-30 10:00:00', 'step', '{}')",
+        ):
+            db.execute(text(statement))
     engine.dispose()
     command.upgrade(alembic_config(url), "head")
     engine = create_engine(url)
     with engine.connect() as db:
         assert db.execute(text("SELECT clinic_id FROM \"call\" WHERE id = 1")).scalar() == 7
+        assert db.execute(text("SELECT flow FROM touch WHERE id = 1")).scalar() == "reminder"
+        assert db.execute(text("SELECT voice_answers FROM clinic WHERE id = 7")).scalar() in (False, 0)
+        assert db.execute(text("SELECT count(*) FROM call_event")).scalar() == 1
     engine.dispose()
+
+
+def _fresh_postgres_database(request) -> str:
+    """An empty PostgreSQL database of its own, dropped after the test."""
+    import os
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = os.environ.get("IVR_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip("IVR_TEST_DATABASE_URL is not set")
+    name = f"ivr_migrate_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
