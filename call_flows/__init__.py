@@ -7,13 +7,13 @@ from typing import Any, Mapping
 
 from call_flows import inbound, reminder
 from call_flows.actions import (Action, Answered, Ask, CallerInput, DialResult, FlowError, Hangup,
-                                Keys, Say, SetAppointmentStatus, Silence, Step, Transfer)
+                                Keys, Say, SetAppointmentStatus, Silence, Spoken, Step, Transfer)
 
 FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound}
 
 __all__ = ["FLOWS", "start", "step", "failure", "Action", "Answered", "Ask", "CallerInput",
            "DialResult", "FlowError", "Hangup", "Keys", "Say", "SetAppointmentStatus", "Silence",
-           "Step", "Transfer"]
+           "Spoken", "Step", "Transfer", "listening"]
 
 
 def _flow(name: str) -> ModuleType:
@@ -33,6 +33,12 @@ def step(flow: str, state: Mapping[str, Any], caller_input: CallerInput,
          facts: Mapping[str, Any] | None = None) -> Step:
     """The next step given the saved state and what the caller did."""
     return _flow(flow).advance(state, caller_input, facts or {})
+
+
+def listening(flow: str, state: Mapping[str, Any]) -> tuple[str, ...]:
+    """The intents a spoken answer to the current question may carry (the recogniser's grammar)."""
+    listen = getattr(_flow(flow), "listening", None)
+    return tuple(listen(state)) if listen else ()
 
 
 def failure(can_transfer: bool) -> Step:

@@ -44,7 +44,15 @@ class DialResult:
     status: str
 
 
-CallerInput = Union[Keys, Silence, DialResult]
+@dataclass(frozen=True)
+class Spoken:
+    """The caller answered by voice: the intent heard (None when nothing usable was heard)."""
+
+    intent: str | None
+    confidence: float = 0.0
+
+
+CallerInput = Union[Keys, Silence, DialResult, Spoken]
 
 
 # Actions (what the caller hears and what the call does) ----------------------------------------
@@ -58,11 +66,13 @@ class Say:
 
 @dataclass(frozen=True)
 class Ask:
-    """Speak prompts while listening for keys, then come back with the answer or silence."""
+    """Speak prompts, then take the answer: keys, or also speech when `listen` names the intents
+    a spoken answer may carry (an empty listen means keys only)."""
 
     prompts: tuple[str, ...]
     num_digits: int = 1
     timeout: int = 6
+    listen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

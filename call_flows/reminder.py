@@ -1,8 +1,10 @@
 """Appointment reminder: greet, check the right person answered, give details, take the answer.
 
 Nothing about the appointment is spoken until the callee says they are the patient.
-Keys: 1 confirm, 2 cancel (asked again before it happens), 3 new time, 9 repeat.
-No input or a wrong key re-asks the same question at most twice, then the call closes politely.
+Keys: 1 confirm, 2 cancel (asked again before it happens), 3 new time, 9 repeat. When the clinic
+takes voice answers (facts["voice_answers"]), each question also listens for words, mapped to
+the same choices. No input, a wrong key or words not understood re-ask the same question at most
+twice, then the call closes politely. An emergency word stops the flow at any question.
 """
 
 from __future__ import annotations
@@ -10,77 +12,111 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, Say,
-                                SetAppointmentStatus, Silence, Step)
+                                SetAppointmentStatus, Silence, Spoken, Step, Transfer)
 
 MAX_REPROMPTS = 2
 
-# The question each node asks when it is (re)entered.
+# The question each node asks when it is (re)entered: by keys only, and with voice answers.
 QUESTIONS: dict[str, tuple[str, ...]] = {
     "identify": ("reminder.identify",),
     "menu": ("reminder.menu",),
     "confirm_cancel": ("reminder.cancel_check",),
 }
+VOICE_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "identify": ("reminder.identify_voice",),
+    "menu": ("reminder.menu_voice",),
+    "confirm_cancel": ("reminder.cancel_check_voice",),
+}
+# Spoken intents each question accepts, and the key each one stands for.
+SPOKEN_KEYS: dict[str, dict[str, str]] = {
+    "identify": {"yes": "1", "no": "2"},
+    "menu": {"yes": "1", "cancel": "2", "reschedule": "3", "repeat": "9"},
+    "confirm_cancel": {"yes": "1", "cancel": "1", "no": "2"},
+}
+
+
+def listening(state: Mapping[str, Any]) -> tuple[str, ...]:
+    """The intents a spoken answer to the current question may carry."""
+    return tuple(SPOKEN_KEYS.get(state.get("node"), {}))
+
+
+def _question(node: str, facts: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(prompts, listen) for a node: voice wording and intents only when voice answers are on."""
+    if facts.get("voice_answers"):
+        return VOICE_QUESTIONS[node], tuple(SPOKEN_KEYS[node])
+    return QUESTIONS[node], ()
 
 
 def start(answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
     """First words of the call: a voicemail without PHI, or the greeting and identity question."""
+    facts = facts or {}
     if answered.is_machine:
         return _finish("voicemail", Say("reminder.voicemail"), decision="left_voicemail")
-    return Step(actions=(Ask(("reminder.greeting", *QUESTIONS["identify"])),),
+    prompts, listen = _question("identify", facts)
+    return Step(actions=(Ask(("reminder.greeting", *prompts), listen=listen),),
                 state={"node": "identify", "misses": 0})
 
 
 def advance(state: Mapping[str, Any], caller_input: CallerInput,
             facts: Mapping[str, Any] | None = None) -> Step:
     """Take the caller's answer to the question asked in state['node']."""
+    facts = facts or {}
     node = state.get("node")
     if node == "done":
         return Step(actions=(Hangup(),), state=state, decision="input_after_end")
     handler = _HANDLERS.get(node)
     if handler is None:
         raise FlowError(f"reminder flow has no node {node!r}")
-    key = caller_input.digits[:1] if isinstance(caller_input, Keys) else None
-    step = handler(key) if key else None
-    return step if step is not None else _miss(state, caller_input)
+    if isinstance(caller_input, Spoken) and caller_input.intent == "emergency":
+        return _emergency(facts)
+    key = None
+    if isinstance(caller_input, Keys):
+        key = caller_input.digits[:1]
+    elif isinstance(caller_input, Spoken):
+        key = SPOKEN_KEYS[node].get(caller_input.intent or "")
+    step = handler(key, facts) if key else None
+    return step if step is not None else _miss(state, caller_input, facts)
 
 
-def _identify(key: str) -> Step | None:
+def _identify(key: str, facts) -> Step | None:
     if key == "1":
-        return _ask("menu", ("reminder.details", *QUESTIONS["menu"]), decision="identity_confirmed")
+        return _ask("menu", facts, decision="identity_confirmed", before=("reminder.details",))
     if key == "2":
         return _finish("wrong_person", Say("reminder.wrong_person"), decision="not_the_patient")
     return None
 
 
-def _menu(key: str) -> Step | None:
+def _menu(key: str, facts) -> Step | None:
     if key == "1":
         return _finish("confirmed", Say("reminder.confirmed"), decision="confirm",
                        effects=(SetAppointmentStatus("confirmed"),))
     if key == "2":
-        return _ask("confirm_cancel", QUESTIONS["confirm_cancel"], decision="cancel_requested")
+        return _ask("confirm_cancel", facts, decision="cancel_requested")
     if key == "3":
         return _finish("reschedule_requested", Say("reminder.reschedule_noted"), decision="reschedule",
                        effects=(SetAppointmentStatus("reschedule_requested"),))
     if key == "9":
-        return _ask("menu", ("reminder.details", *QUESTIONS["menu"]), decision="repeat")
+        return _ask("menu", facts, decision="repeat", before=("reminder.details",))
     return None
 
 
-def _confirm_cancel(key: str) -> Step | None:
+def _confirm_cancel(key: str, facts) -> Step | None:
     if key == "1":
         return _finish("cancelled", Say("reminder.cancelled"), decision="cancel_confirmed",
                        effects=(SetAppointmentStatus("cancelled"),))
     if key == "2":
-        return _ask("menu", ("reminder.kept", *QUESTIONS["menu"]), decision="cancel_withdrawn")
+        return _ask("menu", facts, decision="cancel_withdrawn", before=("reminder.kept",))
     return None
 
 
 _HANDLERS = {"identify": _identify, "menu": _menu, "confirm_cancel": _confirm_cancel}
 
 
-def _ask(node: str, prompts: tuple[str, ...], decision: str) -> Step:
+def _ask(node: str, facts, decision: str, before: tuple[str, ...] = ()) -> Step:
     """Move to node and ask its question; a valid answer resets the miss count."""
-    return Step(actions=(Ask(prompts),), state={"node": node, "misses": 0}, decision=decision)
+    prompts, listen = _question(node, facts)
+    return Step(actions=(Ask((*before, *prompts), listen=listen),), state={"node": node, "misses": 0},
+                decision=decision)
 
 
 def _finish(outcome: str, *actions, decision: str, effects=()) -> Step:
@@ -88,13 +124,28 @@ def _finish(outcome: str, *actions, decision: str, effects=()) -> Step:
                 effects=effects, decision=decision, outcome=outcome)
 
 
-def _miss(state: Mapping[str, Any], caller_input: CallerInput) -> Step:
-    """Re-ask after silence or a wrong key, or close politely once the re-prompts are used up."""
+def _emergency(facts) -> Step:
+    """Stop everything: tell the caller to dial the emergency number, and offer staff at once."""
+    if facts.get("can_transfer"):
+        actions = (Say("common.emergency"), Say("common.emergency_transfer"), Transfer())
+    else:
+        actions = (Say("common.emergency"), Hangup())
+    return Step(actions=actions, state={"node": "done", "misses": 0}, decision="emergency",
+                outcome="emergency")
+
+
+def _miss(state: Mapping[str, Any], caller_input: CallerInput, facts) -> Step:
+    """Re-ask after silence, a wrong key or words not understood, or close once re-prompts run out."""
     misses = int(state.get("misses", 0)) + 1
-    decision = "no_input" if isinstance(caller_input, Silence) else "invalid_key"
+    if isinstance(caller_input, Silence):
+        decision, sorry = "no_input", "common.no_input"
+    elif isinstance(caller_input, Spoken):
+        decision, sorry = "not_understood", "common.not_understood"
+    else:
+        decision, sorry = "invalid_key", "common.invalid_key"
     if misses > MAX_REPROMPTS:
         return _finish("no_response", Say("reminder.no_response"), decision=decision)
     node = state["node"]
-    sorry = "common.no_input" if isinstance(caller_input, Silence) else "common.invalid_key"
-    return Step(actions=(Ask((sorry, *QUESTIONS[node])),), state={"node": node, "misses": misses},
+    prompts, listen = _question(node, facts)
+    return Step(actions=(Ask((sorry, *prompts), listen=listen),), state={"node": node, "misses": misses},
                 decision=decision)

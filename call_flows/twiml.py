@@ -10,6 +10,11 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 from call_flows.actions import Action, Ask, Hangup, Say, Transfer
 
 
+RECORD_FINISH_KEYS = "0123456789*#"
+RECORD_MAX_SECONDS = 6      # a short answer; a long recording is a caller talking to someone else
+RECORD_SILENCE_SECONDS = 3  # silence that ends the answer
+
+
 @dataclass(frozen=True)
 class Voice:
     """How prompts are spoken and where answers go."""
@@ -28,6 +33,14 @@ def render(actions: Iterable[Action], voice: Voice) -> str:
     for action in actions:
         if isinstance(action, Say):
             response.say(voice.text(action.prompt), language=voice.say_language)
+        elif isinstance(action, Ask) and action.listen:
+            # Voice or key on the same prompt: a key ends the recording and arrives as Digits.
+            for key in action.prompts:
+                response.say(voice.text(key), language=voice.say_language)
+            response.record(action=voice.step_url, method="POST", finish_on_key=RECORD_FINISH_KEYS,
+                            max_length=RECORD_MAX_SECONDS, timeout=RECORD_SILENCE_SECONDS,
+                            play_beep=False, trim="trim-silence")
+            response.redirect(voice.step_url, method="POST")
         elif isinstance(action, Ask):
             gather = Gather(input="dtmf", num_digits=action.num_digits, timeout=action.timeout,
                             action=voice.step_url, method="POST")

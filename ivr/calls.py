@@ -51,7 +51,8 @@ class Turn:
 
     def facts(self, fallback_staff_number: str = "") -> dict[str, Any]:
         """What a flow may know about the configuration (nothing about the patient)."""
-        return {"can_transfer": bool(self.staff_number or fallback_staff_number)}
+        return {"can_transfer": bool(self.staff_number or fallback_staff_number),
+                "voice_answers": bool(self.row["voice_answers"])}
 
 
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
@@ -62,7 +63,8 @@ _TURN = (
            Appointment.provider_name, Location.name.label("location"), Patient.first_name,
            Patient.language, Patient.timezone, Clinic.name.label("clinic"),
            Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
-           Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"))
+           Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"),
+           Clinic.voice_answers)
     .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id)
     .outerjoin(Appointment, Touch.appointment_id == Appointment.id)
     .outerjoin(Location, Appointment.location_id == Location.id)

@@ -151,6 +151,39 @@ def reminders_outcomes(wait: int) -> None:
         click.echo(f"{len(busy)} call(s) still in progress")
 
 
+@click.group("clinics")
+def clinics_group() -> None:
+    """See and configure clinics."""
+
+
+@clinics_group.command("list")
+@with_appcontext
+def clinics_list() -> None:
+    """Each clinic with its numbers, language and whether it takes spoken answers."""
+    from ivr.models import Clinic
+
+    with current_services().sessions() as session:
+        for clinic in session.scalars(select(Clinic).order_by(Clinic.id)):
+            click.echo(f"{clinic.id}  {clinic.name}  phone {clinic.phone}  staff {clinic.staff_phone or '-'}  "
+                       f"language {clinic.language}  voice answers {'on' if clinic.voice_answers else 'off'}")
+
+
+@clinics_group.command("voice-answers")
+@click.argument("clinic_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off"]))
+@with_appcontext
+def clinics_voice_answers(clinic_id: int, setting: str) -> None:
+    """Let callers answer questions by voice as well as by key (on), or by key only (off)."""
+    from ivr.models import Clinic
+
+    with current_services().sessions.begin() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic.voice_answers = setting == "on"
+    click.echo(f"clinic {clinic_id}: voice answers {setting}")
+
+
 def _sandbox_group():
     from ivr.sandbox.cli import sandbox_group
 
@@ -163,7 +196,8 @@ def _speech_group():
     return speech_group
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group, _sandbox_group(), _speech_group())
+COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, _sandbox_group(),
+            _speech_group())
 
 
 def register(app: Flask) -> None:

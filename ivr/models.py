@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, TypeDecorator,
-                        UniqueConstraint, event)
+                        UniqueConstraint, event, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ivr.errors import IvrError
@@ -47,6 +47,8 @@ class Clinic(Base):
     phone: Mapped[str] = mapped_column(String(20), comment="public number patients call back, E.164")
     staff_phone: Mapped[str | None] = mapped_column(String(20), comment="where live transfers go, E.164")
     language: Mapped[str] = mapped_column(String(8), default="en")
+    voice_answers: Mapped[bool] = mapped_column(default=False, server_default=false(),
+                                                comment="questions also listen for spoken answers")
 
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")

@@ -16,7 +16,7 @@ import call_flows
 import prompts
 from call_flows import Answered, DialResult, Keys, Silence, Step
 from call_flows.twiml import Voice, render
-from ivr import calls
+from ivr import answers, calls
 from ivr.db import run_transaction
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
@@ -53,13 +53,29 @@ def _answered_by() -> str | None:
 
 
 def _caller_input() -> tuple[call_flows.CallerInput, dict]:
-    """Keys or silence, plus what the audit trail records about it."""
+    """Keys or silence, plus what the audit trail records about it. (A key that ended a
+    recording arrives as Digits too; Record reports a hang-up as Digits=hangup.)"""
     digits = request.form.get("Digits", "")
-    if not digits:
+    if not digits or digits == "hangup":
         return Silence(), {"silence": True}
     if not DIGITS.fullmatch(digits):
         abort(400, description="Digits may hold only 0-9, * and #")
     return Keys(digits), {"digits": digits}
+
+
+def _spoken_input(sid: str, recording_url: str) -> tuple[call_flows.CallerInput, dict]:
+    """Recognise a recorded answer against the current question's grammar, outside any write
+    transaction (fetching and recognising take tens of milliseconds)."""
+    services = current_services()
+    with services.sessions() as session:
+        turn = calls.load_turn(session, sid)
+    if turn is None:
+        return Silence(), {"silence": True}
+    language = calls.context_for(turn).catalogue.language
+    intents = call_flows.listening(turn.flow, turn.state)
+    spoken, audit = answers.recognise(services.settings, recording_url, language, intents)
+    audit["speech"]["recording_sid"] = request.form.get("RecordingSid")
+    return spoken, audit
 
 
 @bp.post("/voice/outbound/<int:touch_id>")
@@ -145,6 +161,9 @@ def voice_step() -> Response:
     """Action URL of every question, and the Redirect that follows it when the caller is silent."""
     sid = _call_sid()
     caller_input, audit = _caller_input()
+    recording_url = request.form.get("RecordingUrl", "")
+    if isinstance(caller_input, Silence) and recording_url and request.form.get("Digits") != "hangup":
+        caller_input, audit = _spoken_input(sid, recording_url)
     return _turn(sid, lambda session: calls.load_turn(session, sid),
                  lambda turn, facts: call_flows.step(turn.flow, turn.state, caller_input, facts), audit)
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ivr.models import Touch
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["db", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech", "worker"]
+COMMANDS = ["clinics", "db", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech", "worker"]
 
 
 def ivr(*args, env=None, cwd=None):
@@ -59,7 +59,7 @@ def test_development_upgrade_and_seed_with_no_secrets(tmp_path):
     assert second.stdout.strip() == ("already present: demo clinic 'Riverside Family Clinic' (id 1) "
                                      "with 3 patients")
     current = ivr("db", "current", env=env, cwd=tmp_path)
-    assert "0003 (head)" in current.stdout
+    assert "0004 (head)" in current.stdout
 
 
 def test_reminders_schedule_plans_and_queues_each_appointment_once(runner, sessions, redis):

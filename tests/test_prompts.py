@@ -3,30 +3,35 @@
 import pytest
 
 import prompts
-from call_flows import Answered, DialResult, Keys, Silence
+from call_flows import Answered, DialResult, Keys, Silence, Spoken
 import call_flows
 
 SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider"}
 BEFORE_IDENTITY = ("reminder.greeting", "reminder.identify", "reminder.wrong_person",
                    "reminder.voicemail", "reminder.no_response", "common.no_input",
                    "common.invalid_key", "common.apology_transfer", "common.apology_call_back",
+                   "common.not_understood", "common.emergency", "common.emergency_transfer",
+                   "reminder.identify_voice",
                    "inbound.welcome", "inbound.connecting", "inbound.whisper", "inbound.no_staff",
                    "inbound.nobody_available", "inbound.unknown_number")
 PHI_VALUES = {"date", "time", "location", "provider", "first_name"}
 # The one exception (docs/ARCHITECTURE.md): the identity question names the first name, since a
 # person cannot say whether they are the patient otherwise.
-FIRST_NAME_ALLOWED = {"reminder.identify"}
+FIRST_NAME_ALLOWED = {"reminder.identify", "reminder.identify_voice"}
 
 
 def all_prompt_keys():
     keys = set()
-    for answered in ("human", "machine_end_beep"):
-        keys.update(call_flows.start("reminder", Answered(answered)).prompts())
-    for node in ("identify", "menu", "confirm_cancel"):
-        for misses in (0, 2):
-            for caller_input in [Keys(k) for k in "0123456789"] + [Silence()]:
-                keys.update(call_flows.step("reminder", {"node": node, "misses": misses},
-                                            caller_input).prompts())
+    for facts in ({}, {"voice_answers": True, "can_transfer": True}, {"voice_answers": True}):
+        for answered in ("human", "machine_end_beep"):
+            keys.update(call_flows.start("reminder", Answered(answered), facts).prompts())
+        for node in ("identify", "menu", "confirm_cancel"):
+            for misses in (0, 2):
+                inputs = [Keys(k) for k in "0123456789"] + [Silence(), Spoken(None)] + \
+                    [Spoken(i) for i in ("yes", "no", "cancel", "reschedule", "repeat", "emergency")]
+                for caller_input in inputs:
+                    keys.update(call_flows.step("reminder", {"node": node, "misses": misses},
+                                                caller_input, facts).prompts())
     for can in (True, False):
         keys.update(call_flows.failure(can).prompts())
         keys.update(call_flows.start("inbound", Answered(), {"can_transfer": can}).prompts())

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from ivr.errors import IvrError
-from ivr.models import Appointment, Call, Touch, utcnow
+from ivr.models import Appointment, Call, CallEvent, Touch, utcnow
 from ivr.sandbox.script import Script
 from ivr.sandbox.store import SandboxStore
 
@@ -115,13 +115,22 @@ def outcome(sessions, touch_id: int) -> dict[str, Any]:
     with sessions() as session:
         touch = session.get(Touch, touch_id)
         call = session.scalars(select(Call).where(Call.touch_id == touch_id)).first()
-        return {"touch_id": touch.id, "touch_status": touch.status,
+        return {"speech": _speech_results(session, call), "touch_id": touch.id, "touch_status": touch.status,
                 "appointment_id": touch.appointment_id,
                 "appointment_status": touch.appointment.status,
                 "call_sid": call.call_sid if call else None,
                 "call_status": call.status if call else None,
                 "call_outcome": call.outcome if call else None,
                 "answered_by": call.answered_by if call else None}
+
+
+def _speech_results(session, call) -> list[dict[str, Any]]:
+    """What the server's recogniser made of each spoken answer on the call, in order."""
+    if call is None:
+        return []
+    events = session.scalars(select(CallEvent).where(CallEvent.call_id == call.id, CallEvent.kind == "step")
+                             .order_by(CallEvent.id))
+    return [e.detail["input"]["speech"] for e in events if (e.detail.get("input") or {}).get("speech")]
 
 
 @dataclass(frozen=True)
@@ -183,6 +192,7 @@ def place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
 def describe(result: CallResult) -> str:
     """A transcript people can read: what was said, what the caller did, what changed."""
     call, out = result.transcript, result.outcome
+    heard = list(out.get("speech", []))
     lines = [f"Call {call['sid']}  {call['from']} -> {call['to']}  ({call['direction']})"]
     if call.get("answered_by"):
         lines.append(f"  answered by: {call['answered_by']}")
@@ -203,7 +213,13 @@ def describe(result: CallResult) -> str:
         if turn.get("reply"):
             from ivr.sandbox.script import Reply
 
-            lines.append(f"      caller: {Reply(**turn['reply']).describe()}")
+            reply = Reply(**turn["reply"])
+            lines.append(f"      caller: {reply.describe()}")
+            if reply.kind == "audio" and heard:
+                speech = heard.pop(0)
+                lines.append(f"      server heard: {speech.get('text')!r} -> {speech.get('intent')} "
+                             f"(confidence {speech.get('confidence')}, {speech.get('engine')})"
+                             if "error" not in speech else f"      server heard nothing ({speech['error']})")
         if turn.get("error"):
             lines.append(f"      error:  {turn['error']}")
     lines.append(f"  call status: {call['status']}" + (f" ({call['error']})" if call.get("error") else ""))

@@ -132,3 +132,56 @@ def test_unknown_flow_and_corrupt_state_raise_flow_error():
 def test_failure_step_apologises_then_transfers_or_promises_a_call_back(can_transfer, actions):
     step = call_flows.failure(can_transfer)
     assert step.actions == actions and step.outcome == "error"
+
+
+VOICE = {"voice_answers": True, "can_transfer": True}
+
+
+def test_voice_answers_change_the_wording_and_listen_for_the_choices():
+    step = call_flows.start("reminder", Answered("human"), VOICE)
+    assert step.actions == (Ask(("reminder.greeting", "reminder.identify_voice"), listen=("yes", "no")),)
+    keys_only = call_flows.start("reminder", Answered("human"), {})
+    assert keys_only.actions[0].listen == ()
+    assert call_flows.listening("reminder", {"node": "menu"}) == ("yes", "cancel", "reschedule", "repeat")
+    assert call_flows.listening("reminder", {"node": "done"}) == ()
+
+
+# node, spoken intent -> decision, outcome
+SPOKEN = [
+    ("identify", "yes", "identity_confirmed", None), ("identify", "no", "not_the_patient", "wrong_person"),
+    ("menu", "yes", "confirm", "confirmed"), ("menu", "cancel", "cancel_requested", None),
+    ("menu", "reschedule", "reschedule", "reschedule_requested"), ("menu", "repeat", "repeat", None),
+    ("confirm_cancel", "yes", "cancel_confirmed", "cancelled"),
+    ("confirm_cancel", "cancel", "cancel_confirmed", "cancelled"),
+    ("confirm_cancel", "no", "cancel_withdrawn", None),
+]
+
+
+@pytest.mark.parametrize("node,intent,decision,outcome", SPOKEN)
+def test_spoken_answers_mean_what_their_keys_mean(node, intent, decision, outcome):
+    step = call_flows.step("reminder", {"node": node, "misses": 0}, call_flows.Spoken(intent, 0.9), VOICE)
+    assert (step.decision, step.outcome) == (decision, outcome)
+
+
+@pytest.mark.parametrize("intent", [None, "stop", "no"])
+def test_words_not_understood_at_the_menu_reask_with_an_apology(intent):
+    step = call_flows.step("reminder", {"node": "menu", "misses": 0}, call_flows.Spoken(intent), VOICE)
+    assert step.actions == (Ask(("common.not_understood", "reminder.menu_voice"),
+                                listen=("yes", "cancel", "reschedule", "repeat")),)
+    assert step.decision == "not_understood" and step.state["misses"] == 1
+
+
+def test_a_spoken_cancel_is_read_back_before_it_happens():
+    step = call_flows.step("reminder", {"node": "menu", "misses": 0}, call_flows.Spoken("cancel", 0.4), VOICE)
+    assert step.effects == () and step.state["node"] == "confirm_cancel"
+    assert step.actions == (Ask(("reminder.cancel_check_voice",), listen=("yes", "cancel", "no")),)
+
+
+@pytest.mark.parametrize("node", ["identify", "menu", "confirm_cancel"])
+@pytest.mark.parametrize("facts,actions", [
+    (VOICE, (Say("common.emergency"), Say("common.emergency_transfer"), call_flows.Transfer())),
+    ({"voice_answers": True}, (Say("common.emergency"), Hangup())),
+])
+def test_an_emergency_word_stops_the_flow_at_any_question(node, facts, actions):
+    step = call_flows.step("reminder", {"node": node, "misses": 0}, call_flows.Spoken("emergency"), facts)
+    assert (step.actions, step.outcome, step.effects) == (actions, "emergency", ())

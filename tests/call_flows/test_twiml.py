@@ -25,6 +25,15 @@ def test_ask_is_a_gather_with_its_prompts_then_a_redirect_for_silence():
     assert (redirect.attrs, redirect.text) == ({"method": "POST"}, "/twilio/voice/step")
 
 
+def test_a_listening_question_says_then_records_with_keys_ending_it():
+    verbs = parse_twiml(render([Ask(("a", "b"), listen=("yes", "no"))], VOICE))
+    assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Say", "Second."), ("Record", ""),
+                                                ("Redirect", "/twilio/voice/step")]
+    assert verbs[2].attrs == {"action": "/twilio/voice/step", "method": "POST",
+                              "finishOnKey": "0123456789*#", "maxLength": "6", "timeout": "3",
+                              "playBeep": "false", "trim": "trim-silence"}
+
+
 def test_say_then_hangup():
     verbs = parse_twiml(render([Say("a"), Hangup()], VOICE))
     assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Hangup", "")]
@@ -57,6 +66,12 @@ def test_every_reminder_step_renders_valid_twiml():
         for misses in (0, 2):
             for caller_input in [Keys(k) for k in "0123456789*#"] + [call_flows.Silence()]:
                 steps.append(call_flows.step("reminder", {"node": node, "misses": misses}, caller_input))
+    voice_facts = {"voice_answers": True, "can_transfer": True}
+    steps.append(call_flows.start("reminder", Answered("human"), voice_facts))
+    for node in ("identify", "menu", "confirm_cancel"):
+        for spoken in ("yes", "no", "cancel", "repeat", "emergency", None):
+            steps.append(call_flows.step("reminder", {"node": node, "misses": 0},
+                                         call_flows.Spoken(spoken), voice_facts))
     steps += [call_flows.failure(True), call_flows.failure(False)]
     steps += [call_flows.start("inbound", Answered(), {"can_transfer": can}) for can in (True, False)]
     steps += [call_flows.step("inbound", {"node": "transferring"}, call_flows.DialResult(s))
