@@ -1,4 +1,5 @@
-"""Fixtures: a private real redis-server, migrated SQLite and PostgreSQL databases, signed requests."""
+"""Fixtures: a private real redis-server, migrated SQLite and PostgreSQL databases, signed requests,
+real speech clips."""
 
 from __future__ import annotations
 
@@ -170,3 +171,31 @@ def sandbox_app_factory(database_url, redis, tmp_path):
     yield make
     for app in made:
         app.extensions["ivr"].engine.dispose()
+
+
+# Real clips for speech tests: ../shared/speech (real human recordings) and espeak-ng phrases.
+
+CLIPS = Path(__file__).resolve().parents[2] / "shared" / "speech"
+
+
+@pytest.fixture(scope="session")
+def clips() -> Path:
+    if not (CLIPS / "yes").is_dir():
+        pytest.skip(f"the development speech clips are not at {CLIPS}")
+    return CLIPS
+
+
+@pytest.fixture(scope="session")
+def korean(tmp_path_factory):
+    """Korean words spoken by espeak-ng into WAV files (22.05 kHz, as espeak-ng writes them)."""
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng is not installed (make test installs it)")
+    folder = tmp_path_factory.mktemp("korean")
+
+    def speak(word: str) -> Path:
+        path = folder / f"{abs(hash(word))}.wav"
+        if not path.exists():
+            subprocess.run(["espeak-ng", "-v", "ko", "-w", str(path), word], check=True)
+        return path
+
+    return speak

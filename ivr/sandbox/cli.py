@@ -28,7 +28,8 @@ def _script_options(command):
                            help="How the phone answers (default human).")(command)
     command = click.option("--script", "script_file", type=click.Path(dir_okay=False, path_type=Path),
                            help="A caller script file (YAML or JSON).")(command)
-    command = click.option("--keys", help="Replies in order, e.g. 1,9,silence,1 or 1,hangup.")(command)
+    command = click.option("--keys", help="Replies in order, e.g. 1,9,silence,1 or 1,hangup; "
+                                          "@FILE.wav speaks that recording.")(command)
     return command
 
 

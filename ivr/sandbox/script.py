@@ -154,7 +154,9 @@ def load(path: str | Path) -> Script:
 
 
 def from_keys(keys: str, **fields: Any) -> Script:
-    """A script from a comma-separated list such as '1,9,silence,1'."""
-    replies = [part.strip() for part in keys.split(",") if part.strip()] if keys else []
-    return parse({"replies": replies, **fields})
+    """A script from a comma-separated list such as '1,9,silence,1' or '@yes.wav,1' (@ speaks
+    the recording in that file)."""
+    parts = [part.strip() for part in keys.split(",") if part.strip()] if keys else []
+    replies = [{"audio": part[1:]} if part.startswith("@") else part for part in parts]
+    return parse({"replies": replies, **fields}, base=Path.cwd())
 

@@ -1,0 +1,90 @@
+"""Voice answers across the real stack: real recordings of people saying yes and no, played by
+the sandbox into <Record>, fetched by the server with the account's credentials, recognised
+locally, and turned into the same outcomes as keys."""
+
+import pytest
+from sqlalchemy import select, update
+
+from ivr.models import Clinic, Call, CallEvent
+from ivr.sandbox import calling, script as scripts
+from speech import load_wav, recognizer_for
+from speech.intents import intent_of, phrases_for
+from tests.support import seed_demo_touch
+
+IDENTIFY, MENU = ["yes", "no"], ["yes", "cancel", "reschedule", "repeat"]
+
+
+def clip_heard_as(clips, label, intent, *questions):
+    """A real recording of `label` that the engine hears as `intent` at each of the questions."""
+    engine = recognizer_for("en")
+    for path in sorted((clips / label).glob("*.wav")):
+        audio = load_wav(path).telephone()
+        if all(intent_of("en", engine.recognize(audio, phrases_for("en", q))) == intent for q in questions):
+            return path
+    pytest.fail(f"no {label} clip is heard as {intent}")
+
+
+@pytest.fixture
+def live(sandbox_app_factory):
+    with calling.serve(sandbox_app_factory) as (app, _base):
+        sessions = app.extensions["ivr"].sessions
+        demo = seed_demo_touch(sessions)
+        with sessions.begin() as session:
+            session.execute(update(Clinic).values(voice_answers=True))
+        yield app, demo
+
+
+def place(live, replies, **script):
+    app, demo = live
+    return calling.place_reminder_call(app, demo.appointment_id,
+                                       scripts.parse({"replies": replies, **script}),
+                                       run_worker=True, timeout=30)
+
+
+def test_a_spoken_yes_twice_confirms_the_appointment(live, clips):
+    yes = str(clip_heard_as(clips, "yes", "yes", IDENTIFY, MENU))
+    result = place(live, [{"audio": yes}, {"audio": yes}])
+    assert result.outcome["appointment_status"] == "confirmed"
+    assert result.outcome["call_outcome"] == "confirmed"
+    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    assert said[0][1] == "If you are Jane, say yes or press 1. If Jane is not available, say no or press 2."
+    assert said[-1] == ["Thank you. Your appointment is confirmed. We look forward to seeing you. Goodbye."]
+    heard = result.outcome["speech"]
+    assert [h["intent"] for h in heard] == ["yes", "yes"]
+    assert all(h["engine"] == "pocketsphinx" and h["recording_sid"].startswith("RE") for h in heard)
+
+
+def test_a_spoken_no_at_the_identity_question_ends_politely(live, clips):
+    no = str(clip_heard_as(clips, "no", "no", IDENTIFY))
+    result = place(live, [{"audio": no}])
+    assert (result.outcome["call_outcome"], result.outcome["appointment_status"]) == ("wrong_person", "booked")
+
+
+def test_keys_still_answer_when_the_question_records(live):
+    result = place(live, ["1", "3"])
+    assert result.outcome["appointment_status"] == "reschedule_requested"
+    assert result.outcome["speech"] == []
+
+
+def test_silence_in_voice_mode_reasks_then_closes(live):
+    result = place(live, ["silence", "silence", "silence"])
+    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    assert said[1] == ["Sorry, I did not hear anything.",
+                       "If you are Jane, say yes or press 1. If Jane is not available, say no or press 2."]
+    assert result.outcome["call_outcome"] == "no_response"
+
+
+def test_noise_is_not_taken_for_an_answer(live, clips):
+    """A near-silent recording is heard as nothing, so the caller is asked again."""
+    engine = recognizer_for("en")
+    quiet = next(str(p) for p in sorted((clips / "_silence_").glob("*.wav"))
+                 if engine.recognize(load_wav(p).telephone(), phrases_for("en", IDENTIFY)).text == "")
+    result = place(live, [{"audio": quiet}, "1", "1"])
+    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    assert said[1][0] == "Sorry, I did not understand."
+    assert result.outcome["appointment_status"] == "confirmed"
+    app, _ = live
+    with app.extensions["ivr"].sessions() as session:
+        detail = session.scalars(select(CallEvent.detail).join(Call).where(CallEvent.kind == "step")
+                                 .order_by(CallEvent.id)).all()[1]
+    assert detail["input"]["speech"]["text"] == "" and detail["decision"] == "not_understood"
