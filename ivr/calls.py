@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import prompts
+from speech.recognizer import can_recognize
 from call_flows import SetAppointmentStatus, Step
 from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
 
@@ -49,10 +50,11 @@ class Turn:
     def staff_number(self) -> str | None:
         return self.row["staff_phone"]
 
-    def facts(self, fallback_staff_number: str = "") -> dict[str, Any]:
-        """What a flow may know about the configuration (nothing about the patient)."""
+    def facts(self, language: str, fallback_staff_number: str = "") -> dict[str, Any]:
+        """What a flow may know about the configuration (nothing about the patient). Voice
+        answers need the clinic's consent and a recogniser for the language the call speaks."""
         return {"can_transfer": bool(self.staff_number or fallback_staff_number),
-                "voice_answers": bool(self.row["voice_answers"])}
+                "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language)}
 
 
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
@@ -174,8 +176,8 @@ def context_for(turn: Turn, fallback_staff_number: str = "") -> CallContext:
         "clinic": lambda: row["clinic"],
         "clinic_phone": lambda: speakable_number(row["clinic_phone"]),
         "first_name": lambda: row["first_name"],
-        "date": lambda: format_date(local(), "EEEE, MMMM d", locale=catalogue.locale),
-        "time": lambda: format_time(local(), "h:mm a", locale=catalogue.locale),
+        "date": lambda: format_date(local(), catalogue.date_format, locale=catalogue.locale),
+        "time": lambda: format_time(local(), catalogue.time_format, locale=catalogue.locale),
         "location": lambda: row["location"],
         "provider": lambda: row["provider_name"],
     })

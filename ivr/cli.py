@@ -190,14 +190,20 @@ def _sandbox_group():
     return sandbox_group
 
 
+def _prompts_group():
+    from prompts.cli import prompts_group
+
+    return prompts_group
+
+
 def _speech_group():
     from speech.cli import speech_group
 
     return speech_group
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, _sandbox_group(),
-            _speech_group())
+COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, _prompts_group(),
+            _sandbox_group(), _speech_group())
 
 
 def register(app: Flask) -> None:

@@ -183,7 +183,7 @@ def _turn(sid: str, load: Callable[[Session], calls.Turn | None],
             return _failure_twiml(services.settings.fallback_staff_number)
         fallback = services.settings.fallback_staff_number
         context = calls.context_for(turn, fallback)
-        step = make_step(turn, turn.facts(fallback))
+        step = make_step(turn, turn.facts(context.catalogue.language, fallback))
         xml = render(step.actions, Voice(
             text=lambda key: context.catalogue.text(key, context.values),
             say_language=context.catalogue.say_language,

@@ -21,6 +21,8 @@ class Catalogue:
     language: str
     locale: str
     say_language: str
+    date_format: str   # Babel (CLDR) patterns: how a date and a time are said in this language
+    time_format: str
     texts: Mapping[str, str]
 
     def text(self, key: str, values: Mapping[str, object]) -> str:
@@ -59,4 +61,4 @@ def load(language: str) -> Catalogue:
         for name, text in entries.items():
             texts[f"{section}.{name}"] = " ".join(text.split())
     return Catalogue(language=language, locale=meta["locale"], say_language=meta["say_language"],
-                     texts=texts)
+                     date_format=meta["date_format"], time_format=meta["time_format"], texts=texts)

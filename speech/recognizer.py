@@ -85,6 +85,13 @@ def _load(language: str, environ) -> Recognizer:
                       f"`ivr speech install-model {language}` or set IVR_VOSK_MODEL_{language.upper()}")
 
 
+def can_recognize(language: str, environ=os.environ) -> bool:
+    """Whether this machine can recognise answers in a language (without loading a model)."""
+    from speech.intents import PHRASES
+
+    return language in PHRASES and (language == "en" or vosk_model_dir(language, environ) is not None)
+
+
 def available_engines(languages: Sequence[str], environ=os.environ) -> list[dict]:
     """Which engine each language would use, and why (for `ivr speech engines`)."""
     rows = []

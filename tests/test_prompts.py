@@ -66,3 +66,33 @@ def test_missing_key_and_missing_value_are_clear_errors():
 def test_every_catalogue_key_is_spoken_somewhere():
     """A prompt no flow uses is dead text that translators would still have to keep up."""
     assert set(prompts.load("en").texts) - all_prompt_keys() == set()
+
+
+def test_the_catalogues_pass_their_own_check():
+    from prompts.check import problems
+    assert problems() == []
+
+
+def test_the_check_catches_a_missing_key_a_wrong_placeholder_and_hard_english(monkeypatch):
+    import dataclasses
+
+    from prompts import check
+
+    real = prompts.load
+
+    def doctored(language):
+        catalogue = real(language)
+        texts = dict(catalogue.texts)
+        if language == "es":
+            del texts["reminder.kept"]
+            texts["reminder.greeting"] = "Hola. Le llama {clinica}."
+        if language == "en":
+            texts["reminder.kept"] = ("Notwithstanding considerable administrative complications, "
+                                      "your appointment remains provisionally unaltered.")
+        return dataclasses.replace(catalogue, texts=texts)
+
+    monkeypatch.setattr(prompts, "load", doctored)
+    found = check.problems()
+    assert "es: missing reminder.kept" in found
+    assert "es: reminder.greeting has placeholders ['clinica'], en has ['clinic']" in found
+    assert any(line.startswith("en: reminder.kept reads at grade") for line in found)

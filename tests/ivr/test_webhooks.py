@@ -137,8 +137,8 @@ def test_answering_machine_hears_a_voicemail_with_no_phi_and_no_keys(twilio, dem
         assert session.scalars(select(Call.outcome)).one() == "voicemail"
 
 
-def test_spanish_speaking_patient_falls_back_to_english_until_a_catalogue_exists(twilio, demo, sessions):
-    """Only en ships today; Maria (language es) hears English rather than a failed call."""
+def test_a_spanish_speaking_patient_hears_spanish(twilio, demo, sessions):
+    """Maria's language is es: her call is in Spanish, with the date said the Spanish way."""
     from ivr.models import Touch, utcnow
     with sessions.begin() as session:
         maria = session.scalars(select(Appointment).join(Appointment.patient)
@@ -149,8 +149,29 @@ def test_spanish_speaking_patient_falls_back_to_english_until_a_catalogue_exists
         session.flush()
         touch_id = touch.id
     verbs = heard(twilio.post(f"/twilio/voice/outbound/{touch_id}", {"CallSid": call_sid(5)}))
-    assert verbs[0].children[0].attrs == {"language": "en-US"}
-    assert spoken(verbs)[1] == "If you are Maria, press 1. If Maria is not available, press 2."
+    assert verbs[0].children[0].attrs == {"language": "es-MX"}
+    assert spoken(verbs) == ["Hola. Le llama Riverside Family Clinic.",
+                             "Si usted es Maria, oprima 1. Si Maria no está disponible, oprima 2."]
+    details = spoken(heard(twilio.post(STEP, {"CallSid": call_sid(5), "Digits": "1"})))[0]
+    assert details.startswith("Tiene una cita el ") and " de " in details and " a las 11:15" in details
+
+
+def test_voice_answers_only_in_a_language_the_server_can_recognise(twilio, demo, sessions):
+    """With voice answers on, Jane (en) is asked to speak; Maria (es, no recogniser) keys only."""
+    from sqlalchemy import update
+
+    from ivr.models import Clinic, Touch, utcnow
+    with sessions.begin() as session:
+        session.execute(update(Clinic).values(voice_answers=True))
+        maria = session.scalars(select(Appointment).where(Appointment.patient.has(first_name="Maria"))).one()
+        touch = Touch(appointment=maria, step="reminder", due_at=utcnow())
+        session.add(touch)
+        session.flush()
+        maria_touch = touch.id
+    jane = heard(answer(twilio, demo))
+    assert [v.name for v in jane] == ["Say", "Say", "Record", "Redirect"]
+    maria = heard(twilio.post(f"/twilio/voice/outbound/{maria_touch}", {"CallSid": call_sid(6)}))
+    assert [v.name for v in maria] == ["Gather", "Redirect"]
 
 
 def test_unsigned_requests_to_every_twilio_route_get_403(app, client, demo):

@@ -123,3 +123,19 @@ def test_each_test_call_is_a_touch_of_its_own(live):
     assert first.outcome["touch_id"] != second.outcome["touch_id"]
     assert first.outcome["call_sid"] != second.outcome["call_sid"]
     assert second.outcome["appointment_status"] == "confirmed"
+
+
+def test_a_spanish_speaking_patient_hears_spanish_prompts(live):
+    from ivr.models import Appointment, Patient
+
+    app, _ = live
+    with app.extensions["ivr"].sessions() as session:
+        maria = session.scalars(select(Appointment.id).join(Appointment.patient)
+                                .where(Patient.first_name == "Maria")).one()
+    result = calling.place_reminder_call(app, maria, scripts.from_keys("1,1"), run_worker=True, timeout=30)
+    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    assert said[0] == ["Hola. Le llama Riverside Family Clinic.",
+                       "Si usted es Maria, oprima 1. Si Maria no está disponible, oprima 2."]
+    assert said[-1] == ["Gracias. Su cita está confirmada. Le esperamos. Adiós."]
+    assert {p["language"] for t in result.transcript["turns"] for p in t.get("prompts", [])} == {"es-MX"}
+    assert result.outcome["appointment_status"] == "confirmed"

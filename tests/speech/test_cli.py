@@ -34,6 +34,8 @@ def test_transcribe_korean_by_default_grammar(korean):
     assert (line["text"], line["intent"], line["engine"]) == ("네", "yes", "vosk")
 
 
-def test_engines_lists_each_language():
-    lines = CliRunner().invoke(speech_group, ["engines"]).output.splitlines()
-    assert lines[0].split()[:2] == ["en", "pocketsphinx"] and lines[1].split()[:2] == ["ko", "vosk"]
+def test_engines_lists_each_language_and_what_to_install():
+    rows = {line.split()[0]: line for line in CliRunner().invoke(speech_group, ["engines"]).output.splitlines()}
+    assert sorted(rows) == ["en", "es", "fr", "ko"]
+    assert rows["en"].split()[1] == "pocketsphinx" and rows["ko"].split()[1] == "vosk"
+    assert "install a Vosk model: ivr speech install-model es" in rows["es"]

@@ -1,0 +1,43 @@
+"""Checks every catalogue against English: same keys, same placeholders, patterns Babel accepts,
+and English prompts at or below grade 6 (Flesch-Kincaid, measured by textstat)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import prompts
+
+MAX_GRADE = 6.0
+# Short neutral values: the grade should judge our wording, not a clinic's long name.
+SAMPLE_VALUES = {"clinic": "the clinic", "clinic_phone": "5 5 5, 1 2 3 4", "first_name": "Jane",
+                 "date": "May 3", "time": "9 AM", "location": "the office", "provider": "Doctor Lee"}
+
+
+def problems() -> list[str]:
+    """Everything wrong with the catalogues, one readable line each; empty when all is well."""
+    from babel.dates import format_date, format_time
+    import textstat
+
+    found: list[str] = []
+    english = prompts.load("en")
+    for language in prompts.available_languages():
+        catalogue = prompts.load(language)
+        missing = sorted(set(english.texts) - set(catalogue.texts))
+        extra = sorted(set(catalogue.texts) - set(english.texts))
+        found += [f"{language}: missing {key}" for key in missing]
+        found += [f"{language}: {key} is not in en (unused key?)" for key in extra]
+        for key in sorted(set(english.texts) & set(catalogue.texts)):
+            if catalogue.placeholders(key) != english.placeholders(key):
+                found.append(f"{language}: {key} has placeholders {sorted(catalogue.placeholders(key))}, "
+                             f"en has {sorted(english.placeholders(key))}")
+        try:
+            moment = dt.datetime(2026, 3, 2, 9, 30)
+            format_date(moment, catalogue.date_format, locale=catalogue.locale)
+            format_time(moment, catalogue.time_format, locale=catalogue.locale)
+        except Exception as exc:  # noqa: BLE001 - any Babel complaint is a catalogue problem
+            found.append(f"{language}: date or time pattern rejected by Babel: {exc}")
+    for key in sorted(english.texts):
+        grade = textstat.flesch_kincaid_grade(english.text(key, SAMPLE_VALUES))
+        if grade > MAX_GRADE:
+            found.append(f"en: {key} reads at grade {grade:.1f} (at most {MAX_GRADE:.0f})")
+    return found
