@@ -33,6 +33,30 @@ def engines(as_json: bool) -> None:
         click.echo(f"{row['language']:4} {engine:14} {row['model'] or ''}".rstrip())
 
 
+@speech_group.command("install-model")
+@click.argument("language")
+@click.option("--models", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Where models go (default: IVR_VOSK_MODELS, else instance/vosk-models).")
+@click.option("--list-url", envvar="IVR_VOSK_MODEL_LIST_URL", default=None,
+              help="Vosk's model list (default: the official one; a mirror works too).")
+def install_model(language: str, folder: Path | None, list_url: str | None) -> None:
+    """Download, verify (MD5) and install the official small Vosk model for LANGUAGE."""
+    from speech import models
+
+    folder = folder or models.models_folder()
+    with click.progressbar(length=100, label=f"Vosk model for {language}") as bar:
+        def progress(done: int, total: int) -> None:
+            if total:
+                bar.update(int(100 * done / total) - bar.pos)
+
+        try:
+            target = models.install(language, folder, list_url or models.MODEL_LIST_URL, progress)
+        except models.ModelInstallError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"installed in {target}; `ivr speech engines` shows which engine each language uses"
+               + ("" if folder == models.models_folder() else f" (set IVR_VOSK_MODELS={folder})"))
+
+
 @speech_group.command("transcribe")
 @click.option("--lang", "language", default="en", show_default=True, help="Language of the speech.")
 @click.option("--grammar", help="Comma-separated phrases to listen for (default: every phrase of "

