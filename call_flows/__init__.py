@@ -7,12 +7,13 @@ from typing import Any, Mapping
 
 from call_flows import inbound, reminder
 from call_flows.actions import (Action, Answered, Ask, CallerInput, DialResult, FlowError, Hangup,
-                                Keys, Say, SetAppointmentStatus, Silence, Spoken, Step, Transfer)
+                                Keys, OptOut, Say, SetAppointmentStatus, Silence, Spoken, Step,
+                                Transfer)
 
 FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound}
 
 __all__ = ["FLOWS", "start", "step", "failure", "Action", "Answered", "Ask", "CallerInput",
-           "DialResult", "FlowError", "Hangup", "Keys", "Say", "SetAppointmentStatus", "Silence",
+           "DialResult", "FlowError", "Hangup", "Keys", "OptOut", "Say", "SetAppointmentStatus", "Silence",
            "Spoken", "Step", "Transfer", "listening"]
 
 

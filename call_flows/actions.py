@@ -100,7 +100,14 @@ class SetAppointmentStatus:
     status: str
 
 
-Effect = SetAppointmentStatus
+@dataclass(frozen=True)
+class OptOut:
+    """The callee asked us to stop calling this patient's number (honoured everywhere at once)."""
+
+    source: str
+
+
+Effect = Union[SetAppointmentStatus, OptOut]
 
 
 @dataclass(frozen=True)

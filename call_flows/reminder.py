@@ -4,14 +4,15 @@ Nothing about the appointment is spoken until the callee says they are the patie
 Keys: 1 confirm, 2 cancel (asked again before it happens), 3 new time, 9 repeat. When the clinic
 takes voice answers (facts["voice_answers"]), each question also listens for words, mapped to
 the same choices. No input, a wrong key or words not understood re-ask the same question at most
-twice, then the call closes politely. An emergency word stops the flow at any question.
+twice, then the call closes politely. An emergency word stops the flow at any question; "stop"
+at any question is read back, and a yes opts the number out of our calls.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, Say,
+from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, OptOut, Say,
                                 SetAppointmentStatus, Silence, Spoken, Step, Transfer)
 
 MAX_REPROMPTS = 2
@@ -26,24 +27,29 @@ VOICE_QUESTIONS: dict[str, tuple[str, ...]] = {
     "identify": ("reminder.identify_voice",),
     "menu": ("reminder.menu_voice",),
     "confirm_cancel": ("reminder.cancel_check_voice",),
+    "confirm_stop": ("reminder.stop_check_voice",),
 }
 # Spoken intents each question accepts, and the key each one stands for.
 SPOKEN_KEYS: dict[str, dict[str, str]] = {
     "identify": {"yes": "1", "no": "2"},
     "menu": {"yes": "1", "cancel": "2", "reschedule": "3", "repeat": "9"},
     "confirm_cancel": {"yes": "1", "cancel": "1", "no": "2"},
+    "confirm_stop": {"yes": "1", "stop": "1", "no": "2"},
 }
 
 
 def listening(state: Mapping[str, Any]) -> tuple[str, ...]:
-    """The intents a spoken answer to the current question may carry."""
-    return tuple(SPOKEN_KEYS.get(state.get("node"), {}))
+    """The intents a spoken answer to the current question may carry (stop: at every one)."""
+    node = state.get("node")
+    if node not in SPOKEN_KEYS:
+        return ()
+    return tuple(dict.fromkeys([*SPOKEN_KEYS[node], "stop"]))
 
 
 def _question(node: str, facts: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(prompts, listen) for a node: voice wording and intents only when voice answers are on."""
     if facts.get("voice_answers"):
-        return VOICE_QUESTIONS[node], tuple(SPOKEN_KEYS[node])
+        return VOICE_QUESTIONS[node], listening({"node": node})
     return QUESTIONS[node], ()
 
 
@@ -69,6 +75,12 @@ def advance(state: Mapping[str, Any], caller_input: CallerInput,
         raise FlowError(f"reminder flow has no node {node!r}")
     if isinstance(caller_input, Spoken) and caller_input.intent == "emergency":
         return _emergency(facts)
+    if isinstance(caller_input, Spoken) and caller_input.intent == "stop" and node != "confirm_stop":
+        # A consequential answer is read back before it takes effect (recognisers mishear).
+        return Step(actions=(Ask(VOICE_QUESTIONS["confirm_stop"], listen=listening({"node": "confirm_stop"})),),
+                    state={"node": "confirm_stop", "misses": 0, "back_to": node}, decision="stop_requested")
+    if node == "confirm_stop":
+        return _confirm_stop(state, caller_input, facts)
     key = None
     if isinstance(caller_input, Keys):
         key = caller_input.digits[:1]
@@ -109,7 +121,21 @@ def _confirm_cancel(key: str, facts) -> Step | None:
     return None
 
 
-_HANDLERS = {"identify": _identify, "menu": _menu, "confirm_cancel": _confirm_cancel}
+def _confirm_stop(state: Mapping[str, Any], caller_input: CallerInput, facts) -> Step:
+    """Yes opts the number out; no goes back to the question the caller was on."""
+    key = caller_input.digits[:1] if isinstance(caller_input, Keys) else (
+        SPOKEN_KEYS["confirm_stop"].get(caller_input.intent or "") if isinstance(caller_input, Spoken) else None)
+    if key == "1":
+        return _finish("opted_out", Say("reminder.opted_out"), decision="opt_out_confirmed",
+                       effects=(OptOut("voice"),))
+    if key == "2":
+        back = state.get("back_to", "identify")
+        return _ask(back, facts, decision="opt_out_withdrawn")
+    return _miss(state, caller_input, facts)
+
+
+_HANDLERS = {"identify": _identify, "menu": _menu, "confirm_cancel": _confirm_cancel,
+             "confirm_stop": _confirm_stop}
 
 
 def _ask(node: str, facts, decision: str, before: tuple[str, ...] = ()) -> Step:
@@ -146,6 +172,9 @@ def _miss(state: Mapping[str, Any], caller_input: CallerInput, facts) -> Step:
     if misses > MAX_REPROMPTS:
         return _finish("no_response", Say("reminder.no_response"), decision=decision)
     node = state["node"]
-    prompts, listen = _question(node, facts)
-    return Step(actions=(Ask((sorry, *prompts), listen=listen),), state={"node": node, "misses": misses},
-                decision=decision)
+    if node == "confirm_stop":  # only reached by voice, so it always listens
+        prompts, listen = VOICE_QUESTIONS[node], listening(state)
+    else:
+        prompts, listen = _question(node, facts)
+    return Step(actions=(Ask((sorry, *prompts), listen=listen),),
+                state={**state, "node": node, "misses": misses}, decision=decision)

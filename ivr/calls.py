@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 import prompts
 from speech.recognizer import can_recognize
-from call_flows import SetAppointmentStatus, Step
+from call_flows import OptOut, SetAppointmentStatus, Step
 from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
 
 # Status callbacks can arrive twice and out of order; a call only ever moves forward.
@@ -61,6 +61,7 @@ class Turn:
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
 _TURN = (
     select(Call.id.label("call_id"), Call.flow, Call.state, Touch.appointment_id,
+           Patient.id.label("patient_id"),
            Appointment.status.label("appointment_status"), Appointment.starts_at,
            Appointment.provider_name, Location.name.label("location"), Patient.first_name,
            Patient.language, Patient.timezone, Clinic.name.label("clinic"),
@@ -77,6 +78,9 @@ _TURN = (
 _CALL, _EVENT, _APPOINTMENT = Call.__table__, CallEvent.__table__, Appointment.__table__
 _UPDATE_CALL = _CALL.update().where(_CALL.c.id == bindparam("call_id_"))
 _UPDATE_APPOINTMENT = _APPOINTMENT.update().where(_APPOINTMENT.c.id == bindparam("appointment_id_"))
+_PATIENT = Patient.__table__
+_OPT_OUT = (_PATIENT.update().where(_PATIENT.c.id == bindparam("patient_id_"), _PATIENT.c.opted_out_at.is_(None))
+            .values(opted_out_at=bindparam("at"), opted_out_source=bindparam("source")))
 _INSERT_EVENT = _EVENT.insert()
 _UPDATE_NUMBERS = (_CALL.update().where(_CALL.c.id == bindparam("call_id_"))
                    .values(from_number=func.coalesce(_CALL.c.from_number, bindparam("from_number")),
@@ -213,6 +217,12 @@ def record_step(session: Session, turn: Turn, step: Step, caller_input: dict | N
                  "status_to": effect.status})
             connection.execute(_UPDATE_APPOINTMENT, {"appointment_id_": turn.appointment_id,
                                                      "status": effect.status, "status_changed_at": now})
+        elif isinstance(effect, OptOut):
+            patient_id = turn.row["patient_id"]
+            detail.setdefault("changes", []).append({"patient_id": patient_id, "opted_out": True,
+                                                     "source": effect.source})
+            connection.execute(_OPT_OUT, {"patient_id_": patient_id, "at": now,
+                                          "source": effect.source})
     if step.outcome:
         call_changes["outcome"] = detail["outcome"] = step.outcome
     connection.execute(_UPDATE_CALL, call_changes)

@@ -80,6 +80,7 @@ class Patient(Base):
     consent_at: Mapped[dt.datetime | None]
     consent_source: Mapped[str | None] = mapped_column(String(40))
     opted_out_at: Mapped[dt.datetime | None]
+    opted_out_source: Mapped[str | None] = mapped_column(String(40), comment="voice, keypad, sms, staff")
 
     clinic: Mapped[Clinic] = relationship(back_populates="patients")
     appointments: Mapped[list[Appointment]] = relationship(back_populates="patient")

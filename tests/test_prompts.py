@@ -11,7 +11,7 @@ BEFORE_IDENTITY = ("reminder.greeting", "reminder.identify", "reminder.wrong_per
                    "reminder.voicemail", "reminder.no_response", "common.no_input",
                    "common.invalid_key", "common.apology_transfer", "common.apology_call_back",
                    "common.not_understood", "common.emergency", "common.emergency_transfer",
-                   "reminder.identify_voice",
+                   "reminder.identify_voice", "reminder.stop_check_voice", "reminder.opted_out",
                    "inbound.welcome", "inbound.connecting", "inbound.whisper", "inbound.no_staff",
                    "inbound.nobody_available", "inbound.unknown_number")
 PHI_VALUES = {"date", "time", "location", "provider", "first_name"}
@@ -25,10 +25,10 @@ def all_prompt_keys():
     for facts in ({}, {"voice_answers": True, "can_transfer": True}, {"voice_answers": True}):
         for answered in ("human", "machine_end_beep"):
             keys.update(call_flows.start("reminder", Answered(answered), facts).prompts())
-        for node in ("identify", "menu", "confirm_cancel"):
+        for node in ("identify", "menu", "confirm_cancel", "confirm_stop"):
             for misses in (0, 2):
                 inputs = [Keys(k) for k in "0123456789"] + [Silence(), Spoken(None)] + \
-                    [Spoken(i) for i in ("yes", "no", "cancel", "reschedule", "repeat", "emergency")]
+                    [Spoken(i) for i in ("yes", "no", "cancel", "reschedule", "repeat", "emergency", "stop")]
                 for caller_input in inputs:
                     keys.update(call_flows.step("reminder", {"node": node, "misses": misses},
                                                 caller_input, facts).prompts())

@@ -15,7 +15,8 @@ IDENTIFY, MENU = ["yes", "no"], ["yes", "cancel", "reschedule", "repeat"]
 
 
 def clip_heard_as(clips, label, intent, *questions):
-    """A real recording of `label` that the engine hears as `intent` at each of the questions."""
+    """A real recording of `label` that the engine hears as `intent` at each of the questions
+    (each question's grammar is its intents' phrases, as the server builds it)."""
     engine = recognizer_for("en")
     for path in sorted((clips / label).glob("*.wav")):
         audio = load_wav(path).telephone()
@@ -88,3 +89,36 @@ def test_noise_is_not_taken_for_an_answer(live, clips):
         detail = session.scalars(select(CallEvent.detail).join(Call).where(CallEvent.kind == "step")
                                  .order_by(CallEvent.id)).all()[1]
     assert detail["input"]["speech"]["text"] == "" and detail["decision"] == "not_understood"
+
+
+def test_a_spoken_stop_is_read_back_and_a_yes_opts_the_patient_out(live, clips):
+    from ivr.models import Patient
+    from outbound.jobs import place_touch_call
+
+    stop = str(clip_heard_as(clips, "stop", "stop", [*IDENTIFY, "stop"]))
+    yes = str(clip_heard_as(clips, "yes", "yes", ["yes", "stop", "no"]))
+    result = place(live, [{"audio": stop}, {"audio": yes}])
+    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    assert said[1] == ["You asked us to stop calling this number. To stop, say yes or press 1. "
+                       "To keep getting calls, say no or press 2."]
+    assert said[-1] == ["We will not call this number again. Goodbye."]
+    assert [h["intent"] for h in result.outcome["speech"]] == ["stop", "yes"]
+    assert result.outcome["call_outcome"] == "opted_out"
+    app, demo = live
+    with app.extensions["ivr"].sessions() as session:
+        patient = session.scalars(select(Patient).where(Patient.phone == demo.patient_phone)).one()
+        assert patient.opted_out_at is not None and patient.opted_out_source == "voice"
+    # Honoured at once: the next planned call to this patient is not placed.
+    with app.app_context():
+        assert place_touch_call(demo.touch_id) is None
+
+
+def test_a_spoken_stop_then_no_keeps_the_calls_coming(live, clips):
+    from ivr.models import Patient
+
+    stop = str(clip_heard_as(clips, "stop", "stop", [*IDENTIFY, "stop"]))
+    result = place(live, [{"audio": stop}, "2", "1", "1"])
+    assert result.outcome["appointment_status"] == "confirmed"
+    app, demo = live
+    with app.extensions["ivr"].sessions() as session:
+        assert session.scalars(select(Patient.opted_out_at).where(Patient.phone == demo.patient_phone)).one() is None
