@@ -67,13 +67,17 @@ def _spoken_input(sid: str, recording_url: str) -> tuple[call_flows.CallerInput,
     """Recognise a recorded answer against the current question's grammar, outside any write
     transaction (fetching and recognising take tens of milliseconds)."""
     services = current_services()
-    with services.sessions() as session:
-        turn = calls.load_turn(session, sid)
-    if turn is None:
-        return Silence(), {"silence": True}
-    language = calls.context_for(turn).catalogue.language
-    intents = call_flows.listening(turn.flow, turn.state)
-    spoken, audit = answers.recognise(services.settings, recording_url, language, intents)
+    try:
+        with services.sessions() as session:
+            turn = calls.load_turn(session, sid)
+        if turn is None:
+            return Silence(), {"silence": True}
+        language = calls.context_for(turn).catalogue.language
+        intents = call_flows.listening(turn.flow, turn.state)
+        spoken, audit = answers.recognise(services.settings, recording_url, language, intents)
+    except Exception as exc:  # noqa: BLE001 - the caller is asked again rather than cut off
+        _log_failure(sid, exc)
+        spoken, audit = call_flows.Spoken(None), {"speech": {"error": type(exc).__name__}}
     audit["speech"]["recording_sid"] = request.form.get("RecordingSid")
     return spoken, audit
 

@@ -370,3 +370,22 @@ def test_database_errors_do_not_carry_phone_numbers(sessions, demo):
         with sessions.begin() as session:
             session.execute(text("INSERT INTO nowhere VALUES (:phone)"), {"phone": demo.patient_phone})
     assert demo.patient_phone not in str(raised.value)
+
+
+def test_a_recogniser_failure_is_heard_as_not_understood(twilio, demo, sessions, monkeypatch):
+    """Whatever goes wrong while recognising, the caller gets valid TwiML and is asked again."""
+    from sqlalchemy import update
+
+    from ivr.models import Clinic
+    with sessions.begin() as session:
+        session.execute(update(Clinic).values(voice_answers=True))
+    heard(answer(twilio, demo))
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("decoder crashed")
+
+    monkeypatch.setattr("ivr.answers.recognise", broken)
+    verbs = heard(twilio.post(STEP, {"CallSid": call_sid(), "RecordingUrl": "https://api.twilio.com/x",
+                                     "RecordingSid": "RE" + "1" * 32}))
+    assert spoken(verbs)[0] == "Sorry, I did not understand."
+    assert [v.name for v in verbs] == ["Say", "Say", "Record", "Redirect"]
