@@ -88,6 +88,13 @@ def worker(burst: bool, no_fork: bool) -> None:
     services = current_services()
     queue = outbound_queue(services.redis)
     worker_class = AppSimpleWorker if no_fork else AppWorker
+    from outbound import planning
+    from outbound.queueing import reconcile
+
+    with services.sessions() as session:
+        requeued, _ = reconcile(queue, planning.touches_to_queue(session))
+    if requeued:
+        click.echo(f"queued {requeued} planned call(s) that had no job")
     w = worker_class([queue], connection=services.redis, app=current_app._get_current_object())
     click.echo(f"worker listening on queue {queue.name!r}" + (" (burst)" if burst else ""))
     w.work(burst=burst, with_scheduler=True)
@@ -111,12 +118,28 @@ def reminders_schedule(within_hours: int) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     with services.sessions.begin() as session:
         touches = planning.plan_reminders(session, now, now + dt.timedelta(hours=within_hours))
-        due = [(t.id, t.due_at) for t in session.scalars(
-            select(Touch).where(Touch.status == "planned", Touch.step == "reminder"))]
+        due = [(t, at) for t, at in planning.touches_to_queue(session)
+               if session.get(Touch, t).step == "reminder"]
     queue = outbound_queue(services.redis)
     queued = sum(enqueue_touch(queue, touch_id, due_at) for touch_id, due_at in due)
+    later = sum(at > now + dt.timedelta(seconds=5) for _, at in due)
     click.echo(f"planned {len(touches)} new reminder(s); queued {queued} call(s); "
-               f"{len(due) - queued} already queued")
+               f"{len(due) - queued} already queued"
+               + (f"; {later} wait for calling hours" if later else ""))
+
+
+@reminders_group.command("reconcile")
+@with_appcontext
+def reminders_reconcile() -> None:
+    """Queue every planned call that has no live job (after Redis lost its data, say)."""
+    from outbound import planning
+    from outbound.queueing import outbound_queue, reconcile
+
+    services = current_services()
+    with services.sessions() as session:
+        planned = planning.touches_to_queue(session)
+    queued, live = reconcile(outbound_queue(services.redis), planned)
+    click.echo(f"{len(planned)} planned call(s): {queued} queued again, {live} already queued")
 
 
 @reminders_group.command("outcomes")

@@ -26,8 +26,11 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
     if existing is not None:
         return existing, False
     now = now or utcnow()
+    # The demo clinic calls at any hour so it can be tried at any hour; real clinics default
+    # to 9:00-20:00 in each patient's own time zone.
     clinic = Clinic(name=DEMO_CLINIC, timezone="America/New_York", phone="+12125550100",
-                    staff_phone="+12125550199", language="en")
+                    staff_phone="+12125550199", language="en",
+                    calls_from=dt.time(0), calls_until=dt.time(23, 59, 59))
     location = Location(clinic=clinic, name="the Main Street office")
     tz = ZoneInfo(clinic.timezone)
     today = now.astimezone(tz).date()

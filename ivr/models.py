@@ -49,9 +49,19 @@ class Clinic(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     voice_answers: Mapped[bool] = mapped_column(default=False, server_default=false(),
                                                 comment="questions also listen for spoken answers")
+    calls_from: Mapped[dt.time] = mapped_column(default=dt.time(9), server_default="09:00:00",
+                                                comment="earliest local time a patient is rung")
+    calls_until: Mapped[dt.time] = mapped_column(default=dt.time(20), server_default="20:00:00",
+                                                 comment="no call starts at or after this local time")
 
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
+
+    def next_call_time(self, now: dt.datetime, patient_timezone: str | None = None) -> dt.datetime:
+        """The first moment from now at which this clinic may ring a patient."""
+        from outbound.hours import next_call_time
+
+        return next_call_time(now, patient_timezone or self.timezone, self.calls_from, self.calls_until)
 
 
 class Location(Base):

@@ -34,6 +34,13 @@ def place_touch_call(touch_id: int) -> str | None:
             return None
         touch = session.get(Touch, touch_id, options=[
             joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
+        clinic = touch.appointment.patient.clinic
+        ring_at = clinic.next_call_time(utcnow(), touch.appointment.patient.timezone)
+        if ring_at > utcnow() and not touch.step.startswith("test-call-"):  # sandbox phones: any hour
+            # Outside calling hours (a late queue, a retry): put it back for the next window.
+            touch.status, touch.due_at, touch.last_error = "planned", ring_at, "outside calling hours"
+            log.info("touch %s: outside calling hours; due again at %s", touch_id, ring_at.isoformat())
+            return None
         reason = _reason_not_to_call(touch)
         if reason:
             touch.status, touch.last_error = "skipped", reason

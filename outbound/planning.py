@@ -19,7 +19,16 @@ def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> li
                Appointment.starts_at <= until, Patient.opted_out_at.is_(None),
                Patient.preferred_channel == "voice", Appointment.id.not_in(already))
         .order_by(Appointment.starts_at)).all()
-    touches = [Touch(appointment=a, step="reminder", channel="voice", due_at=now) for a in appointments]
+    due = [(a, a.patient.clinic.next_call_time(now, a.patient.timezone)) for a in appointments]
+    touches = [Touch(appointment=a, step="reminder", channel="voice", due_at=at) for a, at in due]
     session.add_all(touches)
     session.flush()
     return touches
+
+
+def touches_to_queue(session: Session) -> list[tuple[int, dt.datetime]]:
+    """Every planned touch with the time it may ring (its due time, moved into calling hours)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = session.scalars(select(Touch).where(Touch.status == "planned").order_by(Touch.id))
+    return [(t.id, t.appointment.patient.clinic.next_call_time(max(t.due_at, now), t.appointment.patient.timezone))
+            for t in rows]

@@ -36,3 +36,28 @@ def enqueue_touch(queue: Queue, touch_id: int, due_at: dt.datetime | None = None
     except DuplicateJobError:
         return False
     return True
+
+
+LIVE_STATES = ("queued", "scheduled", "started", "deferred")
+
+
+def reconcile(queue: Queue, planned: list[tuple[int, dt.datetime]]) -> tuple[int, int]:
+    """Make sure every planned touch has a live job (the database is the source of truth: after
+    Redis lost its data, or a job finished without dialling, e.g. outside calling hours).
+    Returns (queued, already live)."""
+    from rq.job import Job
+    from rq.exceptions import NoSuchJobError
+
+    queued = live = 0
+    for touch_id, due_at in planned:
+        try:
+            job = Job.fetch(job_id_for_touch(touch_id), connection=queue.connection)
+        except NoSuchJobError:
+            job = None
+        if job is not None and job.get_status(refresh=True) in LIVE_STATES:
+            live += 1
+            continue
+        if job is not None:
+            job.delete()  # finished or failed, but the touch is still planned: try again
+        queued += enqueue_touch(queue, touch_id, due_at)
+    return queued, live

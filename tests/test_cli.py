@@ -59,7 +59,7 @@ def test_development_upgrade_and_seed_with_no_secrets(tmp_path):
     assert second.stdout.strip() == ("already present: demo clinic 'Riverside Family Clinic' (id 1) "
                                      "with 3 patients")
     current = ivr("db", "current", env=env, cwd=tmp_path)
-    assert "0005 (head)" in current.stdout
+    assert "0006 (head)" in current.stdout
 
 
 def test_reminders_schedule_plans_and_queues_each_appointment_once(runner, sessions, redis):
