@@ -136,10 +136,12 @@ def reminders_reconcile() -> None:
     from outbound.queueing import outbound_queue, reconcile
 
     services = current_services()
-    with services.sessions() as session:
+    with services.sessions.begin() as session:
+        stuck = planning.settle_stuck_dialing(session, dt.datetime.now(dt.timezone.utc))
         planned = planning.touches_to_queue(session)
     queued, live = reconcile(outbound_queue(services.redis), planned)
-    click.echo(f"{len(planned)} planned call(s): {queued} queued again, {live} already queued")
+    click.echo(f"{len(planned)} planned call(s): {queued} queued again, {live} already queued"
+               + (f"; {stuck} left uncertain after a worker stopped while dialling" if stuck else ""))
 
 
 @reminders_group.command("outcomes")

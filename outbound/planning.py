@@ -32,3 +32,16 @@ def touches_to_queue(session: Session) -> list[tuple[int, dt.datetime]]:
     rows = session.scalars(select(Touch).where(Touch.status == "planned").order_by(Touch.id))
     return [(t.id, t.appointment.patient.clinic.next_call_time(max(t.due_at, now), t.appointment.patient.timezone))
             for t in rows]
+
+
+STUCK_AFTER = dt.timedelta(minutes=10)
+
+
+def settle_stuck_dialing(session: Session, now: dt.datetime) -> int:
+    """Touches claimed for dialling long ago with no call SID: the worker died mid-dial. Whether the
+    phone rang is unknown, so they become 'uncertain' (never re-dialled automatically)."""
+    stuck = session.scalars(select(Touch).where(Touch.status == "dialing", Touch.call_sid.is_(None),
+                                                Touch.updated_at < now - STUCK_AFTER)).all()
+    for touch in stuck:
+        touch.status, touch.last_error = "uncertain", "worker stopped while dialling"
+    return len(stuck)

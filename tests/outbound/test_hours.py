@@ -90,3 +90,24 @@ def test_reconcile_requeues_a_touch_whose_job_finished_without_dialling(app, red
     assert reconcile(queue, planned) == (1, 0)
     from rq.registry import ScheduledJobRegistry
     assert ScheduledJobRegistry(queue=queue).get_job_ids() == [job_id_for_touch(demo.touch_id)]
+
+
+def test_a_touch_left_dialing_by_a_dead_worker_becomes_uncertain_not_redialled(runner, sessions, demo, redis):
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == demo.touch_id)
+                        .values(status="dialing", updated_at=utcnow() - dt.timedelta(minutes=30)))
+    result = runner.invoke(args=["reminders", "reconcile"])
+    assert result.output.strip() == ("0 planned call(s): 0 queued again, 0 already queued; "
+                                     "1 left uncertain after a worker stopped while dialling")
+    with sessions() as session:
+        touch = session.get(Touch, demo.touch_id)
+        assert (touch.status, touch.last_error) == ("uncertain", "worker stopped while dialling")
+    assert outbound_queue(redis).count == 0
+
+
+def test_a_touch_dialing_right_now_is_left_alone(runner, sessions, demo):
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(status="dialing"))
+    runner.invoke(args=["reminders", "reconcile"])
+    with sessions() as session:
+        assert session.get(Touch, demo.touch_id).status == "dialing"
