@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from babel.dates import format_date, format_time
-from typing import Any, Callable, Mapping
-
 from sqlalchemy import RowMapping, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import prompts
-from speech.recognizer import can_recognize
 from call_flows import OptOut, SetAppointmentStatus, Step
+from speech.recognizer import can_recognize
 from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
 
 # Status callbacks can arrive twice and out of order; a call only ever moves forward.
@@ -39,12 +38,27 @@ class CallContext:
 class Turn:
     """One row with everything a webhook turn needs: the call's state and its appointment."""
 
-    call_id: int
-    flow: str
-    state: dict
-    appointment_id: int | None
-    appointment_status: str | None
     row: RowMapping
+
+    @property
+    def call_id(self) -> int:
+        return self.row["call_id"]
+
+    @property
+    def flow(self) -> str:
+        return self.row["flow"]
+
+    @property
+    def state(self) -> dict:
+        return self.row["state"] or {}
+
+    @property
+    def appointment_id(self) -> int | None:
+        return self.row["appointment_id"]
+
+    @property
+    def appointment_status(self) -> str | None:
+        return self.row["appointment_status"]
 
     @property
     def staff_number(self) -> str | None:
@@ -90,10 +104,7 @@ _UPDATE_NUMBERS = (_CALL.update().where(_CALL.c.id == bindparam("call_id_"))
 def load_turn(session: Session, call_sid: str) -> Turn | None:
     """The call with this SID and what its prompts need, in one query."""
     row = session.connection().execute(_TURN, {"sid": call_sid}).mappings().one_or_none()
-    if row is None:
-        return None
-    return Turn(row["call_id"], row["flow"], row["state"] or {}, row["appointment_id"],
-                row["appointment_status"], row)
+    return None if row is None else Turn(row)
 
 
 _LOCK_CALL = (select(_CALL.c.id, _CALL.c.status, _CALL.c.outcome, _CALL.c.touch_id)

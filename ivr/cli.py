@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
+from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from ivr.errors import ConfigError
-from ivr.models import Touch
 from ivr.services import current_services
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -112,19 +111,16 @@ def reminders_group() -> None:
 def reminders_schedule(within_hours: int) -> None:
     """Plan one reminder call per upcoming booked appointment and queue it (never twice)."""
     from outbound import planning
-    from outbound.queueing import enqueue_touch, outbound_queue
+    from outbound.queueing import outbound_queue, reconcile
 
     services = current_services()
     now = dt.datetime.now(dt.timezone.utc)
     with services.sessions.begin() as session:
         touches = planning.plan_reminders(session, now, now + dt.timedelta(hours=within_hours))
-        due = [(t, at) for t, at in planning.touches_to_queue(session)
-               if session.get(Touch, t).step == "reminder"]
-    queue = outbound_queue(services.redis)
-    queued = sum(enqueue_touch(queue, touch_id, due_at) for touch_id, due_at in due)
-    later = sum(at > now + dt.timedelta(seconds=5) for _, at in due)
-    click.echo(f"planned {len(touches)} new reminder(s); queued {queued} call(s); "
-               f"{len(due) - queued} already queued"
+        planned = planning.touches_to_queue(session)
+    queued, live = reconcile(outbound_queue(services.redis), planned)
+    later = sum(at > now + dt.timedelta(seconds=5) for _, at in planned)
+    click.echo(f"planned {len(touches)} new reminder(s); queued {queued} call(s); {live} already queued"
                + (f"; {later} wait for calling hours" if later else ""))
 
 
@@ -152,7 +148,7 @@ def reminders_outcomes(wait: int) -> None:
     """Show each reminder call: appointment, call status, outcome, appointment status."""
     import time
 
-    from ivr.models import Appointment, Call
+    from ivr.models import Appointment, Call, Touch
 
     services = current_services()
     deadline = time.monotonic() + wait

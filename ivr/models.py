@@ -57,12 +57,6 @@ class Clinic(Base):
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
 
-    def next_call_time(self, now: dt.datetime, patient_timezone: str | None = None) -> dt.datetime:
-        """The first moment from now at which this clinic may ring a patient."""
-        from outbound.hours import next_call_time
-
-        return next_call_time(now, patient_timezone or self.timezone, self.calls_from, self.calls_until)
-
 
 class Location(Base):
     __tablename__ = "location"

@@ -13,6 +13,7 @@ from ivr.errors import PermanentDialError, UncertainDialError
 from ivr.models import Appointment, Patient, Touch, utcnow
 from ivr.services import current_services
 from ivr.telephony import CallRequest
+from outbound.hours import ring_time
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,7 @@ def place_touch_call(touch_id: int) -> str | None:
             return None
         touch = session.get(Touch, touch_id, options=[
             joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
-        clinic = touch.appointment.patient.clinic
-        ring_at = clinic.next_call_time(utcnow(), touch.appointment.patient.timezone)
+        ring_at = ring_time(touch.appointment.patient, utcnow())
         if ring_at > utcnow() and not touch.step.startswith("test-call-"):  # sandbox phones: any hour
             # Outside calling hours (a late queue, a retry): put it back for the next window.
             touch.status, touch.due_at, touch.last_error = "planned", ring_at, "outside calling hours"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from ivr.models import Appointment, Patient, Touch
+from outbound.hours import ring_time
 
 
 def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> list[Touch]:
@@ -19,7 +20,7 @@ def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> li
                Appointment.starts_at <= until, Patient.opted_out_at.is_(None),
                Patient.preferred_channel == "voice", Appointment.id.not_in(already))
         .order_by(Appointment.starts_at)).all()
-    due = [(a, a.patient.clinic.next_call_time(now, a.patient.timezone)) for a in appointments]
+    due = [(a, ring_time(a.patient, now)) for a in appointments]
     touches = [Touch(appointment=a, step="reminder", channel="voice", due_at=at) for a, at in due]
     session.add_all(touches)
     session.flush()
@@ -29,9 +30,9 @@ def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> li
 def touches_to_queue(session: Session) -> list[tuple[int, dt.datetime]]:
     """Every planned touch with the time it may ring (its due time, moved into calling hours)."""
     now = dt.datetime.now(dt.timezone.utc)
-    rows = session.scalars(select(Touch).where(Touch.status == "planned").order_by(Touch.id))
-    return [(t.id, t.appointment.patient.clinic.next_call_time(max(t.due_at, now), t.appointment.patient.timezone))
-            for t in rows]
+    rows = session.scalars(select(Touch).where(Touch.status == "planned").order_by(Touch.id).options(
+        joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)))
+    return [(t.id, ring_time(t.appointment.patient, max(t.due_at, now))) for t in rows]
 
 
 STUCK_AFTER = dt.timedelta(minutes=10)

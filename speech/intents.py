@@ -10,9 +10,6 @@ from typing import Iterable
 
 from speech.recognizer import Recognition, SpeechError
 
-# Intents whose mistaken acceptance would hurt: they are read back before they take effect.
-CONSEQUENTIAL = frozenset({"cancel", "stop"})
-
 PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
     "en": {
         "yes": ("yes", "yeah", "yep", "correct", "confirm"),

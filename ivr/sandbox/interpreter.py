@@ -340,6 +340,15 @@ class _Run:
         return {"RecordingSid": sid, "RecordingUrl": url,
                 "RecordingDuration": str(round(_wav_seconds(audio))), **extra}
 
+    def _side_document(self, url: str, method: str, extra: dict[str, str]) -> tuple[list[dict], set[str]]:
+        """A document played to one side only (a whisper to staff, hold music): its prompts and
+        the verbs it holds."""
+        side = Turn(url=url)
+        document = self._fetch(url, method, extra)
+        for child in document:
+            self._say(child, url, side)  # only Say, Play and Pause are heard
+        return side.prompts, {child.tag for child in document}
+
     def _verb_dial(self, verb, url, turn, first):
         numbers = [child for child in verb if child.tag == "Number"]
         queues = [child for child in verb if child.tag == "Queue"]
@@ -351,15 +360,11 @@ class _Run:
             status = "completed"
             whisper_url = numbers[0].get("url") if numbers else None
             if whisper_url:
-                whisper = Turn(url=urljoin(url, whisper_url))
-                document = self._fetch(whisper.url, numbers[0].get("method", "POST"),
-                                       {"Direction": "outbound-dial", "ParentCallSid": self.call.sid})
-                for child in document:
-                    if child.tag in ("Say", "Play", "Pause"):
-                        self._say(child, whisper.url, whisper)
-                    elif child.tag == "Hangup":
-                        status = "no-answer"  # the staff side declined before the bridge
-                turn.dial["whisper"] = whisper.prompts
+                turn.dial["whisper"], verbs = self._side_document(
+                    urljoin(url, whisper_url), numbers[0].get("method", "POST"),
+                    {"Direction": "outbound-dial", "ParentCallSid": self.call.sid})
+                if "Hangup" in verbs:
+                    status = "no-answer"  # the staff side declined before the bridge
             if status == "completed":
                 self.bridged_seconds += STAFF_TALK_SECONDS
         turn.dial["status"] = status
@@ -376,13 +381,10 @@ class _Run:
         turn.queue = {"name": name}
         wait_url = verb.get("waitUrl")
         if wait_url:
-            wait = Turn(url=urljoin(url, wait_url))
-            document = self._fetch(wait.url, verb.get("waitUrlMethod", "POST"),
-                                   {"QueuePosition": "1", "CurrentQueueSize": "1",
-                                    "AvgQueueTime": "0", "QueueTime": "0", "QueueSid": "QU" + "0" * 32})
-            for child in document:
-                self._say(child, wait.url, wait)
-            turn.queue["wait"] = wait.prompts
+            turn.queue["wait"], _ = self._side_document(
+                urljoin(url, wait_url), verb.get("waitUrlMethod", "POST"),
+                {"QueuePosition": "1", "CurrentQueueSize": "1", "AvgQueueTime": "0", "QueueTime": "0",
+                 "QueueSid": "QU" + "0" * 32})
         result = "bridged" if self.script.staff == "answers" else "hangup"
         turn.queue["result"] = result
         if result == "bridged":
