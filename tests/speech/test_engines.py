@@ -68,3 +68,24 @@ def test_intent_tables():
                                           "emergency", "chest pain", "can't breathe", "suicide"]
     with pytest.raises(SpeechError, match="no phrases for intent"):
         phrases_for("en", ["dance"])
+
+
+def test_every_language_has_phrases_for_every_intent_english_has():
+    from speech.intents import PHRASES
+
+    for language, table in PHRASES.items():
+        assert set(table) == set(PHRASES["en"]), language
+        assert all(table[intent] for intent in table), language
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_every_phrase_is_one_the_engine_can_listen_for(language):
+    """A phrase outside the model's vocabulary would fail every question that allows it."""
+    from speech.intents import PHRASES
+
+    engine = recognizer_for(language)
+    everything = [p for phrases in PHRASES[language].values() for p in phrases]
+    if language == "en":
+        engine._activate(engine._decoder(), everything)
+    else:
+        engine._grammar(everything)
