@@ -25,6 +25,16 @@ class Voice:
     transfer_number: str | None     # the clinic's staff number, from configuration only
     dial_url: str | None = None     # where a transfer reports how it ended (DialCallStatus)
     whisper_url: Callable[[str], str] | None = None  # prompt key -> URL staff hear it from
+    audio_url: Callable[[str], str | None] | None = None  # prompt key -> its rendered audio, if any
+
+
+def _speak(target, key: str, voice: Voice) -> None:
+    """A prompt as <Play> of its rendered audio when there is some, else as <Say>."""
+    url = voice.audio_url(key) if voice.audio_url else None
+    if url:
+        target.play(url)
+    else:
+        target.say(voice.text(key), language=voice.say_language)
 
 
 def render(actions: Iterable[Action], voice: Voice) -> str:
@@ -32,11 +42,11 @@ def render(actions: Iterable[Action], voice: Voice) -> str:
     response = VoiceResponse()
     for action in actions:
         if isinstance(action, Say):
-            response.say(voice.text(action.prompt), language=voice.say_language)
+            _speak(response, action.prompt, voice)
         elif isinstance(action, Ask) and action.listen:
             # Voice or key on the same prompt: a key ends the recording and arrives as Digits.
             for key in action.prompts:
-                response.say(voice.text(key), language=voice.say_language)
+                _speak(response, key, voice)
             response.record(action=voice.step_url, method="POST", finish_on_key=RECORD_FINISH_KEYS,
                             max_length=RECORD_MAX_SECONDS, timeout=RECORD_SILENCE_SECONDS,
                             play_beep=False, trim="trim-silence")
@@ -45,7 +55,7 @@ def render(actions: Iterable[Action], voice: Voice) -> str:
             gather = Gather(input="dtmf", num_digits=action.num_digits, timeout=action.timeout,
                             action=voice.step_url, method="POST")
             for key in action.prompts:
-                gather.say(voice.text(key), language=voice.say_language)
+                _speak(gather, key, voice)
             response.append(gather)
             response.redirect(voice.step_url, method="POST")
         elif isinstance(action, Transfer):

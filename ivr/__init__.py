@@ -12,7 +12,7 @@ from ivr.config import load_settings
 from ivr.services import Services
 
 # Keys of create_app's config that are objects rather than settings (tests inject doubles).
-_OBJECT_KEYS = ("DIALER", "REDIS")
+_OBJECT_KEYS = ("DIALER", "REDIS", "SYNTHESIZER")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -23,14 +23,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides=config, instance_path=app.instance_path)
     app.config.update(SECRET_KEY=settings.secret_key, TESTING=settings.env == "test")
     app.extensions["ivr"] = Services(settings, dialer_override=objects.get("DIALER"),
-                                     redis_override=objects.get("REDIS"))
+                                     redis_override=objects.get("REDIS"),
+                                     synthesizer_override=objects.get("SYNTHESIZER"))
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops, x_prefix=settings.proxy_hops)
 
-    from ivr import cli, webhooks
+    from ivr import audio, cli, webhooks
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(audio.bp)
     if settings.carrier == "sandbox":
         from ivr.sandbox import rest
 

@@ -32,6 +32,7 @@ class CallContext:
     catalogue: prompts.Catalogue
     values: Mapping[str, str]
     staff_number: str | None
+    speech_rate: int | None = None  # the patient's words per minute, when they have one
 
 
 @dataclass(frozen=True)
@@ -71,23 +72,35 @@ class Turn:
                 "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language)}
 
 
+# What prompts on a call about an appointment need to know (nothing more: prompts are lazy).
+_PROMPT_COLUMNS = (
+    Touch.appointment_id, Patient.id.label("patient_id"),
+    Appointment.status.label("appointment_status"), Appointment.starts_at,
+    Appointment.provider_name, Location.name.label("location"), Patient.first_name,
+    Patient.language, Patient.timezone, Patient.speech_rate, Clinic.name.label("clinic"),
+    Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
+    Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"),
+    Clinic.voice_answers)
+
+
+def _joined_from_touch(statement):
+    return (statement.outerjoin(Appointment, Touch.appointment_id == Appointment.id)
+            .outerjoin(Location, Appointment.location_id == Location.id)
+            .outerjoin(Patient, Appointment.patient_id == Patient.id))
+
+
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
 _TURN = (
-    select(Call.id.label("call_id"), Call.flow, Call.state, Touch.appointment_id,
-           Patient.id.label("patient_id"),
-           Appointment.status.label("appointment_status"), Appointment.starts_at,
-           Appointment.provider_name, Location.name.label("location"), Patient.first_name,
-           Patient.language, Patient.timezone, Clinic.name.label("clinic"),
-           Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
-           Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"),
-           Clinic.voice_answers)
-    .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id)
-    .outerjoin(Appointment, Touch.appointment_id == Appointment.id)
-    .outerjoin(Location, Appointment.location_id == Location.id)
-    .outerjoin(Patient, Appointment.patient_id == Patient.id)
+    _joined_from_touch(select(Call.id.label("call_id"), Call.flow, Call.state, *_PROMPT_COLUMNS)
+                       .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
     .where(Call.call_sid == bindparam("sid")))
+# The same for a touch that has no call yet (its prompts are rendered before it is dialled).
+_TOUCH = (
+    _joined_from_touch(select(Touch.flow, *_PROMPT_COLUMNS).select_from(Touch))
+    .outerjoin(Clinic, Patient.clinic_id == Clinic.id)
+    .where(Touch.id == bindparam("touch_id")))
 # Statements built once: building and hashing a statement per execution cost more than running it.
 _CALL, _EVENT, _APPOINTMENT = Call.__table__, CallEvent.__table__, Appointment.__table__
 _UPDATE_CALL = _CALL.update().where(_CALL.c.id == bindparam("call_id_"))
@@ -181,7 +194,16 @@ class _LazyValues(Mapping[str, str]):
 def context_for(turn: Turn, fallback_staff_number: str = "") -> CallContext:
     """Prompt values for a call, in the patient's (else the clinic's) language and time zone.
     Values about an appointment are only there when the call is about one."""
-    row = turn.row
+    return _context(turn.row, fallback_staff_number)
+
+
+def touch_context(session: Session, touch_id: int) -> tuple[str, CallContext] | None:
+    """The flow of a touch and what its call's prompts will say, before the call exists."""
+    row = session.connection().execute(_TOUCH, {"touch_id": touch_id}).mappings().one_or_none()
+    return None if row is None else (row["flow"], _context(row))
+
+
+def _context(row: RowMapping, fallback_staff_number: str = "") -> CallContext:
     catalogue = catalogue_for(row["language"], row["clinic_language"])
 
     def local():
@@ -196,7 +218,8 @@ def context_for(turn: Turn, fallback_staff_number: str = "") -> CallContext:
         "location": lambda: row["location"],
         "provider": lambda: row["provider_name"],
     })
-    return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None)
+    return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None,
+                       row["speech_rate"])
 
 
 def catalogue_for(*languages: str) -> prompts.Catalogue:
@@ -215,11 +238,15 @@ def speakable_number(e164: str) -> str:
     return ", ".join(" ".join(group) for group in re.findall(r"\d+", national))
 
 
-def record_step(session: Session, turn: Turn, step: Step, caller_input: dict | None) -> None:
+def record_step(session: Session, turn: Turn, step: Step, caller_input: dict | None,
+                said: list[str] | None = None) -> None:
     """Save the next state, apply the step's effects, and append one audit event for the turn:
-    what the caller did, what was decided, what changed and which prompts were spoken."""
+    what the caller did, what was decided, what changed and which prompts were spoken (and, as
+    `carrier_voice`, those of them said by the carrier's voice because no audio was rendered)."""
     connection, now = session.connection(), utcnow()
     detail: dict = {"input": caller_input, "decision": step.decision, "prompts": step.prompts()}
+    if said:
+        detail["carrier_voice"] = said
     call_changes: dict = {"call_id_": turn.call_id, "state": dict(step.state)}
     for effect in step.effects:
         if isinstance(effect, SetAppointmentStatus):

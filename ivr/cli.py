@@ -205,6 +205,63 @@ def clinics_voice_answers(clinic_id: int, setting: str) -> None:
     click.echo(f"clinic {clinic_id}: voice answers {setting}")
 
 
+@click.command("render")
+@click.option("--clinic", "clinic_ids", type=int, multiple=True, help="Only this clinic (repeatable).")
+@click.option("--language", "languages", multiple=True, help="Only this language (repeatable).")
+@click.option("--rate", "rates", type=click.IntRange(80, 400), multiple=True,
+              help="Also at this many words per minute (repeatable).")
+@with_appcontext
+def prompts_render(clinic_ids: tuple[int, ...], languages: tuple[str, ...], rates: tuple[int, ...]) -> None:
+    """Render every prompt that names no patient, for each clinic and language, into the audio
+    cache: at each language's default rate, every rate a patient has, and each --rate. Prompts
+    already rendered are skipped; personal ones are rendered by each call's job."""
+    import prompts
+    from ivr import prompt_audio
+    from ivr.calls import speakable_number
+    from ivr.models import Clinic, Patient
+
+    services = current_services()
+    unknown = sorted(set(languages) - set(prompts.available_languages()))
+    if unknown:
+        raise click.ClickException(f"no catalogue for: {', '.join(unknown)} "
+                                   f"(there are: {', '.join(prompts.available_languages())})")
+    work = []  # (catalogue, values, voice, keys)
+    with services.sessions() as session:
+        query = select(Clinic).order_by(Clinic.id)
+        if clinic_ids:
+            query = query.where(Clinic.id.in_(clinic_ids))
+        clinics = session.scalars(query).all()
+        missing = sorted(set(clinic_ids) - {c.id for c in clinics})
+        if missing:
+            raise click.ClickException(f"no clinic with id {', '.join(map(str, missing))}")
+        for language in languages or prompts.available_languages():
+            catalogue = prompts.load(language)
+            for clinic in clinics or [None]:
+                patient_rates = set() if clinic is None else set(session.scalars(
+                    select(Patient.speech_rate).distinct().where(
+                        Patient.clinic_id == clinic.id, Patient.language == language,
+                        Patient.speech_rate.is_not(None))))
+                values = {} if clinic is None else {"clinic": clinic.name,
+                                                    "clinic_phone": speakable_number(clinic.phone)}
+                keys = [k for k in prompt_audio.shared_prompt_keys(catalogue)
+                        if catalogue.placeholders(k) <= values.keys()]
+                for rate in sorted({catalogue.tts_rate, *patient_rates, *rates}):
+                    work.append((catalogue, values, prompt_audio.voice_for(catalogue, rate), keys))
+    total = prompt_audio.RenderReport()
+    with click.progressbar(length=sum(len(w[3]) for w in work), label="rendering prompts") as bar:
+        for catalogue, values, voice, keys in work:
+            total.merge(prompt_audio.render_prompts(services.synthesizer, services.prompt_audio,
+                                                    catalogue, values, voice, keys,
+                                                    progress=lambda _key: bar.update(1)))
+    services.synthesizer.close()
+    click.echo(f"{total.made} rendered ({total.audio_seconds:.0f} s of audio in "
+               f"{total.render_seconds:.1f} s), {total.cached} already cached, {total.failed} failed; "
+               f"in {services.settings.prompt_audio_dir}")
+    if total.failed:
+        raise click.ClickException(f"{total.failed} prompt(s) could not be rendered (see the log); "
+                                   "calls say those with the carrier's voice")
+
+
 def _sandbox_group():
     from ivr.sandbox.cli import sandbox_group
 
@@ -214,6 +271,7 @@ def _sandbox_group():
 def _prompts_group():
     from prompts.cli import prompts_group
 
+    prompts_group.add_command(prompts_render)
     return prompts_group
 
 

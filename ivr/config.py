@@ -40,6 +40,7 @@ class Settings:
     secret_key: str = ""
     proxy_hops: int = 0
     instance_path: str = ""
+    prompt_audio_dir: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -79,6 +80,8 @@ def _with_defaults(s: Settings) -> Settings:
     changes: dict[str, Any] = {}
     if not s.database_url:
         changes["database_url"] = f"sqlite:///{(instance / 'ivr.sqlite3').resolve()}"
+    if not s.prompt_audio_dir:
+        changes["prompt_audio_dir"] = str((instance / "prompt-audio").resolve())
     if not s.is_production:
         if s.carrier == "twilio" and not s.twilio_auth_token:
             changes["carrier"] = "sandbox"

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessions
 from ivr.telephony import Dialer, make_dialer
+from speech.audio_cache import PromptAudioCache
+from speech.synthesis import Synthesizer
 
 
 @dataclass
@@ -24,6 +26,7 @@ class Services:
     settings: Settings
     dialer_override: Dialer | None = None
     redis_override: Redis | None = None
+    synthesizer_override: Synthesizer | None = None
     _pid: int = field(default_factory=os.getpid)
 
     @cached_property
@@ -39,6 +42,21 @@ class Services:
         return self.dialer_override or make_dialer(self.settings)
 
     @cached_property
+    def prompt_audio(self) -> PromptAudioCache:
+        """Rendered prompts, keyed under the secret key so only this server can name a file."""
+        return PromptAudioCache(Path(self.settings.prompt_audio_dir), self.settings.secret_key)
+
+    @cached_property
+    def synthesizer(self) -> Synthesizer:
+        """The local synthesiser, started on first use (never in a web process's request path:
+        only jobs and commands render)."""
+        if self.synthesizer_override is not None:
+            return self.synthesizer_override
+        from speech.pyttsx3_engine import Pyttsx3Synthesizer
+
+        return Pyttsx3Synthesizer()
+
+    @cached_property
     def redis(self) -> Redis:
         """IVR_REDIS_URL, or the embedded redis-server of the instance folder."""
         if self.redis_override is not None:
@@ -50,10 +68,15 @@ class Services:
         return embedded_redis.connect(Path(self.settings.instance_path or "instance").resolve())
 
     def after_fork(self) -> None:
-        """A forked child must not reuse the parent's pooled database connections."""
-        if os.getpid() != self._pid and "engine" in self.__dict__:
+        """A forked child must not reuse the parent's pooled database connections or synthesiser."""
+        if os.getpid() == self._pid:
+            return
+        if "engine" in self.__dict__:
             self.engine.dispose(close=False)
-            self._pid = os.getpid()
+        # The parent's synthesiser process belongs to the parent; this child starts its own.
+        if "synthesizer" in self.__dict__ and self.synthesizer_override is None:
+            del self.__dict__["synthesizer"]
+        self._pid = os.getpid()
 
 
 def current_services() -> Services:

@@ -18,6 +18,7 @@ from call_flows import Answered, DialResult, Keys, Silence, Step
 from call_flows.twiml import Voice, render
 from ivr import answers, calls
 from ivr.db import run_transaction
+from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
 
@@ -149,14 +150,21 @@ def whisper() -> Response:
     try:
         with current_services().sessions() as session:
             turn = calls.load_turn(session, parent)
-        context = calls.context_for(turn) if turn is not None else None
-        catalogue, values = (context.catalogue, context.values) if context else (prompts.load("en"), {})
-        text = catalogue.text(key, values)
+        if turn is None:
+            response.say(prompts.load("en").text(key, {}), language="en-US")
+        else:
+            context = calls.context_for(turn)
+            url = _player(context)(key)
+            if url:
+                response.play(url)
+            else:
+                response.say(context.catalogue.text(key, context.values),
+                             language=context.catalogue.say_language)
     except Exception as exc:  # noqa: BLE001 - staff must still hear something, or the transfer drops
         _log_failure(parent, exc)
+        response = VoiceResponse()
         catalogue = prompts.load("en")
-        text = catalogue.text(key, {})
-    response.say(text, language=catalogue.say_language)
+        response.say(catalogue.text(key, {}), language=catalogue.say_language)
     return _twiml(str(response))
 
 
@@ -188,13 +196,14 @@ def _turn(sid: str, load: Callable[[Session], calls.Turn | None],
         fallback = services.settings.fallback_staff_number
         context = calls.context_for(turn, fallback)
         step = make_step(turn, turn.facts(context.catalogue.language, fallback))
+        player = _player(context)
         xml = render(step.actions, Voice(
             text=lambda key: context.catalogue.text(key, context.values),
             say_language=context.catalogue.say_language,
             step_url=url_for("twilio.voice_step"), transfer_number=context.staff_number,
             dial_url=url_for("twilio.dial_result"),
-            whisper_url=lambda key: url_for("twilio.whisper", prompt=key)))
-        calls.record_step(session, turn, step, audit)
+            whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=player))
+        calls.record_step(session, turn, step, audit, said=player.said)
         return xml
 
     try:
@@ -204,6 +213,13 @@ def _turn(sid: str, load: Callable[[Session], calls.Turn | None],
     except Exception as exc:  # noqa: BLE001 - a caller must never hear "an application error"
         _log_failure(sid, exc)
         return _twiml(_fail_call(sid, exc))
+
+
+def _player(context: calls.CallContext) -> PromptPlayer:
+    """Plays a call's prompts from the audio rendered for it, in the patient's voice and rate."""
+    services = current_services()
+    return PromptPlayer(services.prompt_audio, services.settings.public_base_url, context.catalogue,
+                        context.values, voice_for(context.catalogue, context.speech_rate))
 
 
 def _fail_call(sid: str, error: BaseException) -> str:

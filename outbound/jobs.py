@@ -8,7 +8,7 @@ from rq import get_current_job
 from sqlalchemy import update
 from sqlalchemy.orm import joinedload
 
-from ivr import calls
+from ivr import calls, prompt_audio
 from ivr.errors import PermanentDialError, UncertainDialError
 from ivr.models import Appointment, Patient, Touch, utcnow
 from ivr.services import current_services
@@ -51,7 +51,9 @@ def place_touch_call(touch_id: int) -> str | None:
             to=patient.phone, from_=patient.clinic.phone or settings.from_number,
             url=f"{settings.public_base_url}/twilio/voice/outbound/{touch_id}",
             status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}")
+        flow, context = calls.touch_context(session, touch_id)
 
+    render_call_prompts(touch_id, flow, context)
     try:
         sid = services.dialer.place_call(request)
     except PermanentDialError as exc:
@@ -78,6 +80,25 @@ def place_touch_call(touch_id: int) -> str | None:
                                  from_number=request.from_, to_number=request.to)
     log.info("touch %s placed as call %s", touch_id, sid)
     return sid
+
+
+def render_call_prompts(touch_id: int, flow: str, context: calls.CallContext) -> None:
+    """Render every prompt the call may speak that is not in the cache yet, in the patient's
+    language and rate, before the phone rings (webhooks only play what is there). A failure
+    here never stops the call: those prompts are said by the carrier's voice instead."""
+    services = current_services()
+    cache = services.prompt_audio
+    try:
+        cache.prune()  # personal prompts of earlier calls are not kept
+        report = prompt_audio.render_prompts(
+            services.synthesizer, cache, context.catalogue, context.values,
+            prompt_audio.voice_for(context.catalogue, context.speech_rate),
+            prompt_audio.flow_prompt_keys(context.catalogue, flow))
+    except Exception as exc:  # noqa: BLE001 - a call with <Say> beats no call
+        log.warning("touch %s: prompts not rendered: %s", touch_id, type(exc).__name__)
+        return
+    log.info("touch %s: prompts rendered %d, cached %d, failed %d (%.2f s)", touch_id, report.made,
+             report.cached, report.failed, report.render_seconds)
 
 
 def _retries_left() -> int:

@@ -23,6 +23,8 @@ class Catalogue:
     say_language: str
     date_format: str   # Babel (CLDR) patterns: how a date and a time are said in this language
     time_format: str
+    tts_voice: str     # the local synthesiser's voice (an espeak-ng voice id)
+    tts_rate: int      # its words per minute when the patient has no rate of their own
     texts: Mapping[str, str]
 
     def text(self, key: str, values: Mapping[str, object]) -> str:
@@ -61,4 +63,5 @@ def load(language: str) -> Catalogue:
         for name, text in entries.items():
             texts[f"{section}.{name}"] = " ".join(text.split())
     return Catalogue(language=language, locale=meta["locale"], say_language=meta["say_language"],
-                     date_format=meta["date_format"], time_format=meta["time_format"], texts=texts)
+                     date_format=meta["date_format"], time_format=meta["time_format"],
+                     tts_voice=meta["tts_voice"], tts_rate=int(meta["tts_rate"]), texts=texts)

@@ -44,6 +44,14 @@ class Audio:
         silence = np.zeros(int(seconds * self.rate), dtype=np.float32)
         return Audio(np.concatenate([silence, self.samples, silence]), self.rate)
 
+    def mulaw_wav(self) -> bytes:
+        """8 kHz mono mu-law WAV: what the telephone network carries, and what <Play> streams
+        without converting."""
+        buffer = io.BytesIO()
+        soundfile.write(buffer, np.clip(self.telephone().samples, -1.0, 1.0), TELEPHONE_RATE,
+                        format="WAV", subtype="ULAW")
+        return buffer.getvalue()
+
     def pcm16(self, rate: int) -> bytes:
         """Little-endian 16-bit PCM at rate, as recognisers take it."""
         samples = self.resampled(rate).samples

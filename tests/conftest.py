@@ -22,6 +22,7 @@ from ivr.embedded_redis import server_binary
 from ivr.sandbox.calling import sandbox_config
 from ivr.models import Base
 from ivr.telephony import RecordingDialer
+from speech.synthesis import RecordingSynthesizer
 from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
 
 POSTGRES_URL = os.environ.get("IVR_TEST_DATABASE_URL", "")
@@ -117,11 +118,18 @@ def dialer() -> RecordingDialer:
 
 
 @pytest.fixture
-def app(database_url, redis, dialer, tmp_path):
+def synthesizer() -> RecordingSynthesizer:
+    """The app's synthesiser in webhook and job tests (the real one has tests of its own and
+    speaks in the sandbox end-to-end tests)."""
+    return RecordingSynthesizer()
+
+
+@pytest.fixture
+def app(database_url, redis, dialer, synthesizer, tmp_path):
     app = create_app({
         "ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DIALER": dialer, "REDIS": redis,
+        "DIALER": dialer, "REDIS": redis, "SYNTHESIZER": synthesizer,
     })
     yield app
     app.extensions["ivr"].engine.dispose()

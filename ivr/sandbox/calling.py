@@ -4,11 +4,13 @@ database. Used by `ivr sandbox call` and by the end-to-end tests."""
 from __future__ import annotations
 
 import contextlib
+import re
 from concurrent.futures import TimeoutError as FuturesTimeout
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -133,6 +135,27 @@ def _speech_results(session, call) -> list[dict[str, Any]]:
     return [e.detail["input"]["speech"] for e in events if (e.detail.get("input") or {}).get("speech")]
 
 
+_AUDIO_PATH = re.compile(r"/audio/([0-9a-f]{64})\.wav$")
+
+
+def annotate_played(app: Flask, transcript: dict[str, Any]) -> dict[str, Any]:
+    """Add to each <Play> of our own rendered prompts what it says (from the audio cache's notes),
+    so that people and tests can read a transcript. The carrier itself only knows URLs."""
+    cache = app.extensions["ivr"].prompt_audio
+    for turn in transcript.get("turns", []):
+        for prompt in [*turn.get("prompts", []), *(turn.get("dial") or {}).get("whisper", [])]:
+            found = _AUDIO_PATH.search(urlsplit(prompt.get("play", "")).path)
+            note = cache.note(found.group(1)) if found else None
+            if note:
+                prompt["rendered"] = {k: note[k] for k in ("text", "language", "voice", "rate")}
+    return transcript
+
+
+def heard(prompt: dict[str, Any]) -> str | None:
+    """The words of one prompt in a transcript: said by the carrier, or played from our audio."""
+    return prompt.get("say") or (prompt.get("rendered") or {}).get("text")
+
+
 @dataclass(frozen=True)
 class CallResult:
     """A finished sandbox call: what was heard and done, and what the record says now."""
@@ -162,7 +185,7 @@ def place_reminder_call(app: Flask, appointment_id: int, script: Script, *, run_
     if run_worker:
         AppSimpleWorker([queue], connection=services.redis, app=app).work(burst=True)
     sid = wait_for_call_sid(sessions, touch_id, timeout)
-    transcript = wait_for_transcript(store, sid, timeout)
+    transcript = annotate_played(app, wait_for_transcript(store, sid, timeout))
     wait_for_final_status(sessions, sid)
     return CallResult(transcript, outcome(sessions, touch_id))
 
@@ -186,13 +209,13 @@ def place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
         row = session.scalars(select(Call).where(Call.call_sid == call.sid)).first()
         result = {"call_sid": call.sid, "call_status": row.status if row else transcript.status,
                   "call_outcome": row.outcome if row else None}
-    return CallResult({**transcript.as_dict(), "done": True}, result)
+    return CallResult(annotate_played(app, {**transcript.as_dict(), "done": True}), result)
 
 
 def describe(result: CallResult) -> str:
     """A transcript people can read: what was said, what the caller did, what changed."""
     call, out = result.transcript, result.outcome
-    heard = list(out.get("speech", []))
+    recognised = list(out.get("speech", []))
     lines = [f"Call {call['sid']}  {call['from']} -> {call['to']}  ({call['direction']})"]
     if call.get("answered_by"):
         lines.append(f"  answered by: {call['answered_by']}")
@@ -201,22 +224,26 @@ def describe(result: CallResult) -> str:
         for prompt in turn.get("prompts", []):
             if "say" in prompt:
                 lines.append(f"      says:   {prompt['say']}")
+            elif "rendered" in prompt:
+                rendered = prompt["rendered"]
+                lines.append(f"      plays:  {rendered['text']}  [{rendered['voice']}, {rendered['rate']} wpm, "
+                             f"{prompt.get('seconds', '?')} s]")
             elif "play" in prompt:
-                lines.append(f"      plays:  {prompt['play']}")
+                lines.append(f"      plays:  {prompt['play']}" + (f"  ({prompt['error']})" if "error" in prompt else ""))
             elif "pause" in prompt:
                 lines.append(f"      pause:  {prompt['pause']} s")
         if turn.get("dial"):
             dial = turn["dial"]
             for prompt in dial.get("whisper", []):
-                lines.append(f"      staff hears: {prompt.get('say') or prompt.get('play')}")
+                lines.append(f"      staff hears: {heard(prompt) or prompt.get('play')}")
             lines.append(f"      transfer to {dial['to']}: {dial['status']}")
         if turn.get("reply"):
             from ivr.sandbox.script import Reply
 
             reply = Reply(**turn["reply"])
             lines.append(f"      caller: {reply.describe()}")
-            if reply.kind == "audio" and heard:
-                speech = heard.pop(0)
+            if reply.kind == "audio" and recognised:
+                speech = recognised.pop(0)
                 lines.append(f"      server heard: {speech.get('text')!r} -> {speech.get('intent')} "
                              f"(confidence {speech.get('confidence')}, {speech.get('engine')})"
                              if "error" not in speech else f"      server heard nothing ({speech['error']})")

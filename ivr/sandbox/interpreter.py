@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 from urllib.parse import urlencode, urljoin
 
 import requests
+import soundfile
 from twilio.request_validator import RequestValidator
 
 from ivr.sandbox.script import UNANSWERED, Reply, Script
@@ -278,11 +279,28 @@ class _Run:
                                  "language": verb.get("language", "en-US")})
         elif verb.tag == "Play":
             prompt = {"play": urljoin(url, (verb.text or "").strip())} if (verb.text or "").strip() else {}
+            if prompt:
+                prompt.update(self._fetch_media(prompt["play"]))
             if verb.get("digits"):
                 prompt["digits"] = verb.get("digits")
             turn.prompts.append(prompt)
         elif verb.tag == "Pause":
             turn.prompts.append({"pause": int(verb.get("length", "1"))})
+
+    def _fetch_media(self, url: str) -> dict[str, Any]:
+        """Fetch a <Play> file as Twilio does (a plain GET): its length, or why it cannot play.
+        Twilio plays nothing for a file it cannot fetch or decode, and goes on to the next verb."""
+        try:
+            response = self.http.get(url, timeout=WEBHOOK_TIMEOUT)
+        except requests.RequestException as exc:
+            return {"error": f"media unreachable: {type(exc).__name__}"}
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+        if response.status_code != 200:
+            return {"error": f"media answered HTTP {response.status_code}"}
+        if not kind.startswith("audio/"):
+            return {"error": f"media is {kind or 'untyped'}, not audio (Twilio error 13420)"}
+        seconds = _wav_seconds(response.content)
+        return {"seconds": round(seconds, 2)} if seconds else {"error": "media is not a WAV file we can read"}
 
     def _verb_say(self, verb, url, turn, first):
         self._say(verb, url, turn)
@@ -414,10 +432,10 @@ class _Run:
 
 
 def _wav_seconds(audio: bytes) -> float:
+    """Length of a WAV file of any encoding (PCM, mu-law...); 0 when it cannot be read."""
     try:
-        with wave.open(io.BytesIO(audio)) as w:
-            return w.getnframes() / float(w.getframerate())
-    except (wave.Error, EOFError):
+        return soundfile.info(io.BytesIO(audio)).duration
+    except (RuntimeError, soundfile.LibsndfileError):
         return 0.0
 
 

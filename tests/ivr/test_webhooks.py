@@ -70,12 +70,16 @@ def test_signed_call_walks_from_greeting_to_confirmation(twilio, demo, sessions)
     with sessions() as session:
         call = session.scalars(select(Call)).one()
         assert (call.call_sid, call.outcome, call.state["node"]) == (call_sid(), "confirmed", "done")
+    # Nothing was rendered for this call (no job placed it), so the carrier said every prompt.
     assert [detail for _, detail in events(sessions, "step")] == [
         {"input": {"answered_by": None}, "decision": None,
-         "prompts": ["reminder.greeting", "reminder.identify"]},
+         "prompts": ["reminder.greeting", "reminder.identify"],
+         "carrier_voice": ["reminder.greeting", "reminder.identify"]},
         {"input": {"digits": "1"}, "decision": "identity_confirmed",
-         "prompts": ["reminder.details", "reminder.menu"]},
+         "prompts": ["reminder.details", "reminder.menu"],
+         "carrier_voice": ["reminder.details", "reminder.menu"]},
         {"input": {"digits": "1"}, "decision": "confirm", "prompts": ["reminder.confirmed"],
+         "carrier_voice": ["reminder.confirmed"],
          "changes": [{"appointment_id": demo.appointment_id, "status_from": "booked",
                       "status_to": "confirmed"}],
          "outcome": "confirmed"},

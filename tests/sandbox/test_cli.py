@@ -1,6 +1,7 @@
 """`ivr sandbox ...` and a demo reminder campaign, as an administrator runs them."""
 
 import json
+import re
 
 import pytest
 from rq import SimpleWorker
@@ -35,9 +36,13 @@ def test_sandbox_call_in_process_prints_the_transcript_and_the_outcome(admin):
                                  "--keys", "1,1"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert "      says:   Hello. This is Riverside Family Clinic calling." in lines
+    # The job rendered the call's prompts before dialling, so each one plays in the local voice.
+    played = [line for line in lines if line.startswith("      plays:  ")]
+    assert re.fullmatch(r"      plays:  Hello\. This is Riverside Family Clinic calling\.  "
+                        r"\[gmw/en-us, 150 wpm, \d+\.\d+ s\]", played[0]), played[0]
     assert lines.count("      caller: presses 1") == 2
-    assert "      says:   Thank you. Your appointment is confirmed. We look forward to seeing you. Goodbye." in lines
+    assert played[-1].startswith("      plays:  Thank you. Your appointment is confirmed. We look forward "
+                                 "to seeing you. Goodbye.  [gmw/en-us, 150 wpm, ")
     assert "  call status: completed" in lines
     assert lines[-1].startswith(f"  recorded: call outcome confirmed, appointment {demo.appointment_id} is confirmed")
 
@@ -50,8 +55,11 @@ def test_sandbox_call_json_has_each_turn_and_the_database_outcome(admin):
     turns = document["call"]["turns"]
     assert [t.get("reply") for t in turns] == [{"kind": "keys", "value": "1"},
                                               {"kind": "keys", "value": "3"}, None]
-    assert turns[0]["prompts"][0] == {"say": "Hello. This is Riverside Family Clinic calling.",
-                                      "language": "en-US"}
+    first = turns[0]["prompts"][0]
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/audio/[0-9a-f]{64}\.wav", first["play"]), first
+    assert first["rendered"] == {"text": "Hello. This is Riverside Family Clinic calling.",
+                                 "language": "en", "voice": "gmw/en-us", "rate": 150}
+    assert 1.5 < first["seconds"] < 5
     assert document["call"]["status"] == "completed"
     assert document["outcome"]["appointment_status"] == "reschedule_requested"
     assert document["outcome"]["call_outcome"] == "reschedule_requested"
@@ -145,3 +153,4 @@ def test_call_needs_an_appointment_or_inbound(admin):
     runner, _ = admin
     result = runner.invoke(args=["sandbox", "call", "--keys", "1"])
     assert result.exit_code == 2 and "give --appointment ID for a reminder call, or --inbound" in result.output
+

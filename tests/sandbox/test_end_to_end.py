@@ -30,7 +30,7 @@ def place(live, **script):
 
 
 def said(transcript):
-    return [[p["say"] for p in turn.get("prompts", [])] for turn in transcript["turns"]]
+    return [[calling.heard(p) for p in turn.get("prompts", [])] for turn in transcript["turns"]]
 
 
 def replies(transcript):
@@ -133,9 +133,12 @@ def test_a_spanish_speaking_patient_hears_spanish_prompts(live):
         maria = session.scalars(select(Appointment.id).join(Appointment.patient)
                                 .where(Patient.first_name == "Maria")).one()
     result = calling.place_reminder_call(app, maria, scripts.from_keys("1,1"), run_worker=True, timeout=30)
-    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
-    assert said[0] == ["Hola. Le llama Riverside Family Clinic.",
-                       "Si usted es Maria, oprima 1. Si Maria no está disponible, oprima 2."]
-    assert said[-1] == ["Gracias. Su cita está confirmada. Le esperamos. Adiós."]
-    assert {p["language"] for t in result.transcript["turns"] for p in t.get("prompts", [])} == {"es-MX"}
+    heard = said(result.transcript)
+    assert heard[0] == ["Hola. Le llama Riverside Family Clinic.",
+                        "Si usted es Maria, oprima 1. Si Maria no está disponible, oprima 2."]
+    assert heard[-1] == ["Gracias. Su cita está confirmada. Le esperamos. Adiós."]
+    # Every prompt played from audio rendered locally in the Spanish voice; none was left to <Say>.
+    prompts = [p for t in result.transcript["turns"] for p in t.get("prompts", [])]
+    assert {(p["rendered"]["language"], p["rendered"]["voice"]) for p in prompts} == {("es", "roa/es-419")}
+    assert all(p["seconds"] > 1 for p in prompts)
     assert result.outcome["appointment_status"] == "confirmed"

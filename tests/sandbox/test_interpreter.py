@@ -55,6 +55,8 @@ def customer():
                 return Response(status=404)
             if isinstance(body, int):
                 return Response(status=body)
+            if isinstance(body, tuple):  # (bytes, content type): media for <Play>
+                return Response(body[0], mimetype=body[1])
             return Response(body, mimetype="text/xml")
 
         return app
@@ -84,6 +86,25 @@ def test_every_request_is_signed_and_gather_posts_the_keys(customer):
     assert seen[0]["CallSid"] == "CA" + "a" * 32 and seen[0]["Direction"] == "outbound-api"
     assert [t["prompts"] for t in transcript.as_dict()["turns"]] == [
         [{"say": "Press one.", "language": "en-US"}], [{"say": "Thanks.", "language": "en-US"}]]
+    assert transcript.status == "completed"
+
+
+def test_play_fetches_its_media_and_notes_what_could_not_play(customer):
+    """Twilio fetches each <Play> file with a GET; one it cannot fetch or decode is skipped."""
+    base, docs, seen = customer
+    from speech.audio import Audio
+    import numpy as np
+
+    docs["/hello.wav"] = (Audio(np.zeros(12000, dtype=np.float32), 8000).mulaw_wav(), "audio/wav")
+    docs["/page.wav"] = ("<html></html>", "text/html")
+    docs["/start"] = twiml("<Play>/hello.wav</Play><Play>/missing.wav</Play><Play>/page.wav</Play><Hangup/>")
+    transcript = play(base)
+    assert transcript.as_dict()["turns"][0]["prompts"] == [
+        {"play": f"{base}/hello.wav", "seconds": 1.5},
+        {"play": f"{base}/missing.wav", "error": "media answered HTTP 404"},
+        {"play": f"{base}/page.wav", "error": "media is text/html, not audio (Twilio error 13420)"}]
+    assert [(s["path"], s["method"]) for s in seen[1:]] == [
+        ("/hello.wav", "GET"), ("/missing.wav", "GET"), ("/page.wav", "GET")]
     assert transcript.status == "completed"
 
 

@@ -47,7 +47,7 @@ def test_a_spoken_yes_twice_confirms_the_appointment(live, clips):
     result = place(live, [{"audio": yes}, {"audio": yes}])
     assert result.outcome["appointment_status"] == "confirmed"
     assert result.outcome["call_outcome"] == "confirmed"
-    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    said = [[calling.heard(p) for p in t.get("prompts", [])] for t in result.transcript["turns"]]
     assert said[0][1] == "If you are Jane, say yes or press 1. If Jane is not available, say no or press 2."
     assert said[-1] == ["Thank you. Your appointment is confirmed. We look forward to seeing you. Goodbye."]
     heard = result.outcome["speech"]
@@ -69,7 +69,7 @@ def test_keys_still_answer_when_the_question_records(live):
 
 def test_silence_in_voice_mode_reasks_then_closes(live):
     result = place(live, ["silence", "silence", "silence"])
-    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    said = [[calling.heard(p) for p in t.get("prompts", [])] for t in result.transcript["turns"]]
     assert said[1] == ["Sorry, I did not hear anything.",
                        "If you are Jane, say yes or press 1. If Jane is not available, say no or press 2."]
     assert result.outcome["call_outcome"] == "no_response"
@@ -81,7 +81,7 @@ def test_noise_is_not_taken_for_an_answer(live, clips):
     quiet = next(str(p) for p in sorted((clips / "_silence_").glob("*.wav"))
                  if engine.recognize(load_wav(p).telephone(), phrases_for("en", IDENTIFY)).text == "")
     result = place(live, [{"audio": quiet}, "1", "1"])
-    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    said = [[calling.heard(p) for p in t.get("prompts", [])] for t in result.transcript["turns"]]
     assert said[1][0] == "Sorry, I did not understand."
     assert result.outcome["appointment_status"] == "confirmed"
     app, _ = live
@@ -98,7 +98,7 @@ def test_a_spoken_stop_is_read_back_and_a_yes_opts_the_patient_out(live, clips):
     stop = str(clip_heard_as(clips, "stop", "stop", [*IDENTIFY, "stop"]))
     yes = str(clip_heard_as(clips, "yes", "yes", ["yes", "stop", "no"]))
     result = place(live, [{"audio": stop}, {"audio": yes}])
-    said = [[p["say"] for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    said = [[calling.heard(p) for p in t.get("prompts", [])] for t in result.transcript["turns"]]
     assert said[1] == ["You asked us to stop calling this number. To stop, say yes or press 1. "
                        "To keep getting calls, say no or press 2."]
     assert said[-1] == ["We will not call this number again. Goodbye."]

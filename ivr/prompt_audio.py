@@ -1,0 +1,112 @@
+"""Prompts in the clinic's own synthesised voice: which audio a prompt plays from in a webhook,
+rendering a call's prompts before it is dialled, and pre-rendering every catalogue.
+
+Webhooks never synthesise (a turn must answer in milliseconds): they play what is in the cache
+and fall back to <Say> for anything that is not there yet, noting it in the audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping
+
+import prompts
+from speech.audio_cache import PromptAudioCache, Voice
+from speech import SpeechError
+from speech.synthesis import Rendered, Synthesizer, render
+
+log = logging.getLogger(__name__)
+
+# Values that say something about a patient: prompts using them are personal (kept briefly,
+# rendered per call). Prompts that use only the clinic's values are shared by every call.
+PATIENT_VALUES = frozenset({"first_name", "date", "time", "location", "provider"})
+CLINIC_VALUES = frozenset({"clinic", "clinic_phone"})
+
+
+def voice_for(catalogue: prompts.Catalogue, rate: int | None = None) -> Voice:
+    """The synthesiser voice of a language, at the patient's rate or the catalogue's default."""
+    return Voice(catalogue.language, catalogue.tts_voice, rate or catalogue.tts_rate)
+
+
+def is_personal(catalogue: prompts.Catalogue, key: str) -> bool:
+    """Whether a prompt's words depend on a patient."""
+    return bool(catalogue.placeholders(key) & PATIENT_VALUES)
+
+
+def flow_prompt_keys(catalogue: prompts.Catalogue, flow: str) -> list[str]:
+    """Every prompt a flow may speak: its own section and the common one."""
+    return [key for key in catalogue.texts if key.startswith((f"{flow}.", "common."))]
+
+
+@dataclass
+class PromptPlayer:
+    """For one webhook turn: the audio URL of a prompt, or None (then it is said with <Say>).
+    Only looks in the cache; remembers which prompts had no audio."""
+
+    cache: PromptAudioCache
+    base_url: str
+    catalogue: prompts.Catalogue
+    values: Mapping[str, str]
+    voice: Voice
+    said: list[str] = field(default_factory=list)
+
+    def __call__(self, key: str) -> str | None:
+        audio_key = self.cache.key(self.voice, self.catalogue.text(key, self.values))
+        if self.cache.find(audio_key) is None:
+            self.said.append(key)
+            return None
+        return audio_url(self.base_url, audio_key)
+
+
+def audio_url(base_url: str, key: str) -> str:
+    """Where the carrier fetches a rendered prompt (see ivr/audio.py)."""
+    return f"{base_url}/audio/{key}.wav"
+
+
+@dataclass
+class RenderReport:
+    """What a batch of renders did."""
+
+    made: int = 0
+    cached: int = 0
+    failed: int = 0
+    audio_seconds: float = 0.0
+    render_seconds: float = 0.0
+
+    def add(self, rendered: Rendered | None) -> None:
+        if rendered is None:
+            self.failed += 1
+        elif rendered.made:
+            self.made += 1
+            self.audio_seconds += rendered.seconds
+            self.render_seconds += rendered.render_seconds
+        else:
+            self.cached += 1
+
+    def merge(self, other: RenderReport) -> None:
+        for name in ("made", "cached", "failed", "audio_seconds", "render_seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def render_prompts(synthesizer: Synthesizer, cache: PromptAudioCache, catalogue: prompts.Catalogue,
+                   values: Mapping[str, str], voice: Voice, keys: Iterable[str],
+                   progress: Callable[[str], None] | None = None) -> RenderReport:
+    """Render each prompt that is not in the cache yet. A prompt that fails is logged (by key,
+    never by its words) and left to <Say>; the others still render."""
+    report = RenderReport()
+    for key in keys:
+        try:
+            report.add(render(synthesizer, cache, voice, catalogue.text(key, values),
+                              personal=is_personal(catalogue, key)))
+        except (SpeechError, prompts.PromptError, OSError) as exc:
+            log.warning("prompt %s (%s) not rendered: %s", key, voice.language, type(exc).__name__)
+            report.add(None)
+        if progress:
+            progress(key)
+    return report
+
+
+def shared_prompt_keys(catalogue: prompts.Catalogue) -> list[str]:
+    """Prompts that say nothing about a patient: the same for every call of a clinic."""
+    return [key for key in catalogue.texts if catalogue.placeholders(key) <= CLINIC_VALUES]

@@ -1,0 +1,118 @@
+"""Rendered prompt audio on disk, keyed by (language, voice, rate, text).
+
+A key is an HMAC of those four under the server's secret, so a file's name says nothing about
+its words and nobody without the secret can name a file: the audio URL given to the carrier is
+the only way to it. Prompts that name a patient ("personal") live in their own folder, readable
+by the server's user only, and are deleted a short while after they were made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+KEY = re.compile(r"[0-9a-f]{64}")
+SHARED, PERSONAL = "shared", "personal"
+# Long enough for a call placed now and its retries (the last one 21 minutes on); short enough
+# that patients' details do not pile up on disk.
+PERSONAL_LIFETIME = dt.timedelta(hours=48)
+PRUNE_EVERY = dt.timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How a prompt is spoken: the language, the synthesiser's voice and words per minute."""
+
+    language: str
+    name: str
+    rate: int
+
+
+class PromptAudioCache:
+    """A folder of 8 kHz mu-law WAV files, each with a small JSON note of what it says."""
+
+    def __init__(self, folder: Path, secret: str | bytes) -> None:
+        self.folder = Path(folder)
+        self._secret = secret.encode() if isinstance(secret, str) else secret
+
+    def key(self, voice: Voice, text: str) -> str:
+        """The file name (without .wav) for these words in this voice."""
+        message = json.dumps([voice.language, voice.name, voice.rate, text], ensure_ascii=False)
+        return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
+
+    def find(self, key: str) -> Path | None:
+        """The WAV file for a key, if it has been rendered."""
+        if not KEY.fullmatch(key):
+            return None
+        for kind in (SHARED, PERSONAL):
+            path = self.folder / kind / f"{key}.wav"
+            if path.is_file():
+                return path
+        return None
+
+    def note(self, key: str) -> dict | None:
+        """What a rendered file says and how (language, voice, rate, text, seconds)."""
+        path = self.find(key)
+        if path is None:
+            return None
+        try:
+            return json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def store(self, key: str, wav: bytes, note: dict, *, personal: bool) -> Path:
+        """Write a rendered file atomically (readers never see half a file)."""
+        folder = self.folder / (PERSONAL if personal else SHARED)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700 if personal else 0o755)
+        target = folder / f"{key}.wav"
+        _write_atomic(target.with_suffix(".json"), json.dumps(note, ensure_ascii=False).encode(), personal)
+        _write_atomic(target, wav, personal)
+        return target
+
+    def prune(self, now: dt.datetime | None = None, lifetime: dt.timedelta = PERSONAL_LIFETIME,
+              every: dt.timedelta = PRUNE_EVERY) -> int:
+        """Delete personal prompts older than lifetime; returns how many were deleted. Callers
+        may call it before every render: the folder is scanned at most once per `every`."""
+        folder = self.folder / PERSONAL
+        if not folder.is_dir():
+            return 0
+        now_ts = (now or dt.datetime.now(dt.timezone.utc)).timestamp()
+        marker = folder / ".pruned"
+        try:
+            if now_ts - marker.stat().st_mtime < every.total_seconds():
+                return 0
+        except FileNotFoundError:
+            pass
+        marker.touch()
+        os.utime(marker, (now_ts, now_ts))
+        cutoff = now_ts - lifetime.total_seconds()
+        deleted = 0
+        for path in folder.iterdir():
+            if path == marker:
+                continue
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    deleted += path.suffix == ".wav"
+            except FileNotFoundError:
+                pass  # another process pruned it first
+        return deleted
+
+
+def _write_atomic(target: Path, data: bytes, private: bool) -> None:
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o600 if private else 0o644)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
