@@ -3,12 +3,14 @@
 It migrates a fresh database (a temporary SQLite file, or a throw-away database created on the
 PostgreSQL server named by --database-url), seeds the demo clinic plus N appointments with one
 reminder touch each, starts a real gunicorn server, and then plays N reminder calls with C
-concurrent clients: the signed answer webhook, three signed key presses (1 identity, 9 repeat,
-1 confirm) and a signed "completed" status callback, exactly as Twilio would send them. It then
-sends the same number of requests, with the same concurrency, to POST /bare, a route that returns
-fixed TwiML without signature check or database, and prints per-request latency (p50, p99, mean)
-and throughput for both, plus the ratio of the medians. Every response and the final appointment
-statuses are checked; any mismatch exits non-zero. Timings are reported, never asserted. Run:
+concurrent clients, with no prompt audio rendered: the signed answer webhook, three signed key
+presses (1 identity, 9 repeat, 1 confirm) and a signed "completed" status callback, exactly as
+Twilio would send them. It then plays N more calls whose prompts were rendered first (as the
+outbound job renders them), so that every answer is <Play> of cached audio. Last it sends as many
+requests, with the same concurrency, to POST /bare, a route that returns fixed TwiML without
+signature check or database, and prints per-request latency (p50, p99, mean) and throughput for
+each, plus the ratios of the medians. Every response and the final appointment statuses are
+checked; any mismatch exits non-zero. Timings are reported, never asserted. Run:
 `.venv/bin/python bench/webhooks.py [--calls N] [--concurrency C] [--workers W]
 [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]`.
 """
@@ -253,6 +255,7 @@ class Post:
     headers: dict[str, str]
     status: int
     must_contain: str | None = None
+    must_not_contain: str | None = None
 
 
 def call_sid(n: int) -> str:
@@ -261,24 +264,27 @@ def call_sid(n: int) -> str:
 
 
 def signed(validator: RequestValidator, base_url: str, path: str, data: dict[str, str],
-           status: int, must_contain: str | None) -> Post:
+           status: int, must_contain: str | None, must_not_contain: str | None = None) -> Post:
     """A request signed over the public URL and its form, exactly as Twilio signs."""
     signature = validator.compute_signature(base_url + path, data)
-    return Post(path, data, {"X-Twilio-Signature": signature}, status, must_contain)
+    return Post(path, data, {"X-Twilio-Signature": signature}, status, must_contain, must_not_contain)
 
 
-def reminder_call(validator: RequestValidator, base_url: str, n: int, planned: Planned) -> list[Post]:
-    """The five webhooks of one call: answer, identity (1), repeat (9), confirm (1), completed."""
+def reminder_call(validator: RequestValidator, base_url: str, n: int, planned: Planned,
+                  rendered: bool = False) -> list[Post]:
+    """The five webhooks of one call: answer, identity (1), repeat (9), confirm (1), completed.
+    With rendered prompts every answer plays audio; without, the carrier says the words."""
     common = {"AccountSid": ACCOUNT_SID, "CallSid": call_sid(n), "From": CLINIC_NUMBER,
               "To": planned.patient_phone, "Direction": "outbound-api"}
     answer = f"/twilio/voice/outbound/{planned.touch_id}"
     step = "/twilio/voice/step"
     in_call = {**common, "CallStatus": "in-progress"}
+    spoken, absent = ("<Play>", "<Say") if rendered else ("<Say", "<Play>")
     return [
-        signed(validator, base_url, answer, in_call, 200, "<Gather"),
-        signed(validator, base_url, step, {**in_call, "Digits": "1"}, 200, "<Gather"),
-        signed(validator, base_url, step, {**in_call, "Digits": "9"}, 200, "<Gather"),
-        signed(validator, base_url, step, {**in_call, "Digits": "1"}, 200, "confirmed"),
+        signed(validator, base_url, answer, in_call, 200, spoken, absent),
+        signed(validator, base_url, step, {**in_call, "Digits": "1"}, 200, spoken, absent),
+        signed(validator, base_url, step, {**in_call, "Digits": "9"}, 200, spoken, absent),
+        signed(validator, base_url, step, {**in_call, "Digits": "1"}, 200, spoken, absent),
         signed(validator, base_url, f"/twilio/status/outbound/{planned.touch_id}",
                {**common, "CallStatus": "completed", "CallDuration": "42"}, 204, None),
     ]
@@ -321,6 +327,10 @@ def send(session: requests.Session, base_url: str, post: Post, results: Results)
     if post.must_contain and post.must_contain not in response.text:
         results.errors.append(f"POST {post.path} ({post.data.get('Digits', '-')}): "
                               f"no {post.must_contain!r} in {one_line(response.text)}")
+        return False
+    if post.must_not_contain and post.must_not_contain in response.text:
+        results.errors.append(f"POST {post.path} ({post.data.get('Digits', '-')}): "
+                              f"{post.must_not_contain!r} in {one_line(response.text)}")
         return False
     return True
 
@@ -404,12 +414,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def render_prompts(database_url: str, base_url: str, instance: Path, planned: list[Planned]) -> float:
+    """Render every prompt of these calls, as the outbound job does before dialling; seconds taken."""
+    from ivr import calls, create_app
+    from outbound.jobs import render_call_prompts
+
+    env = server_env(database_url, base_url, instance)
+    app = create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": base_url,
+                      "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "INSTANCE_PATH": env["IVR_INSTANCE_PATH"]})
+    services = app.extensions["ivr"]
+    started = time.perf_counter()
+    with app.app_context():
+        for p in planned:
+            with services.sessions() as session:
+                flow, context = calls.touch_context(session, p.touch_id)
+            render_call_prompts(p.touch_id, flow, context)
+    services.synthesizer.close()
+    services.engine.dispose()
+    return time.perf_counter() - started
+
+
 def benchmark(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
-    """Seed, serve, warm up, time both endpoints, verify, and print the table."""
+    """Seed, render, serve, warm up, time the endpoints, verify, and print the table."""
     warmup_calls = -(-WARMUP_REQUESTS // STEPS_PER_CALL)
     migrate(database_url)
-    planned = seed(database_url, args.calls + warmup_calls)
-    warmup, timed = planned[:warmup_calls], planned[warmup_calls:]
+    planned = seed(database_url, 2 * args.calls + warmup_calls)
+    warmup, said, played = (planned[:warmup_calls], planned[warmup_calls:warmup_calls + args.calls],
+                            planned[warmup_calls + args.calls:])
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -419,8 +450,10 @@ def benchmark(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
     try:
         wait_healthy(process, base_url, log_path)
         validator = RequestValidator(AUTH_TOKEN)
-        warm_calls = [reminder_call(validator, base_url, n + 1, p) for n, p in enumerate(warmup)]
-        calls = [reminder_call(validator, base_url, len(warmup) + n + 1, p) for n, p in enumerate(timed)]
+        sid = iter(range(1, len(planned) + 1))
+        warm_calls = [reminder_call(validator, base_url, next(sid), p) for p in warmup]
+        said_calls = [reminder_call(validator, base_url, next(sid), p) for p in said]
+        played_calls = [reminder_call(validator, base_url, next(sid), p, rendered=True) for p in played]
         total = args.calls * STEPS_PER_CALL
         warm_bare = [bare_request(n) for n in range(WARMUP_REQUESTS)]
         bares = [bare_request(n) for n in range(total)]
@@ -428,8 +461,12 @@ def benchmark(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
         check("warm-up reminder", drive(base_url, warm_calls, args.concurrency),
               len(warm_calls) * STEPS_PER_CALL)
         check("warm-up bare", drive(base_url, warm_bare, args.concurrency), WARMUP_REQUESTS)
-        reminder = drive(base_url, calls, args.concurrency)
-        check("reminder steps", reminder, total)
+        reminder_said = drive(base_url, said_calls, args.concurrency)
+        check("reminder steps, prompts said", reminder_said, total)
+        # Only now, so that the calls above found nothing rendered (shared prompts included).
+        render_seconds = render_prompts(database_url, base_url, tmp / "instance", played)
+        reminder_played = drive(base_url, played_calls, args.concurrency)
+        check("reminder steps, prompts played", reminder_played, total)
         baseline = drive(base_url, bares, args.concurrency)
         check("bare TwiML", baseline, total)
     except BenchFailure as exc:
@@ -438,13 +475,18 @@ def benchmark(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
         stop_gunicorn(process)
     verify_database(database_url, planned)
 
-    rows = [("reminder steps", summary(reminder)), ("bare TwiML", summary(baseline))]
+    rows = [("reminder, <Say> (nothing rendered)", summary(reminder_said)),
+            ("reminder, <Play> (rendered audio)", summary(reminder_played)),
+            ("bare TwiML", summary(baseline))]
     print(f"Twilio webhooks on gunicorn: database {backend_name(database_url)}, "
           f"{args.workers} workers x {THREADS} threads, concurrency {args.concurrency}, "
-          f"N={args.calls} calls ({STEPS_PER_CALL} requests each: answer, 1, 9, 1, status)")
+          f"N={args.calls} calls per row ({STEPS_PER_CALL} requests each: answer, 1, 9, 1, status)")
     print(table(rows))
-    ratio = rows[0][1]["p50"] / rows[1][1]["p50"]
-    print(f"p50 ratio (reminder / bare): {ratio:.2f}x   Aim: p50 within 2x of the bare endpoint")
+    for name, row in rows[:2]:
+        print(f"p50 ratio ({name} / bare): {row['p50'] / rows[2][1]['p50']:.2f}x")
+    print("Aim: p50 within 2x of the bare endpoint")
+    print(f"rendering the played calls' prompts before they ran (as their jobs would): {render_seconds:.1f} s "
+          f"for {len(played)} calls, {1000 * render_seconds / len(played):.0f} ms per call")
 
 
 def main(argv: list[str] | None = None) -> int:
