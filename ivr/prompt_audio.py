@@ -8,6 +8,7 @@ and fall back to <Say> for anything that is not there yet, noting it in the audi
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
@@ -91,11 +92,18 @@ class RenderReport:
 
 def render_prompts(synthesizer: Synthesizer, cache: PromptAudioCache, catalogue: prompts.Catalogue,
                    values: Mapping[str, str], voice: Voice, keys: Iterable[str],
-                   progress: Callable[[str], None] | None = None) -> RenderReport:
+                   progress: Callable[[str], None] | None = None,
+                   budget_seconds: float | None = None) -> RenderReport:
     """Render each prompt that is not in the cache yet. A prompt that fails is logged (by key,
-    never by its words) and left to <Say>; the others still render."""
+    never by its words) and left to <Say>; the others still render. Past the time budget the
+    rest are left to <Say> too (a synthesiser that hangs must not hold up a call for long)."""
     report = RenderReport()
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     for key in keys:
+        if deadline is not None and time.monotonic() > deadline:
+            log.warning("prompt %s (%s) not rendered: out of time", key, voice.language)
+            report.add(None)
+            continue
         try:
             report.add(render(synthesizer, cache, voice, catalogue.text(key, values),
                               personal=is_personal(catalogue, key)))

@@ -16,6 +16,9 @@ from ivr.telephony import CallRequest
 from outbound.hours import ring_time
 
 log = logging.getLogger(__name__)
+# Seconds a job may spend rendering a call's prompts (normally well under one): a synthesiser
+# that hangs costs the call its local voice, not its place in the queue.
+RENDER_BUDGET = 15.0
 
 
 def place_touch_call(touch_id: int) -> str | None:
@@ -93,7 +96,7 @@ def render_call_prompts(touch_id: int, flow: str, context: calls.CallContext) ->
         report = prompt_audio.render_prompts(
             services.synthesizer, cache, context.catalogue, context.values,
             prompt_audio.voice_for(context.catalogue, context.speech_rate),
-            prompt_audio.flow_prompt_keys(context.catalogue, flow))
+            prompt_audio.flow_prompt_keys(context.catalogue, flow), budget_seconds=RENDER_BUDGET)
     except Exception as exc:  # noqa: BLE001 - a call with <Say> beats no call
         log.warning("touch %s: prompts not rendered: %s", touch_id, type(exc).__name__)
         return

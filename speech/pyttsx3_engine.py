@@ -35,7 +35,7 @@ from speech.synthesis import SynthesisError
 
 ESPEAK_RATES = (80, 450)  # words per minute espeak accepts
 START_TIMEOUT = 20.0      # seconds for the child to import pyttsx3 and warm espeak up
-RENDER_TIMEOUT = 30.0     # seconds for one prompt (a 15-word prompt takes about 20 ms)
+RENDER_TIMEOUT = 10.0     # seconds for one prompt (a 15-word prompt takes about 20 ms)
 
 
 class Pyttsx3Synthesizer:

@@ -150,3 +150,22 @@ def test_prompts_render_adds_rates_and_refuses_unknown_languages_and_clinics(run
     assert runner.invoke(args=["prompts", "render", "--language", "xx"]).output.startswith(
         "Error: no catalogue for: xx")
     assert "no clinic with id 99" in runner.invoke(args=["prompts", "render", "--clinic", "99"]).output
+
+
+def test_a_slow_synthesiser_costs_a_call_its_local_voice_not_its_turn(tmp_path):
+    """Past the render budget the remaining prompts are left to <Say>, so the call still goes."""
+    import time
+
+    from ivr.prompt_audio import render_prompts
+    from speech.audio_cache import PromptAudioCache
+    from speech.synthesis import RecordingSynthesizer
+
+    class Slow(RecordingSynthesizer):
+        def synthesize(self, voice, text):
+            time.sleep(0.05)
+            return super().synthesize(voice, text)
+
+    keys = [k for k in EN.texts if k.startswith("common.")]
+    report = render_prompts(Slow(), PromptAudioCache(tmp_path, "k"), EN, {"clinic_phone": "5 5 5"},
+                            Voice("en", "gmw/en-us", 150), keys, budget_seconds=0.12)
+    assert 2 <= report.made <= 4 and report.made + report.failed == len(keys) > 5
