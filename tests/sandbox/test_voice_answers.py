@@ -122,3 +122,21 @@ def test_a_spoken_stop_then_no_keeps_the_calls_coming(live, clips):
     app, demo = live
     with app.extensions["ivr"].sessions() as session:
         assert session.scalars(select(Patient.opted_out_at).where(Patient.phone == demo.patient_phone)).one() is None
+
+
+def test_a_korean_patient_hears_korean_and_answers_in_korean(live, korean):
+    """The Vosk engine end to end: Korean prompts in the local Korean voice, Korean answers
+    (spoken by espeak-ng) recognised by the real Korean model, the appointment confirmed."""
+    from ivr.models import Patient
+
+    app, demo = live
+    with app.extensions["ivr"].sessions.begin() as session:
+        session.execute(update(Patient).where(Patient.phone == demo.patient_phone).values(language="ko"))
+    yes = str(korean("네"))
+    result = place(live, [{"audio": yes}, {"audio": yes}])
+    prompts = [p for t in result.transcript["turns"] for p in t.get("prompts", [])]
+    assert {(p["rendered"]["language"], p["rendered"]["voice"]) for p in prompts} == {("ko", "ko")}
+    assert calling.heard(prompts[0]) == "안녕하세요. Riverside Family Clinic입니다."
+    assert [(h["engine"], h["text"], h["intent"]) for h in result.outcome["speech"]] == [
+        ("vosk", "네", "yes"), ("vosk", "네", "yes")]
+    assert result.outcome["appointment_status"] == "confirmed"
