@@ -205,6 +205,46 @@ def clinics_voice_answers(clinic_id: int, setting: str) -> None:
     click.echo(f"clinic {clinic_id}: voice answers {setting}")
 
 
+@click.group("patients")
+def patients_group() -> None:
+    """How each patient is spoken to."""
+
+
+@patients_group.command("speech")
+@click.argument("patient_id", type=int)
+@click.option("--rate", help="Words per minute for this patient's prompts (80-400), or 'default'.")
+@click.option("--language", help="The language of this patient's calls (a catalogue: en, es, ...).")
+@with_appcontext
+def patients_speech(patient_id: int, rate: str | None, language: str | None) -> None:
+    """Set the speaking rate and language of a patient's calls; with no option, show them.
+    (Prompts at a new rate are rendered by the patient's next call's job.)"""
+    import prompts
+    from ivr.models import Patient
+
+    with current_services().sessions.begin() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise click.ClickException(f"no patient with id {patient_id}")
+        if rate is not None:
+            if rate == "default":
+                patient.speech_rate = None
+            elif rate.isdigit() and 80 <= int(rate) <= 400:
+                patient.speech_rate = int(rate)
+            else:
+                raise click.ClickException("--rate must be a whole number of words per minute from "
+                                           "80 to 400, or 'default'")
+        if language is not None:
+            if language not in prompts.available_languages():
+                raise click.ClickException(f"no catalogue for {language!r} (there are: "
+                                           f"{', '.join(prompts.available_languages())})")
+            patient.language = language
+        catalogue = prompts.load(patient.language) if patient.language in prompts.available_languages() \
+            else prompts.load("en")
+        shown = (f"{patient.speech_rate} words per minute" if patient.speech_rate
+                 else f"the {catalogue.language} default, {catalogue.tts_rate} words per minute")
+        click.echo(f"patient {patient_id}: language {patient.language}, speech rate {shown}")
+
+
 @click.command("render")
 @click.option("--clinic", "clinic_ids", type=int, multiple=True, help="Only this clinic (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only this language (repeatable).")
@@ -281,7 +321,7 @@ def _speech_group():
     return speech_group
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, _prompts_group(),
+COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, patients_group, _prompts_group(),
             _sandbox_group(), _speech_group())
 
 

@@ -169,3 +169,23 @@ def test_a_slow_synthesiser_costs_a_call_its_local_voice_not_its_turn(tmp_path):
     report = render_prompts(Slow(), PromptAudioCache(tmp_path, "k"), EN, {"clinic_phone": "5 5 5"},
                             Voice("en", "gmw/en-us", 150), keys, budget_seconds=0.12)
     assert 2 <= report.made <= 4 and report.made + report.failed == len(keys) > 5
+
+
+def test_an_administrator_sets_a_patients_rate_and_language(runner, demo, sessions, synthesizer, app):
+    from ivr.models import Appointment
+
+    with sessions() as session:
+        patient_id = session.get(Appointment, demo.appointment_id).patient_id
+    result = runner.invoke(args=["patients", "speech", str(patient_id)])
+    assert result.output == f"patient {patient_id}: language en, speech rate the en default, 150 words per minute\n"
+    result = runner.invoke(args=["patients", "speech", str(patient_id), "--rate", "125", "--language", "fr"])
+    assert result.output == f"patient {patient_id}: language fr, speech rate 125 words per minute\n"
+    place(app, demo)
+    assert {(v.language, v.name, v.rate) for v, _ in synthesizer.requests} == {("fr", "roa/fr", 125)}
+    for bad, message in [(["--rate", "fast"], "--rate must be a whole number"), (["--rate", "900"], "from 80 to 400"),
+                         (["--language", "xx"], "no catalogue for 'xx'")]:
+        result = runner.invoke(args=["patients", "speech", str(patient_id), *bad])
+        assert result.exit_code == 1 and message in result.output
+    assert runner.invoke(args=["patients", "speech", "999"]).output == "Error: no patient with id 999\n"
+    assert "speech rate the fr default, 150" in runner.invoke(
+        args=["patients", "speech", str(patient_id), "--rate", "default"]).output
