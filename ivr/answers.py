@@ -46,7 +46,9 @@ def recognise(settings: Settings, recording_url: str, language: str,
         log.warning("spoken answer not recognised: %s", type(exc).__name__)
         return Spoken(None), {"speech": {"error": type(exc).__name__}}
     intent = intent_of(language, result)
-    return Spoken(intent, result.confidence), {"speech": {
-        "text": result.text, "intent": intent, "confidence": round(result.confidence, 3),
-        "engine": result.engine, "audio_seconds": round(result.audio_seconds, 3),
-        "processing_seconds": round(result.processing_seconds, 4)}}
+    audit = {"text": result.text, "intent": intent, "confidence": round(result.confidence, 3),
+             "engine": result.engine, "audio_seconds": round(result.audio_seconds, 3),
+             "processing_seconds": round(result.processing_seconds, 4)}
+    if result.rejected:
+        audit["rejected"] = result.rejected  # heard, but too unsure to act on
+    return Spoken(intent, result.confidence), {"speech": audit}

@@ -82,6 +82,7 @@ def transcribe(language: str, grammar: str | None, files: tuple[Path, ...]) -> N
             "file": str(path), "text": result.text, "intent": intents.intent_of(language, result),
             "confidence": round(result.confidence, 3), "engine": result.engine,
             "audio_seconds": round(result.audio_seconds, 3),
-            "processing_seconds": round(result.processing_seconds, 4)}, ensure_ascii=False))
+            "processing_seconds": round(result.processing_seconds, 4),
+            **({"rejected": result.rejected} if result.rejected else {})}, ensure_ascii=False))
     if failed:
         raise SystemExit(1)

@@ -77,9 +77,23 @@ def phrases_for(language: str, intents: Iterable[str]) -> list[str]:
     return [p for intent in wanted for p in table.get(intent, ())]
 
 
+# Acted on even when the engine was unsure: a missed emergency costs more than an unneeded
+# "hang up and dial 9 1 1" and a transfer to staff.
+TRUSTED_WHEN_UNSURE = frozenset({"emergency"})
+
+
 def intent_of(language: str, recognition: Recognition) -> str | None:
-    """The intent of the recognised phrase, or None when nothing usable was heard."""
-    text = " ".join(recognition.text.split())
+    """The intent of the recognised phrase, or None when nothing usable was heard. A phrase the
+    engine rejected as unsure counts only when it is an emergency."""
+    intent = _intent(language, recognition.text)
+    if intent is None and recognition.rejected:
+        unsure = _intent(language, recognition.rejected)
+        intent = unsure if unsure in TRUSTED_WHEN_UNSURE else None
+    return intent
+
+
+def _intent(language: str, text: str) -> str | None:
+    text = " ".join(text.split())
     for intent, phrases in PHRASES.get(language, {}).items():
         if text in phrases:
             return intent

@@ -17,13 +17,15 @@ class SpeechError(Exception):
 
 @dataclass(frozen=True)
 class Recognition:
-    """What an engine heard: the text (one of the grammar's phrases, or '' for nothing)."""
+    """What an engine heard: the text (one of the grammar's phrases, or '' for nothing), and the
+    phrase it heard but did not trust (`rejected`, below its confidence threshold)."""
 
     text: str
     confidence: float
     engine: str
     audio_seconds: float
     processing_seconds: float
+    rejected: str = ""
 
 
 class Recognizer(Protocol):

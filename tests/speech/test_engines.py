@@ -13,9 +13,9 @@ def heard(engine, path, grammar):
     return engine.recognize(load_wav(path).telephone(), grammar)
 
 
-@pytest.mark.parametrize("label,at_least", [("yes", 0.9), ("no", 0.9)])
-def test_pocketsphinx_hears_real_yes_and_no_over_a_phone_line(clips, label, at_least):
-    """Floors set below what bench/speech.py measures (95% and 100%), so a regression shows."""
+@pytest.mark.parametrize("label,at_least", [("yes", 0.9), ("no", 0.9), ("stop", 0.6)])
+def test_pocketsphinx_hears_real_yes_no_and_stop_over_a_phone_line(clips, label, at_least):
+    """Floors set below what bench/speech.py measures (19, 19 and 15 of 20, 20 and 22)."""
     engine = recognizer_for("en")
     files = sorted((clips / label).glob("*.wav"))
     results = [heard(engine, path, YES_NO_STOP) for path in files]
@@ -23,11 +23,29 @@ def test_pocketsphinx_hears_real_yes_and_no_over_a_phone_line(clips, label, at_l
     assert all(r.engine == "pocketsphinx" and r.audio_seconds > 0 for r in results)
 
 
-def test_pocketsphinx_hears_little_in_near_silence(clips):
+def test_pocketsphinx_takes_noise_and_other_words_for_no_answer(clips):
+    """Noise and out-of-grammar words ("go", "off", "on", "up", "down") must rarely pass for an
+    answer. Measured: 0 of 20 noise clips and 13 of 30 words accepted (before the phone-loop
+    confidence: 2 and 20)."""
     engine = recognizer_for("en")
-    results = [heard(engine, path, YES_NO_STOP) for path in sorted((clips / "_silence_").glob("*.wav"))]
-    assert sum(r.text == "" for r in results) >= 0.8 * len(results)
-    assert all(r.confidence == 0.0 for r in results if r.text == "")
+    noise = [heard(engine, p, YES_NO_STOP) for p in sorted((clips / "_silence_").glob("*.wav"))]
+    words = [heard(engine, p, YES_NO_STOP) for label in ("go", "off", "on", "up", "down")
+             for p in sorted((clips / label).glob("*.wav"))]
+    assert sum(r.text != "" for r in noise) <= 1
+    assert sum(r.text != "" for r in words) <= 17
+    # What was heard but not trusted is kept, with its confidence, for the audit trail.
+    unsure = [r for r in noise + words if r.rejected]
+    assert unsure and all(r.text == "" and 0 <= r.confidence < engine.reject_below for r in unsure)
+    assert all(r.rejected in YES_NO_STOP for r in unsure)
+
+
+def test_an_unsure_emergency_still_counts_and_an_unsure_stop_does_not():
+    from speech import Recognition
+
+    unsure = lambda phrase: Recognition("", 0.1, "pocketsphinx", 1.0, 0.01, rejected=phrase)  # noqa: E731
+    assert intent_of("en", unsure("chest pain")) == "emergency"
+    assert intent_of("en", unsure("stop")) is None
+    assert intent_of("en", Recognition("stop", 0.9, "pocketsphinx", 1.0, 0.01)) == "stop"
 
 
 def test_pocketsphinx_refuses_words_it_cannot_say():
