@@ -244,9 +244,15 @@ def describe(result: CallResult) -> str:
             lines.append(f"      caller: {reply.describe()}")
             if reply.kind == "audio" and recognised:
                 speech = recognised.pop(0)
-                lines.append(f"      server heard: {speech.get('text')!r} -> {speech.get('intent')} "
-                             f"(confidence {speech.get('confidence')}, {speech.get('engine')})"
-                             if "error" not in speech else f"      server heard nothing ({speech['error']})")
+                if "error" in speech:
+                    lines.append(f"      server heard nothing ({speech['error']})")
+                elif speech.get("rejected") and not speech.get("intent"):
+                    lines.append(f"      server heard {speech['rejected']!r} but was unsure (confidence "
+                                 f"{speech.get('confidence')}, {speech.get('engine')}): not acted on")
+                else:
+                    lines.append(f"      server heard: {speech.get('text') or speech.get('rejected')!r} -> "
+                                 f"{speech.get('intent')} (confidence {speech.get('confidence')}, "
+                                 f"{speech.get('engine')})")
         if turn.get("error"):
             lines.append(f"      error:  {turn['error']}")
     lines.append(f"  call status: {call['status']}" + (f" ({call['error']})" if call.get("error") else ""))

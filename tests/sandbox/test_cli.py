@@ -154,3 +154,17 @@ def test_call_needs_an_appointment_or_inbound(admin):
     result = runner.invoke(args=["sandbox", "call", "--keys", "1"])
     assert result.exit_code == 2 and "give --appointment ID for a reminder call, or --inbound" in result.output
 
+
+
+def test_the_transcript_says_when_the_server_was_unsure_of_an_answer():
+    from ivr.sandbox.calling import CallResult, describe
+
+    turn = {"url": "http://x/twilio/voice/step", "reply": {"kind": "audio", "value": "/clips/stop.wav"}}
+    call = {"sid": "CA1", "from": "+1", "to": "+2", "direction": "outbound-api", "status": "completed",
+            "turns": [turn, turn]}
+    speech = [{"text": "", "rejected": "stop", "intent": None, "confidence": 0.12, "engine": "pocketsphinx"},
+              {"text": "", "rejected": "chest pain", "intent": "emergency", "confidence": 0.1,
+               "engine": "pocketsphinx"}]
+    lines = describe(CallResult(call, {"speech": speech, "call_outcome": "emergency"})).splitlines()
+    assert "      server heard 'stop' but was unsure (confidence 0.12, pocketsphinx): not acted on" in lines
+    assert "      server heard: 'chest pain' -> emergency (confidence 0.1, pocketsphinx)" in lines
