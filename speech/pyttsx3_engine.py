@@ -34,12 +34,13 @@ from speech.audio_cache import Voice
 from speech.synthesis import SynthesisError
 
 ESPEAK_RATES = (80, 450)  # words per minute espeak accepts
-START_TIMEOUT = 20.0      # seconds for the child to import pyttsx3 and warm espeak up
+START_TIMEOUT = 10.0      # seconds for the child to import pyttsx3 and warm espeak up (0.2 s)
 RENDER_TIMEOUT = 10.0     # seconds for one prompt (a 15-word prompt takes about 20 ms)
 
 
 class Pyttsx3Synthesizer:
-    """Synthesizer backed by a pyttsx3 child process; safe to share between threads."""
+    """Synthesizer backed by a pyttsx3 child process; safe to share between threads. The child
+    writes each render into a private folder of its own, which it removes when it ends."""
 
     name = "pyttsx3"
 
@@ -73,7 +74,7 @@ class Pyttsx3Synthesizer:
             self._count += 1
             path = Path(self._folder) / f"{self._count}.wav"
             reply = self._ask({"voice": voice.name.lower(), "rate": voice.rate, "text": text,
-                               "path": str(path)}, self.render_timeout)
+                               "name": path.name}, self.render_timeout)
             try:
                 if not reply.get("ok"):
                     raise SynthesisError(f"pyttsx3 could not render: {reply.get('error', 'no reason given')}")
@@ -86,18 +87,21 @@ class Pyttsx3Synthesizer:
     def close(self) -> None:
         """Stop the child process (it is started again on the next render)."""
         with self._lock:
+            self._forget_if_forked()
             self._stop_child()
 
     # --- the child process -------------------------------------------------------------------
 
-    def _ensure_child(self) -> None:
+    def _forget_if_forked(self) -> None:
+        """In a forked copy of this object the child process is the parent's: leave it alone."""
         if os.getpid() != self._pid:
-            # A forked copy of this object: the child process belongs to the parent.
             self._child, self._folder, self._pid = None, None, os.getpid()
+
+    def _ensure_child(self) -> None:
+        self._forget_if_forked()
         if self._child is not None and self._child.poll() is None:
             return
         self._stop_child()
-        self._folder = tempfile.mkdtemp(prefix="ivr-tts-")
         self._child = subprocess.Popen(
             [sys.executable, "-m", "speech.pyttsx3_engine"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=str(Path(__file__).parent.parent),
@@ -106,13 +110,13 @@ class Pyttsx3Synthesizer:
         if not hello.get("ok"):
             self._stop_child()
             raise SynthesisError(f"the synthesiser did not start: {hello.get('error', 'no reason given')}")
-        self._voices = frozenset(hello["voices"])
+        self._voices, self._folder = frozenset(hello["voices"]), hello["folder"]
 
     def _ask(self, request: dict, timeout: float) -> dict:
         try:
-            self._child.stdin.write((json.dumps(request, ensure_ascii=False) + "\n").encode())
+            self._child.stdin.write((json.dumps(request) + "\n").encode("ascii"))
             self._child.stdin.flush()
-        except (BrokenPipeError, OSError):
+        except OSError:
             self._stop_child()
             raise SynthesisError("the synthesiser process has gone away") from None
         return self._read_reply(timeout)
@@ -124,10 +128,11 @@ class Pyttsx3Synthesizer:
                 self._stop_child()
                 raise SynthesisError(f"the synthesiser did not answer within {timeout:.0f} s; restarted")
         line = self._child.stdout.readline()
-        if not line:
-            self._stop_child()
-            raise SynthesisError("the synthesiser process ended unexpectedly")
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError:
+            self._stop_child()  # out of step with the child: start afresh next time
+            raise SynthesisError("the synthesiser process ended or answered nonsense; restarted") from None
 
     def _stop_child(self) -> None:
         child, self._child = self._child, None
@@ -139,7 +144,7 @@ class Pyttsx3Synthesizer:
                 child.kill()
                 child.wait()
             child.stdout.close()
-        if self._folder:
+        if self._folder:  # the child removes it on its way out, unless it was killed
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
 
@@ -209,29 +214,34 @@ class _Renderer:
 
 def _serve() -> None:
     """The child: one JSON request per line on stdin, one JSON reply per line on the real stdout.
-    pyttsx3 prints to stdout, so the protocol gets a private copy and stdout goes nowhere."""
+    pyttsx3 prints to stdout, so the protocol gets a private copy and stdout goes nowhere.
+    Renders go to a private folder (mode 0700) that is removed when stdin closes."""
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     sys.stdout = open(os.devnull, "w")
 
     def reply(**fields) -> None:
-        protocol.write(json.dumps(fields, ensure_ascii=False) + "\n")
+        protocol.write(json.dumps(fields) + "\n")
 
+    folder = tempfile.mkdtemp(prefix="ivr-tts-")
     try:
-        renderer = _Renderer()
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
-        reply(ok=False, error=f"{type(exc).__name__}: {exc}")
-        return
-    reply(ok=True, voices=renderer.voices)
-    for line in sys.stdin:
-        request = json.loads(line)
         try:
-            renderer.render(request["voice"], int(request["rate"]), request["text"], request["path"])
-        except Exception as exc:  # noqa: BLE001 - one failed prompt must not end the process
+            renderer = _Renderer()
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
             reply(ok=False, error=f"{type(exc).__name__}: {exc}")
-        else:
-            reply(ok=True)
+            return
+        reply(ok=True, voices=renderer.voices, folder=folder)
+        for line in sys.stdin.buffer:
+            request = json.loads(line.decode("utf-8"))
+            path = os.path.join(folder, os.path.basename(request["name"]))
+            try:
+                renderer.render(request["voice"], int(request["rate"]), request["text"], path)
+            except Exception as exc:  # noqa: BLE001 - one failed prompt must not end the process
+                reply(ok=False, error=f"{type(exc).__name__}: {exc}")
+            else:
+                reply(ok=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """The real synthesiser: pyttsx3 over espeak-ng, in its own process. Rates, languages and words
 are checked by measuring the audio and by recognising it with the real recognisers."""
 
+import glob
 import multiprocessing
 import os
 import signal
+import tempfile
 import threading
+import time
 
 import pytest
 
@@ -92,6 +95,20 @@ def test_a_dead_synthesiser_process_is_replaced(synthesizer):
     assert synthesizer.synthesize(voice("en"), "Two.").seconds > 0.3
 
 
+def test_a_hung_synthesiser_process_is_timed_out_and_replaced():
+    engine = Pyttsx3Synthesizer(render_timeout=1)
+    try:
+        engine.synthesize(voice("en"), "One.")
+        hung, folder = engine._child, engine._folder
+        os.kill(hung.pid, signal.SIGSTOP)
+        with pytest.raises(SynthesisError, match="did not answer within 1 s; restarted"):
+            engine.synthesize(voice("en"), "Two.")
+        assert hung.poll() is not None and not os.path.exists(folder)
+        assert engine.synthesize(voice("en"), "Three.").seconds > 0.3
+    finally:
+        engine.close()
+
+
 def test_threads_share_one_synthesiser(synthesizer):
     lengths, errors = {}, []
 
@@ -110,6 +127,10 @@ def test_threads_share_one_synthesiser(synthesizer):
     assert min(lengths[n] for n in (1, 3, 5, 7)) / max(lengths[n] for n in (0, 2, 4, 6)) > 1.6
 
 
+def render_folders():
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "ivr-tts-*")))
+
+
 def _speak_in_fork(synthesizer, queue):
     queue.put(synthesizer.synthesize(voice("en"), "From the work horse.").seconds)
 
@@ -118,6 +139,7 @@ def test_a_forked_process_renders_with_its_own_engine(synthesizer):
     """RQ forks a work horse per job; pyttsx3 hangs in a child forked after its parent used it.
     The forked copy starts an engine process of its own instead of sharing the parent's."""
     synthesizer.synthesize(voice("en"), "In the parent first.")
+    before = render_folders()
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_speak_in_fork, args=(synthesizer, queue))
@@ -128,3 +150,8 @@ def test_a_forked_process_renders_with_its_own_engine(synthesizer):
         pytest.fail("the forked process hung")
     assert child.exitcode == 0 and queue.get(timeout=1) > 0.5
     assert synthesizer.synthesize(voice("en"), "And the parent still works.").seconds > 0.5
+    # The forked process's own engine ended with it and took its folder of renders along.
+    deadline = time.monotonic() + 5
+    while render_folders() != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert render_folders() == before
