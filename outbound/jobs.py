@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from rq import get_current_job
@@ -24,11 +25,13 @@ RENDER_BUDGET = 15.0
 def place_touch_call(touch_id: int) -> str | None:
     """Ring the patient for a planned touch; returns the call SID, or None when nothing was placed.
 
-    The touch is claimed in the database first (planned -> dialing), so even a job that runs twice
-    dials once.
+    The call's prompts are rendered first, while the touch is still planned (a worker that dies
+    while rendering leaves nothing in doubt). Then the touch is claimed in the database
+    (planned -> dialing), so even a job that runs twice dials once.
     """
     services = current_services()
     settings = services.settings
+    _render_if_ringing(touch_id)
     with services.sessions.begin() as session:
         claimed = session.execute(
             update(Touch).where(Touch.id == touch_id, Touch.status == "planned")
@@ -38,8 +41,8 @@ def place_touch_call(touch_id: int) -> str | None:
             return None
         touch = session.get(Touch, touch_id, options=[
             joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
-        ring_at = ring_time(touch.appointment.patient, utcnow())
-        if ring_at > utcnow() and not touch.step.startswith("test-call-"):  # sandbox phones: any hour
+        ring_at = _later_ring_time(touch)
+        if ring_at is not None:
             # Outside calling hours (a late queue, a retry): put it back for the next window.
             touch.status, touch.due_at, touch.last_error = "planned", ring_at, "outside calling hours"
             log.info("touch %s: outside calling hours; due again at %s", touch_id, ring_at.isoformat())
@@ -54,9 +57,7 @@ def place_touch_call(touch_id: int) -> str | None:
             to=patient.phone, from_=patient.clinic.phone or settings.from_number,
             url=f"{settings.public_base_url}/twilio/voice/outbound/{touch_id}",
             status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}")
-        flow, context = calls.touch_context(session, touch_id)
 
-    render_call_prompts(touch_id, flow, context)
     try:
         sid = services.dialer.place_call(request)
     except PermanentDialError as exc:
@@ -85,6 +86,19 @@ def place_touch_call(touch_id: int) -> str | None:
     return sid
 
 
+def _render_if_ringing(touch_id: int) -> None:
+    """Render the touch's prompts when the checks that follow are going to let it ring (what
+    they would turn away is not worth rendering: the patient's details would sit on disk)."""
+    services = current_services()
+    with services.sessions() as session:
+        touch = session.get(Touch, touch_id, options=[
+            joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
+        if touch is None or touch.status != "planned" or _later_ring_time(touch) or _reason_not_to_call(touch):
+            return
+        flow, context = calls.touch_context(session, touch_id)
+    render_call_prompts(touch_id, flow, context)
+
+
 def render_call_prompts(touch_id: int, flow: str, context: calls.CallContext) -> None:
     """Render every prompt the call may speak that is not in the cache yet, in the patient's
     language and rate, before the phone rings (webhooks only play what is there). A failure
@@ -102,6 +116,15 @@ def render_call_prompts(touch_id: int, flow: str, context: calls.CallContext) ->
         return
     log.info("touch %s: prompts rendered %d, cached %d, failed %d (%.2f s)", touch_id, report.made,
              report.cached, report.failed, report.render_seconds)
+
+
+def _later_ring_time(touch: Touch) -> dt.datetime | None:
+    """When the touch may ring, if not now (outside the patient's calling hours)."""
+    if touch.step.startswith("test-call-"):
+        return None  # a sandbox phone may ring at any hour
+    now = utcnow()
+    ring_at = ring_time(touch.appointment.patient, now)
+    return ring_at if ring_at > now else None
 
 
 def _retries_left() -> int:
