@@ -210,8 +210,7 @@ def _context(row: RowMapping, fallback_staff_number: str = "") -> CallContext:
         return row["starts_at"].astimezone(ZoneInfo(row["timezone"] or row["clinic_timezone"]))
 
     values = _LazyValues({
-        "clinic": lambda: row["clinic"],
-        "clinic_phone": lambda: speakable_number(row["clinic_phone"]),
+        **clinic_values(row["clinic"], row["clinic_phone"]),
         "first_name": lambda: row["first_name"],
         "date": lambda: format_date(local(), catalogue.date_format, locale=catalogue.locale),
         "time": lambda: format_time(local(), catalogue.time_format, locale=catalogue.locale),
@@ -220,6 +219,12 @@ def _context(row: RowMapping, fallback_staff_number: str = "") -> CallContext:
     })
     return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None,
                        row["speech_rate"])
+
+
+def clinic_values(name: str, phone: str) -> dict[str, Callable[[], str]]:
+    """How prompts say a clinic's values (the same in calls and in `ivr prompts render`, or
+    pre-rendered audio would never match a call's words)."""
+    return {"clinic": lambda: name, "clinic_phone": lambda: speakable_number(phone)}
 
 
 def catalogue_for(*languages: str) -> prompts.Catalogue:

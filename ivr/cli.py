@@ -257,7 +257,7 @@ def prompts_render(clinic_ids: tuple[int, ...], languages: tuple[str, ...], rate
     already rendered are skipped; personal ones are rendered by each call's job."""
     import prompts
     from ivr import prompt_audio
-    from ivr.calls import speakable_number
+    from ivr.calls import clinic_values
     from ivr.models import Clinic, Patient
 
     services = current_services()
@@ -281,8 +281,8 @@ def prompts_render(clinic_ids: tuple[int, ...], languages: tuple[str, ...], rate
                     select(Patient.speech_rate).distinct().where(
                         Patient.clinic_id == clinic.id, Patient.language == language,
                         Patient.speech_rate.is_not(None))))
-                values = {} if clinic is None else {"clinic": clinic.name,
-                                                    "clinic_phone": speakable_number(clinic.phone)}
+                values = {} if clinic is None else {
+                    name: make() for name, make in clinic_values(clinic.name, clinic.phone).items()}
                 keys = [k for k in prompt_audio.shared_prompt_keys(catalogue)
                         if catalogue.placeholders(k) <= values.keys()]
                 for rate in sorted({catalogue.tts_rate, *patient_rates, *rates}):

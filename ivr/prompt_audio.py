@@ -19,9 +19,9 @@ from speech.synthesis import Rendered, Synthesizer, render
 
 log = logging.getLogger(__name__)
 
-# Values that say something about a patient: prompts using them are personal (kept briefly,
-# rendered per call). Prompts that use only the clinic's values are shared by every call.
-PATIENT_VALUES = frozenset({"first_name", "date", "time", "location", "provider"})
+# Prompts that use only the clinic's values are shared by every call of the clinic; any other
+# value may say something about a patient, so a prompt using one is personal (kept briefly,
+# private, rendered per call). An allow-list: a new value is personal until said otherwise.
 CLINIC_VALUES = frozenset({"clinic", "clinic_phone"})
 
 
@@ -31,8 +31,8 @@ def voice_for(catalogue: prompts.Catalogue, rate: int | None = None) -> Voice:
 
 
 def is_personal(catalogue: prompts.Catalogue, key: str) -> bool:
-    """Whether a prompt's words depend on a patient."""
-    return bool(catalogue.placeholders(key) & PATIENT_VALUES)
+    """Whether a prompt's words may depend on a patient."""
+    return not catalogue.placeholders(key) <= CLINIC_VALUES
 
 
 def flow_prompt_keys(catalogue: prompts.Catalogue, flow: str) -> list[str]:
@@ -93,28 +93,35 @@ class RenderReport:
 def render_prompts(synthesizer: Synthesizer, cache: PromptAudioCache, catalogue: prompts.Catalogue,
                    values: Mapping[str, str], voice: Voice, keys: Iterable[str],
                    progress: Callable[[str], None] | None = None,
-                   budget_seconds: float | None = None) -> RenderReport:
+                   budget_seconds: float | None = None,
+                   clock: Callable[[], float] = time.monotonic) -> RenderReport:
     """Render each prompt that is not in the cache yet. A prompt that fails is logged (by key,
     never by its words) and left to <Say>; the others still render. Past the time budget the
     rest are left to <Say> too (a synthesiser that hangs must not hold up a call for long)."""
     report = RenderReport()
-    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    deadline = None if budget_seconds is None else clock() + budget_seconds
     for key in keys:
-        if deadline is not None and time.monotonic() > deadline:
+        if deadline is not None and clock() > deadline:
             log.warning("prompt %s (%s) not rendered: out of time", key, voice.language)
             report.add(None)
-            continue
-        try:
-            report.add(render(synthesizer, cache, voice, catalogue.text(key, values),
-                              personal=is_personal(catalogue, key)))
-        except (SpeechError, prompts.PromptError, OSError) as exc:
-            log.warning("prompt %s (%s) not rendered: %s", key, voice.language, type(exc).__name__)
-            report.add(None)
+        else:
+            report.add(_render_one(synthesizer, cache, catalogue, values, voice, key))
         if progress:
             progress(key)
     return report
 
 
+def _render_one(synthesizer: Synthesizer, cache: PromptAudioCache, catalogue: prompts.Catalogue,
+                values: Mapping[str, str], voice: Voice, key: str) -> Rendered | None:
+    """One prompt rendered (or found), or None when it failed."""
+    try:
+        return render(synthesizer, cache, voice, catalogue.text(key, values),
+                      personal=is_personal(catalogue, key))
+    except (SpeechError, prompts.PromptError, OSError) as exc:
+        log.warning("prompt %s (%s) not rendered: %s", key, voice.language, type(exc).__name__)
+        return None
+
+
 def shared_prompt_keys(catalogue: prompts.Catalogue) -> list[str]:
     """Prompts that say nothing about a patient: the same for every call of a clinic."""
-    return [key for key in catalogue.texts if catalogue.placeholders(key) <= CLINIC_VALUES]
+    return [key for key in catalogue.texts if not is_personal(catalogue, key)]

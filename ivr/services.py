@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -43,8 +45,11 @@ class Services:
 
     @cached_property
     def prompt_audio(self) -> PromptAudioCache:
-        """Rendered prompts, keyed under the secret key so only this server can name a file."""
-        return PromptAudioCache(Path(self.settings.prompt_audio_dir), self.settings.secret_key)
+        """Rendered prompts, keyed under a key derived from the secret key, so that only this
+        server can name a file. Personal prompts' words are noted only outside production."""
+        key = hmac.new(self.settings.secret_key.encode(), b"prompt-audio", hashlib.sha256).digest()
+        return PromptAudioCache(Path(self.settings.prompt_audio_dir), key,
+                                keep_personal_text=not self.settings.is_production)
 
     @cached_property
     def synthesizer(self) -> Synthesizer:

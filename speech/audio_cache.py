@@ -12,17 +12,21 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 KEY = re.compile(r"[0-9a-f]{64}")
 SHARED, PERSONAL = "shared", "personal"
-# Long enough for a call placed now and its retries (the last one 21 minutes on); short enough
-# that patients' details do not pile up on disk.
-PERSONAL_LIFETIME = dt.timedelta(hours=48)
+# Personal prompts are rendered minutes before their call (its retries come 1, 5 and 15 minutes
+# apart) and a hit makes a file young again; hours are plenty, and patients' details do not
+# pile up on disk.
+PERSONAL_LIFETIME = dt.timedelta(hours=6)
 PRUNE_EVERY = dt.timedelta(minutes=10)
 
 
@@ -38,9 +42,13 @@ class Voice:
 class PromptAudioCache:
     """A folder of 8 kHz mu-law WAV files, each with a small JSON note of what it says."""
 
-    def __init__(self, folder: Path, secret: str | bytes) -> None:
+    def __init__(self, folder: Path, secret: str | bytes, *, keep_personal_text: bool = False) -> None:
         self.folder = Path(folder)
         self._secret = secret.encode() if isinstance(secret, str) else secret
+        # The words of a personal prompt are kept in its note only where the data is not real
+        # (development and the sandbox, whose transcripts show them).
+        self.keep_personal_text = keep_personal_text
+        self._warned = False
 
     def key(self, voice: Voice, text: str) -> str:
         """The file name (without .wav) for these words in this voice."""
@@ -48,14 +56,32 @@ class PromptAudioCache:
         return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()
 
     def find(self, key: str) -> Path | None:
-        """The WAV file for a key, if it has been rendered."""
+        """The WAV file for a key, if it has been rendered. A folder that cannot be read counts
+        as empty: a webhook then says the prompt instead of failing the call."""
         if not KEY.fullmatch(key):
             return None
         for kind in (SHARED, PERSONAL):
             path = self.folder / kind / f"{key}.wav"
-            if path.is_file():
-                return path
+            try:
+                if path.is_file():
+                    return path
+            except OSError as exc:
+                if not self._warned:  # once per process: every turn would otherwise repeat it
+                    self._warned = True
+                    log.warning("prompt audio folder %s cannot be read (%s): prompts are said instead; "
+                                "web servers and workers must run as the same user",
+                                path.parent, type(exc).__name__)
         return None
+
+    def refresh(self, key: str) -> None:
+        """Make a personal prompt young again: a call is about to play it."""
+        path = self.find(key)
+        if path is not None and path.parent.name == PERSONAL:
+            for file in (path, path.with_suffix(".json")):
+                try:
+                    os.utime(file)
+                except FileNotFoundError:
+                    pass
 
     def note(self, key: str) -> dict | None:
         """What a rendered file says and how (language, voice, rate, text, seconds)."""
@@ -72,6 +98,8 @@ class PromptAudioCache:
         folder = self.folder / (PERSONAL if personal else SHARED)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700 if personal else 0o755)
         target = folder / f"{key}.wav"
+        if personal and not self.keep_personal_text:
+            note = {k: v for k, v in note.items() if k != "text"}
         _write_atomic(target.with_suffix(".json"), json.dumps(note, ensure_ascii=False).encode(), personal)
         _write_atomic(target, wav, personal)
         return target

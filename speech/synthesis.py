@@ -46,6 +46,8 @@ def render(synthesizer: Synthesizer, cache: PromptAudioCache, voice: Voice, text
     """Make sure the cache holds these words in this voice; synthesise them only if it does not."""
     key = cache.key(voice, text)
     if cache.find(key) is not None:
+        if personal:
+            cache.refresh(key)
         return Rendered(key, 0.0, made=False)
     started = time.perf_counter()
     audio = synthesizer.synthesize(voice, text)

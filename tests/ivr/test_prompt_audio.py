@@ -42,8 +42,32 @@ def step_events(sessions):
                                                   .order_by(CallEvent.id))]
 
 
-def test_the_job_renders_the_calls_prompts_before_it_dials(app, demo, synthesizer, dialer):
+def test_the_job_renders_the_calls_prompts_before_it_dials(app, demo, synthesizer, dialer, sessions,
+                                                          monkeypatch):
+    from ivr.models import Touch
+
+    seen_at_dial = []
+    place_call = dialer.place_call
+
+    def noting(request):
+        with sessions() as session:
+            seen_at_dial.append((len(synthesizer.requests), session.get(Touch, demo.touch_id).status))
+        return place_call(request)
+
+    statuses_while_rendering = set()
+    synthesize = synthesizer.synthesize
+
+    def noting_status(voice, text):
+        with sessions() as session:
+            statuses_while_rendering.add(session.get(Touch, demo.touch_id).status)
+        return synthesize(voice, text)
+
+    monkeypatch.setattr(dialer, "place_call", noting)
+    monkeypatch.setattr(synthesizer, "synthesize", noting_status)
     place(app, demo)
+    # Everything was rendered while the touch was still planned, before it was claimed and dialled.
+    assert statuses_while_rendering == {"planned"}
+    assert seen_at_dial == [(len(synthesizer.requests), "dialing")] and len(synthesizer.requests) > 20
     voice = Voice("en", "gmw/en-us", 150)
     texts = [text for v, text in synthesizer.requests]
     assert {v for v, _ in synthesizer.requests} == {voice}
@@ -53,6 +77,16 @@ def test_the_job_renders_the_calls_prompts_before_it_dials(app, demo, synthesize
     assert len(texts) == len(set(texts))
     assert not any(t.startswith("Thank you for calling") for t in texts)
     assert len(dialer.requests) == 1
+
+
+def test_a_call_that_will_not_ring_renders_nothing(app, demo, synthesizer, dialer, sessions):
+    """An opted-out patient's details are not rendered to disk for a call that is never placed."""
+    from ivr.models import utcnow
+
+    with sessions.begin() as session:
+        session.execute(update(Patient).where(Patient.first_name == "Jane").values(opted_out_at=utcnow()))
+    assert place(app, demo) is None
+    assert synthesizer.requests == [] and dialer.requests == []
 
 
 def test_webhooks_play_the_rendered_audio_in_place_of_say(app, demo, twilio, sessions):
@@ -103,8 +137,9 @@ def test_a_prompt_that_cannot_be_rendered_is_said_by_the_carrier_and_the_call_st
     assert step_events(sessions)[0]["carrier_voice"] == ["reminder.identify"]
 
 
-def test_without_rendered_audio_every_prompt_is_said(demo, twilio, sessions):
+def test_without_rendered_audio_every_prompt_is_said(demo, twilio, sessions, synthesizer):
     verbs = answer(twilio, demo)
+    assert synthesizer.requests == []  # a webhook never synthesises
     assert [(c.name, c.text, c.attrs.get("language")) for c in verbs[0].children] == [
         ("Say", GREETING, "en-US"), ("Say", JANE_IDENTIFY, "en-US")]
     assert step_events(sessions)[0]["carrier_voice"] == ["reminder.greeting", "reminder.identify"]
@@ -154,21 +189,21 @@ def test_prompts_render_adds_rates_and_refuses_unknown_languages_and_clinics(run
 
 def test_a_slow_synthesiser_costs_a_call_its_local_voice_not_its_turn(tmp_path):
     """Past the render budget the remaining prompts are left to <Say>, so the call still goes."""
-    import time
-
     from ivr.prompt_audio import render_prompts
     from speech.audio_cache import PromptAudioCache
     from speech.synthesis import RecordingSynthesizer
 
+    now = [0.0]
+
     class Slow(RecordingSynthesizer):
         def synthesize(self, voice, text):
-            time.sleep(0.05)
+            now[0] += 4.0  # each render takes four seconds of the clock below
             return super().synthesize(voice, text)
 
     keys = [k for k in EN.texts if k.startswith("common.")]
     report = render_prompts(Slow(), PromptAudioCache(tmp_path, "k"), EN, {"clinic_phone": "5 5 5"},
-                            Voice("en", "gmw/en-us", 150), keys, budget_seconds=0.12)
-    assert 2 <= report.made <= 4 and report.made + report.failed == len(keys) > 5
+                            Voice("en", "gmw/en-us", 150), keys, budget_seconds=10, clock=lambda: now[0])
+    assert (report.made, report.failed) == (3, len(keys) - 3)  # at 0, 4 and 8 s; not at 12
 
 
 def test_an_administrator_sets_a_patients_rate_and_language(runner, demo, sessions, synthesizer, app):
@@ -189,3 +224,13 @@ def test_an_administrator_sets_a_patients_rate_and_language(runner, demo, sessio
     assert runner.invoke(args=["patients", "speech", "999"]).output == "Error: no patient with id 999\n"
     assert "speech rate the fr default, 150" in runner.invoke(
         args=["patients", "speech", str(patient_id), "--rate", "default"]).output
+
+
+def test_prompts_rendered_ahead_are_the_ones_calls_play(runner, demo, twilio, app, sessions):
+    """`ivr prompts render` fills in the clinic's values exactly as a call does: its greeting is
+    played; the identity question names the patient, so only the call's own job renders it."""
+    assert runner.invoke(args=["prompts", "render", "--language", "en"]).exit_code == 0
+    verbs = answer(twilio, demo)
+    assert [(c.name, c.text) for c in verbs[0].children] == [
+        ("Play", audio_url(app, Voice("en", "gmw/en-us", 150), GREETING)), ("Say", JANE_IDENTIFY)]
+    assert step_events(sessions)[0]["carrier_voice"] == ["reminder.identify"]

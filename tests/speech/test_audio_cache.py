@@ -62,13 +62,37 @@ def test_personal_prompts_are_private_and_pruned_after_their_lifetime(cache):
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     now = dt.datetime.now(dt.timezone.utc)
     assert cache.prune(now) == 0  # young
-    old = (now - dt.timedelta(hours=49)).timestamp()
+    old = (now - dt.timedelta(hours=7)).timestamp()
     for file in path.parent.glob(f"{personal.key}.*"):
         os.utime(file, (old, old))
     assert cache.prune(now) == 0, "pruned again within ten minutes of the last scan"
     assert cache.prune(now + dt.timedelta(minutes=11)) == 1
     assert cache.find(personal.key) is None and cache.note(personal.key) is None
     assert cache.find(shared.key) is not None
+
+
+def test_a_personal_prompt_found_again_is_young_again(cache):
+    """A call about to play a prompt rendered hours ago must not lose it to the next prune."""
+    synthesizer = RecordingSynthesizer()
+    rendered = render(synthesizer, cache, EN, "If you are Jane, press 1.", personal=True)
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=5, minutes=55)).timestamp()
+    for file in cache.find(rendered.key).parent.glob(f"{rendered.key}.*"):
+        os.utime(file, (old, old))
+    assert render(synthesizer, cache, EN, "If you are Jane, press 1.", personal=True).made is False
+    assert cache.prune(dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=30)) == 0
+    assert cache.find(rendered.key) is not None and len(synthesizer.requests) == 1
+
+
+def test_the_note_of_a_personal_prompt_keeps_its_words_only_where_asked(tmp_path):
+    synthesizer = RecordingSynthesizer()
+    production = PromptAudioCache(tmp_path / "p", "k")
+    development = PromptAudioCache(tmp_path / "d", "k", keep_personal_text=True)
+    for cache, has_text in [(production, False), (development, True)]:
+        personal = render(synthesizer, cache, EN, "If you are Jane, press 1.", personal=True)
+        shared = render(synthesizer, cache, EN, "Goodbye.", personal=False)
+        assert ("text" in cache.note(personal.key)) is has_text
+        assert cache.note(shared.key)["text"] == "Goodbye."
+        assert "Jane" not in cache.find(personal.key).with_suffix(".json").read_text() or has_text
 
 
 @pytest.mark.parametrize("key", ["", "../../etc/passwd", "A" * 64, "0" * 63])
