@@ -1,8 +1,8 @@
 """Serves rendered prompt audio to the carrier (the URLs in <Play>).
 
 The carrier fetches media without a signature we could check, so a file's name is the secret:
-an HMAC under the server's secret key (see speech/audio_cache.py), which nobody can guess or
-derive from the words. Anything else is a 404, and nothing here is logged but the outcome.
+an HMAC under a key derived from the server's secret key (see speech/audio_cache.py), which
+nobody can guess or derive from the words. Anything else is a 404.
 """
 
 from __future__ import annotations

@@ -146,26 +146,22 @@ def whisper() -> Response:
     key = request.args.get("prompt", "")
     if not CALL_SID.fullmatch(parent) or not key.startswith("inbound.whisper"):
         abort(400, description="ParentCallSid or prompt is missing or malformed")
-    response = VoiceResponse()
+    english = prompts.load("en")
     try:
         with current_services().sessions() as session:
             turn = calls.load_turn(session, parent)
-        if turn is None:
-            response.say(prompts.load("en").text(key, {}), language="en-US")
-        else:
-            context = calls.context_for(turn)
-            url = _player(context)(key)
-            if url:
-                response.play(url)
-            else:
-                response.say(context.catalogue.text(key, context.values),
-                             language=context.catalogue.say_language)
+        context = calls.context_for(turn) if turn is not None else None
+        catalogue, values = (context.catalogue, context.values) if context else (english, {})
+        xml = render((call_flows.Say(key),), Voice(
+            text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
+            step_url=url_for("twilio.voice_step"), transfer_number=None,
+            audio_url=_player(context) if context else None))
     except Exception as exc:  # noqa: BLE001 - staff must still hear something, or the transfer drops
         _log_failure(parent, exc)
         response = VoiceResponse()
-        catalogue = prompts.load("en")
-        response.say(catalogue.text(key, {}), language=catalogue.say_language)
-    return _twiml(str(response))
+        response.say(english.text(key, {}), language=english.say_language)
+        xml = str(response)
+    return _twiml(xml)
 
 
 @bp.post("/voice/step")

@@ -2,8 +2,8 @@
 
 A key is an HMAC of those four under the server's secret, so a file's name says nothing about
 its words and nobody without the secret can name a file: the audio URL given to the carrier is
-the only way to it. Prompts that name a patient ("personal") live in their own folder, readable
-by the server's user only, and are deleted a short while after they were made.
+the only way to it. Prompts that may name a patient ("personal") live in their own folder,
+readable by the server's user only, and are deleted a few hours after they were last used.
 """
 
 from __future__ import annotations

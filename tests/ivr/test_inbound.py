@@ -3,7 +3,8 @@
 from sqlalchemy import select
 
 from ivr.models import Call, CallEvent
-from tests.support import call_sid, parse_twiml, spoken
+from speech.audio_cache import Voice
+from tests.support import PUBLIC_BASE_URL, call_sid, parse_twiml, spoken
 from tests.twiml_schema import assert_valid
 
 CLINIC_NUMBER = "+12125550100"
@@ -87,3 +88,22 @@ def test_inbound_status_callbacks_use_the_generic_route(twilio, demo, sessions):
     with sessions() as session:
         call = session.scalars(select(Call)).one()
         assert (call.status, call.outcome) == ("completed", "hung_up")
+
+
+def test_once_rendered_the_welcome_and_the_whisper_play_in_the_clinics_voice(twilio, demo, runner, app):
+    """`ivr prompts render` covers the inbound line: nothing on it names a patient."""
+    assert runner.invoke(args=["prompts", "render", "--language", "en"]).exit_code == 0
+    cache = app.extensions["ivr"].prompt_audio
+
+    def played(verb, text):
+        key = cache.key(Voice("en", "gmw/en-us", 150), text)
+        return (verb.name, verb.text) == ("Play", f"{PUBLIC_BASE_URL}/audio/{key}.wav")
+
+    verbs = heard(ring(twilio))
+    assert [v.name for v in verbs] == ["Play", "Play", "Dial"]
+    assert played(verbs[0], "Thank you for calling Riverside Family Clinic.")
+    assert played(verbs[1], "Please hold while I connect you to our staff.")
+    whisper = heard(twilio.post("/twilio/voice/whisper?prompt=inbound.whisper",
+                                {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
+    assert len(whisper) == 1 and played(whisper[0], "A caller from the patient line. They have not been "
+                                                    "identified yet.")
