@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
-from zoneinfo import ZoneInfo
 
-import phonenumbers
-from babel.dates import format_date, format_time
 from sqlalchemy import RowMapping, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import prompts
+from prompts.spoken import speakable_number, spoken_date, spoken_time
 from call_flows import OptOut, SetAppointmentStatus, Step
 from speech.recognizer import can_recognize
 from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
@@ -76,7 +73,8 @@ class Turn:
 _PROMPT_COLUMNS = (
     Touch.appointment_id, Patient.id.label("patient_id"),
     Appointment.status.label("appointment_status"), Appointment.starts_at,
-    Appointment.provider_name, Location.name.label("location"), Patient.first_name,
+    Appointment.provider_name, Location.name.label("location"),
+    Location.timezone.label("location_timezone"), Patient.first_name,
     Patient.language, Patient.timezone, Patient.speech_rate, Clinic.name.label("clinic"),
     Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
     Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"),
@@ -204,16 +202,16 @@ def touch_context(session: Session, touch_id: int) -> tuple[str, CallContext] | 
 
 
 def _context(row: RowMapping, fallback_staff_number: str = "") -> CallContext:
-    catalogue = catalogue_for(row["language"], row["clinic_language"])
-
-    def local():
-        return row["starts_at"].astimezone(ZoneInfo(row["timezone"] or row["clinic_timezone"]))
-
+    catalogue = prompts.first_available(row["language"], row["clinic_language"])
+    # A visit happens on the clock of its place; the patient's own zone only decides whether
+    # that zone must be named (and, elsewhere, when they may be rung).
+    place_zone = row["location_timezone"] or row["clinic_timezone"]
+    listener_zone = row["timezone"] or row["clinic_timezone"]
     values = _LazyValues({
         **clinic_values(row["clinic"], row["clinic_phone"]),
         "first_name": lambda: row["first_name"],
-        "date": lambda: format_date(local(), catalogue.date_format, locale=catalogue.locale),
-        "time": lambda: format_time(local(), catalogue.time_format, locale=catalogue.locale),
+        "date": lambda: spoken_date(row["starts_at"], place_zone, catalogue),
+        "time": lambda: spoken_time(row["starts_at"], place_zone, listener_zone, catalogue),
         "location": lambda: row["location"],
         "provider": lambda: row["provider_name"],
     })
@@ -225,22 +223,6 @@ def clinic_values(name: str, phone: str) -> dict[str, Callable[[], str]]:
     """How prompts say a clinic's values (the same in calls and in `ivr prompts render`, or
     pre-rendered audio would never match a call's words)."""
     return {"clinic": lambda: name, "clinic_phone": lambda: speakable_number(phone)}
-
-
-def catalogue_for(*languages: str) -> prompts.Catalogue:
-    """The first language in order that has a catalogue, else English."""
-    known = prompts.available_languages()
-    for language in languages:
-        if language in known:
-            return prompts.load(language)
-    return prompts.load("en")
-
-
-def speakable_number(e164: str) -> str:
-    """A phone number read digit by digit in its national groups: '5 5 5, 0 1 0 0'."""
-    national = phonenumbers.format_number(phonenumbers.parse(e164, None),
-                                          phonenumbers.PhoneNumberFormat.NATIONAL)
-    return ", ".join(" ".join(group) for group in re.findall(r"\d+", national))
 
 
 def record_step(session: Session, turn: Turn, step: Step, caller_input: dict | None,

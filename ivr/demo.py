@@ -31,7 +31,7 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
     clinic = Clinic(name=DEMO_CLINIC, timezone="America/New_York", phone="+12125550100",
                     staff_phone="+12125550199", language="en",
                     calls_from=dt.time(0), calls_until=dt.time(23, 59, 59))
-    location = Location(clinic=clinic, name="the Main Street office")
+    location = Location(clinic=clinic, name="the Main Street office", timezone="America/New_York")
     tz = ZoneInfo(clinic.timezone)
     today = now.astimezone(tz).date()
     for first, last, phone, language, days, hour, minute, provider in PATIENTS:

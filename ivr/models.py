@@ -64,6 +64,7 @@ class Location(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
     name: Mapped[str] = mapped_column(String(200), comment="spoken to the patient after identity check")
+    timezone: Mapped[str | None] = mapped_column(String(64), comment="where visits happen; None: the clinic's")
 
     clinic: Mapped[Clinic] = relationship(back_populates="locations")
 

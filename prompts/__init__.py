@@ -23,6 +23,7 @@ class Catalogue:
     say_language: str
     date_format: str   # Babel (CLDR) patterns: how a date and a time are said in this language
     time_format: str
+    zoned_time: str    # a time with its zone named, from {time} and {zone} ("{time} {zone}")
     tts_voice: str     # the local synthesiser's voice (an espeak-ng voice id)
     tts_rate: int      # its words per minute when the patient has no rate of their own
     texts: Mapping[str, str]
@@ -50,6 +51,15 @@ def available_languages() -> tuple[str, ...]:
                   if p.name.endswith(".toml")))
 
 
+def first_available(*languages: str | None) -> Catalogue:
+    """The catalogue of the first language in order that has one, else English."""
+    known = available_languages()
+    for language in languages:
+        if language in known:
+            return load(language)
+    return load("en")
+
+
 @cache
 def load(language: str) -> Catalogue:
     """Load and cache the catalogue of a language ('en', 'es', ...)."""
@@ -64,4 +74,5 @@ def load(language: str) -> Catalogue:
             texts[f"{section}.{name}"] = " ".join(text.split())
     return Catalogue(language=language, locale=meta["locale"], say_language=meta["say_language"],
                      date_format=meta["date_format"], time_format=meta["time_format"],
+                     zoned_time=meta["zoned_time"],
                      tts_voice=meta["tts_voice"], tts_rate=int(meta["tts_rate"]), texts=texts)

@@ -4,6 +4,7 @@ and English prompts at or below grade 6 (Flesch-Kincaid, measured by textstat)."
 from __future__ import annotations
 
 import datetime as dt
+import string
 
 import prompts
 
@@ -36,6 +37,9 @@ def problems() -> list[str]:
             format_time(moment, catalogue.time_format, locale=catalogue.locale)
         except Exception as exc:  # noqa: BLE001 - any Babel complaint is a catalogue problem
             found.append(f"{language}: date or time pattern rejected by Babel: {exc}")
+        zoned = {name for _, name, _, _ in string.Formatter().parse(catalogue.zoned_time) if name}
+        if zoned != {"time", "zone"}:
+            found.append(f"{language}: zoned_time must use {{time}} and {{zone}}, not {sorted(zoned)}")
     for key in sorted(english.texts):
         grade = textstat.flesch_kincaid_grade(english.text(key, SAMPLE_VALUES))
         if grade > MAX_GRADE:

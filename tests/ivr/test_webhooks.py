@@ -393,3 +393,29 @@ def test_a_recogniser_failure_is_heard_as_not_understood(twilio, demo, sessions,
                                      "RecordingSid": "RE" + "1" * 32}))
     assert spoken(verbs)[0] == "Sorry, I did not understand."
     assert [v.name for v in verbs] == ["Say", "Say", "Record", "Redirect"]
+
+
+def _details_heard(twilio, demo, sid=None):
+    heard(answer(twilio, demo, sid))
+    return spoken(heard(press(twilio, "1", sid)))[0]
+
+
+def test_a_patient_in_los_angeles_hears_the_new_york_time_of_the_visit_with_its_zone(twilio, demo, sessions):
+    """The visit is at 9:30 on the clinic's wall: converting it to 6:30 would send them at the
+    wrong hour. Their own zone still decides when they may be rung."""
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).patient.timezone = "America/Los_Angeles"
+    assert " at 9:30 AM Eastern Time, at the Main Street office" in _details_heard(twilio, demo)
+
+
+def test_the_visit_time_is_said_on_the_clock_of_its_location(twilio, demo, sessions):
+    """A New York clinic's Chicago office: the visit's 9:30 New York time is 8:30 there, and a
+    patient who lives in New York hears the zone of the place they are going to."""
+    with sessions.begin() as session:
+        appointment = session.get(Appointment, demo.appointment_id)
+        appointment.location.timezone = "America/Chicago"
+        assert appointment.patient.timezone is None  # the clinic's: New York
+    assert " at 8:30 AM Central Time, at the Main Street office" in _details_heard(twilio, demo)
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).patient.timezone = "America/Chicago"
+    assert " at 8:30 AM, at the Main Street office" in _details_heard(twilio, demo, call_sid(2))
