@@ -277,14 +277,14 @@ def reminder_call(validator: RequestValidator, base_url: str, n: int, planned: P
     common = {"AccountSid": ACCOUNT_SID, "CallSid": call_sid(n), "From": CLINIC_NUMBER,
               "To": planned.patient_phone, "Direction": "outbound-api"}
     answer = f"/twilio/voice/outbound/{planned.touch_id}"
-    step = "/twilio/voice/step"
+    step = "/twilio/voice/step?turn={}"  # each answer carries the number of the question it answers
     in_call = {**common, "CallStatus": "in-progress"}
     spoken, absent = ("<Play>", "<Say") if rendered else ("<Say", "<Play>")
     return [
         signed(validator, base_url, answer, in_call, 200, spoken, absent),
-        signed(validator, base_url, step, {**in_call, "Digits": "1"}, 200, spoken, absent),
-        signed(validator, base_url, step, {**in_call, "Digits": "9"}, 200, spoken, absent),
-        signed(validator, base_url, step, {**in_call, "Digits": "1"}, 200, spoken, absent),
+        signed(validator, base_url, step.format(1), {**in_call, "Digits": "1"}, 200, spoken, absent),
+        signed(validator, base_url, step.format(2), {**in_call, "Digits": "9"}, 200, spoken, absent),
+        signed(validator, base_url, step.format(3), {**in_call, "Digits": "1"}, 200, spoken, absent),
         signed(validator, base_url, f"/twilio/status/outbound/{planned.touch_id}",
                {**common, "CallStatus": "completed", "CallDuration": "42"}, 204, None),
     ]

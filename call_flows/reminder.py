@@ -6,10 +6,16 @@ takes voice answers (facts["voice_answers"]), each question also listens for wor
 the same choices. No input, a wrong key or words not understood re-ask the same question at most
 twice, then the call closes politely. An emergency word stops the flow at any question; "stop"
 at any question is read back, and a yes opts the number out of our calls.
+
+The flow remembers the appointment's status when the call began (facts["appointment_status"]).
+If someone else changes it during the call (staff cancel it, say), the patient is not read
+details or asked to decide on an appointment that is no longer what they were called about:
+once they have said who they are, they are told it changed and asked to call the clinic.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, OptOut, Say,
@@ -59,14 +65,19 @@ def start(answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
     if answered.is_machine:
         return _finish("voicemail", Say("reminder.voicemail"), decision="left_voicemail")
     prompts, listen = _question("identify", facts)
-    return Step(actions=(Ask(("reminder.greeting", *prompts), listen=listen),),
-                state={"node": "identify", "misses": 0})
+    state: dict[str, Any] = {"node": "identify", "misses": 0}
+    if facts.get("appointment_status") is not None:
+        state["appointment_status"] = facts["appointment_status"]
+    return Step(actions=(Ask(("reminder.greeting", *prompts), listen=listen),), state=state)
 
 
 def advance(state: Mapping[str, Any], caller_input: CallerInput,
             facts: Mapping[str, Any] | None = None) -> Step:
     """Take the caller's answer to the question asked in state['node']."""
-    facts = facts or {}
+    return _carry(state, _answer(state, caller_input, facts or {}))
+
+
+def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
     node = state.get("node")
     if node == "done":
         return Step(actions=(Hangup(),), state=state, decision="input_after_end")
@@ -86,8 +97,27 @@ def advance(state: Mapping[str, Any], caller_input: CallerInput,
         key = caller_input.digits[:1]
     elif isinstance(caller_input, Spoken):
         key = SPOKEN_KEYS[node].get(caller_input.intent or "")
+    # Only a question about the appointment is stopped by a change to it; before identity nothing
+    # about the appointment may be said, so there the change waits for the patient's "1".
+    if _changed_meanwhile(state, facts) and (node in ("menu", "confirm_cancel") or key == "1"):
+        return _finish("appointment_changed", Say("reminder.changed_meanwhile"),
+                       decision="appointment_changed_meanwhile")
     step = handler(key, facts) if key else None
     return step if step is not None else _miss(state, caller_input, facts)
+
+
+def _changed_meanwhile(state: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
+    """Whether the appointment's status is no longer what it was when the call began (calls that
+    began before the flow remembered it are not checked)."""
+    began = state.get("appointment_status")
+    return began is not None and facts.get("appointment_status") != began
+
+
+def _carry(state: Mapping[str, Any], step: Step) -> Step:
+    """The step with what the call remembers for its whole length kept in its state."""
+    if "appointment_status" not in state:
+        return step
+    return replace(step, state={**step.state, "appointment_status": state["appointment_status"]})
 
 
 def _identify(key: str, facts) -> Step | None:

@@ -16,8 +16,8 @@ RECORD_SILENCE_SECONDS = 3  # silence that ends the answer
 
 
 @dataclass(frozen=True)
-class Voice:
-    """How prompts are spoken and where answers go."""
+class TwimlContext:
+    """What rendering needs besides the actions: how prompts are spoken, where answers go."""
 
     text: Callable[[str], str]      # prompt key -> spoken text
     say_language: str               # e.g. en-US
@@ -28,44 +28,44 @@ class Voice:
     audio_url: Callable[[str], str | None] | None = None  # prompt key -> its rendered audio, if any
 
 
-def _speak(target, key: str, voice: Voice) -> None:
+def _speak(target, key: str, context: TwimlContext) -> None:
     """A prompt as <Play> of its rendered audio when there is some, else as <Say>."""
-    url = voice.audio_url(key) if voice.audio_url else None
+    url = context.audio_url(key) if context.audio_url else None
     if url:
         target.play(url)
     else:
-        target.say(voice.text(key), language=voice.say_language)
+        target.say(context.text(key), language=context.say_language)
 
 
-def render(actions: Iterable[Action], voice: Voice) -> str:
+def render(actions: Iterable[Action], context: TwimlContext) -> str:
     """TwiML for a step: every Gather is followed by a Redirect so silence still reaches us."""
     response = VoiceResponse()
     for action in actions:
         if isinstance(action, Say):
-            _speak(response, action.prompt, voice)
+            _speak(response, action.prompt, context)
         elif isinstance(action, Ask) and action.listen:
             # Voice or key on the same prompt: a key ends the recording and arrives as Digits.
             for key in action.prompts:
-                _speak(response, key, voice)
-            response.record(action=voice.step_url, method="POST", finish_on_key=RECORD_FINISH_KEYS,
+                _speak(response, key, context)
+            response.record(action=context.step_url, method="POST", finish_on_key=RECORD_FINISH_KEYS,
                             max_length=RECORD_MAX_SECONDS, timeout=RECORD_SILENCE_SECONDS,
                             play_beep=False, trim="trim-silence")
-            response.redirect(voice.step_url, method="POST")
+            response.redirect(context.step_url, method="POST")
         elif isinstance(action, Ask):
             gather = Gather(input="dtmf", num_digits=action.num_digits, timeout=action.timeout,
-                            action=voice.step_url, method="POST")
+                            action=context.step_url, method="POST")
             for key in action.prompts:
-                _speak(gather, key, voice)
+                _speak(gather, key, context)
             response.append(gather)
-            response.redirect(voice.step_url, method="POST")
+            response.redirect(context.step_url, method="POST")
         elif isinstance(action, Transfer):
-            if not voice.transfer_number:
+            if not context.transfer_number:
                 raise ValueError("a Transfer needs the clinic's staff number")
-            dial = Dial(action=voice.dial_url, method="POST") if voice.dial_url else Dial()
-            if action.whisper and voice.whisper_url:
-                dial.number(voice.transfer_number, url=voice.whisper_url(action.whisper), method="POST")
+            dial = Dial(action=context.dial_url, method="POST") if context.dial_url else Dial()
+            if action.whisper and context.whisper_url:
+                dial.number(context.transfer_number, url=context.whisper_url(action.whisper), method="POST")
             else:
-                dial.number(voice.transfer_number)
+                dial.number(context.transfer_number)
             response.append(dial)
         elif isinstance(action, Hangup):
             response.hangup()

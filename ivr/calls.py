@@ -13,6 +13,7 @@ import prompts
 from prompts.spoken import speakable_number, spoken_date, spoken_time
 from call_flows import OptOut, SetAppointmentStatus, Step
 from speech.recognizer import can_recognize
+from ivr.errors import ConcurrentChange
 from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
 
 # Status callbacks can arrive twice and out of order; a call only ever moves forward.
@@ -33,7 +34,7 @@ class CallContext:
 
 
 @dataclass(frozen=True)
-class Turn:
+class CallRecord:
     """One row with everything a webhook turn needs: the call's state and its appointment."""
 
     row: RowMapping
@@ -62,11 +63,27 @@ class Turn:
     def staff_number(self) -> str | None:
         return self.row["staff_phone"]
 
+    @property
+    def number(self) -> int:
+        """How many turns the call has had: the next answer must carry this number."""
+        return self.row["turn"]
+
+    @property
+    def last_twiml(self) -> str | None:
+        """What the caller was last told (their current question)."""
+        return self.row["last_twiml"]
+
+    def answers_current_question(self, turn: int | None) -> bool:
+        """Whether a request carrying this turn number answers the question the caller is on.
+        None (no number in the URL) is accepted only from a call that began before numbers did."""
+        return turn == self.number if turn is not None else self.last_twiml is None
+
     def facts(self, language: str, fallback_staff_number: str = "") -> dict[str, Any]:
-        """What a flow may know about the configuration (nothing about the patient). Voice
-        answers need the clinic's consent and a recogniser for the language the call speaks."""
+        """What a flow may know about the configuration and the record's state (nothing about the
+        patient). Voice answers need the clinic's consent and a recogniser for the language."""
         return {"can_transfer": bool(self.staff_number or fallback_staff_number),
-                "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language)}
+                "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language),
+                "appointment_status": self.appointment_status}
 
 
 # What prompts on a call about an appointment need to know (nothing more: prompts are lazy).
@@ -90,10 +107,14 @@ def _joined_from_touch(statement):
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
 _TURN = (
-    _joined_from_touch(select(Call.id.label("call_id"), Call.flow, Call.state, *_PROMPT_COLUMNS)
+    _joined_from_touch(select(Call.id.label("call_id"), Call.flow, Call.state, Call.turn, Call.last_twiml,
+                              *_PROMPT_COLUMNS)
                        .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
     .where(Call.call_sid == bindparam("sid")))
+# A turn that will write locks its call row first (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+# serialises writers), so a duplicate of the same answer waits and then finds itself stale.
+_TURN_FOR_UPDATE = _TURN.with_for_update(of=Call)
 # The same for a touch that has no call yet (its prompts are rendered before it is dialled).
 _TOUCH = (
     _joined_from_touch(select(Touch.flow, *_PROMPT_COLUMNS).select_from(Touch))
@@ -102,7 +123,13 @@ _TOUCH = (
 # Statements built once: building and hashing a statement per execution cost more than running it.
 _CALL, _EVENT, _APPOINTMENT = Call.__table__, CallEvent.__table__, Appointment.__table__
 _UPDATE_CALL = _CALL.update().where(_CALL.c.id == bindparam("call_id_"))
-_UPDATE_APPOINTMENT = _APPOINTMENT.update().where(_APPOINTMENT.c.id == bindparam("appointment_id_"))
+# A turn moves the call on only from the turn it read (compare-and-set), and changes an
+# appointment only from the status it read: anything else was changed by someone else meanwhile.
+_ADVANCE_CALL = (_CALL.update().where(_CALL.c.id == bindparam("call_id_"), _CALL.c.turn == bindparam("turn_"))
+                 .values(turn=_CALL.c.turn + 1))
+_END_CALL_TURN = _CALL.update().where(_CALL.c.id == bindparam("call_id_")).values(turn=_CALL.c.turn + 1)
+_UPDATE_APPOINTMENT = _APPOINTMENT.update().where(_APPOINTMENT.c.id == bindparam("appointment_id_"),
+                                                  _APPOINTMENT.c.status == bindparam("status_"))
 _PATIENT = Patient.__table__
 _OPT_OUT = (_PATIENT.update().where(_PATIENT.c.id == bindparam("patient_id_"), _PATIENT.c.opted_out_at.is_(None))
             .values(opted_out_at=bindparam("at"), opted_out_source=bindparam("source")))
@@ -112,10 +139,12 @@ _UPDATE_NUMBERS = (_CALL.update().where(_CALL.c.id == bindparam("call_id_"))
                            to_number=func.coalesce(_CALL.c.to_number, bindparam("to_number"))))
 
 
-def load_turn(session: Session, call_sid: str) -> Turn | None:
-    """The call with this SID and what its prompts need, in one query."""
-    row = session.connection().execute(_TURN, {"sid": call_sid}).mappings().one_or_none()
-    return None if row is None else Turn(row)
+def load_turn(session: Session, call_sid: str, *, lock: bool = False) -> CallRecord | None:
+    """The call with this SID and what its prompts need, in one query; with lock, the call's
+    row stays locked until the transaction ends (for a turn that will write)."""
+    statement = _TURN_FOR_UPDATE if lock else _TURN
+    row = session.connection().execute(statement, {"sid": call_sid}).mappings().one_or_none()
+    return None if row is None else CallRecord(row)
 
 
 _LOCK_CALL = (select(_CALL.c.id, _CALL.c.status, _CALL.c.outcome, _CALL.c.touch_id)
@@ -189,7 +218,7 @@ class _LazyValues(Mapping[str, str]):
         return len(self._makers)
 
 
-def context_for(turn: Turn, fallback_staff_number: str = "") -> CallContext:
+def context_for(turn: CallRecord, fallback_staff_number: str = "") -> CallContext:
     """Prompt values for a call, in the patient's (else the clinic's) language and time zone.
     Values about an appointment are only there when the call is about one."""
     return _context(turn.row, fallback_staff_number)
@@ -225,41 +254,61 @@ def clinic_values(name: str, phone: str) -> dict[str, Callable[[], str]]:
     return {"clinic": lambda: name, "clinic_phone": lambda: speakable_number(phone)}
 
 
-def record_step(session: Session, turn: Turn, step: Step, caller_input: dict | None,
-                said: list[str] | None = None) -> None:
-    """Save the next state, apply the step's effects, and append one audit event for the turn:
-    what the caller did, what was decided, what changed and which prompts were spoken (and, as
-    `carrier_voice`, those of them said by the carrier's voice because no audio was rendered)."""
+def record_step(session: Session, turn: CallRecord, step: Step, caller_input: dict | None,
+                twiml: str, said: list[str] | None = None) -> None:
+    """Move the call on by one turn: save the next state and what the caller is now told, apply
+    the step's effects, and append one audit event for the turn: what the caller did, what was
+    decided, what changed and which prompts were spoken (and, as `carrier_voice`, those of them
+    said by the carrier's voice because no audio was rendered). Raises ConcurrentChange when the
+    call or the appointment is no longer as this turn read it."""
     connection, now = session.connection(), utcnow()
-    detail: dict = {"input": caller_input, "decision": step.decision, "prompts": step.prompts()}
+    detail: dict = {"turn": turn.number, "input": caller_input, "decision": step.decision,
+                    "prompts": step.prompts()}
     if said:
         detail["carrier_voice"] = said
-    call_changes: dict = {"call_id_": turn.call_id, "state": dict(step.state)}
+    call_changes: dict = {"call_id_": turn.call_id, "turn_": turn.number, "state": dict(step.state),
+                          "last_twiml": twiml}
+    if step.outcome:
+        call_changes["outcome"] = detail["outcome"] = step.outcome
+    if connection.execute(_ADVANCE_CALL, call_changes).rowcount != 1:
+        raise ConcurrentChange(f"call {turn.call_id} moved past turn {turn.number}")
     for effect in step.effects:
         if isinstance(effect, SetAppointmentStatus):
+            changed = connection.execute(_UPDATE_APPOINTMENT, {
+                "appointment_id_": turn.appointment_id, "status_": turn.appointment_status,
+                "status": effect.status, "status_changed_at": now}).rowcount
+            if changed != 1:
+                raise ConcurrentChange(f"appointment {turn.appointment_id} is no longer "
+                                       f"{turn.appointment_status}")
             detail.setdefault("changes", []).append(
                 {"appointment_id": turn.appointment_id, "status_from": turn.appointment_status,
                  "status_to": effect.status})
-            connection.execute(_UPDATE_APPOINTMENT, {"appointment_id_": turn.appointment_id,
-                                                     "status": effect.status, "status_changed_at": now})
         elif isinstance(effect, OptOut):
             patient_id = turn.row["patient_id"]
             detail.setdefault("changes", []).append({"patient_id": patient_id, "opted_out": True,
                                                      "source": effect.source})
             connection.execute(_OPT_OUT, {"patient_id_": patient_id, "at": now,
                                           "source": effect.source})
-    if step.outcome:
-        call_changes["outcome"] = detail["outcome"] = step.outcome
-    connection.execute(_UPDATE_CALL, call_changes)
     connection.execute(_INSERT_EVENT, {"call_id": turn.call_id, "at": now, "kind": "step",
                                        "detail": detail})
 
 
-def record_failure(session: Session, turn: Turn, error: BaseException, failure: Step) -> None:
-    """Note on the call that a step failed and what the caller heard instead (no message: PHI)."""
+def record_stale_answer(session: Session, turn: CallRecord, answered: int | None,
+                        caller_input: dict | None) -> None:
+    """Note a request that answered an earlier question (a duplicate or a replay): it changed
+    nothing, and the caller was told their current question again."""
+    session.connection().execute(_INSERT_EVENT, {
+        "call_id": turn.call_id, "at": utcnow(), "kind": "stale_answer",
+        "detail": {"turn": answered, "current_turn": turn.number, "input": caller_input}})
+
+
+def record_failure(session: Session, turn: CallRecord, error: BaseException, failure: Step,
+                   twiml: str) -> None:
+    """Note on the call that a step failed and what the caller heard instead (no message: PHI).
+    The failure ends the flow, so it takes a turn of its own whatever turn it interrupted."""
     connection = session.connection()
-    connection.execute(_UPDATE_CALL, {"call_id_": turn.call_id, "outcome": failure.outcome,
-                                      "state": dict(failure.state)})
+    connection.execute(_END_CALL_TURN, {"call_id_": turn.call_id, "outcome": failure.outcome,
+                                        "state": dict(failure.state), "last_twiml": twiml})
     connection.execute(_INSERT_EVENT, {"call_id": turn.call_id, "at": utcnow(), "kind": "error",
                                        "detail": {"error": type(error).__name__,
                                                   "prompts": failure.prompts()}})

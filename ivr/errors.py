@@ -20,3 +20,8 @@ class PermanentDialError(DialError):
 class UncertainDialError(DialError):
     """The carrier may or may not have placed the call (it timed out after we sent the request).
     Retrying could ring the patient twice, so the touch waits for a person or a reconciler."""
+
+
+class ConcurrentChange(IvrError):
+    """A row changed between our read and our write (a duplicate answer, staff editing the
+    appointment): the transaction is rolled back and the turn is run again on what is there now."""

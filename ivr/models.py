@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, TypeDecorator,
+from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator,
                         UniqueConstraint, event, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -150,6 +150,10 @@ class Call(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     answered_by: Mapped[str | None] = mapped_column(String(24))
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    turn: Mapped[int] = mapped_column(default=0, server_default="0",
+                                      comment="answers carry this number in their URL; older ones are stale")
+    last_twiml: Mapped[str | None] = mapped_column(Text, comment="the caller's current question, said "
+                                                   "again to a stale or repeated request")
     outcome: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[dt.datetime | None]

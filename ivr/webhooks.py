@@ -15,9 +15,10 @@ from werkzeug.exceptions import HTTPException
 import call_flows
 import prompts
 from call_flows import Answered, DialResult, Keys, Silence, Step
-from call_flows.twiml import Voice, render
+from call_flows.twiml import TwimlContext, render
 from ivr import answers, calls
 from ivr.db import run_transaction
+from ivr.errors import ConcurrentChange
 from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
@@ -64,15 +65,28 @@ def _caller_input() -> tuple[call_flows.CallerInput, dict]:
     return Keys(digits), {"digits": digits}
 
 
-def _spoken_input(sid: str, recording_url: str) -> tuple[call_flows.CallerInput, dict]:
+def _answered_turn() -> int | None:
+    """The turn number in an action URL: which question this request answers (400 if garbled)."""
+    value = request.args.get("turn")
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 9:
+        abort(400, description="turn must be a whole number")
+    return int(value)
+
+
+def _spoken_input(sid: str, recording_url: str, answered: int | None) -> tuple[call_flows.CallerInput, dict]:
     """Recognise a recorded answer against the current question's grammar, outside any write
-    transaction (fetching and recognising take tens of milliseconds)."""
+    transaction (fetching and recognising take tens of milliseconds). An answer to an earlier
+    question is not recognised at all: the turn will refuse it."""
     services = current_services()
     try:
         with services.sessions() as session:
             turn = calls.load_turn(session, sid)
         if turn is None:
             return Silence(), {"silence": True}
+        if not turn.answers_current_question(answered):
+            return Silence(), {"speech": {"skipped": "stale"}}
         language = calls.context_for(turn).catalogue.language
         intents = call_flows.listening(turn.flow, turn.state)
         spoken, audit = answers.recognise(services.settings, recording_url, language, intents)
@@ -88,18 +102,18 @@ def outbound_answer(touch_id: int) -> Response:
     """Answer URL of an outbound call placed for a touch: the flow's first words."""
     sid, answered_by = _call_sid(), _answered_by()
 
-    def load(session: Session) -> calls.Turn | None:
-        turn = calls.load_turn(session, sid)
+    def load(session: Session) -> calls.CallRecord | None:
+        turn = calls.load_turn(session, sid, lock=True)
         if turn is None:  # the carrier answered before the job recorded the SID
             if not calls.open_outbound_call(session, sid, touch_id, status="in-progress",
                                             from_number=request.form.get("From"),
                                             to_number=request.form.get("To")):
                 abort(404, description="no such touch")
-            turn = calls.load_turn(session, sid)
+            turn = calls.load_turn(session, sid, lock=True)
         return turn
 
     return _turn(sid, load, lambda turn, facts: call_flows.start(turn.flow, Answered(answered_by), facts),
-                 {"answered_by": answered_by})
+                 {"answered_by": answered_by}, answered=0)
 
 
 @bp.post("/voice/inbound")
@@ -107,14 +121,14 @@ def inbound_answer() -> Response:
     """Voice URL of the clinics' numbers: a patient is calling us."""
     sid, to_number = _call_sid(), request.form.get("To", "")
 
-    def load(session: Session) -> calls.Turn | None:
+    def load(session: Session) -> calls.CallRecord | None:
         if not calls.open_inbound_call(session, sid, to_number=to_number,
                                        from_number=request.form.get("From")):
             return None
-        return calls.load_turn(session, sid)
+        return calls.load_turn(session, sid, lock=True)
 
     return _turn(sid, load, lambda turn, facts: call_flows.start(turn.flow, Answered(), facts),
-                 {"inbound": True}, unknown=_not_in_service)
+                 {"inbound": True}, answered=0, unknown=_not_in_service)
 
 
 def _not_in_service() -> str:
@@ -134,9 +148,9 @@ def dial_result() -> Response:
     status = request.form.get("DialCallStatus", "")
     if status not in DIAL_STATUSES:
         abort(400, description="DialCallStatus is missing or unknown")
-    return _turn(sid, lambda session: calls.load_turn(session, sid),
+    return _turn(sid, lambda session: calls.load_turn(session, sid, lock=True),
                  lambda turn, facts: call_flows.step(turn.flow, turn.state, DialResult(status), facts),
-                 {"dial_status": status})
+                 {"dial_status": status}, answered=_answered_turn())
 
 
 @bp.post("/voice/whisper")
@@ -152,7 +166,7 @@ def whisper() -> Response:
             turn = calls.load_turn(session, parent)
         context = calls.context_for(turn) if turn is not None else None
         catalogue, values = (context.catalogue, context.values) if context else (english, {})
-        xml = render((call_flows.Say(key),), Voice(
+        xml = render((call_flows.Say(key),), TwimlContext(
             text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
             step_url=url_for("twilio.voice_step"), transfer_number=None,
             audio_url=_player(context) if context else None))
@@ -167,19 +181,27 @@ def whisper() -> Response:
 @bp.post("/voice/step")
 def voice_step() -> Response:
     """Action URL of every question, and the Redirect that follows it when the caller is silent."""
-    sid = _call_sid()
+    sid, answered = _call_sid(), _answered_turn()
     caller_input, audit = _caller_input()
     recording_url = request.form.get("RecordingUrl", "")
     if isinstance(caller_input, Silence) and recording_url and request.form.get("Digits") != "hangup":
-        caller_input, audit = _spoken_input(sid, recording_url)
-    return _turn(sid, lambda session: calls.load_turn(session, sid),
-                 lambda turn, facts: call_flows.step(turn.flow, turn.state, caller_input, facts), audit)
+        caller_input, audit = _spoken_input(sid, recording_url, answered)
+    return _turn(sid, lambda session: calls.load_turn(session, sid, lock=True),
+                 lambda turn, facts: call_flows.step(turn.flow, turn.state, caller_input, facts), audit,
+                 answered=answered)
 
 
-def _turn(sid: str, load: Callable[[Session], calls.Turn | None],
-          make_step: Callable[[calls.Turn, dict], Step], audit: dict,
+# A turn that lost a race (a duplicate answer, staff changing the appointment) is run again on
+# what is there now; more than a few in a row would mean something is wrong, not busy.
+CONCURRENT_RETRIES = 3
+
+
+def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
+          make_step: Callable[[calls.CallRecord, dict], Step], audit: dict, *, answered: int | None,
           unknown: Callable[[], str] | None = None) -> Response:
-    """One turn in one transaction: load, step, render, record. Any failure still answers TwiML."""
+    """One turn in one transaction: load (locked), step, render, record. A request that answers
+    an earlier question (a duplicate or a replay) changes nothing and hears the current question
+    again. Any failure still answers TwiML."""
     services = current_services()
 
     def work(session: Session) -> str:
@@ -189,21 +211,32 @@ def _turn(sid: str, load: Callable[[Session], calls.Turn | None],
                 return unknown()
             log.warning("call %s: step for a call we have no record of", sid)
             return _failure_twiml(services.settings.fallback_staff_number)
+        if not turn.answers_current_question(answered):
+            log.info("call %s: answer to turn %s while on turn %s: repeated", sid, answered, turn.number)
+            calls.record_stale_answer(session, turn, answered, audit)
+            return turn.last_twiml or _hangup_twiml()
         fallback = services.settings.fallback_staff_number
         context = calls.context_for(turn, fallback)
         step = make_step(turn, turn.facts(context.catalogue.language, fallback))
         player = _player(context)
-        xml = render(step.actions, Voice(
+        following = turn.number + 1  # the turn the caller's next answer will answer
+        xml = render(step.actions, TwimlContext(
             text=lambda key: context.catalogue.text(key, context.values),
             say_language=context.catalogue.say_language,
-            step_url=url_for("twilio.voice_step"), transfer_number=context.staff_number,
-            dial_url=url_for("twilio.dial_result"),
+            step_url=url_for("twilio.voice_step", turn=following), transfer_number=context.staff_number,
+            dial_url=url_for("twilio.dial_result", turn=following),
             whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=player))
-        calls.record_step(session, turn, step, audit, said=player.said)
+        calls.record_step(session, turn, step, audit, twiml=xml, said=player.said)
         return xml
 
     try:
-        return _twiml(run_transaction(services.sessions, work))
+        for attempt in range(CONCURRENT_RETRIES + 1):
+            try:
+                return _twiml(run_transaction(services.sessions, work))
+            except ConcurrentChange:
+                if attempt == CONCURRENT_RETRIES:
+                    raise
+                log.info("call %s: changed by someone else during the turn; running it again", sid)
     except HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001 - a caller must never hear "an application error"
@@ -224,29 +257,36 @@ def _fail_call(sid: str, error: BaseException) -> str:
     staff = services.settings.fallback_staff_number or None
     try:
         with services.sessions.begin() as session:
-            turn = calls.load_turn(session, sid)
+            turn = calls.load_turn(session, sid, lock=True)
             if turn is not None:
                 staff = turn.staff_number or staff
-                calls.record_failure(session, turn, error, call_flows.failure(bool(staff)))
+                xml = _failure_twiml(staff)
+                calls.record_failure(session, turn, error, call_flows.failure(bool(staff)), xml)
+                return xml
     except Exception as audit_error:  # noqa: BLE001 - the database itself may be what failed
         _log_failure(sid, audit_error)
     return _failure_twiml(staff)
+
+
+def _hangup_twiml() -> str:
+    """End the call (a stale request with nothing to say again)."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
 
 
 def _failure_twiml(staff_number: str | None) -> str:
     """Apology and transfer (or a call-back promise), in English: nothing else may be trusted."""
     catalogue = prompts.load("en")
     failure = call_flows.failure(bool(staff_number))
-    voice = Voice(text=lambda key: catalogue.text(key, {}), say_language=catalogue.say_language,
-                  step_url=url_for("twilio.voice_step"), transfer_number=staff_number,
-                  dial_url=url_for("twilio.failover_dial_result"))
+    context = TwimlContext(text=lambda key: catalogue.text(key, {}), say_language=catalogue.say_language,
+                           step_url=url_for("twilio.voice_step"), transfer_number=staff_number,
+                           dial_url=url_for("twilio.failover_dial_result"))
     try:
-        return render(failure.actions, voice)
+        return render(failure.actions, context)
     except Exception as exc:  # noqa: BLE001
         _log_failure("-", exc)
-        response = VoiceResponse()
-        response.hangup()
-        return str(response)
+        return _hangup_twiml()
 
 
 @bp.post("/voice/failover-dial")

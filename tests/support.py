@@ -22,16 +22,39 @@ def call_sid(n: int = 1) -> str:
 
 
 class TwilioClient:
-    """A Flask test client that signs form posts with the auth token, like Twilio."""
+    """A Flask test client that signs form posts with the auth token, like Twilio, and remembers
+    where each call's last TwiML sends its answers (the turn-numbered action URLs)."""
 
     def __init__(self, client, token: str = AUTH_TOKEN, base_url: str = PUBLIC_BASE_URL):
         self.client, self.validator, self.base_url = client, RequestValidator(token), base_url
+        self.next_urls: dict[str, dict[str, str]] = {}
 
     def post(self, path: str, data: dict | None = None, *, signature: str | None = None):
         data = {"AccountSid": ACCOUNT_SID, **(data or {})}
         if signature is None:
             signature = self.validator.compute_signature(self.base_url + path, data)
-        return self.client.post(path, data=data, headers={"X-Twilio-Signature": signature})
+        response = self.client.post(path, data=data, headers={"X-Twilio-Signature": signature})
+        if response.status_code == 200 and response.mimetype == "text/xml" and "CallSid" in data:
+            self.next_urls[data["CallSid"]] = answer_urls(response.data)
+        return response
+
+    def next_url(self, sid: str, kind: str, default: str) -> str:
+        """Where the call's current TwiML sends an answer ('answer'), silence ('silence') or a
+        transfer's result ('dial'), as Twilio would follow it."""
+        return self.next_urls.get(sid, {}).get(kind, default)
+
+
+def answer_urls(xml: bytes) -> dict[str, str]:
+    """The action URLs of a TwiML document: answer (Gather/Record), silence (Redirect), dial."""
+    urls: dict[str, str] = {}
+    for element in ET.fromstring(xml).iter():
+        if element.tag in ("Gather", "Record") and element.get("action"):
+            urls["answer"] = element.get("action")
+        elif element.tag == "Redirect":
+            urls["silence"] = (element.text or "").strip()
+        elif element.tag == "Dial" and element.get("action"):
+            urls["dial"] = element.get("action")
+    return urls
 
 
 @dataclass(frozen=True)

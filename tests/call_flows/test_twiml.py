@@ -4,18 +4,18 @@ import pytest
 
 import call_flows
 from call_flows import Answered, Ask, Hangup, Keys, Say, Transfer
-from call_flows.twiml import Voice, render
+from call_flows.twiml import TwimlContext, render
 from tests.support import parse_twiml
 from tests.twiml_schema import assert_valid, problems
 
 TEXT = {"a": "First.", "b": "Second.", "common.apology_transfer": "Sorry, hold on.",
         "common.apology_call_back": "Sorry, we will call back."}
-VOICE = Voice(text=TEXT.__getitem__, say_language="en-US", step_url="/twilio/voice/step",
+CONTEXT = TwimlContext(text=TEXT.__getitem__, say_language="en-US", step_url="/twilio/voice/step",
               transfer_number="+12125550199")
 
 
 def test_ask_is_a_gather_with_its_prompts_then_a_redirect_for_silence():
-    verbs = parse_twiml(render([Ask(("a", "b"))], VOICE))
+    verbs = parse_twiml(render([Ask(("a", "b"))], CONTEXT))
     assert [v.name for v in verbs] == ["Gather", "Redirect"]
     gather, redirect = verbs
     assert gather.attrs == {"action": "/twilio/voice/step", "method": "POST", "input": "dtmf",
@@ -26,7 +26,7 @@ def test_ask_is_a_gather_with_its_prompts_then_a_redirect_for_silence():
 
 
 def test_a_listening_question_says_then_records_with_keys_ending_it():
-    verbs = parse_twiml(render([Ask(("a", "b"), listen=("yes", "no"))], VOICE))
+    verbs = parse_twiml(render([Ask(("a", "b"), listen=("yes", "no"))], CONTEXT))
     assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Say", "Second."), ("Record", ""),
                                                 ("Redirect", "/twilio/voice/step")]
     assert verbs[2].attrs == {"action": "/twilio/voice/step", "method": "POST",
@@ -35,18 +35,18 @@ def test_a_listening_question_says_then_records_with_keys_ending_it():
 
 
 def test_say_then_hangup():
-    verbs = parse_twiml(render([Say("a"), Hangup()], VOICE))
+    verbs = parse_twiml(render([Say("a"), Hangup()], CONTEXT))
     assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Hangup", "")]
 
 
 def test_transfer_dials_only_the_configured_number():
-    verbs = parse_twiml(render([Say("a"), Transfer()], VOICE))
+    verbs = parse_twiml(render([Say("a"), Transfer()], CONTEXT))
     assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Dial", "")]
     assert [(n.name, n.attrs, n.text) for n in verbs[1].children] == [("Number", {}, "+12125550199")]
 
 
 def test_transfer_with_a_whisper_reports_to_the_dial_url():
-    voice = Voice(TEXT.__getitem__, "en-US", "/s", "+12125550199", dial_url="/twilio/voice/dial",
+    voice = TwimlContext(TEXT.__getitem__, "en-US", "/s", "+12125550199", dial_url="/twilio/voice/dial",
                   whisper_url=lambda key: f"/twilio/voice/whisper?prompt={key}")
     (dial,) = parse_twiml(render([Transfer(whisper="inbound.whisper")], voice))
     assert (dial.name, dial.attrs) == ("Dial", {"action": "/twilio/voice/dial", "method": "POST"})
@@ -54,13 +54,13 @@ def test_transfer_with_a_whisper_reports_to_the_dial_url():
         ("Number", {"url": "/twilio/voice/whisper?prompt=inbound.whisper", "method": "POST"},
          "+12125550199")]
     with pytest.raises(ValueError):
-        render([Transfer()], Voice(TEXT.__getitem__, "en-US", "/s", transfer_number=None))
+        render([Transfer()], TwimlContext(TEXT.__getitem__, "en-US", "/s", transfer_number=None))
 
 
 def test_every_reminder_step_renders_valid_twiml():
     """Walk every node with every key and silence: each document passes the TwiML rules."""
     catalogue_text = lambda key: key  # noqa: E731 - the text does not matter here
-    voice = Voice(catalogue_text, "en-US", "/twilio/voice/step", "+12125550199")
+    voice = TwimlContext(catalogue_text, "en-US", "/twilio/voice/step", "+12125550199")
     steps = [call_flows.start("reminder", Answered(a)) for a in ("human", "machine_end_beep")]
     for node in ("identify", "menu", "confirm_cancel", "done"):
         for misses in (0, 2):

@@ -26,7 +26,7 @@ def test_a_call_to_the_clinic_is_welcomed_and_transferred_with_a_whisper(twilio,
     assert [v.name for v in verbs] == ["Say", "Say", "Dial"]
     assert spoken(verbs) == ["Thank you for calling Riverside Family Clinic.",
                              "Please hold while I connect you to our staff."]
-    assert verbs[2].attrs == {"action": "/twilio/voice/dial", "method": "POST"}
+    assert verbs[2].attrs == {"action": "/twilio/voice/dial?turn=1", "method": "POST"}
     assert [(n.name, n.attrs, n.text) for n in verbs[2].children] == [
         ("Number", {"url": "/twilio/voice/whisper?prompt=inbound.whisper", "method": "POST"},
          demo.staff_phone)]
@@ -52,7 +52,7 @@ def test_whisper_refuses_other_prompts(twilio, demo):
 
 def test_answered_transfer_ends_the_call_as_transferred(twilio, demo, sessions):
     heard(ring(twilio))
-    verbs = heard(twilio.post("/twilio/voice/dial", {"CallSid": call_sid(7), "DialCallStatus": "completed",
+    verbs = heard(twilio.post("/twilio/voice/dial?turn=1", {"CallSid": call_sid(7), "DialCallStatus": "completed",
                                                      "DialCallDuration": "42"}))
     assert [v.name for v in verbs] == ["Hangup"]
     with sessions() as session:
@@ -63,7 +63,7 @@ def test_answered_transfer_ends_the_call_as_transferred(twilio, demo, sessions):
 
 def test_unanswered_transfer_is_said_plainly_and_recorded(twilio, demo, sessions):
     heard(ring(twilio))
-    verbs = heard(twilio.post("/twilio/voice/dial", {"CallSid": call_sid(7), "DialCallStatus": "no-answer"}))
+    verbs = heard(twilio.post("/twilio/voice/dial?turn=1", {"CallSid": call_sid(7), "DialCallStatus": "no-answer"}))
     assert spoken(verbs) == ["Sorry, no one can take your call right now. Please try again later. Goodbye."]
     with sessions() as session:
         assert session.scalars(select(Call.outcome)).one() == "transfer_unanswered"

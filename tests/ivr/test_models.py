@@ -101,6 +101,10 @@ def test_upgrading_a_database_with_data_keeps_it_and_fills_new_columns(backend, 
         assert db.execute(text("SELECT flow FROM touch WHERE id = 1")).scalar() == "reminder"
         assert db.execute(text("SELECT voice_answers FROM clinic WHERE id = 7")).scalar() in (False, 0)
         assert db.execute(text("SELECT count(*) FROM call_event")).scalar() == 1
+        # A call from before turn numbers: turn 0 and nothing to repeat, so its next answer (which
+        # carries no number) is still taken.
+        assert db.execute(text("SELECT turn, last_twiml FROM \"call\" WHERE id = 1")).one() == (0, None)
+        assert db.execute(text("SELECT timezone FROM location WHERE id = 1")).scalar() is None
     engine.dispose()
 
 

@@ -57,8 +57,8 @@ def test_unreached_calls_mark_the_touch_unreached(twilio, demo, sessions, value)
 
 def test_an_outcome_from_the_flow_survives_the_final_callback(twilio, demo, sessions):
     twilio.post(f"/twilio/voice/outbound/{demo.touch_id}", {"CallSid": call_sid()})
-    twilio.post("/twilio/voice/step", {"CallSid": call_sid(), "Digits": "1"})
-    twilio.post("/twilio/voice/step", {"CallSid": call_sid(), "Digits": "1"})
+    twilio.post("/twilio/voice/step?turn=1", {"CallSid": call_sid(), "Digits": "1"})
+    twilio.post("/twilio/voice/step?turn=2", {"CallSid": call_sid(), "Digits": "1"})
     status(twilio, demo, "completed")
     status(twilio, demo, "completed")
     call, statuses, _ = call_row(sessions)

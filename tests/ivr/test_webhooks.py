@@ -24,10 +24,12 @@ def answer(twilio, demo, sid=None, **extra):
 
 
 def press(twilio, digits, sid=None):
-    data = {"CallSid": sid or call_sid()}
+    """A key (or silence, None) as Twilio sends it: to the action URL of the call's last TwiML."""
+    sid = sid or call_sid()
+    data = {"CallSid": sid}
     if digits is not None:
         data["Digits"] = digits
-    return twilio.post(STEP, data)
+    return twilio.post(twilio.next_url(sid, "answer" if digits is not None else "silence", STEP), data)
 
 
 def heard(response):
@@ -53,7 +55,8 @@ def events(sessions, kind=None):
 def test_greeting_names_the_clinic_and_asks_for_the_patient_before_any_detail(twilio, demo):
     verbs = heard(answer(twilio, demo))
     assert [v.name for v in verbs] == ["Gather", "Redirect"]
-    assert verbs[0].attrs["action"] == STEP and verbs[1].text == STEP
+    # The answer to this first question is turn 1: a later copy of it will be known as stale.
+    assert verbs[0].attrs["action"] == STEP + "?turn=1" and verbs[1].text == STEP + "?turn=1"
     assert spoken(verbs) == JANE_GREETING
 
 
@@ -72,13 +75,13 @@ def test_signed_call_walks_from_greeting_to_confirmation(twilio, demo, sessions)
         assert (call.call_sid, call.outcome, call.state["node"]) == (call_sid(), "confirmed", "done")
     # Nothing was rendered for this call (no job placed it), so the carrier said every prompt.
     assert [detail for _, detail in events(sessions, "step")] == [
-        {"input": {"answered_by": None}, "decision": None,
+        {"turn": 0, "input": {"answered_by": None}, "decision": None,
          "prompts": ["reminder.greeting", "reminder.identify"],
          "carrier_voice": ["reminder.greeting", "reminder.identify"]},
-        {"input": {"digits": "1"}, "decision": "identity_confirmed",
+        {"turn": 1, "input": {"digits": "1"}, "decision": "identity_confirmed",
          "prompts": ["reminder.details", "reminder.menu"],
          "carrier_voice": ["reminder.details", "reminder.menu"]},
-        {"input": {"digits": "1"}, "decision": "confirm", "prompts": ["reminder.confirmed"],
+        {"turn": 2, "input": {"digits": "1"}, "decision": "confirm", "prompts": ["reminder.confirmed"],
          "carrier_voice": ["reminder.confirmed"],
          "changes": [{"appointment_id": demo.appointment_id, "status_from": "booked",
                       "status_to": "confirmed"}],
@@ -156,7 +159,7 @@ def test_a_spanish_speaking_patient_hears_spanish(twilio, demo, sessions):
     assert verbs[0].children[0].attrs == {"language": "es-MX"}
     assert spoken(verbs) == ["Hola. Le llama Riverside Family Clinic.",
                              "Si usted es Maria, oprima 1. Si Maria no está disponible, oprima 2."]
-    details = spoken(heard(twilio.post(STEP, {"CallSid": call_sid(5), "Digits": "1"})))[0]
+    details = spoken(heard(press(twilio, "1", call_sid(5))))[0]
     assert details.startswith("Tiene una cita el ") and " de " in details and " a las 11:15" in details
 
 
@@ -290,7 +293,7 @@ def test_concurrent_calls_all_get_their_answers(app, sessions, demo):
         for k in range(6):
             sid = call_sid(1000 + n * 10 + k)
             for path, data in ((f"/twilio/voice/outbound/{touch_ids[k % len(touch_ids)]}", {}),
-                               (STEP, {"Digits": "9"})):
+                               (STEP + "?turn=1", {"Digits": "9"})):
                 response = twilio.post(path, {"CallSid": sid, **data})
                 if b"<Gather" not in response.data:
                     failures.append(response.data)
@@ -389,7 +392,7 @@ def test_a_recogniser_failure_is_heard_as_not_understood(twilio, demo, sessions,
         raise RuntimeError("decoder crashed")
 
     monkeypatch.setattr("ivr.answers.recognise", broken)
-    verbs = heard(twilio.post(STEP, {"CallSid": call_sid(), "RecordingUrl": "https://api.twilio.com/x",
+    verbs = heard(twilio.post(STEP + "?turn=1", {"CallSid": call_sid(), "RecordingUrl": "https://api.twilio.com/x",
                                      "RecordingSid": "RE" + "1" * 32}))
     assert spoken(verbs)[0] == "Sorry, I did not understand."
     assert [v.name for v in verbs] == ["Say", "Say", "Record", "Redirect"]

@@ -1,5 +1,8 @@
 """Prompt catalogues: every key the flows use exists, with the placeholders the server fills."""
 
+import json
+from dataclasses import dataclass
+
 import pytest
 
 import prompts
@@ -7,37 +10,59 @@ from call_flows import Answered, DialResult, Keys, Silence, Spoken
 import call_flows
 
 SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider"}
-BEFORE_IDENTITY = ("reminder.greeting", "reminder.identify", "reminder.wrong_person",
-                   "reminder.voicemail", "reminder.no_response", "common.no_input",
-                   "common.invalid_key", "common.apology_transfer", "common.apology_call_back",
-                   "common.not_understood", "common.emergency", "common.emergency_transfer",
-                   "reminder.identify_voice", "reminder.stop_check_voice", "reminder.opted_out",
-                   "inbound.welcome", "inbound.connecting", "inbound.whisper", "inbound.no_staff",
-                   "inbound.nobody_available", "inbound.unknown_number")
-PHI_VALUES = {"date", "time", "location", "provider", "first_name"}
-# The one exception (docs/ARCHITECTURE.md): the identity question names the first name, since a
-# person cannot say whether they are the patient otherwise.
-FIRST_NAME_ALLOWED = {"reminder.identify", "reminder.identify_voice"}
+PATIENT_VALUES = {"date", "time", "location", "provider", "first_name"}
+# Said outside any flow: the staff whisper, a call to a number no clinic uses, a failed step.
+OUTSIDE_FLOWS = {"inbound.whisper", "inbound.unknown_number"}
+DIAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
+# What the caller may do at any question: every key, silence, words not understood, every intent.
+INPUTS = ([Keys(k) for k in "0123456789*#"] + [Silence(), Spoken(None)]
+          + [Spoken(i) for i in ("yes", "no", "cancel", "reschedule", "repeat", "emergency", "stop")]
+          + [DialResult(status) for status in DIAL_STATUSES])
+FACTS = [{"voice_answers": voice, "can_transfer": transfer}
+         for voice in (False, True) for transfer in (False, True)]
 
 
-def all_prompt_keys():
-    keys = set()
-    for facts in ({}, {"voice_answers": True, "can_transfer": True}, {"voice_answers": True}):
-        for answered in ("human", "machine_end_beep"):
-            keys.update(call_flows.start("reminder", Answered(answered), facts).prompts())
-        for node in ("identify", "menu", "confirm_cancel", "confirm_stop"):
-            for misses in (0, 2):
-                inputs = [Keys(k) for k in "0123456789"] + [Silence(), Spoken(None)] + \
-                    [Spoken(i) for i in ("yes", "no", "cancel", "reschedule", "repeat", "emergency", "stop")]
-                for caller_input in inputs:
-                    keys.update(call_flows.step("reminder", {"node": node, "misses": misses},
-                                                caller_input, facts).prompts())
+@dataclass(frozen=True)
+class Heard:
+    """One prompt a flow can speak, and whether the caller can hear it before confirming who they
+    are, and whether it is part of the question that asks them exactly that."""
+
+    key: str
+    before_identity: bool
+    identity_question: bool
+
+
+def heard_in(flow: str) -> set[Heard]:
+    """Every prompt the flow can speak, found by walking every state it can reach from every way
+    a call can be answered, with every input, with the appointment changed by someone else at any
+    point. A step whose decision is identity_confirmed speaks after identity, and so does
+    everything that follows it."""
+    found: set[Heard] = set()
+    for facts in FACTS:
+        booked, changed = {**facts, "appointment_status": "booked"}, {**facts, "appointment_status": "cancelled"}
+        frontier = [(call_flows.start(flow, Answered(answered_by), booked), False)
+                    for answered_by in (None, "human", "machine_end_beep")]
+        seen: set[tuple[str, bool]] = set()
+        while frontier:
+            step, identified = frontier.pop()
+            identified = identified or step.decision == "identity_confirmed"
+            asks_identity = step.state.get("node") == "identify"
+            found.update(Heard(key, not identified, asks_identity) for key in step.prompts())
+            marker = (json.dumps(dict(step.state), sort_keys=True), identified)
+            if step.done or marker in seen:
+                continue
+            seen.add(marker)
+            frontier += [(call_flows.step(flow, step.state, caller_input, now), identified)
+                         for caller_input in INPUTS for now in (booked, changed)]
+    return found
+
+
+def all_prompt_keys() -> set[str]:
+    """Every key any flow, the failure path or the shell can speak."""
+    keys = {heard.key for flow in call_flows.FLOWS for heard in heard_in(flow)}
     for can in (True, False):
         keys.update(call_flows.failure(can).prompts())
-        keys.update(call_flows.start("inbound", Answered(), {"can_transfer": can}).prompts())
-    for status in ("completed", "no-answer"):
-        keys.update(call_flows.step("inbound", {"node": "transferring"}, DialResult(status)).prompts())
-    return keys | {"inbound.whisper", "inbound.unknown_number"}
+    return keys | OUTSIDE_FLOWS
 
 
 @pytest.mark.parametrize("language", prompts.available_languages())
@@ -49,10 +74,32 @@ def test_every_key_the_flows_speak_is_in_the_catalogue(language):
         assert catalogue.placeholders(key) <= SERVER_VALUES, key
 
 
-@pytest.mark.parametrize("key", BEFORE_IDENTITY)
-def test_prompts_heard_before_identity_carry_no_patient_details(key):
-    allowed = {"first_name"} if key in FIRST_NAME_ALLOWED else set()
-    assert prompts.load("en").placeholders(key) & PHI_VALUES <= allowed
+@pytest.mark.parametrize("flow", sorted(call_flows.FLOWS))
+@pytest.mark.parametrize("language", prompts.available_languages())
+def test_nothing_about_the_patient_is_said_before_they_confirm_who_they_are(flow, language):
+    """The one exception (docs/ARCHITECTURE.md): the question that asks whether the patient
+    answered names their first name, since a person cannot say otherwise."""
+    catalogue = prompts.load(language)
+    before = [heard for heard in heard_in(flow) if heard.before_identity]
+    assert before, "the walk found nothing said before identity: the test would prove nothing"
+    for heard in before:
+        allowed = {"first_name"} if heard.identity_question else set()
+        assert catalogue.placeholders(heard.key) & PATIENT_VALUES <= allowed, heard
+
+
+def test_the_walk_sees_the_details_after_identity_and_the_name_only_in_its_question():
+    """The walk itself: if it mislabelled steps, the test above would pass for the wrong reason."""
+    reminder = heard_in("reminder")
+    assert Heard("reminder.details", False, False) in reminder
+    assert not any(h.key == "reminder.details" and h.before_identity for h in reminder)
+    assert Heard("reminder.identify", True, True) in reminder
+    assert Heard("reminder.voicemail", True, False) in reminder
+    assert any(h.key == "reminder.changed_meanwhile" for h in reminder)
+
+
+def test_shell_prompts_carry_no_patient_details():
+    for key in OUTSIDE_FLOWS | set(call_flows.failure(True).prompts()) | set(call_flows.failure(False).prompts()):
+        assert prompts.load("en").placeholders(key) & PATIENT_VALUES == set(), key
 
 
 def test_missing_key_and_missing_value_are_clear_errors():

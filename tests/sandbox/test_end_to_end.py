@@ -71,7 +71,9 @@ def test_repeat_plays_the_details_again(live):
 def test_silence_falls_through_to_the_redirect_and_reasks(live):
     call = place(live, replies=["silence", "1", "1"]).transcript
     assert said(call)[1] == ["Sorry, I did not hear anything.", GREETING[1]]
-    assert call["turns"][1]["url"].endswith("/twilio/voice/step")
+    # The Redirect after the unanswered question: the same turn, so the repeat is not stale.
+    assert call["turns"][1]["url"].endswith("/twilio/voice/step?turn=1")
+    assert call["turns"][2]["url"].endswith("/twilio/voice/step?turn=2")
 
 
 def test_hang_up_mid_call_leaves_the_appointment_booked(live):
