@@ -12,7 +12,7 @@ from ivr.config import load_settings
 from ivr.services import Services
 
 # Keys of create_app's config that are objects rather than settings (tests inject doubles).
-_OBJECT_KEYS = ("DIALER", "REDIS", "SYNTHESIZER")
+_OBJECT_KEYS = ("DIALER", "REDIS", "SYNTHESIZER", "RECORDINGS")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -24,7 +24,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, TESTING=settings.env == "test")
     app.extensions["ivr"] = Services(settings, dialer_override=objects.get("DIALER"),
                                      redis_override=objects.get("REDIS"),
-                                     synthesizer_override=objects.get("SYNTHESIZER"))
+                                     synthesizer_override=objects.get("SYNTHESIZER"),
+                                     recordings_override=objects.get("RECORDINGS"))
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops, x_prefix=settings.proxy_hops)

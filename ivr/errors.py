@@ -25,3 +25,7 @@ class UncertainDialError(DialError):
 class ConcurrentChange(IvrError):
     """A row changed between our read and our write (a duplicate answer, staff editing the
     appointment): the transaction is rolled back and the turn is run again on what is there now."""
+
+
+class RecordingError(IvrError):
+    """A caller's recording could not be fetched from, or deleted at, the carrier."""

@@ -176,6 +176,22 @@ class CallEvent(Base):
     call: Mapped[Call] = relationship(back_populates="events")
 
 
+class CarrierRecording(Base):
+    """A recording of a caller's answer held by the carrier: fetched once, then deleted there, and
+    tried again until it is gone (patients' voices must not stay outside the clinic)."""
+
+    __tablename__ = "carrier_recording"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid: Mapped[str] = mapped_column(String(64), unique=True, comment="the carrier's RecordingSid")
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("call.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(index=True,
+                                                           comment="when the carrier confirmed it gone")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
 class AuditTrailIsAppendOnly(IvrError):
     """Raised when code tries to change or remove a CallEvent."""
 

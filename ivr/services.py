@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessions
-from ivr.telephony import Dialer, make_dialer
+from ivr.telephony import CarrierRecordings, Dialer, TwilioRecordings, make_dialer
 from speech.audio_cache import PromptAudioCache
 from speech.synthesis import Synthesizer
 
@@ -29,6 +29,7 @@ class Services:
     dialer_override: Dialer | None = None
     redis_override: Redis | None = None
     synthesizer_override: Synthesizer | None = None
+    recordings_override: CarrierRecordings | None = None
     _pid: int = field(default_factory=os.getpid)
 
     @cached_property
@@ -42,6 +43,11 @@ class Services:
     @cached_property
     def dialer(self) -> Dialer:
         return self.dialer_override or make_dialer(self.settings)
+
+    @cached_property
+    def recordings(self) -> CarrierRecordings:
+        """Callers' recorded answers at the carrier: fetched through one connection pool."""
+        return self.recordings_override or TwilioRecordings(self.settings)
 
     @cached_property
     def prompt_audio(self) -> PromptAudioCache:

@@ -1,4 +1,5 @@
-"""The only code that talks to the carrier's REST API: a small Dialer interface and its parts."""
+"""The only code that talks to the carrier's REST API: a Dialer for calls and CarrierRecordings for
+the recordings of callers' answers, each a small interface with a real part and a test double."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.config import Settings
-from ivr.errors import DialError, PermanentDialError, UncertainDialError
+from ivr.errors import DialError, PermanentDialError, RecordingError, UncertainDialError
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
@@ -88,17 +89,97 @@ def _never_reached_carrier(exc: BaseException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)  # refused, unresolvable
 
 
-def make_dialer(settings: Settings) -> Dialer:
-    """The real Dialer: Twilio itself, or the sandbox carrier reached with the same client."""
-    http_client = None
+def carrier_client(settings: Settings) -> Client:
+    """twilio.rest.Client for Twilio itself, or for the sandbox carrier (the same client)."""
     if settings.twilio_api_url:
         http_client = RedirectingHttpClient(settings.twilio_api_url, timeout=10)
     elif settings.carrier == "sandbox":
         http_client = RedirectingHttpClient(settings.public_base_url + "/sandbox", timeout=10)
     else:
         http_client = TwilioHttpClient(timeout=10)
-    client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client)
-    return TwilioDialer(client)
+    return Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=http_client)
+
+
+def make_dialer(settings: Settings) -> Dialer:
+    """The real Dialer: Twilio itself, or the sandbox carrier reached with the same client."""
+    return TwilioDialer(carrier_client(settings))
+
+
+TWILIO_API = "https://api.twilio.com/"
+
+
+def carrier_api_base(settings: Settings) -> str:
+    """Where recordings may come from: our credentials are sent nowhere else."""
+    if settings.twilio_api_url:
+        return settings.twilio_api_url.rstrip("/") + "/"
+    if settings.carrier == "sandbox":
+        return f"{settings.public_base_url}/sandbox/"
+    return TWILIO_API
+
+
+class CarrierRecordings(Protocol):
+    """Recordings of callers' answers, held by the carrier until we delete them."""
+
+    def fetch(self, url: str) -> bytes:
+        """The audio at a RecordingUrl (raises RecordingError)."""
+
+    def delete(self, sid: str) -> None:
+        """Delete a recording at the carrier; one already gone counts as deleted (raises
+        RecordingError when the carrier may still hold it)."""
+
+
+class TwilioRecordings:
+    """CarrierRecordings over Twilio's REST API: audio fetched through one pooled, thread-safe
+    connection pool with the account's credentials (only from the carrier's API host), deleted
+    with twilio.rest.Client."""
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self._base = carrier_api_base(settings)
+        self._client = client or carrier_client(settings)
+        self._headers = urllib3.make_headers(
+            basic_auth=f"{settings.twilio_account_sid}:{settings.twilio_auth_token}")
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=8, retries=False,
+                                         timeout=urllib3.Timeout(connect=2.0, read=5.0))
+
+    def fetch(self, url: str) -> bytes:
+        if not url.startswith(self._base):
+            raise RecordingError("recording URL is not on the carrier's API host; not fetched")
+        try:
+            response = self._pool.request("GET", url, headers=self._headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise RecordingError(f"recording not fetched: {type(exc).__name__}") from None
+        if response.status != 200:
+            raise RecordingError(f"recording not fetched: HTTP {response.status}")
+        return response.data
+
+    def delete(self, sid: str) -> None:
+        try:
+            self._client.recordings(sid).delete()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return  # already gone: that is what we wanted
+            raise RecordingError(f"recording not deleted: HTTP {exc.status}, code {exc.code}") from None
+        except (TwilioException, OSError) as exc:
+            raise RecordingError(f"recording not deleted: {type(exc).__name__}") from None
+
+
+@dataclass
+class MemoryRecordings:
+    """Test double: serves the recordings a test gives it and remembers what was deleted."""
+
+    audio: dict[str, bytes] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def fetch(self, url: str) -> bytes:
+        if url not in self.audio:
+            raise RecordingError("recording not fetched: HTTP 404")
+        return self.audio[url]
+
+    def delete(self, sid: str) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.deleted.append(sid)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import traceback
 from typing import Callable
 
 from flask import Blueprint, Response, abort, request, url_for
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
@@ -19,9 +20,11 @@ from call_flows.twiml import TwimlContext, render
 from ivr import answers, calls
 from ivr.db import run_transaction
 from ivr.errors import ConcurrentChange
+from ivr.models import Call
 from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
+from outbound.recordings import note_recording, queue_deletion_soon
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ bp = Blueprint("twilio", __name__, url_prefix="/twilio")
 bp.before_request(require_twilio_signature)
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
 DIGITS = re.compile(r"[0-9*#]{1,32}")
 DIAL_STATUSES = {"completed", "answered", "busy", "no-answer", "failed", "canceled"}
 ANSWERED_BY = {"human", "machine_start", "machine_end_beep", "machine_end_silence",
@@ -89,7 +93,7 @@ def _spoken_input(sid: str, recording_url: str, answered: int | None) -> tuple[c
             return Silence(), {"speech": {"skipped": "stale"}}
         language = calls.context_for(turn).catalogue.language
         intents = call_flows.listening(turn.flow, turn.state)
-        spoken, audit = answers.recognise(services.settings, recording_url, language, intents)
+        spoken, audit = answers.recognise(services.recordings, recording_url, language, intents)
     except Exception as exc:  # noqa: BLE001 - the caller is asked again rather than cut off
         _log_failure(sid, exc)
         spoken, audit = call_flows.Spoken(None), {"speech": {"error": type(exc).__name__}}
@@ -183,12 +187,35 @@ def voice_step() -> Response:
     """Action URL of every question, and the Redirect that follows it when the caller is silent."""
     sid, answered = _call_sid(), _answered_turn()
     caller_input, audit = _caller_input()
+    recording = _note_recording(sid)
     recording_url = request.form.get("RecordingUrl", "")
     if isinstance(caller_input, Silence) and recording_url and request.form.get("Digits") != "hangup":
         caller_input, audit = _spoken_input(sid, recording_url, answered)
-    return _turn(sid, lambda session: calls.load_turn(session, sid, lock=True),
-                 lambda turn, facts: call_flows.step(turn.flow, turn.state, caller_input, facts), audit,
-                 answered=answered)
+    try:
+        return _turn(sid, lambda session: calls.load_turn(session, sid, lock=True),
+                     lambda turn, facts: call_flows.step(turn.flow, turn.state, caller_input, facts),
+                     audit, answered=answered)
+    finally:
+        if recording is not None:  # heard (or not needed): now it goes from the carrier
+            queue_deletion_soon(current_services().redis, recording)
+
+
+def _note_recording(sid: str) -> int | None:
+    """Note a Record answer's recording before anything else, so that whatever happens next it
+    is deleted at the carrier; its row id, or None when the request carries no recording."""
+    recording_sid = request.form.get("RecordingSid")
+    if recording_sid is None:
+        return None
+    if not RECORDING_SID.fullmatch(recording_sid):
+        abort(400, description="RecordingSid is malformed")
+    services = current_services()
+    try:
+        with services.sessions.begin() as session:
+            call_id = session.scalar(select(Call.id).where(Call.call_sid == sid))
+            return note_recording(session, recording_sid, call_id)
+    except Exception as exc:  # noqa: BLE001 - the caller must still be answered
+        _log_failure(sid, exc)
+        return None
 
 
 # A turn that lost a race (a duplicate answer, staff changing the appointment) is run again on

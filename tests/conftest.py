@@ -21,7 +21,7 @@ from ivr.cli import alembic_config
 from ivr.embedded_redis import server_binary
 from ivr.sandbox.calling import sandbox_config
 from ivr.models import Base
-from ivr.telephony import RecordingDialer
+from ivr.telephony import MemoryRecordings, RecordingDialer
 from speech.synthesis import RecordingSynthesizer
 from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
 
@@ -118,6 +118,12 @@ def dialer() -> RecordingDialer:
 
 
 @pytest.fixture
+def recordings() -> MemoryRecordings:
+    """The carrier's recordings of answers, as webhook and job tests see them."""
+    return MemoryRecordings()
+
+
+@pytest.fixture
 def synthesizer() -> RecordingSynthesizer:
     """The app's synthesiser in webhook and job tests (the real one has tests of its own and
     speaks in the sandbox end-to-end tests)."""
@@ -125,11 +131,11 @@ def synthesizer() -> RecordingSynthesizer:
 
 
 @pytest.fixture
-def app(database_url, redis, dialer, synthesizer, tmp_path):
+def app(database_url, redis, dialer, synthesizer, recordings, tmp_path):
     app = create_app({
         "ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DIALER": dialer, "REDIS": redis, "SYNTHESIZER": synthesizer,
+        "DIALER": dialer, "REDIS": redis, "SYNTHESIZER": synthesizer, "RECORDINGS": recordings,
     })
     yield app
     app.extensions["ivr"].engine.dispose()

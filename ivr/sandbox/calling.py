@@ -187,6 +187,8 @@ def place_reminder_call(app: Flask, appointment_id: int, script: Script, *, run_
     sid = wait_for_call_sid(sessions, touch_id, timeout)
     transcript = annotate_played(app, wait_for_transcript(store, sid, timeout))
     wait_for_final_status(sessions, sid)
+    if run_worker:  # what the call queued meanwhile: deleting its recordings at the carrier
+        AppSimpleWorker([queue], connection=services.redis, app=app).work(burst=True)
     return CallResult(transcript, outcome(sessions, touch_id))
 
 

@@ -1,7 +1,7 @@
 """The sandbox carrier's HTTP side.
 
 Under /sandbox/2010-04-01: the part of Twilio's REST API that the server uses (Calls create, fetch
-and update; Messages create; Recordings fetch), with Basic auth and Twilio's error shape, so the
+and update; Messages create; Recordings list, fetch, media and delete), with Basic auth and Twilio's error shape, so the
 real twilio.rest.Client talks to it unchanged (through ivr.telephony.RedirectingHttpClient).
 Under /sandbox/phones and /sandbox/calls: sandbox-only controls for scripts and transcripts.
 """
@@ -125,14 +125,41 @@ def create_message(account_sid: str) -> Response:
     return _created(message)
 
 
+def _recording(account_sid: str, sid: str, meta: dict) -> dict:
+    """A recording as Twilio's REST API shows it."""
+    return {"sid": sid, "account_sid": account_sid, "call_sid": meta["call_sid"], "media_format": "wav",
+            "api_version": "2010-04-01", "status": "completed",
+            "uri": f"/2010-04-01/Accounts/{account_sid}/Recordings/{sid}.json"}
+
+
+@bp.get(f"{API}/Recordings.json")
+@basic_auth
+def list_recordings(account_sid: str) -> Response:
+    """Every recording the account still holds, as one page of Twilio's list shape."""
+    store = carrier().store
+    found = [_recording(account_sid, sid, meta) for sid in store.recording_sids()
+             if (meta := store.recording_meta(sid)) is not None]
+    uri = f"/2010-04-01/Accounts/{account_sid}/Recordings.json"
+    return jsonify({"recordings": found, "page": 0, "page_size": max(len(found), 50), "uri": uri,
+                    "first_page_uri": f"{uri}?Page=0", "next_page_uri": None, "previous_page_uri": None})
+
+
 @bp.get(f"{API}/Recordings/<sid>.json")
 @basic_auth
 def fetch_recording(account_sid: str, sid: str) -> Response:
     meta = carrier().store.recording_meta(sid)
     if meta is None:
         return _not_found()
-    return jsonify({"sid": sid, "account_sid": account_sid, "call_sid": meta["call_sid"],
-                    "media_format": "wav", "api_version": "2010-04-01"})
+    return jsonify(_recording(account_sid, sid, meta))
+
+
+@bp.delete(f"{API}/Recordings/<sid>.json")
+@basic_auth
+def delete_recording(account_sid: str, sid: str) -> Response:
+    """Delete a recording and its audio, as Twilio does: 204, or 404 when there is none."""
+    if not carrier().store.delete_recording(sid):
+        return _not_found()
+    return Response(status=204)
 
 
 @bp.get(f"{API}/Recordings/<sid>")

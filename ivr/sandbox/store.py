@@ -80,7 +80,19 @@ class SandboxStore:
     def save_recording(self, call_sid: str, recording_sid: str, audio: bytes) -> str:
         self.redis.set(PREFIX + f"recording:{recording_sid}", audio, ex=TTL)
         self._set(f"recording-meta:{recording_sid}", {"call_sid": call_sid, "bytes": len(audio)})
+        self.redis.sadd(PREFIX + "recordings", recording_sid)
+        self.redis.expire(PREFIX + "recordings", TTL)
         return f"{self.recordings_base_url}/{recording_sid}"
+
+    def delete_recording(self, recording_sid: str) -> bool:
+        """Forget a recording's audio and details; False when there was no such recording."""
+        removed = self.redis.srem(PREFIX + "recordings", recording_sid)
+        self.redis.delete(PREFIX + f"recording:{recording_sid}", PREFIX + f"recording-meta:{recording_sid}")
+        return bool(removed)
+
+    def recording_sids(self) -> list[str]:
+        """Every recording the sandbox still holds, in no particular order."""
+        return sorted(sid.decode() for sid in self.redis.smembers(PREFIX + "recordings"))
 
     def recording(self, recording_sid: str) -> bytes | None:
         return self.redis.get(PREFIX + f"recording:{recording_sid}")

@@ -85,3 +85,17 @@ def test_phone_scripts_are_validated(sandbox):
         assert named.status_code == 400
         assert named.json()["message"] == ("reply 1: audio replies can only be set from the command "
                                            "line (ivr sandbox phone --script FILE)")
+
+
+def test_recordings_are_listed_and_deleted_like_twilios(sandbox):
+    app, base, client, store = sandbox
+    first = store.save_recording("CA" + "c" * 32, "RE" + "1" * 32, b"RIFF....")
+    store.save_recording("CA" + "c" * 32, "RE" + "2" * 32, b"RIFF....")
+    assert first.endswith("/Recordings/RE" + "1" * 32)
+    assert sorted(r.sid for r in client.recordings.list()) == ["RE" + "1" * 32, "RE" + "2" * 32]
+    assert client.recordings("RE" + "1" * 32).delete() is True
+    assert [r.sid for r in client.recordings.list()] == ["RE" + "2" * 32]
+    assert requests.get(first, auth=(ACCOUNT_SID, AUTH_TOKEN)).status_code == 404  # the audio is gone too
+    with pytest.raises(TwilioRestException) as missing:
+        client.recordings("RE" + "1" * 32).delete()
+    assert (missing.value.status, missing.value.code) == (404, 20404)

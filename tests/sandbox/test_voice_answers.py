@@ -140,3 +140,23 @@ def test_a_korean_patient_hears_korean_and_answers_in_korean(live, korean):
     assert [(h["engine"], h["text"], h["intent"]) for h in result.outcome["speech"]] == [
         ("vosk", "네", "yes"), ("vosk", "네", "yes")]
     assert result.outcome["appointment_status"] == "confirmed"
+
+
+def test_no_recording_is_left_at_the_carrier_after_a_voice_call(live, clips):
+    """The README promises that voices stay on the clinic's machines: each recorded answer (spoken,
+    or ended by a key) is fetched once and then deleted at the carrier, and the record says so."""
+    from ivr.models import CarrierRecording
+    from ivr.telephony import carrier_client
+
+    app, _demo = live
+    yes = str(clip_heard_as(clips, "yes", "yes", IDENTIFY))
+    result = place(live, [{"audio": yes}, "3"])
+    assert result.outcome["call_outcome"] == "reschedule_requested"
+    client = carrier_client(app.extensions["ivr"].settings)
+    assert client.recordings.list() == []
+    with app.extensions["ivr"].sessions() as session:
+        rows = session.scalars(select(CarrierRecording).order_by(CarrierRecording.id)).all()
+        call = session.scalars(select(Call)).one()
+    assert len(rows) == 2 and {r.call_id for r in rows} == {call.id}
+    assert all(r.deleted_at is not None and r.attempts == 1 and r.last_error is None for r in rows)
+    assert [r.sid for r in rows][0] == result.outcome["speech"][0]["recording_sid"]
