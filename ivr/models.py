@@ -122,10 +122,13 @@ class Touch(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointment.id"))
-    step: Mapped[str] = mapped_column(String(40), comment="which planned contact: reminder, test-call-...")
+    step: Mapped[str] = mapped_column(String(40), comment="which planned contact: reminder, test-call-N, ...")
     flow: Mapped[str] = mapped_column(String(40), default="reminder", server_default="reminder",
                                       comment="the call flow this contact runs")
     channel: Mapped[str] = mapped_column(String(10), default="voice")
+    test_call: Mapped[bool] = mapped_column(default=False, server_default=false(),
+                                            comment="a sandbox test call: rings at any hour, whatever "
+                                                    "the appointment's status")
     due_at: Mapped[dt.datetime]
     status: Mapped[str] = mapped_column(String(16), default="planned", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

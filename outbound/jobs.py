@@ -120,7 +120,7 @@ def render_call_prompts(touch_id: int, flow: str, context: calls.CallContext) ->
 
 def _later_ring_time(touch: Touch) -> dt.datetime | None:
     """When the touch may ring, if not now (outside the patient's calling hours)."""
-    if touch.step.startswith("test-call-"):
+    if touch.test_call:
         return None  # a sandbox phone may ring at any hour
     now = utcnow()
     ring_at = ring_time(touch.appointment.patient, now)
@@ -142,7 +142,7 @@ def _reason_not_to_call(touch: Touch) -> str | None:
     if appointment.starts_at <= utcnow():
         return "appointment has already started"
     # A sandbox test call may be repeated whatever the patient answered before.
-    if appointment.status != "booked" and not touch.step.startswith("test-call-"):
+    if appointment.status != "booked" and not touch.test_call:
         return f"appointment is {appointment.status}"
     if touch.channel != "voice":
         return f"channel {touch.channel} is not voice"

@@ -61,8 +61,8 @@ def plan_test_call(sessions, appointment_id: int) -> int:
             raise SandboxCallError(f"no appointment with id {appointment_id}")
         earlier = session.scalar(select(func.count()).select_from(Touch)
                                  .where(Touch.appointment_id == appointment_id,
-                                        Touch.step.like("test-call-%")))
-        touch = Touch(appointment=appointment, step=f"test-call-{earlier + 1}", flow="reminder",
+                                        Touch.test_call.is_(True)))
+        touch = Touch(appointment=appointment, step=f"test-call-{earlier + 1}", flow="reminder", test_call=True,
                       channel="voice", due_at=utcnow())
         session.add(touch)
         session.flush()

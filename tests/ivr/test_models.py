@@ -88,6 +88,8 @@ def test_upgrading_a_database_with_data_keeps_it_and_fills_new_columns(backend, 
             "VALUES (1, 1, 1, 'P', '2026-12-01 10:00:00', 'booked')",
             "INSERT INTO touch (id, appointment_id, step, channel, due_at, status, attempts, updated_at) "
             "VALUES (1, 1, 'reminder', 'voice', '2026-11-30 10:00:00', 'placed', 1, '2026-11-30 10:00:00')",
+            "INSERT INTO touch (id, appointment_id, step, channel, due_at, status, attempts, updated_at) "
+            "VALUES (2, 1, 'test-call-1', 'voice', '2026-11-30 10:00:00', 'placed', 1, '2026-11-30 10:00:00')",
             "INSERT INTO \"call\" (id, call_sid, direction, flow, touch_id, status, state, created_at) "
             "VALUES (1, 'CA1', 'outbound-api', 'reminder', 1, 'completed', '{}', '2026-11-30 10:00:00')",
             "INSERT INTO call_event (id, call_id, at, kind, detail) VALUES (1, 1, '2026-11-30 10:00:00', 'step', '{}')",
@@ -99,6 +101,8 @@ def test_upgrading_a_database_with_data_keeps_it_and_fills_new_columns(backend, 
     with engine.connect() as db:
         assert db.execute(text("SELECT clinic_id FROM \"call\" WHERE id = 1")).scalar() == 7
         assert db.execute(text("SELECT flow FROM touch WHERE id = 1")).scalar() == "reminder"
+        assert [bool(v) for v in db.execute(text("SELECT test_call FROM touch ORDER BY id")).scalars()] == [
+            False, True]  # a test call, once known by its step's name, now says so itself
         assert db.execute(text("SELECT voice_answers FROM clinic WHERE id = 7")).scalar() in (False, 0)
         assert db.execute(text("SELECT count(*) FROM call_event")).scalar() == 1
         # A call from before turn numbers: turn 0 and nothing to repeat, so its next answer (which

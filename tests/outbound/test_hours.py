@@ -55,6 +55,22 @@ def test_no_call_outside_calling_hours(app, dialer, demo, sessions):
         assert touch.due_at > utcnow()
 
 
+@pytest.mark.parametrize("step,test_call,rings", [
+    ("test-call-1", False, False),   # a name is only a name: this one waits for calling hours
+    ("sandbox-check", True, True),   # the attribute says it is a sandbox test call
+])
+def test_only_a_touch_marked_as_a_test_call_rings_outside_calling_hours(app, dialer, demo, sessions,
+                                                                         step, test_call, rings):
+    closed_now(sessions)
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(step=step, test_call=test_call))
+    with app.app_context():
+        place_touch_call(demo.touch_id)
+    assert len(dialer.requests) == (1 if rings else 0)
+    with sessions() as session:
+        assert session.get(Touch, demo.touch_id).status == ("placed" if rings else "planned")
+
+
 def test_schedule_waits_for_calling_hours(runner, sessions, redis):
     runner.invoke(args=["seed-demo"])
     closed_now(sessions)
