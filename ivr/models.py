@@ -122,7 +122,7 @@ class Touch(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointment.id"))
-    step: Mapped[str] = mapped_column(String(40), comment="which planned contact: reminder, test-call-N, ...")
+    step: Mapped[str] = mapped_column(String(40), comment="which planned contact: reminder, test-call-...")
     flow: Mapped[str] = mapped_column(String(40), default="reminder", server_default="reminder",
                                       comment="the call flow this contact runs")
     channel: Mapped[str] = mapped_column(String(10), default="voice")
