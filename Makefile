@@ -22,12 +22,15 @@ run: $(STAMP)
 	@scripts/dev-run
 
 ## test: the whole suite, on SQLite and also on PostgreSQL when one answers on 127.0.0.1:5432
+## (IVR_TEST_REQUIRE_POSTGRES=1, as CI sets it: fail instead when none answers)
 test: $(STAMP)
 	@if [ -z "$$IVR_TEST_DATABASE_URL" ] && $(BIN)/python scripts/postgres-answers "$(PG_URL)"; then \
 		export IVR_TEST_DATABASE_URL="$(PG_URL)"; \
 	fi; \
 	if [ -n "$$IVR_TEST_DATABASE_URL" ]; then echo "databases: SQLite and PostgreSQL"; \
-	else echo "databases: SQLite only (no PostgreSQL answered on 127.0.0.1:5432)"; fi; \
+	elif [ -n "$$IVR_TEST_REQUIRE_POSTGRES" ] && [ "$$IVR_TEST_REQUIRE_POSTGRES" != 0 ]; then \
+		echo "error: IVR_TEST_REQUIRE_POSTGRES is set but no PostgreSQL answered at $(PG_URL)" >&2; exit 1; \
+	else echo "WARNING: databases: SQLite only (no PostgreSQL answered on 127.0.0.1:5432)"; fi; \
 	$(BIN)/python -m pytest
 
 ## bench: webhook latency through gunicorn beside a bare endpoint, then speech recognition

@@ -26,6 +26,31 @@ from speech.synthesis import RecordingSynthesizer
 from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
 
 POSTGRES_URL = os.environ.get("IVR_TEST_DATABASE_URL", "")
+# Set where a PostgreSQL server must be tested against (CI): its absence fails the run instead of
+# quietly running half the suite.
+REQUIRE_POSTGRES = os.environ.get("IVR_TEST_REQUIRE_POSTGRES", "") not in ("", "0")
+NO_POSTGRES = "PostgreSQL not tested: IVR_TEST_DATABASE_URL is not set"
+# Real human speech for the recognisers: ../shared/speech beside the repository, when it is there.
+CLIPS = Path(__file__).resolve().parents[2] / "shared" / "speech"
+NO_CLIPS = "the development speech clips are not"
+
+
+def pytest_sessionstart(session):
+    """Stop at once when PostgreSQL is required and not configured."""
+    if REQUIRE_POSTGRES and not POSTGRES_URL:
+        pytest.exit("IVR_TEST_REQUIRE_POSTGRES is set but IVR_TEST_DATABASE_URL is not: no PostgreSQL "
+                    "to test against (make test sets it when a server answers on 127.0.0.1:5432)", returncode=3)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly, at the end where people look, which parts of the suite did not run here."""
+    reasons = [str(getattr(r, "longrepr", "")) for r in terminalreporter.stats.get("skipped", [])]
+    for marker, what in ((NO_POSTGRES, "PostgreSQL tests SKIPPED: IVR_TEST_DATABASE_URL is not set; "
+                                       "only SQLite was tested"),
+                         (NO_CLIPS, f"speech tests SKIPPED: the development clips are not at {CLIPS}")):
+        count = sum(marker in reason for reason in reasons)
+        if count:
+            terminalreporter.write_sep("!", f"{count} {what}", red=True, bold=True)
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +105,7 @@ def sqlite_template(tmp_path_factory) -> Path:
 def postgres_database():
     """A fresh PostgreSQL database for this session, migrated once and dropped at the end."""
     if not POSTGRES_URL:
-        pytest.skip("IVR_TEST_DATABASE_URL is not set (make test sets it when PostgreSQL answers)")
+        pytest.skip(f"{NO_POSTGRES} (make test sets it when PostgreSQL answers)")
     server = make_url(POSTGRES_URL)
     name = f"ivr_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
@@ -189,13 +214,12 @@ def sandbox_app_factory(database_url, redis, tmp_path):
 
 # Real clips for speech tests: ../shared/speech (real human recordings) and espeak-ng phrases.
 
-CLIPS = Path(__file__).resolve().parents[2] / "shared" / "speech"
 
 
 @pytest.fixture(scope="session")
 def clips() -> Path:
     if not (CLIPS / "yes").is_dir():
-        pytest.skip(f"the development speech clips are not at {CLIPS}")
+        pytest.skip(f"{NO_CLIPS} at {CLIPS}")
     return CLIPS
 
 

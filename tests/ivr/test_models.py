@@ -120,9 +120,11 @@ def _fresh_postgres_database(request) -> str:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
+    from tests.conftest import NO_POSTGRES
+
     server = os.environ.get("IVR_TEST_DATABASE_URL")
     if not server:
-        pytest.skip("IVR_TEST_DATABASE_URL is not set")
+        pytest.skip(NO_POSTGRES)
     name = f"ivr_migrate_{uuid.uuid4().hex[:10]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

@@ -64,11 +64,13 @@ def test_a_read_timeout_is_uncertain_because_the_call_may_exist(carrier):
 
 
 def test_a_refused_connection_is_safe_to_retry():
+    # The port stays bound (so no other process can take it) but never listens: connections to
+    # it are refused for as long as the test runs.
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
-    dialer = TwilioDialer(Client("AC" + "0" * 32, "t",
-                                 http_client=RedirectingHttpClient(f"http://127.0.0.1:{port}", timeout=2)))
-    with pytest.raises(DialError) as raised:
-        dialer.place_call(REQUEST)
+        port = s.getsockname()[1]
+        dialer = TwilioDialer(Client("AC" + "0" * 32, "t",
+                                     http_client=RedirectingHttpClient(f"http://127.0.0.1:{port}", timeout=2)))
+        with pytest.raises(DialError) as raised:
+            dialer.place_call(REQUEST)
     assert not isinstance(raised.value, UncertainDialError)
