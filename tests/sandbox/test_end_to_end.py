@@ -144,3 +144,15 @@ def test_a_spanish_speaking_patient_hears_spanish_prompts(live):
     assert {(p["rendered"]["language"], p["rendered"]["voice"]) for p in prompts} == {("es", "roa/es-419")}
     assert all(p["seconds"] > 1 for p in prompts)
     assert result.outcome["appointment_status"] == "confirmed"
+
+
+def test_a_los_angeles_patient_of_a_new_york_clinic_hears_the_new_york_time(live):
+    from ivr.models import Patient
+
+    app, demo = live
+    with app.extensions["ivr"].sessions.begin() as session:
+        session.scalars(select(Patient).where(Patient.first_name == "Jane")).one().timezone = "America/Los_Angeles"
+    result = place(live, replies=["1", "1"])
+    details = said(result.transcript)[1][0]
+    assert " at 9:30 AM Eastern Time, at the Main Street office, with Doctor Patel." in details
+    assert result.outcome["appointment_status"] == "confirmed"
