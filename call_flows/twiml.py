@@ -8,6 +8,7 @@ from typing import Callable, Iterable
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from call_flows.actions import Action, Ask, Hangup, Say, Transfer
+from call_flows.text import xml_safe
 
 
 RECORD_FINISH_KEYS = "0123456789*#"
@@ -34,7 +35,7 @@ def _speak(target, key: str, context: TwimlContext) -> None:
     if url:
         target.play(url)
     else:
-        target.say(context.text(key), language=context.say_language)
+        target.say(xml_safe(context.text(key)), language=context.say_language)
 
 
 def render(actions: Iterable[Action], context: TwimlContext) -> str:

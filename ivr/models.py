@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator,
                         UniqueConstraint, event, false)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from call_flows.text import clean_name
 from ivr.errors import IvrError
 
 
@@ -57,6 +58,10 @@ class Clinic(Base):
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
 
+    @validates("name")
+    def _clean(self, _key: str, value: str) -> str:
+        return clean_name(value)
+
 
 class Location(Base):
     __tablename__ = "location"
@@ -67,6 +72,10 @@ class Location(Base):
     timezone: Mapped[str | None] = mapped_column(String(64), comment="where visits happen; None: the clinic's")
 
     clinic: Mapped[Clinic] = relationship(back_populates="locations")
+
+    @validates("name")
+    def _clean(self, _key: str, value: str) -> str:
+        return clean_name(value)
 
 
 class Patient(Base):
@@ -90,6 +99,10 @@ class Patient(Base):
     clinic: Mapped[Clinic] = relationship(back_populates="patients")
     appointments: Mapped[list[Appointment]] = relationship(back_populates="patient")
 
+    @validates("first_name", "last_name")
+    def _clean(self, _key: str, value: str) -> str:
+        return clean_name(value)
+
 
 APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "reschedule_requested")
 
@@ -108,6 +121,10 @@ class Appointment(Base):
     patient: Mapped[Patient] = relationship(back_populates="appointments")
     location: Mapped[Location] = relationship()
     touches: Mapped[list[Touch]] = relationship(back_populates="appointment")
+
+    @validates("provider_name")
+    def _clean(self, _key: str, value: str) -> str:
+        return clean_name(value)
 
 
 TOUCH_STATUSES = ("planned", "dialing", "placed", "completed", "unreached", "failed", "skipped",

@@ -33,6 +33,9 @@ bp.before_request(require_twilio_signature)
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
+# Our ids are INTEGER columns (32 bits on PostgreSQL): a larger number names no row, and must be
+# a plain 404 rather than an overflow inside the database.
+MAX_ROW_ID = 2**31 - 1
 DIGITS = re.compile(r"[0-9*#]{1,32}")
 DIAL_STATUSES = {"completed", "answered", "busy", "no-answer", "failed", "canceled"}
 ANSWERED_BY = {"human", "machine_start", "machine_end_beep", "machine_end_silence",
@@ -101,7 +104,7 @@ def _spoken_input(sid: str, recording_url: str, answered: int | None) -> tuple[c
     return spoken, audit
 
 
-@bp.post("/voice/outbound/<int:touch_id>")
+@bp.post(f"/voice/outbound/<int(max={MAX_ROW_ID}):touch_id>")
 def outbound_answer(touch_id: int) -> Response:
     """Answer URL of an outbound call placed for a touch: the flow's first words."""
     sid, answered_by = _call_sid(), _answered_by()
@@ -162,8 +165,9 @@ def whisper() -> Response:
     """What staff hear before a transfer connects (the Number url=); says nothing about patients."""
     parent = request.form.get("ParentCallSid", "")
     key = request.args.get("prompt", "")
-    if not CALL_SID.fullmatch(parent) or not key.startswith("inbound.whisper"):
-        abort(400, description="ParentCallSid or prompt is missing or malformed")
+    if not CALL_SID.fullmatch(parent) or not key.startswith("inbound.whisper") \
+            or key not in prompts.load("en").texts:
+        abort(400, description="ParentCallSid or prompt is missing, malformed or unknown")
     english = prompts.load("en")
     try:
         with current_services().sessions() as session:
@@ -339,7 +343,7 @@ def _log_failure(call_sid: str, exc: BaseException) -> None:
 
 
 @bp.post("/status")
-@bp.post("/status/outbound/<int:touch_id>")
+@bp.post(f"/status/outbound/<int(max={MAX_ROW_ID}):touch_id>")
 def status_callback(touch_id: int | None = None) -> Response:
     """Call progress from the carrier: idempotent, and never moves a call backwards."""
     sid, answered_by = _call_sid(), _answered_by()
