@@ -41,6 +41,7 @@ class Settings:
     proxy_hops: int = 0
     instance_path: str = ""
     prompt_audio_dir: str = ""
+    twilio_unknown_params: str = "refuse"  # or "log": Twilio may add parameters without notice
 
     @property
     def is_production(self) -> bool:
@@ -115,6 +116,9 @@ def validate(s: Settings) -> Settings:
     """Stop start-up with a message that names the variable at fault."""
     if s.env not in ENVIRONMENTS:
         raise ConfigError(f"IVR_ENV must be one of {', '.join(ENVIRONMENTS)}, not {s.env!r}")
+    if s.twilio_unknown_params not in ("refuse", "log"):
+        raise ConfigError("IVR_TWILIO_UNKNOWN_PARAMS must be refuse or log, "
+                          f"not {s.twilio_unknown_params!r}")
     if s.carrier not in CARRIERS:
         raise ConfigError(f"IVR_CARRIER must be one of {', '.join(CARRIERS)}, not {s.carrier!r}")
     if s.is_production:

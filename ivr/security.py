@@ -7,6 +7,7 @@ import logging
 from flask import Request, abort, request
 from twilio.request_validator import RequestValidator
 
+from ivr import twilio_params
 from ivr.services import current_services
 
 log = logging.getLogger(__name__)
@@ -44,3 +45,17 @@ def require_twilio_signature() -> None:
     if not valid:
         log.warning("rejected request to %s with a wrong signature", request.path)
         abort(403)
+    _refuse_unexpected_names(settings.twilio_unknown_params)
+
+
+def _refuse_unexpected_names(policy: str) -> None:
+    """400 for a signed request carrying a name its route never gets, or a name twice (the
+    signature cannot tell where a name ends and its value begins). Names are logged, not values."""
+    names = [name for name, _ in request.form.items(multi=True)]
+    odd = twilio_params.unexpected(request.endpoint or "", names)
+    if not odd:
+        return
+    log.warning("request to %s carries parameters Twilio does not send there: %s%s", request.path,
+                ", ".join(name[:40] for name in odd[:10]), "" if policy == "refuse" else " (allowed: log only)")
+    if policy == "refuse":
+        abort(400, description="unexpected or repeated parameters: " + ", ".join(odd[:10]))

@@ -67,3 +67,71 @@ def test_the_database_itself_refuses_to_rewrite_the_audit_trail(twilio, demo, se
             session.execute(text(statement))
     with sessions() as session:
         assert [e.kind for e in session.scalars(select(CallEvent))] == ["step"]
+
+
+def test_a_signature_kept_by_moving_letters_across_a_name_is_refused(twilio, demo, sessions):
+    """`AnsweredBy=machine_end_beep` and `AnsweredB=ymachine_end_beep` sign the same: the second
+    would turn an answering machine into a person who then hears the patient's first name."""
+    from ivr.models import Call
+    from twilio.request_validator import RequestValidator
+
+    from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL
+
+    path = f"/twilio/voice/outbound/{demo.touch_id}"
+    real = {"CallSid": call_sid(), "AnsweredBy": "machine_end_beep"}
+    shifted = {"CallSid": call_sid(), "AnsweredB": "ymachine_end_beep"}
+    validator = RequestValidator(AUTH_TOKEN)
+    signature = validator.compute_signature(PUBLIC_BASE_URL + path, {"AccountSid": "AC" + "0" * 32, **real})
+    assert validator.compute_signature(PUBLIC_BASE_URL + path, {"AccountSid": "AC" + "0" * 32, **shifted}) == signature
+    assert twilio.post(path, shifted, signature=signature).status_code == 400
+    with sessions() as session:
+        assert session.scalars(select(Call)).all() == []
+    assert b"Jane" not in twilio.post(path, real, signature=signature).data
+
+
+def test_a_name_sent_twice_is_refused(twilio, demo, client):
+    from twilio.request_validator import RequestValidator
+    from werkzeug.datastructures import MultiDict
+
+    from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL
+
+    data = MultiDict([("AccountSid", "AC" + "0" * 32), ("CallSid", call_sid()), ("CallStatus", "ringing"),
+                      ("CallStatus", "completed")])
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC_BASE_URL + "/twilio/status", data)
+    assert client.post("/twilio/status", data=data, headers={"X-Twilio-Signature": signature}).status_code == 400
+
+
+@pytest.mark.parametrize("route,data", [
+    ("/twilio/status", {"CallStatus": "ringing", "Digits": "1"}),         # a key on a status callback
+    ("/twilio/voice/step?turn=1", {"Digits": "1", "DialCallStatus": "completed"}),
+    ("/twilio/voice/step?turn=1", {"Digits": "1", "Foo": "bar"}),
+])
+def test_a_name_twilio_never_sends_to_that_route_is_refused(twilio, demo, route, data):
+    twilio.post(f"/twilio/voice/outbound/{demo.touch_id}", {"CallSid": call_sid()})
+    assert twilio.post(route, {"CallSid": call_sid(), **data}).status_code == 400
+
+
+def test_everything_twilio_documents_is_taken_and_sip_headers_pass(twilio, demo):
+    documented = {"CallSid": call_sid(), "CallStatus": "in-progress", "ApiVersion": "2010-04-01",
+                  "Direction": "outbound-api", "From": "+12125550100", "To": demo.patient_phone,
+                  "Caller": "+12125550100", "Called": demo.patient_phone, "CalledCity": "NEW YORK",
+                  "StirVerstat": "TN-Validation-Passed-A", "SipHeader_X-Clinic": "7",
+                  "AnsweredBy": "human", "MachineDetectionDuration": "2100"}
+    response = twilio.post(f"/twilio/voice/outbound/{demo.touch_id}", documented)
+    assert response.status_code == 200 and b"Jane" in response.data
+
+
+def test_an_operator_can_let_unknown_names_through_while_twilio_adds_one(database_url, redis, tmp_path):
+    """Twilio may add parameters without notice: IVR_TWILIO_UNKNOWN_PARAMS=log keeps calls
+    working (the name is logged) until the list learns it."""
+    from ivr import create_app
+    from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient, seed_demo_touch
+
+    app = create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                      "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "INSTANCE_PATH": str(tmp_path), "REDIS": redis,
+                      "TWILIO_UNKNOWN_PARAMS": "log"})
+    demo = seed_demo_touch(app.extensions["ivr"].sessions)
+    response = TwilioClient(app.test_client()).post(f"/twilio/voice/outbound/{demo.touch_id}",
+                                                    {"CallSid": call_sid(), "NewTwilioThing": "1"})
+    assert response.status_code == 200 and b"Jane" in response.data
+    app.extensions["ivr"].engine.dispose()
