@@ -137,7 +137,7 @@ def synthesis() -> None:
     """Every prompt of every catalogue rendered by the real synthesiser, as the job renders them."""
     import prompts
     from prompts.check import SAMPLE_VALUES
-    from speech.audio_cache import Voice
+    from speech.common import Voice
     from speech.pyttsx3_engine import Pyttsx3Synthesizer
 
     engine = Pyttsx3Synthesizer()

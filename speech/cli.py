@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from speech import intents
-from speech.audio import AudioError, load_wav
-from speech.recognizer import SpeechError, available_engines, recognizer_for
+from speech.audio import load_wav
+from speech.common import AudioError, SpeechError
+from speech.recognizer import available_engines, recognizer_for
 
 
 @click.group("speech")

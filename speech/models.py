@@ -14,7 +14,7 @@ from typing import Callable
 
 import requests
 
-from speech.recognizer import SpeechError
+from speech.common import SpeechError
 
 MODEL_LIST_URL = "https://alphacephei.com/vosk/models/model-list.json"
 # Our language codes -> the list's. Small models suit 8 kHz phone audio and modest servers.

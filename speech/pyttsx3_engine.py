@@ -29,9 +29,8 @@ import threading
 import time
 from pathlib import Path
 
-from speech.audio import Audio, AudioError, load_wav
-from speech.audio_cache import Voice
-from speech.synthesis import SynthesisError
+from speech.audio import Audio, load_wav
+from speech.common import AudioError, SynthesisError, Voice
 
 ESPEAK_RATES = (80, 450)  # words per minute espeak accepts
 START_TIMEOUT = 10.0      # seconds for the child to import pyttsx3 and warm espeak up (0.2 s)

@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
 from speech.audio import Audio
-
-
-class SpeechError(Exception):
-    """Root of the errors of the speech package (no engine, unusable model, bad grammar)."""
-
-
-@dataclass(frozen=True)
-class Recognition:
-    """What an engine heard: the text (one of the grammar's phrases, or '' for nothing), and the
-    phrase it heard but did not trust (`rejected`, below its confidence threshold)."""
-
-    text: str
-    confidence: float
-    engine: str
-    audio_seconds: float
-    processing_seconds: float
-    rejected: str = ""
+from speech.common import Recognition, SpeechError
+from speech.intents import PHRASES
 
 
 class Recognizer(Protocol):
@@ -90,8 +74,6 @@ def _load(language: str, environ) -> Recognizer:
 
 def can_recognize(language: str, environ=os.environ) -> bool:
     """Whether this machine can recognise answers in a language (without loading a model)."""
-    from speech.intents import PHRASES
-
     return language in PHRASES and (language == "en" or vosk_model_dir(language, environ) is not None)
 
 

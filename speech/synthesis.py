@@ -13,13 +13,8 @@ from typing import Protocol
 import numpy as np
 
 from speech.audio import Audio
-from speech.audio_cache import PromptAudioCache, Voice
-from speech.recognizer import SpeechError
-
-
-class SynthesisError(SpeechError):
-    """Text could not be turned into audio (no such voice, the engine failed or hung)."""
-
+from speech.audio_cache import PromptAudioCache
+from speech.common import SynthesisError, Voice
 
 class Synthesizer(Protocol):
     """Speaks text in a voice at a rate; one audio clip per text."""
