@@ -1,6 +1,6 @@
 """The Synthesizer interface, its test double, and rendering prompts into the audio cache.
 
-The real synthesiser (pyttsx3 over espeak-ng) is in speech/pyttsx3_engine.py.
+The real synthesiser (espeak-ng's command line) is in speech/espeak_engine.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ class Synthesizer(Protocol):
 
     def synthesize(self, voice: Voice, text: str) -> Audio: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the engine holds between prompts (commands call it when they finish)."""
 
 
 @dataclass(frozen=True)
