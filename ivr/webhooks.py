@@ -191,7 +191,8 @@ def _turn(sid: str, load: Callable[[Session], calls.Turn | None],
             return _failure_twiml(services.settings.fallback_staff_number)
         fallback = services.settings.fallback_staff_number
         context = calls.context_for(turn, fallback)
-        step = make_step(turn, turn.facts(context.catalogue.language, fallback))
+        step = make_step(turn, turn.facts(context.catalogue.language, fallback,
+                                          speech_models=services.settings.speech_models))
         player = _player(context)
         xml = render(step.actions, Voice(
             text=lambda key: context.catalogue.text(key, context.values),

@@ -22,6 +22,7 @@ from ivr.embedded_redis import server_binary
 from ivr.sandbox.calling import sandbox_config
 from ivr.models import Base
 from ivr.telephony import RecordingDialer
+from speech.common import SpeechModels
 from speech.synthesis import RecordingSynthesizer
 from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
 
@@ -191,6 +192,12 @@ def clips() -> Path:
     if not (CLIPS / "yes").is_dir():
         pytest.skip(f"the development speech clips are not at {CLIPS}")
     return CLIPS
+
+
+@pytest.fixture(scope="session")
+def speech_models(tmp_path_factory) -> SpeechModels:
+    """No installed Vosk models (an empty folder): English by pocketsphinx, Korean by its package."""
+    return SpeechModels(tmp_path_factory.mktemp("vosk-models"))
 
 
 @pytest.fixture(scope="session")

@@ -34,10 +34,10 @@ def voice(language, rate=None):
     return Voice(language, catalogue.tts_voice, rate or catalogue.tts_rate)
 
 
-def english_heard(audio):
+def english_heard(audio, models):
     """The intent the English recogniser hears in audio (trusted or not: pocketsphinx is unsure
     of espeak's robotic voice, and hears its "stop", "cancel" or "confirm" as nothing at all)."""
-    result = recognizer_for("en").recognize(audio.telephone(),
+    result = recognizer_for("en", models).recognize(audio.telephone(),
                                             phrases_for("en", ["yes", "no", "cancel", "repeat"]))
     return intent_of("en", Recognition(result.text or result.rejected, 1.0, "-", 0, 0))
 
@@ -63,22 +63,22 @@ def test_a_slower_rate_gives_longer_speech_in_every_language(synthesizer):
 
 
 @pytest.mark.parametrize("word", ["yes", "no"])
-def test_english_prompts_say_their_words(synthesizer, tmp_path, word):
+def test_english_prompts_say_their_words(synthesizer, speech_models, tmp_path, word):
     """Rendered through the cache to telephone mu-law, then decoded by the English recogniser."""
     cache = PromptAudioCache(tmp_path, "k")
     rendered = render(synthesizer, cache, voice("en"), word, personal=False)
-    assert english_heard(load_wav(cache.find(rendered.key))) == word
+    assert english_heard(load_wav(cache.find(rendered.key)), speech_models) == word
 
 
 @pytest.mark.parametrize("word,intent", [("네", "yes"), ("아니요", "no")])
-def test_korean_prompts_are_spoken_in_korean(synthesizer, word, intent):
+def test_korean_prompts_are_spoken_in_korean(synthesizer, speech_models, word, intent):
     audio = synthesizer.synthesize(voice("ko"), word).telephone()
-    result = recognizer_for("ko").recognize(audio, phrases_for("ko", ["yes", "no", "stop"]))
+    result = recognizer_for("ko", speech_models).recognize(audio, phrases_for("ko", ["yes", "no", "stop"]))
     assert intent_of("ko", result) == intent
 
 
 def test_text_that_looks_like_options_or_names_a_patient_is_spoken_and_never_in_the_arguments(
-        synthesizer, monkeypatch):
+        synthesizer, speech_models, monkeypatch):
     """The text goes to espeak-ng on stdin: as an argument, "--help" would print help instead of
     speaking, "-v xx" would pick a voice, and a patient's name would be readable in `ps`."""
     seen = []
@@ -97,7 +97,7 @@ def test_text_that_looks_like_options_or_names_a_patient_is_spoken_and_never_in_
     assert [stdin.decode() for _, stdin in prompts_run] == texts
     for argv, _ in prompts_run:
         assert not any(word in arg for arg in argv for word in ("help", "nowhere", "Jane", "Doe", "press"))
-    assert english_heard(synthesizer.synthesize(voice("en"), "-no")) == "no"
+    assert english_heard(synthesizer.synthesize(voice("en"), "-no"), speech_models) == "no"
 
 
 def test_bad_requests_are_clear_errors(synthesizer):
