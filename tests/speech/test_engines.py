@@ -71,7 +71,7 @@ def test_vosk_names_words_missing_from_its_vocabulary(korean, speech_models):
         heard(recognizer_for("ko", speech_models), korean("네"), ["네", "zzqq"])
 
 
-def test_engine_choice_per_language(tmp_path, speech_models):
+def test_engine_choice_per_language(tmp_path, speech_models, korean_model):
     rows = {r["language"]: r for r in available_engines(["en", "ko", "fr"], speech_models)}
     assert (rows["en"]["engine"], rows["ko"]["engine"], rows["fr"]["engine"]) == ("pocketsphinx", "vosk", None)
     with pytest.raises(SpeechError, match="ivr speech install-model fr"):
@@ -100,10 +100,12 @@ def test_every_language_has_phrases_for_every_intent_english_has():
 
 
 @pytest.mark.parametrize("language", ["en", "ko"])
-def test_every_phrase_is_one_the_engine_can_listen_for(language, speech_models):
+def test_every_phrase_is_one_the_engine_can_listen_for(request, language, speech_models):
     """A phrase outside the model's vocabulary would fail every question that allows it."""
     from speech.intents import PHRASES
 
+    if language == "ko":
+        request.getfixturevalue("korean_model")
     engine = recognizer_for(language, speech_models)
     everything = [p for phrases in PHRASES[language].values() for p in phrases]
     if language == "en":

@@ -71,7 +71,7 @@ def test_english_prompts_say_their_words(synthesizer, speech_models, tmp_path, w
 
 
 @pytest.mark.parametrize("word,intent", [("네", "yes"), ("아니요", "no")])
-def test_korean_prompts_are_spoken_in_korean(synthesizer, speech_models, word, intent):
+def test_korean_prompts_are_spoken_in_korean(synthesizer, speech_models, korean_model, word, intent):
     audio = synthesizer.synthesize(voice("ko"), word).telephone()
     result = recognizer_for("ko", speech_models).recognize(audio, phrases_for("ko", ["yes", "no", "stop"]))
     assert intent_of("ko", result) == intent
