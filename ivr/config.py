@@ -55,8 +55,8 @@ class Settings:
     @property
     def speech_models(self) -> SpeechModels:
         """Where speech models are, in the speech package's own terms."""
-        return SpeechModels(Path(self.vosk_models_dir),
-                            {language: Path(folder) for language, folder in self.vosk_model_by_language.items()})
+        folders = {language: Path(folder) for language, folder in self.vosk_model_by_language.items()}
+        return SpeechModels(Path(self.vosk_models_dir), folders)
 
 
 def _env_name(field_name: str) -> str:

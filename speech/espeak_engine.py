@@ -68,7 +68,8 @@ class EspeakSynthesizer:
             done = subprocess.run(argv, input=stdin, capture_output=True, timeout=self.timeout,
                                   check=False)
         except FileNotFoundError:
-            raise SynthesisError(f"{self.program} is not installed (Debian: apt-get install espeak-ng)") from None
+            raise SynthesisError(f"{self.program} is not installed (Debian: apt-get install "
+                                 f"espeak-ng)") from None
         except subprocess.TimeoutExpired:  # run() has killed it
             raise SynthesisError(f"espeak-ng did not finish within {self.timeout:g} s; stopped") from None
         if done.returncode != 0:

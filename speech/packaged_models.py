@@ -77,9 +77,10 @@ def _problem(model: PackagedModel, folder: Path) -> str | None:
     """What differs between the folder and the files recorded for the model, or None (kept per
     process: hashing hundreds of megabytes once is enough)."""
     recorded = dict(model.files)
-    found = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
-    if found - recorded.keys():
-        return f"{sorted(found - recorded.keys())[0]} is not among the files recorded for release {model.release}"
+    found = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    unknown = sorted(found - recorded.keys())
+    if unknown:
+        return f"{unknown[0]} is not among the files recorded for release {model.release}"
     for path, digest in model.files:
         if path not in found:
             return f"{path} is missing (release {model.release} has it)"
