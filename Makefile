@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,korean]'
 	@touch $(STAMP)
 
 system-deps:

@@ -49,4 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # twilio's client logs every API request at INFO; the calls are ours to log, without numbers.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    if settings.env != "test":  # tests build many apps; the check's own tests use development
+        from ivr.answers import warn_about_clinics_without_engine
+
+        warn_about_clinics_without_engine(app.extensions["ivr"])
     return app

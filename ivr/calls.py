@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 import prompts
 from prompts.spoken import speakable_number, spoken_date, spoken_time
 from call_flows import OptOut, SetAppointmentStatus, Step
+from speech.common import SpeechModels
 from speech.recognizer import can_recognize
 from ivr.errors import ConcurrentChange
 from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
@@ -78,11 +79,12 @@ class CallRecord:
         None (no number in the URL) is accepted only from a call that began before numbers did."""
         return turn == self.number if turn is not None else self.last_twiml is None
 
-    def facts(self, language: str, fallback_staff_number: str = "") -> dict[str, Any]:
+    def facts(self, language: str, fallback_staff_number: str = "", *,
+              speech_models: SpeechModels) -> dict[str, Any]:
         """What a flow may know about the configuration and the record's state (nothing about the
         patient). Voice answers need the clinic's consent and a recogniser for the language."""
         return {"can_transfer": bool(self.staff_number or fallback_staff_number),
-                "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language),
+                "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language, speech_models),
                 "appointment_status": self.appointment_status}
 
 

@@ -181,12 +181,15 @@ def clinics_group() -> None:
 @with_appcontext
 def clinics_list() -> None:
     """Each clinic with its numbers, language and whether it takes spoken answers."""
+    from ivr.answers import voice_answers_shown
     from ivr.models import Clinic
 
-    with current_services().sessions() as session:
+    services = current_services()
+    with services.sessions() as session:
         for clinic in session.scalars(select(Clinic).order_by(Clinic.id)):
+            voice = voice_answers_shown(clinic.voice_answers, clinic.language, services.settings.speech_models)
             click.echo(f"{clinic.id}  {clinic.name}  phone {clinic.phone}  staff {clinic.staff_phone or '-'}  "
-                       f"language {clinic.language}  voice answers {'on' if clinic.voice_answers else 'off'}")
+                       f"language {clinic.language}  voice answers {voice}")
 
 
 @clinics_group.command("voice-answers")
@@ -316,9 +319,15 @@ def _prompts_group():
 
 
 def _speech_group():
-    from speech.cli import speech_group
+    from speech.cli import make_speech_group
 
-    return speech_group
+    return make_speech_group(_speech_models)
+
+
+@with_appcontext
+def _speech_models():
+    """Where the app's settings say speech models are (with_appcontext builds the app if need be)."""
+    return current_services().settings.speech_models
 
 
 COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, patients_group, _prompts_group(),

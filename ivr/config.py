@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import phonenumbers
 
 from ivr.errors import ConfigError
+from speech.common import SpeechModels
 
 ENVIRONMENTS = ("production", "development", "test")
 CARRIERS = ("twilio", "sandbox")
@@ -42,11 +44,20 @@ class Settings:
     instance_path: str = ""
     prompt_audio_dir: str = ""
     twilio_unknown_params: str = "refuse"  # or "log": Twilio may add parameters without notice
+    vosk_models_dir: str = ""  # where `ivr speech install-model` puts a folder per language
+    # IVR_VOSK_MODEL_<LANG>: a language's Vosk model folder, set explicitly ({"es": "/models/es"})
+    vosk_model_by_language: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
         """True when real patients may be called."""
         return self.env == "production"
+
+    @property
+    def speech_models(self) -> SpeechModels:
+        """Where speech models are, in the speech package's own terms."""
+        folders = {language: Path(folder) for language, folder in self.vosk_model_by_language.items()}
+        return SpeechModels(Path(self.vosk_models_dir), folders)
 
 
 def _env_name(field_name: str) -> str:
@@ -67,6 +78,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
             values[f.name] = environ[_env_name(f.name)]
     if instance_path is not None and "instance_path" not in values:
         values["instance_path"] = str(instance_path)
+    if "vosk_model_by_language" not in overrides:
+        values["vosk_model_by_language"] = _vosk_models_by_language(environ)
     try:
         values["proxy_hops"] = int(values.get("proxy_hops", 0) or 0)
     except ValueError:
@@ -83,6 +96,10 @@ def _with_defaults(s: Settings) -> Settings:
         changes["database_url"] = f"sqlite:///{(instance / 'ivr.sqlite3').resolve()}"
     if not s.prompt_audio_dir:
         changes["prompt_audio_dir"] = str((instance / "prompt-audio").resolve())
+    # Model folders are found from the instance folder, whatever directory a command runs in.
+    changes["vosk_models_dir"] = str((instance / (s.vosk_models_dir or "vosk-models")).resolve())
+    changes["vosk_model_by_language"] = {language: str((instance / folder).resolve())
+                                         for language, folder in s.vosk_model_by_language.items()}
     if not s.is_production:
         if s.carrier == "twilio" and not s.twilio_auth_token:
             changes["carrier"] = "sandbox"
@@ -93,6 +110,18 @@ def _with_defaults(s: Settings) -> Settings:
         changes["public_base_url"] = s.public_base_url or "http://127.0.0.1:5000"
         changes["secret_key"] = s.secret_key or secrets_["secret_key"]
     return replace(s, **changes)
+
+
+VOSK_MODEL_VARIABLE = re.compile(r"IVR_VOSK_MODEL_([A-Z]{2,3})")
+
+
+def _vosk_models_by_language(environ: Mapping[str, str]) -> dict[str, str]:
+    """IVR_VOSK_MODEL_<LANG> variables as {lang: folder} (IVR_VOSK_MODEL_ES -> "es")."""
+    if environ.get("IVR_VOSK_MODELS"):
+        raise ConfigError("IVR_VOSK_MODELS is now called IVR_VOSK_MODELS_DIR (a relative folder is "
+                          "found from the instance folder)")
+    return {match[1].lower(): folder for name, folder in environ.items()
+            if (match := VOSK_MODEL_VARIABLE.fullmatch(name)) and folder}
 
 
 def _development_secrets(instance: Path) -> dict[str, str]:

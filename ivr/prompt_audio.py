@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 import prompts
-from speech.audio_cache import PromptAudioCache, Voice
-from speech import SpeechError
+from speech.audio_cache import PromptAudioCache
+from speech.common import SpeechError, Voice
 from speech.synthesis import Rendered, Synthesizer, render
 
 log = logging.getLogger(__name__)

@@ -59,13 +59,13 @@ class Services:
 
     @cached_property
     def synthesizer(self) -> Synthesizer:
-        """The local synthesiser, started on first use (never in a web process's request path:
-        only jobs and commands render)."""
+        """The local synthesiser (never used in a web process's request path: only jobs and
+        commands render)."""
         if self.synthesizer_override is not None:
             return self.synthesizer_override
-        from speech.pyttsx3_engine import Pyttsx3Synthesizer
+        from speech.espeak_engine import EspeakSynthesizer
 
-        return Pyttsx3Synthesizer()
+        return EspeakSynthesizer()
 
     @cached_property
     def redis(self) -> Redis:
@@ -79,14 +79,11 @@ class Services:
         return embedded_redis.connect(Path(self.settings.instance_path or "instance").resolve())
 
     def after_fork(self) -> None:
-        """A forked child must not reuse the parent's pooled database connections or synthesiser."""
+        """A forked child must not reuse the parent's pooled database connections."""
         if os.getpid() == self._pid:
             return
         if "engine" in self.__dict__:
             self.engine.dispose(close=False)
-        # The parent's synthesiser process belongs to the parent; this child starts its own.
-        if "synthesizer" in self.__dict__ and self.synthesizer_override is None:
-            del self.__dict__["synthesizer"]
         self._pid = os.getpid()
 
 

@@ -96,7 +96,8 @@ def _spoken_input(sid: str, recording_url: str, answered: int | None) -> tuple[c
             return Silence(), {"speech": {"skipped": "stale"}}
         language = calls.context_for(turn).catalogue.language
         intents = call_flows.listening(turn.flow, turn.state)
-        spoken, audit = answers.recognise(services.recordings, recording_url, language, intents)
+        spoken, audit = answers.recognise(services.recordings, services.settings.speech_models,
+                                          recording_url, language, intents)
     except Exception as exc:  # noqa: BLE001 - the caller is asked again rather than cut off
         _log_failure(sid, exc)
         spoken, audit = call_flows.Spoken(None), {"speech": {"error": type(exc).__name__}}
@@ -248,7 +249,8 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
             return turn.last_twiml or _hangup_twiml()
         fallback = services.settings.fallback_staff_number
         context = calls.context_for(turn, fallback)
-        step = make_step(turn, turn.facts(context.catalogue.language, fallback))
+        step = make_step(turn, turn.facts(context.catalogue.language, fallback,
+                                          speech_models=services.settings.speech_models))
         player = _player(context)
         following = turn.number + 1  # the turn the caller's next answer will answer
         xml = render(step.actions, TwimlContext(

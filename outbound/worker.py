@@ -22,16 +22,6 @@ class AppWorker(_AppContextMixin, Worker):
         self.app = app
         super().__init__(*args, **kwargs)
 
-    def perform_job(self, *args, **kwargs):
-        try:
-            return super().perform_job(*args, **kwargs)
-        finally:
-            # The work horse ends with os._exit (no atexit): stop the synthesiser process it
-            # started, so that nothing is left running or waiting to be reaped.
-            services = self.app.extensions["ivr"]
-            if "synthesizer" in services.__dict__:
-                services.synthesizer.close()
-
 
 class AppSimpleWorker(_AppContextMixin, SimpleWorker):
     """Runs jobs in its own process: for tests and platforms without fork."""

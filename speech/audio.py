@@ -11,11 +11,11 @@ import numpy as np
 import soundfile
 import soxr
 
+from speech.common import AudioError
+
+__all__ = ["TELEPHONE_RATE", "Audio", "AudioError", "load_wav"]
+
 TELEPHONE_RATE = 8000
-
-
-class AudioError(Exception):
-    """Audio that cannot be read or used."""
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ import logging
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+
+from speech.common import Voice
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +29,6 @@ SHARED, PERSONAL = "shared", "personal"
 # pile up on disk.
 PERSONAL_LIFETIME = dt.timedelta(hours=6)
 PRUNE_EVERY = dt.timedelta(minutes=10)
-
-
-@dataclass(frozen=True)
-class Voice:
-    """How a prompt is spoken: the language, the synthesiser's voice and words per minute."""
-
-    language: str
-    name: str
-    rate: int
 
 
 class PromptAudioCache:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from speech.recognizer import Recognition, SpeechError
+from speech.common import Recognition, SpeechError
 
 PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
     "en": {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import zipfile
@@ -14,7 +13,7 @@ from typing import Callable
 
 import requests
 
-from speech.recognizer import SpeechError
+from speech.common import SpeechError
 
 MODEL_LIST_URL = "https://alphacephei.com/vosk/models/model-list.json"
 # Our language codes -> the list's. Small models suit 8 kHz phone audio and modest servers.
@@ -23,11 +22,6 @@ LIST_LANGUAGE = {"en": "en-us", "es": "es", "fr": "fr", "ko": "ko"}
 
 class ModelInstallError(SpeechError):
     """A model could not be downloaded, verified or unpacked; nothing was changed."""
-
-
-def models_folder(environ=os.environ) -> Path:
-    """Where installed models live: IVR_VOSK_MODELS, else instance/vosk-models."""
-    return Path(environ.get("IVR_VOSK_MODELS") or "instance/vosk-models").resolve()
 
 
 def choose(models: list[dict], language: str) -> dict:

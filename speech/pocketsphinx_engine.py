@@ -31,7 +31,7 @@ from typing import Sequence
 import pocketsphinx
 
 from speech.audio import Audio
-from speech.recognizer import Recognition, SpeechError
+from speech.common import Recognition, SpeechError
 
 MODEL_RATE = 16000
 # Silence added around the answer: clipped recordings leave the decoder's silence model nothing to

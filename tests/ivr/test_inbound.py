@@ -3,7 +3,7 @@
 from sqlalchemy import select
 
 from ivr.models import Call, CallEvent
-from speech.audio_cache import Voice
+from speech.common import Voice
 from tests.support import PUBLIC_BASE_URL, call_sid, parse_twiml, spoken
 from tests.twiml_schema import assert_valid
 

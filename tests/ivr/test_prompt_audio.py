@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 import prompts
 from ivr.models import CallEvent, Patient
 from outbound.jobs import place_touch_call
-from speech.audio_cache import Voice
+from speech.common import Voice
 from tests.support import PUBLIC_BASE_URL, call_sid, parse_twiml
 from tests.twiml_schema import assert_valid
 

@@ -14,10 +14,16 @@ from tests.support import seed_demo_touch
 IDENTIFY, MENU = ["yes", "no"], ["yes", "cancel", "reschedule", "repeat"]
 
 
-def clip_heard_as(clips, label, intent, *questions):
+def english_engine(live):
+    """The engine the live server recognises English with (its settings say where models are)."""
+    app, _base = live
+    return recognizer_for("en", app.extensions["ivr"].settings.speech_models)
+
+
+def clip_heard_as(live, clips, label, intent, *questions):
     """A real recording of `label` that the engine hears as `intent` at each of the questions
     (each question's grammar is its intents' phrases, as the server builds it)."""
-    engine = recognizer_for("en")
+    engine = english_engine(live)
     for path in sorted((clips / label).glob("*.wav")):
         audio = load_wav(path).telephone()
         if all(intent_of("en", engine.recognize(audio, phrases_for("en", q))) == intent for q in questions):
@@ -43,7 +49,7 @@ def place(live, replies, **script):
 
 
 def test_a_spoken_yes_twice_confirms_the_appointment(live, clips):
-    yes = str(clip_heard_as(clips, "yes", "yes", IDENTIFY, MENU))
+    yes = str(clip_heard_as(live, clips, "yes", "yes", IDENTIFY, MENU))
     result = place(live, [{"audio": yes}, {"audio": yes}])
     assert result.outcome["appointment_status"] == "confirmed"
     assert result.outcome["call_outcome"] == "confirmed"
@@ -56,7 +62,7 @@ def test_a_spoken_yes_twice_confirms_the_appointment(live, clips):
 
 
 def test_a_spoken_no_at_the_identity_question_ends_politely(live, clips):
-    no = str(clip_heard_as(clips, "no", "no", IDENTIFY))
+    no = str(clip_heard_as(live, clips, "no", "no", IDENTIFY))
     result = place(live, [{"audio": no}])
     assert (result.outcome["call_outcome"], result.outcome["appointment_status"]) == ("wrong_person", "booked")
 
@@ -77,7 +83,7 @@ def test_silence_in_voice_mode_reasks_then_closes(live):
 
 def test_noise_is_not_taken_for_an_answer(live, clips):
     """A near-silent recording is heard as nothing, so the caller is asked again."""
-    engine = recognizer_for("en")
+    engine = english_engine(live)
     quiet = next(str(p) for p in sorted((clips / "_silence_").glob("*.wav"))
                  if engine.recognize(load_wav(p).telephone(), phrases_for("en", IDENTIFY)).text == "")
     result = place(live, [{"audio": quiet}, "1", "1"])
@@ -95,8 +101,8 @@ def test_a_spoken_stop_is_read_back_and_a_yes_opts_the_patient_out(live, clips):
     from ivr.models import Patient
     from outbound.jobs import place_touch_call
 
-    stop = str(clip_heard_as(clips, "stop", "stop", [*IDENTIFY, "stop"]))
-    yes = str(clip_heard_as(clips, "yes", "yes", ["yes", "stop", "no"]))
+    stop = str(clip_heard_as(live, clips, "stop", "stop", [*IDENTIFY, "stop"]))
+    yes = str(clip_heard_as(live, clips, "yes", "yes", ["yes", "stop", "no"]))
     result = place(live, [{"audio": stop}, {"audio": yes}])
     said = [[calling.heard(p) for p in t.get("prompts", [])] for t in result.transcript["turns"]]
     assert said[1] == ["You asked us to stop calling this number. To stop, say yes or press 1. "
@@ -116,7 +122,7 @@ def test_a_spoken_stop_is_read_back_and_a_yes_opts_the_patient_out(live, clips):
 def test_a_spoken_stop_then_no_keeps_the_calls_coming(live, clips):
     from ivr.models import Patient
 
-    stop = str(clip_heard_as(clips, "stop", "stop", [*IDENTIFY, "stop"]))
+    stop = str(clip_heard_as(live, clips, "stop", "stop", [*IDENTIFY, "stop"]))
     result = place(live, [{"audio": stop}, "2", "1", "1"])
     assert result.outcome["appointment_status"] == "confirmed"
     app, demo = live
@@ -149,7 +155,7 @@ def test_no_recording_is_left_at_the_carrier_after_a_voice_call(live, clips):
     from ivr.telephony import carrier_client
 
     app, _demo = live
-    yes = str(clip_heard_as(clips, "yes", "yes", IDENTIFY))
+    yes = str(clip_heard_as(live, clips, "yes", "yes", IDENTIFY))
     result = place(live, [{"audio": yes}, "3"])
     assert result.outcome["call_outcome"] == "reschedule_requested"
     client = carrier_client(app.extensions["ivr"].settings)

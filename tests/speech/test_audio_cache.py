@@ -7,8 +7,9 @@ import stat
 import pytest
 import soundfile
 
-from speech.audio_cache import PromptAudioCache, Voice
-from speech.synthesis import RecordingSynthesizer, SynthesisError, render
+from speech.audio_cache import PromptAudioCache
+from speech.common import SynthesisError, Voice
+from speech.synthesis import RecordingSynthesizer, render
 
 EN = Voice("en", "gmw/en-us", 150)
 

@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from flask import Flask, Response
 
 from ivr.sandbox.calling import serve
-from speech.cli import speech_group
+from speech.cli import make_speech_group
+from speech.common import SpeechModels
 
 
 def model_zip(name="vosk-model-small-es-0.42", extra=None) -> bytes:
@@ -53,38 +54,49 @@ def mirror():
         yield publish
 
 
-def install(args, list_url):
-    return CliRunner().invoke(speech_group, ["install-model", *args, "--list-url", list_url])
+def speech_command(args, models_folder):
+    """`speech ARGS...` for a machine whose installed models are in models_folder."""
+    return CliRunner().invoke(make_speech_group(lambda: SpeechModels(models_folder)), args)
 
 
-def test_installs_verifies_and_the_engine_choice_follows(mirror, tmp_path, monkeypatch):
-    result = install(["es", "--models", str(tmp_path)], mirror())
+def install(args, list_url, models_folder):
+    return speech_command(["install-model", *args, "--list-url", list_url], models_folder)
+
+
+def test_installs_verifies_and_the_engine_choice_follows(mirror, tmp_path):
+    configured = tmp_path / "configured"
+    result = install(["es"], mirror(), configured)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "es" / "conf" / "model.conf").exists()
-    assert json.loads((tmp_path / "es" / "INSTALLED.json").read_text())["name"] == "vosk-model-small-es-0.42"
-    monkeypatch.setenv("IVR_VOSK_MODELS", str(tmp_path))
-    rows = {line.split()[0]: line.split() for line in
-            CliRunner().invoke(speech_group, ["engines"]).output.splitlines()}
-    assert rows["es"][1] == "vosk" and rows["es"][2] == str(tmp_path / "es")
+    assert (configured / "es" / "conf" / "model.conf").exists()
+    assert json.loads((configured / "es" / "INSTALLED.json").read_text())["name"] == "vosk-model-small-es-0.42"
+    assert "(set IVR_VOSK_MODELS_DIR" not in result.output
+    rows = {line.split()[0]: line.split() for line in speech_command(["engines"], configured).output.splitlines()}
+    assert rows["es"][1] == "vosk" and rows["es"][2] == str(configured / "es")
+
+
+def test_a_model_installed_elsewhere_says_which_setting_finds_it(mirror, tmp_path):
+    result = install(["es", "--models", str(tmp_path / "elsewhere")], mirror(), tmp_path / "configured")
+    assert result.exit_code == 0, result.output
+    assert f"(set IVR_VOSK_MODELS_DIR={tmp_path / 'elsewhere'})" in result.output
 
 
 def test_a_download_that_does_not_match_its_md5_installs_nothing(mirror, tmp_path):
-    result = install(["es", "--models", str(tmp_path)], mirror(md5="0" * 32))
+    result = install(["es"], mirror(md5="0" * 32), tmp_path)
     assert result.exit_code == 1 and "does not match its published MD5" in result.output
     assert not (tmp_path / "es").exists()
 
 
 def test_an_archive_that_escapes_its_folder_is_refused(mirror, tmp_path):
     evil = model_zip(extra={"../../escaped.txt": "x"})
-    result = install(["es", "--models", str(tmp_path / "models")], mirror(archive=evil))
+    result = install(["es"], mirror(archive=evil), tmp_path / "models")
     assert result.exit_code == 1 and "unsafe path" in result.output
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "models" / "es").exists()
 
 
 def test_reinstalling_replaces_the_old_model(mirror, tmp_path):
-    install(["es", "--models", str(tmp_path)], mirror())
+    install(["es"], mirror(), tmp_path)
     (tmp_path / "es" / "stale.txt").write_text("old")
-    assert install(["es", "--models", str(tmp_path)], mirror()).exit_code == 0
+    assert install(["es"], mirror(), tmp_path).exit_code == 0
     assert not (tmp_path / "es" / "stale.txt").exists()
 
 
@@ -93,11 +105,11 @@ def test_reinstalling_replaces_the_old_model(mirror, tmp_path):
     (["es"], {"obsolete": "true"}, "no small Vosk model for 'es'"),
 ])
 def test_unknown_or_obsolete_models_are_named(mirror, tmp_path, args, published, message):
-    result = install([*args, "--models", str(tmp_path)], mirror(**published))
+    result = install(args, mirror(**published), tmp_path)
     assert result.exit_code == 1 and message in result.output
 
 
 def test_an_unreachable_list_is_a_plain_error(tmp_path):
-    result = install(["es", "--models", str(tmp_path)], "http://127.0.0.1:9/model-list.json")
+    result = install(["es"], "http://127.0.0.1:9/model-list.json", tmp_path)
     assert result.exit_code == 1
     assert "cannot read the model list at http://127.0.0.1:9/model-list.json: ConnectionError" in result.output
