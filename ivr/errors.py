@@ -20,3 +20,8 @@ class PermanentDialError(DialError):
 class UncertainDialError(DialError):
     """The carrier may or may not have placed the call (it timed out after we sent the request).
     Retrying could ring the patient twice, so the touch waits for a person or a reconciler."""
+
+
+class CarrierError(IvrError):
+    """The carrier could not tell us about a call (unreachable, refused, or no such call); asking
+    again later is safe."""
