@@ -78,7 +78,8 @@ def seed_demo() -> None:
 @click.option("--no-fork", is_flag=True, help="Run jobs in this process (no work horse).")
 @with_appcontext
 def worker(burst: bool, no_fork: bool) -> None:
-    """Run an RQ worker (with its scheduler) for outbound calls."""
+    """Run an RQ worker (with its scheduler) for outbound calls; it also reconciles the queue
+    with the database every IVR_RECONCILE_SECONDS."""
     from flask import current_app
 
     from outbound.queueing import outbound_queue
@@ -87,15 +88,11 @@ def worker(burst: bool, no_fork: bool) -> None:
     services = current_services()
     queue = outbound_queue(services.redis)
     worker_class = AppSimpleWorker if no_fork else AppWorker
-    from outbound import planning
-    from outbound.queueing import reconcile
-
-    with services.sessions() as session:
-        requeued, _ = reconcile(queue, planning.touches_to_queue(session))
-    if requeued:
-        click.echo(f"queued {requeued} planned call(s) that had no job")
-    w = worker_class([queue], connection=services.redis, app=current_app._get_current_object())
-    click.echo(f"worker listening on queue {queue.name!r}" + (" (burst)" if burst else ""))
+    period = services.settings.reconcile_seconds
+    w = worker_class([queue], connection=services.redis, app=current_app._get_current_object(),
+                     reconcile_every=period)
+    click.echo(f"worker listening on queue {queue.name!r}" + (" (burst)" if burst else "")
+               + f"; reconciling with the database every {period} s")
     w.work(burst=burst, with_scheduler=True)
 
 
@@ -127,17 +124,12 @@ def reminders_schedule(within_hours: int) -> None:
 @reminders_group.command("reconcile")
 @with_appcontext
 def reminders_reconcile() -> None:
-    """Queue every planned call that has no live job (after Redis lost its data, say)."""
-    from outbound import planning
-    from outbound.queueing import outbound_queue, reconcile
+    """Queue every planned call that has no live job and settle calls whose final status never
+    came (what the worker does every IVR_RECONCILE_SECONDS)."""
+    from ivr.models import utcnow
+    from outbound.reconciler import reconcile_all
 
-    services = current_services()
-    with services.sessions.begin() as session:
-        stuck = planning.settle_stuck_dialing(session, dt.datetime.now(dt.timezone.utc))
-        planned = planning.touches_to_queue(session)
-    queued, live = reconcile(outbound_queue(services.redis), planned)
-    click.echo(f"{len(planned)} planned call(s): {queued} queued again, {live} already queued"
-               + (f"; {stuck} left uncertain after a worker stopped while dialling" if stuck else ""))
+    click.echo(reconcile_all(current_services(), utcnow()).summary())
 
 
 @reminders_group.command("outcomes")

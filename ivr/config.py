@@ -44,6 +44,8 @@ class Settings:
     # Twilio's webhook forms are a few KB: a megabyte is generous, and stops one request from
     # filling the server's memory. 0 means no limit (refused in production).
     max_content_length: int = 1024 * 1024
+    reconcile_seconds: int = 60       # how often the worker brings the queue in step with the database
+    stale_call_seconds: int = 3600    # a call not final this long after it began is asked of the carrier
 
     @property
     def is_production(self) -> bool:
@@ -77,7 +79,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
 
 
 # Settings that are whole numbers, with what they count (for the message when one is not).
-_WHOLE_NUMBERS = {"proxy_hops": "the count of trusted proxies", "max_content_length": "bytes"}
+_WHOLE_NUMBERS = {"proxy_hops": "the count of trusted proxies", "max_content_length": "bytes",
+                  "reconcile_seconds": "seconds", "stale_call_seconds": "seconds"}
 
 
 def _whole_number(name: str, raw: Any, unit: str) -> int:
@@ -136,6 +139,9 @@ def validate(s: Settings) -> Settings:
         raise ConfigError(f"IVR_CARRIER must be one of {', '.join(CARRIERS)}, not {s.carrier!r}")
     if s.is_production:
         _refuse_unsafe_production(s)
+    for name in ("reconcile_seconds", "stale_call_seconds"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{_env_name(name)} must be a whole number of seconds, 1 or more")
     if s.public_base_url and not s.public_base_url.startswith(("http://", "https://")):
         raise ConfigError("IVR_PUBLIC_BASE_URL must start with http:// or https://")
     for name in ("from_number", "fallback_staff_number"):
