@@ -157,11 +157,41 @@ def reminders_outcomes(wait: int) -> None:
                 break
         time.sleep(0.5)
     header = ("appointment", "contact", "touch", "call", "outcome", "appointment status")
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-    for row in [header, *table]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _echo_table([header, *table])
     if busy:
         click.echo(f"{len(busy)} call(s) still in progress")
+    _echo_not_final(services)
+
+
+def _echo_table(rows: list[tuple[str, ...]], indent: str = "") -> None:
+    """Rows as columns padded to their widest cell."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _echo_not_final(services) -> None:
+    """Touches and calls that should have ended by now, with ids and ages (no PHI)."""
+    from ivr.models import utcnow
+    from outbound.reconciler import not_final
+
+    after = dt.timedelta(seconds=services.settings.stale_call_seconds)
+    with services.sessions() as session:
+        stale = not_final(session, utcnow(), after)
+    if stale:
+        click.echo(f"not final after {_age(after)}:")
+        _echo_table([(f"{s.kind} {s.id}", s.status, _age(s.age), s.sid or "") for s in stale], indent="  ")
+
+
+def _age(span: dt.timedelta) -> str:
+    """A duration for people: '45 s', '12 min', '3 h 5 min', '2 d 4 h'."""
+    seconds = int(span.total_seconds())
+    days, hours, minutes = seconds // 86400, seconds // 3600 % 24, seconds // 60 % 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else f"{seconds} s"
 
 
 @click.group("clinics")

@@ -7,11 +7,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
 from ivr import calls
 from ivr.errors import CarrierError
-from ivr.models import Call, CallEvent
+from ivr.models import Call, CallEvent, Touch
 from ivr.services import Services
 from ivr.telephony import CallStatus
 from outbound import planning
@@ -95,3 +96,30 @@ def _apply_fetched(services: Services, sid: str, touch_id: int | None, fetched: 
     log.info("call %s settled from the carrier: %s", sid, fetched.status)
     return True
 
+
+@dataclass(frozen=True)
+class NotFinal:
+    """A touch or call that should have ended by now (ids and SIDs only: no PHI)."""
+
+    kind: str                 # touch or call
+    id: int
+    status: str
+    age: dt.timedelta         # since it was due (planned touch), claimed or placed, or began
+    sid: str | None = None
+
+
+def not_final(session: Session, now: dt.datetime, after: dt.timedelta) -> list[NotFinal]:
+    """Touches overdue for dialling or left dialling/placed, and calls not final, for longer
+    than `after`."""
+    cutoff = now - after
+    touches = session.execute(
+        select(Touch.id, Touch.status, Touch.due_at, Touch.updated_at)
+        .where(or_(and_(Touch.status == "planned", Touch.due_at < cutoff),
+                   and_(Touch.status.in_(("dialing", "placed")), Touch.updated_at < cutoff)))
+        .order_by(Touch.id)).all()
+    stale_calls = session.execute(
+        select(Call.id, Call.status, Call.created_at, Call.call_sid)
+        .where(Call.status.not_in(calls.TERMINAL), Call.created_at < cutoff).order_by(Call.id)).all()
+    return ([NotFinal("touch", t.id, t.status, now - (t.due_at if t.status == "planned" else t.updated_at))
+             for t in touches]
+            + [NotFinal("call", c.id, c.status, now - c.created_at, c.call_sid) for c in stale_calls])

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from ivr import calls
 from ivr.errors import CarrierError
-from ivr.models import Appointment, Call, CallEvent, Clinic, Touch, utcnow
+from ivr.models import Appointment, Call, CallEvent, Clinic, Patient, Touch, utcnow
 from ivr.telephony import CallStatus
 from outbound.jobs import place_touch_call
 from outbound.queueing import enqueue_touch, outbound_queue
@@ -252,6 +252,36 @@ def test_a_lost_completed_callback_is_settled_through_the_sandbox_carriers_rest(
             settled = session.scalars(select(CallEvent).where(CallEvent.call_id == call.id,
                                                               CallEvent.kind == "settled")).one()
         assert settled.detail == {"source": "carrier", "status": "completed", "duration": transcript["duration"]}
+
+
+def test_outcomes_lists_what_is_not_final_after_an_hour(app, runner, dialer, demo, sessions):
+    sid = stale_call(app, sessions, demo, age=dt.timedelta(hours=3, seconds=30))
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(
+            updated_at=utcnow() - dt.timedelta(hours=2, seconds=30)))
+        others = session.scalars(select(Appointment).join(Appointment.patient)
+                                 .where(Patient.first_name != "Jane").order_by(Appointment.id)).all()
+        overdue = Touch(appointment=others[0], step="reminder", due_at=utcnow() - dt.timedelta(days=1, hours=4, seconds=30))
+        on_time = Touch(appointment=others[1], step="reminder", due_at=utcnow() - dt.timedelta(minutes=5))
+        session.add_all([overdue, on_time])
+        session.flush()
+        overdue_id, call_id = overdue.id, session.scalar(select(Call.id).where(Call.call_sid == sid))
+    result = runner.invoke(args=["reminders", "outcomes"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = lines.index("not final after 1 h:")
+    assert lines[start:] == [
+        "not final after 1 h:",
+        f"  touch {demo.touch_id}  placed       2 h",
+        f"  touch {overdue_id}  planned      1 d 4 h",
+        f"  call {call_id}   in-progress  3 h      {sid}",
+    ]
+    assert demo.patient_phone not in result.output and "Jane" not in result.output
+
+
+def test_outcomes_says_nothing_more_when_everything_is_final_or_young(runner, demo):
+    result = runner.invoke(args=["reminders", "outcomes"])
+    assert "not final" not in result.output
 
 
 def test_ivr_worker_starts_the_chain_once_however_often_it_starts(runner, redis, dialer, demo, sessions):
