@@ -21,7 +21,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     objects = {key: config.pop(key) for key in _OBJECT_KEYS if key in config}
     settings = load_settings(overrides=config, instance_path=app.instance_path)
-    app.config.update(SECRET_KEY=settings.secret_key, TESTING=settings.env == "test")
+    # A body over MAX_CONTENT_LENGTH is refused with 413 when first read (the signature check
+    # reads every /twilio/ form), before it is held in memory.
+    app.config.update(SECRET_KEY=settings.secret_key, TESTING=settings.env == "test",
+                      MAX_CONTENT_LENGTH=settings.max_content_length or None)
     app.extensions["ivr"] = Services(settings, dialer_override=objects.get("DIALER"),
                                      redis_override=objects.get("REDIS"),
                                      synthesizer_override=objects.get("SYNTHESIZER"),

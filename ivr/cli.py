@@ -78,7 +78,8 @@ def seed_demo() -> None:
 @click.option("--no-fork", is_flag=True, help="Run jobs in this process (no work horse).")
 @with_appcontext
 def worker(burst: bool, no_fork: bool) -> None:
-    """Run an RQ worker (with its scheduler) for outbound calls."""
+    """Run an RQ worker (with its scheduler) for outbound calls; it also reconciles the queue
+    with the database every IVR_RECONCILE_SECONDS."""
     from flask import current_app
 
     from outbound.queueing import outbound_queue
@@ -87,15 +88,11 @@ def worker(burst: bool, no_fork: bool) -> None:
     services = current_services()
     queue = outbound_queue(services.redis)
     worker_class = AppSimpleWorker if no_fork else AppWorker
-    from outbound import planning
-    from outbound.queueing import reconcile
-
-    with services.sessions() as session:
-        requeued, _ = reconcile(queue, planning.touches_to_queue(session))
-    if requeued:
-        click.echo(f"queued {requeued} planned call(s) that had no job")
-    w = worker_class([queue], connection=services.redis, app=current_app._get_current_object())
-    click.echo(f"worker listening on queue {queue.name!r}" + (" (burst)" if burst else ""))
+    period = services.settings.reconcile_seconds
+    w = worker_class([queue], connection=services.redis, app=current_app._get_current_object(),
+                     reconcile_every=period)
+    click.echo(f"worker listening on queue {queue.name!r}" + (" (burst)" if burst else "")
+               + f"; reconciling with the database every {period} s")
     w.work(burst=burst, with_scheduler=True)
 
 
@@ -127,17 +124,12 @@ def reminders_schedule(within_hours: int) -> None:
 @reminders_group.command("reconcile")
 @with_appcontext
 def reminders_reconcile() -> None:
-    """Queue every planned call that has no live job (after Redis lost its data, say)."""
-    from outbound import planning
-    from outbound.queueing import outbound_queue, reconcile
+    """Queue every planned call that has no live job and settle calls whose final status never
+    came (what the worker does every IVR_RECONCILE_SECONDS)."""
+    from ivr.models import utcnow
+    from outbound.reconciler import reconcile_all
 
-    services = current_services()
-    with services.sessions.begin() as session:
-        stuck = planning.settle_stuck_dialing(session, dt.datetime.now(dt.timezone.utc))
-        planned = planning.touches_to_queue(session)
-    queued, live = reconcile(outbound_queue(services.redis), planned)
-    click.echo(f"{len(planned)} planned call(s): {queued} queued again, {live} already queued"
-               + (f"; {stuck} left uncertain after a worker stopped while dialling" if stuck else ""))
+    click.echo(reconcile_all(current_services(), utcnow()).summary())
 
 
 @reminders_group.command("outcomes")
@@ -165,11 +157,41 @@ def reminders_outcomes(wait: int) -> None:
                 break
         time.sleep(0.5)
     header = ("appointment", "contact", "touch", "call", "outcome", "appointment status")
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-    for row in [header, *table]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _echo_table([header, *table])
     if busy:
         click.echo(f"{len(busy)} call(s) still in progress")
+    _echo_not_final(services)
+
+
+def _echo_table(rows: list[tuple[str, ...]], indent: str = "") -> None:
+    """Rows as columns padded to their widest cell."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _echo_not_final(services) -> None:
+    """Touches and calls that should have ended by now, with ids and ages (no PHI)."""
+    from ivr.models import utcnow
+    from outbound.reconciler import not_final
+
+    after = dt.timedelta(seconds=services.settings.stale_call_seconds)
+    with services.sessions() as session:
+        stale = not_final(session, utcnow(), after)
+    if stale:
+        click.echo(f"not final after {_age(after)}:")
+        _echo_table([(f"{s.kind} {s.id}", s.status, _age(s.age), s.sid or "") for s in stale], indent="  ")
+
+
+def _age(span: dt.timedelta) -> str:
+    """A duration for people: '45 s', '12 min', '3 h 5 min', '2 d 4 h'."""
+    seconds = int(span.total_seconds())
+    days, hours, minutes = seconds // 86400, seconds // 3600 % 24, seconds // 60 % 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min" if minutes else f"{seconds} s"
 
 
 @click.group("clinics")

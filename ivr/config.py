@@ -47,6 +47,11 @@ class Settings:
     vosk_models_dir: str = ""  # where `ivr speech install-model` puts a folder per language
     # IVR_VOSK_MODEL_<LANG>: a language's Vosk model folder, set explicitly ({"es": "/models/es"})
     vosk_model_by_language: Mapping[str, str] = field(default_factory=dict)
+    # Twilio's webhook forms are a few KB: a megabyte is generous, and stops one request from
+    # filling the server's memory. 0 means no limit (refused in production).
+    max_content_length: int = 1024 * 1024
+    reconcile_seconds: int = 60       # how often the worker brings the queue in step with the database
+    stale_call_seconds: int = 3600    # a call not final this long after it began is asked of the carrier
 
     @property
     def is_production(self) -> bool:
@@ -80,12 +85,27 @@ def load_settings(environ: Mapping[str, str] | None = None,
         values["instance_path"] = str(instance_path)
     if "vosk_model_by_language" not in overrides:
         values["vosk_model_by_language"] = _vosk_models_by_language(environ)
-    try:
-        values["proxy_hops"] = int(values.get("proxy_hops", 0) or 0)
-    except ValueError:
-        raise ConfigError("IVR_PROXY_HOPS must be a whole number (the count of trusted proxies)") from None
+    for name, unit in _WHOLE_NUMBERS.items():
+        if name in values:
+            values[name] = _whole_number(name, values[name], unit)
     settings = Settings(**values)
     return validate(_with_defaults(settings))
+
+
+# Settings that are whole numbers, with what they count (for the message when one is not).
+_WHOLE_NUMBERS = {"proxy_hops": "the count of trusted proxies", "max_content_length": "bytes",
+                  "reconcile_seconds": "seconds", "stale_call_seconds": "seconds"}
+
+
+def _whole_number(name: str, raw: Any, unit: str) -> int:
+    """A setting read as a whole number 0 or more; empty is 0."""
+    try:
+        value = int(str(raw).strip() or 0)
+    except ValueError:
+        raise ConfigError(f"{_env_name(name)} must be a whole number ({unit}), not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{_env_name(name)} must not be negative ({unit})")
+    return value
 
 
 def _with_defaults(s: Settings) -> Settings:
@@ -151,13 +171,10 @@ def validate(s: Settings) -> Settings:
     if s.carrier not in CARRIERS:
         raise ConfigError(f"IVR_CARRIER must be one of {', '.join(CARRIERS)}, not {s.carrier!r}")
     if s.is_production:
-        if s.carrier != "twilio":
-            raise ConfigError("IVR_CARRIER=sandbox cannot be used with IVR_ENV=production")
-        for name in ("twilio_account_sid", "twilio_auth_token", "public_base_url",
-                     "from_number", "secret_key"):
-            if not getattr(s, name):
-                raise ConfigError(f"{_env_name(name)} is required when IVR_ENV=production "
-                                  f"(set IVR_ENV=development to run against the sandbox carrier)")
+        _refuse_unsafe_production(s)
+    for name in ("reconcile_seconds", "stale_call_seconds"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{_env_name(name)} must be a whole number of seconds, 1 or more")
     if s.public_base_url and not s.public_base_url.startswith(("http://", "https://")):
         raise ConfigError("IVR_PUBLIC_BASE_URL must start with http:// or https://")
     for name in ("from_number", "fallback_staff_number"):
@@ -165,6 +182,35 @@ def validate(s: Settings) -> Settings:
         if value and not is_e164(value):
             raise ConfigError(f"{_env_name(name)} must be a phone number in E.164 form, like +15551234567")
     return replace(s, public_base_url=s.public_base_url.rstrip("/"))
+
+
+def _refuse_unsafe_production(s: Settings) -> None:
+    """Production needs its secrets, encrypted transport, a shared Redis and a request size limit."""
+    if s.carrier != "twilio":
+        raise ConfigError("IVR_CARRIER=sandbox cannot be used with IVR_ENV=production")
+    for name in ("twilio_account_sid", "twilio_auth_token", "public_base_url",
+                 "from_number", "secret_key"):
+        if not getattr(s, name):
+            raise ConfigError(f"{_env_name(name)} is required when IVR_ENV=production "
+                              f"(set IVR_ENV=development to run against the sandbox carrier)")
+    if not s.public_base_url.startswith("https://"):
+        raise ConfigError("IVR_PUBLIC_BASE_URL must be an https:// URL in production: patients' "
+                          "answers and the audio of their prompts travel over it")
+    if s.twilio_api_url and not s.twilio_api_url.startswith("https://"):
+        raise ConfigError("IVR_TWILIO_API_URL must be an https:// URL in production: every request "
+                          "to it carries the account's credentials")
+    if len(s.secret_key.encode()) < 32:
+        raise ConfigError("IVR_SECRET_KEY must be at least 32 bytes in production: it protects "
+                          "sessions and the names of personal prompt audio files (make one with "
+                          "`python3 -c 'import secrets; print(secrets.token_hex(32))'`)")
+    if not s.redis_url:
+        raise ConfigError("IVR_REDIS_URL is required when IVR_ENV=production: the embedded Redis is "
+                          "for development only (it stops when the process that started it exits, "
+                          "and every other process loses its connection for good)")
+    if not s.max_content_length:
+        raise ConfigError("IVR_MAX_CONTENT_LENGTH must be a number of bytes above 0 in production: "
+                          "without a limit one request can fill the server's memory (Twilio's "
+                          "webhook forms are a few KB; the default is 1048576)")
 
 
 def is_e164(number: str) -> bool:

@@ -29,3 +29,8 @@ class ConcurrentChange(IvrError):
 
 class RecordingError(IvrError):
     """A caller's recording could not be fetched from, or deleted at, the carrier."""
+
+
+class CarrierError(IvrError):
+    """The carrier could not tell us about a call (unreachable, refused, or no such call); asking
+    again later is safe."""

@@ -16,7 +16,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.config import Settings
-from ivr.errors import DialError, PermanentDialError, RecordingError, UncertainDialError
+from ivr.errors import CarrierError, DialError, PermanentDialError, RecordingError, UncertainDialError
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
@@ -32,10 +32,21 @@ class CallRequest:
     machine_detection: bool = True
 
 
+@dataclass(frozen=True)
+class CallStatus:
+    """What the carrier says of a call now (the fields of Twilio's Call resource that we use)."""
+
+    status: str                     # queued, ringing, in-progress, completed, busy, failed, ...
+    answered_by: str | None = None
+    duration: int | None = None     # seconds; the carrier gives it once a call has completed
+
+
 class Dialer(Protocol):
-    """Places outbound calls; returns the carrier's call SID."""
+    """Places outbound calls (returns the carrier's call SID) and asks how a call stands."""
 
     def place_call(self, request: CallRequest) -> str: ...
+
+    def call_status(self, sid: str) -> CallStatus: ...
 
 
 class RedirectingHttpClient(TwilioHttpClient):
@@ -79,6 +90,17 @@ class TwilioDialer:
             # A read timeout or a connection lost after sending: the call may exist.
             raise UncertainDialError(f"carrier did not answer: {type(exc).__name__}") from exc
         return call.sid
+
+    def call_status(self, sid: str) -> CallStatus:
+        """The call as the carrier has it now; CarrierError when it cannot say."""
+        try:
+            call = self._client.calls(sid).fetch()
+        except TwilioRestException as exc:
+            raise CarrierError(f"carrier answered HTTP {exc.status}, code {exc.code}") from exc
+        except (TwilioException, OSError) as exc:
+            raise CarrierError(f"carrier did not answer: {type(exc).__name__}") from exc
+        return CallStatus(call.status, call.answered_by or None,
+                          int(call.duration) if call.duration else None)
 
 
 def _never_reached_carrier(exc: BaseException) -> bool:
@@ -184,10 +206,14 @@ class MemoryRecordings:
 
 @dataclass
 class RecordingDialer:
-    """Test double: remembers every request and answers with made-up SIDs (or a given error)."""
+    """Test double: remembers every request and answers with made-up SIDs (or a given error);
+    asked for a call's status, answers what `statuses` holds for the SID (a CallStatus, or an
+    exception to raise), and CarrierError for a SID it was not told about, as for no such call."""
 
     requests: list[CallRequest] = field(default_factory=list)
     fail_with: Exception | None = None
+    statuses: dict[str, CallStatus | Exception] = field(default_factory=dict)
+    status_requests: list[str] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -197,3 +223,11 @@ class RecordingDialer:
                 raise self.fail_with
             self.requests.append(request)
             return f"CA{next(self._ids):032x}"
+
+    def call_status(self, sid: str) -> CallStatus:
+        with self._lock:
+            self.status_requests.append(sid)
+            answer = self.statuses.get(sid, CarrierError("carrier answered HTTP 404, code 20404"))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer

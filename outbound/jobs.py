@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import asdict
 
 from rq import get_current_job
 from sqlalchemy import update
@@ -14,7 +15,9 @@ from ivr.errors import PermanentDialError, UncertainDialError
 from ivr.models import Appointment, Patient, Touch, utcnow
 from ivr.services import current_services
 from ivr.telephony import CallRequest
+from outbound import reconciler
 from outbound.hours import ring_time
+from outbound.queueing import outbound_queue, schedule_next_reconcile
 
 log = logging.getLogger(__name__)
 # Seconds a job may spend rendering a call's prompts (normally well under one): a synthesiser
@@ -154,3 +157,15 @@ def _release(touch_id: int, status: str, error: str) -> None:
     with services.sessions.begin() as session:
         touch = session.get(Touch, touch_id)
         touch.status, touch.last_error = status, error
+
+
+def reconcile_outbound() -> dict:
+    """The worker's periodic reconcile (outbound/reconciler.py). It schedules its own next run
+    before anything else, so that a run that fails does not end the chain."""
+    services = current_services()
+    schedule_next_reconcile(outbound_queue(services.redis), services.settings.reconcile_seconds)
+    report = reconciler.reconcile_all(services, utcnow())
+    # Quiet when there was nothing to do: this runs every minute.
+    log.log(logging.INFO if report.queued or report.stuck or report.settled or report.unsettled
+            or report.recordings else logging.DEBUG, "reconcile: %s", report.summary())
+    return asdict(report)

@@ -61,3 +61,43 @@ def reconcile(queue: Queue, planned: list[tuple[int, dt.datetime]]) -> tuple[int
             job.delete()  # finished or failed, but the touch is still planned: try again
         queued += enqueue_touch(queue, touch_id, due_at)
     return queued, live
+
+
+RECONCILE_JOB = "outbound.jobs.reconcile_outbound"
+
+
+def reconcile_job_id(slot: int, period: int) -> str:
+    """The one job id of the reconcile run for a time slot (slot * period seconds since the epoch)."""
+    return f"reconcile-{period}s-{slot}"
+
+
+def start_reconcile_chain(queue: Queue, period: int, now: dt.datetime | None = None) -> bool:
+    """Run reconcile now unless a run of the current slot exists already; any number of workers
+    may call this at any time without multiplying the chain. True when a run was queued."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return _enqueue_reconcile(queue, int(now.timestamp()) // period, period, at=None)
+
+
+def schedule_next_reconcile(queue: Queue, period: int, now: dt.datetime | None = None) -> bool:
+    """Schedule the run of the slot after now (not after the slot that is running: a late run
+    skips the slots it missed rather than catching up on each). False when it exists already."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    slot = int(now.timestamp()) // period + 1
+    return _enqueue_reconcile(queue, slot, period,
+                              at=dt.datetime.fromtimestamp(slot * period, dt.timezone.utc))
+
+
+def _enqueue_reconcile(queue: Queue, slot: int, period: int, at: dt.datetime | None) -> bool:
+    # A finished run's record outlives its slot, so a worker starting later in the slot does
+    # not run it again; failed runs are kept a day for people to read.
+    options = dict(job_id=reconcile_job_id(slot, period), unique=True, job_timeout=300,
+                   result_ttl=max(600, 2 * period), failure_ttl=86400,
+                   description="bring the outbound queue and calls in step with the database")
+    try:
+        if at is None:
+            queue.enqueue(RECONCILE_JOB, **options)
+        else:
+            queue.enqueue_at(at, RECONCILE_JOB, **options)
+    except DuplicateJobError:
+        return False
+    return True

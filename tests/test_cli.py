@@ -43,10 +43,21 @@ def test_missing_secret_in_production_stops_with_the_variable_name(tmp_path):
     result = ivr("db", "upgrade", cwd=tmp_path, env={
         "IVR_ENV": "production", "IVR_TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
         "IVR_PUBLIC_BASE_URL": "https://ivr.example", "IVR_FROM_NUMBER": "+12125550100",
-        "IVR_SECRET_KEY": "k"})
+        "IVR_SECRET_KEY": "k" * 32, "IVR_REDIS_URL": "redis://127.0.0.1:9/0"})
     assert result.returncode == 1
     assert result.stderr.strip() == ("Error: IVR_TWILIO_AUTH_TOKEN is required when IVR_ENV=production "
                                      "(set IVR_ENV=development to run against the sandbox carrier)")
+
+
+def test_an_unsafe_production_setting_stops_with_one_line(tmp_path):
+    result = ivr("worker", cwd=tmp_path, env={
+        "IVR_ENV": "production", "IVR_TWILIO_ACCOUNT_SID": "AC" + "a" * 32, "IVR_TWILIO_AUTH_TOKEN": "t",
+        "IVR_PUBLIC_BASE_URL": "https://ivr.example", "IVR_FROM_NUMBER": "+12125550100",
+        "IVR_SECRET_KEY": "k" * 32})
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: IVR_REDIS_URL is required when IVR_ENV=production: the "
+                                    "embedded Redis is for development only")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_development_upgrade_and_seed_with_no_secrets(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 import threading
@@ -11,6 +12,7 @@ from flask import current_app
 from redis import Redis
 
 from ivr.config import Settings
+from ivr.models import utcnow
 from ivr.sandbox.interpreter import CallPlayer, PlacedCall, Transcript
 from ivr.sandbox.script import Script
 from ivr.sandbox.store import SandboxStore
@@ -41,15 +43,15 @@ class SandboxCarrier:
     def play(self, call: PlacedCall, script: Script | None = None) -> Transcript:
         """Play a call to its end and remember how it went."""
         script = script or self.store.phone(call.to if call.direction != "inbound" else call.from_)
-        self.store.update_call(call.sid, status="in-progress")
+        started = twilio_date(utcnow())
+        self.store.update_call(call.sid, status="in-progress", start_time=started, date_updated=started)
         try:
             transcript = self.player.play(call, script)
         except Exception:
             log.exception("sandbox call %s failed", call.sid)
-            self.store.update_call(call.sid, status="failed")
+            self.store.update_call(call.sid, status="failed", date_updated=twilio_date(utcnow()))
             raise
-        self.store.update_call(call.sid, status=transcript.status, duration=transcript.duration,
-                               answered_by=transcript.answered_by)
+        self.store.update_call(call.sid, **ended(transcript))
         self.store.save_transcript(transcript, done=True)
         log.info("sandbox call %s ended: %s", call.sid, transcript.status)
         return transcript
@@ -71,12 +73,29 @@ def new_call_sid() -> str:
 
 def resource(call: PlacedCall, status: str = "queued") -> dict:
     """The call as Twilio's REST API shows it."""
+    now = twilio_date(utcnow())
     return {"sid": call.sid, "account_sid": call.account_sid, "to": call.to, "from": call.from_,
             "direction": call.direction, "status": status, "api_version": "2010-04-01",
             "url": call.url, "status_callback": call.status_callback,
             "status_callback_event": list(call.status_callback_events),
             "machine_detection": call.machine_detection, "duration": None, "answered_by": None,
+            "date_created": now, "date_updated": now, "start_time": None, "end_time": None,
             "uri": f"/2010-04-01/Accounts/{call.account_sid}/Calls/{call.sid}.json"}
+
+
+def ended(transcript: Transcript) -> dict:
+    """What Twilio's Call resource says of a call that has ended: the duration (a string of
+    seconds) and end time only when it completed; empty for busy, failed and unanswered calls."""
+    now = twilio_date(utcnow())
+    completed = transcript.status == "completed"
+    return {"status": transcript.status, "answered_by": transcript.answered_by, "date_updated": now,
+            "duration": str(transcript.duration) if completed else None,
+            "end_time": now if completed else None}
+
+
+def twilio_date(at: dt.datetime) -> str:
+    """A time as Twilio's REST API writes it (RFC 2822, UTC)."""
+    return at.astimezone(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
 
 
 _creating = threading.Lock()

@@ -216,6 +216,9 @@ class _Run:
         if event != "completed" and event not in self.call.status_callback_events:
             return
         params = {**self._params(status), "CallStatus": status, "Timestamp": "", **extra}
+        if event in self.script.lost_callbacks:
+            self.transcript.callbacks.append({"status": status, "answer": "lost"})
+            return
         copies = 2 if self.script.duplicate_callbacks else 1
         for _ in range(copies):
             if self.script.reorder_callbacks:

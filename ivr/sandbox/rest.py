@@ -16,7 +16,7 @@ from flask import Blueprint, Response, jsonify, request
 from ivr.config import is_e164
 from ivr.models import utcnow
 from ivr.sandbox import script as scripts
-from ivr.sandbox.carrier import carrier, new_call_sid, resource
+from ivr.sandbox.carrier import carrier, new_call_sid, resource, twilio_date
 from ivr.sandbox.interpreter import PlacedCall
 from ivr.services import current_services
 
@@ -79,7 +79,6 @@ def create_call(account_sid: str) -> Response:
                       status_callback_events=tuple(form.getlist("StatusCallbackEvent")),
                       machine_detection=form.get("MachineDetection"))
     body = resource(call)
-    body["date_created"] = utcnow().strftime("%a, %d %b %Y %H:%M:%S +0000")
     sandbox = carrier()
     sandbox.store.save_call(body)
     sandbox.start(call)
@@ -120,7 +119,7 @@ def create_message(account_sid: str) -> Response:
     message = {"sid": "SM" + secrets.token_hex(16), "account_sid": account_sid, "to": form["To"],
                "from": form.get("From"), "body": form["Body"], "status": "queued",
                "direction": "outbound-api", "api_version": "2010-04-01",
-               "date_created": utcnow().strftime("%a, %d %b %Y %H:%M:%S +0000")}
+               "date_created": twilio_date(utcnow())}
     carrier().store.save_message(message)
     return _created(message)
 

@@ -11,6 +11,7 @@
     then: silence            # when replies run out: silence (default) or hangup
     staff: answers           # a transfer to staff: answers, no-answer or busy
     callbacks: {duplicate: true, reorder: true}   # misbehave like a real carrier can
+    callbacks: {lose: [completed]}                # these events' callbacks never arrive
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ANSWERS = ("human", "machine_start", "machine_end_beep", "machine_end_silence", 
            "fax", "unknown", "busy", "no-answer", "failed")
 UNANSWERED = ("busy", "no-answer", "failed")
 STAFF = ("answers", "no-answer", "busy")
+CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 
 
 class ScriptError(IvrError):
@@ -60,6 +62,7 @@ class Script:
     duplicate_callbacks: bool = False
     reorder_callbacks: bool = False
     max_turns: int = 40
+    lost_callbacks: tuple[str, ...] = ()  # events whose status callbacks are never delivered
 
     def reply(self, index: int) -> Reply:
         """The reply to the index-th question (0-based), or what the caller does after the script."""
@@ -69,7 +72,8 @@ class Script:
         """The script as data that parse() reads back."""
         return {"answer": self.answer, "replies": [_reply_data(r) for r in self.replies],
                 "then": self.then, "staff": self.staff,
-                "callbacks": {"duplicate": self.duplicate_callbacks, "reorder": self.reorder_callbacks},
+                "callbacks": {"duplicate": self.duplicate_callbacks, "reorder": self.reorder_callbacks,
+                              "lose": list(self.lost_callbacks)},
                 "max_turns": self.max_turns}
 
 
@@ -100,13 +104,16 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
         raise ScriptError("replies must be a list")
     replies = tuple(_parse_reply(item, n, base, allow_files) for n, item in enumerate(raw_replies, 1))
     callbacks = data.get("callbacks") or {}
-    if not isinstance(callbacks, dict) or set(callbacks) - {"duplicate", "reorder"}:
-        raise ScriptError("callbacks takes duplicate and reorder (true or false)")
+    if not isinstance(callbacks, dict) or set(callbacks) - {"duplicate", "reorder", "lose"}:
+        raise ScriptError("callbacks takes duplicate and reorder (true or false) and lose (a list of events)")
+    lost = callbacks.get("lose") or []
+    if not isinstance(lost, list) or set(lost) - set(CALLBACK_EVENTS):
+        raise ScriptError(f"callbacks.lose is a list of events from {', '.join(CALLBACK_EVENTS)}")
     max_turns = data.get("max_turns", 40)
     if not isinstance(max_turns, int) or not 1 <= max_turns <= 500:
         raise ScriptError("max_turns must be a whole number from 1 to 500")
     return Script(answer, replies, then, staff, bool(callbacks.get("duplicate")),
-                  bool(callbacks.get("reorder")), max_turns)
+                  bool(callbacks.get("reorder")), max_turns, tuple(lost))
 
 
 def _parse_reply(item: Any, n: int, base: Path | None, allow_files: bool) -> Reply:

@@ -6,9 +6,9 @@ import time
 import pytest
 from flask import Flask, jsonify
 
-from ivr.errors import DialError, PermanentDialError, UncertainDialError
+from ivr.errors import CarrierError, DialError, PermanentDialError, UncertainDialError
 from ivr.sandbox.calling import serve
-from ivr.telephony import CallRequest, RedirectingHttpClient, TwilioDialer
+from ivr.telephony import CallRequest, CallStatus, RedirectingHttpClient, TwilioDialer
 from twilio.rest import Client
 
 REQUEST = CallRequest(to="+12125550143", from_="+12125550100", url="https://ivr.example.test/a",
@@ -31,6 +31,15 @@ def carrier():
             body = {"sid": "CA" + "e" * 32, "status": "queued"} if behaviour["status"] == 201 else \
                 {"code": 20001, "message": "no", "status": behaviour["status"]}
             return jsonify(body), behaviour["status"]
+
+        @app.get("/2010-04-01/Accounts/<account>/Calls/<sid>.json")
+        def fetch(account, sid):
+            received.append(sid)
+            time.sleep(behaviour["delay"])
+            if behaviour["status"] != 201:
+                return jsonify({"code": 20404, "message": "no", "status": behaviour["status"]}), behaviour["status"]
+            # Twilio's Call resource: the duration is a string of seconds.
+            return jsonify({"sid": sid, "status": "completed", "duration": "42", "answered_by": "human"})
 
         return app
 
@@ -74,3 +83,18 @@ def test_a_refused_connection_is_safe_to_retry():
         with pytest.raises(DialError) as raised:
             dialer.place_call(REQUEST)
     assert not isinstance(raised.value, UncertainDialError)
+
+
+def test_a_calls_status_is_fetched_from_the_carrier(carrier):
+    dialer, _, received = carrier
+    assert dialer.call_status("CA" + "1" * 32) == CallStatus("completed", "human", 42)
+    assert received == ["CA" + "1" * 32]
+
+
+@pytest.mark.parametrize("status,delay", [(404, 0.0), (500, 0.0), (503, 0.0), (201, 1.5)])
+def test_a_carrier_that_cannot_say_how_a_call_stands_raises_carrier_error(carrier, status, delay):
+    """Unknown SIDs, carrier errors and timeouts alike: asking again later is safe."""
+    dialer, behaviour, _ = carrier
+    behaviour.update(status=status, delay=delay)
+    with pytest.raises(CarrierError):
+        dialer.call_status("CA" + "1" * 32)

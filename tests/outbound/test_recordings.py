@@ -100,3 +100,14 @@ def test_reconcile_queues_again_every_recording_not_yet_deleted(app, sessions, r
     assert queue.job_ids == [job_id_for_recording(pending)]
     run_burst(app, redis)
     assert recordings.deleted == [SID]
+
+
+def test_the_periodic_reconcile_queues_deletions_redis_lost(app, runner, sessions, redis, recordings):
+    with sessions.begin() as session:
+        note_recording(session, SID, None)
+    result = runner.invoke(args=["reminders", "reconcile"])
+    assert result.output.strip().endswith("deletion of 1 recording(s) at the carrier queued again")
+    run_burst(app, redis)
+    assert recordings.deleted == [SID]
+    assert runner.invoke(args=["reminders", "reconcile"]).output.strip() == \
+        "0 planned call(s): 0 queued again, 0 already queued"

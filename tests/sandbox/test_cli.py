@@ -85,11 +85,11 @@ def test_sandbox_call_errors_are_plain_messages(admin, args, message):
     assert result.exit_code != 0 and message in result.output
 
 
-def test_sandbox_refuses_to_run_against_production_settings(database_url, redis, tmp_path):
+def test_sandbox_refuses_to_run_against_production_settings(database_url, redis_url, redis, tmp_path):
     app = create_app({"ENV": "production", "DATABASE_URL": database_url, "REDIS": redis,
-                      "TWILIO_ACCOUNT_SID": "AC" + "a" * 32, "TWILIO_AUTH_TOKEN": "real-secret",
-                      "PUBLIC_BASE_URL": "https://ivr.clinic.example", "FROM_NUMBER": "+12125550100",
-                      "SECRET_KEY": "k", "INSTANCE_PATH": str(tmp_path)})
+                      "REDIS_URL": redis_url, "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+                      "TWILIO_AUTH_TOKEN": "real-secret", "PUBLIC_BASE_URL": "https://ivr.clinic.example",
+                      "FROM_NUMBER": "+12125550100", "SECRET_KEY": "k" * 32, "INSTANCE_PATH": str(tmp_path)})
     assert "sandbox" not in {rule.endpoint.split(".")[0] for rule in app.url_map.iter_rules()}
     for args in (["sandbox", "phone", "+12125550143", "--keys", "1"],
                  ["sandbox", "call", "--appointment", "1"]):

@@ -34,6 +34,33 @@ def test_a_created_call_rings_and_can_be_fetched(sandbox):
     assert (fetched.sid, fetched.to, fetched.status) == (placed.sid, "+12125550143", "completed")
 
 
+def test_a_finished_call_is_fetched_as_twilio_shows_it(sandbox):
+    """Duration (a string) and end time for a completed call; empty for one that was not answered.
+    Our Dialer reads the same fields back."""
+    from ivr.errors import CarrierError
+    from ivr.sandbox import script as scripts
+    from ivr.telephony import CallStatus, TwilioDialer
+
+    app, base, client, store = sandbox
+    store.set_phone("+12125550162", scripts.parse({"answer": "busy"}))
+    answered = client.calls.create(to="+12125550143", from_="+12125550100", machine_detection="Enable",
+                                   url=f"{base}/twilio/voice/step")
+    busy = client.calls.create(to="+12125550162", from_="+12125550100", url=f"{base}/twilio/voice/step")
+    for call in (answered, busy):
+        wait_for_transcript(store, call.sid, timeout=10)
+    done = client.calls(answered.sid).fetch()
+    assert (done.status, done.answered_by) == ("completed", "human")
+    assert done.duration.isdigit() and int(done.duration) > 0
+    assert done.date_created <= done.start_time <= done.end_time == done.date_updated
+    missed = client.calls(busy.sid).fetch()
+    assert (missed.status, missed.duration, missed.end_time, missed.answered_by) == ("busy", None, None, None)
+    dialer = TwilioDialer(client)
+    assert dialer.call_status(answered.sid) == CallStatus("completed", "human", int(done.duration))
+    assert dialer.call_status(busy.sid) == CallStatus("busy")
+    with pytest.raises(CarrierError, match="HTTP 404, code 20404"):
+        dialer.call_status("CA" + "c" * 32)
+
+
 def test_update_asks_a_live_call_to_hang_up_and_rejects_other_states(sandbox):
     app, base, client, store = sandbox
     store.save_call({"sid": "CA" + "b" * 32, "to": "+12125550143", "from": "+12125550100",

@@ -1,0 +1,131 @@
+"""Keep the queue and the calls in step with the database. Every worker runs this on a timer
+(see `reconcile_outbound` in jobs.py); `ivr reminders reconcile` runs it by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from ivr import calls
+from ivr.errors import CarrierError
+from ivr.models import Call, CallEvent, Touch
+from ivr.services import Services
+from ivr.telephony import CallStatus
+from outbound import planning
+from outbound.queueing import outbound_queue, reconcile
+from outbound.recordings import requeue_deletions
+
+log = logging.getLogger(__name__)
+# Calls settled per run, oldest first: each question may wait for the carrier's timeout (10 s),
+# and what is left waits for the next run.
+SETTLE_BATCH = 20
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one reconcile found and did."""
+
+    planned: int = 0     # planned touches
+    queued: int = 0      # of which had no live job and were queued again
+    live: int = 0        # of which were queued already
+    stuck: int = 0       # touches a dead worker left dialling, now uncertain
+    settled: int = 0     # calls whose lost final status was fetched from the carrier
+    unsettled: int = 0   # calls the carrier could not tell us about this time
+    recordings: int = 0  # recordings still at the carrier whose deletion was queued again
+
+    def summary(self) -> str:
+        """One line for people (the command's output, the worker's log)."""
+        text = f"{self.planned} planned call(s): {self.queued} queued again, {self.live} already queued"
+        if self.stuck:
+            text += f"; {self.stuck} left uncertain after a worker stopped while dialling"
+        if self.settled:
+            text += f"; {self.settled} call(s) settled from the carrier"
+        if self.unsettled:
+            text += f"; {self.unsettled} call(s) the carrier could not tell about (asked again next time)"
+        if self.recordings:
+            text += f"; deletion of {self.recordings} recording(s) at the carrier queued again"
+        return text
+
+
+def reconcile_all(services: Services, now: dt.datetime) -> Report:
+    """Settle touches a dead worker left dialling and calls whose final status callback was lost,
+    then give every planned touch, and every recording not yet deleted at the carrier, a live job."""
+    with services.sessions.begin() as session:
+        stuck = planning.settle_stuck_dialing(session, now)
+    cutoff = now - dt.timedelta(seconds=services.settings.stale_call_seconds)
+    settled, unsettled = settle_stale_calls(services, cutoff)
+    queue = outbound_queue(services.redis)
+    with services.sessions() as session:
+        planned = planning.touches_to_queue(session)
+        recordings, _ = requeue_deletions(queue, session)
+    queued, live = reconcile(queue, planned)
+    return Report(len(planned), queued, live, stuck, settled, unsettled, recordings)
+
+
+def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int]:
+    """Ask the carrier how each call stands that is not final and began before `began_before`,
+    and apply its answer as a status callback would. Returns (settled, could not be asked)."""
+    with services.sessions() as session:
+        stale = session.execute(
+            select(Call.call_sid, Call.touch_id)
+            .where(Call.status.not_in(calls.TERMINAL), Call.created_at < began_before)
+            .order_by(Call.created_at).limit(SETTLE_BATCH)).all()
+    settled = failed = 0
+    for sid, touch_id in stale:
+        try:
+            fetched = services.dialer.call_status(sid)
+        except CarrierError as exc:
+            failed += 1
+            log.warning("call %s: the carrier could not say how it stands (%s); asking again next time",
+                        sid, exc)
+            continue
+        settled += _apply_fetched(services, sid, touch_id, fetched)
+    return settled, failed
+
+
+def _apply_fetched(services: Services, sid: str, touch_id: int | None, fetched: CallStatus) -> bool:
+    """Record the carrier's answer through the status callbacks' own forward-only path (which
+    closes the touch with the call), noting in the audit trail where it came from."""
+    if fetched.status not in calls.STATUS_RANK:
+        log.warning("call %s: the carrier says %r, not a call status we know", sid, fetched.status)
+        return False
+    with services.sessions.begin() as session:
+        if not calls.apply_status(session, sid, fetched.status, fetched.answered_by, touch_id=touch_id):
+            return False
+        call_id = session.scalar(select(Call.id).where(Call.call_sid == sid))
+        session.add(CallEvent(call_id=call_id, kind="settled", detail={
+            "source": "carrier", "status": fetched.status, "duration": fetched.duration}))
+    log.info("call %s settled from the carrier: %s", sid, fetched.status)
+    return True
+
+
+@dataclass(frozen=True)
+class NotFinal:
+    """A touch or call that should have ended by now (ids and SIDs only: no PHI)."""
+
+    kind: str                 # touch or call
+    id: int
+    status: str
+    age: dt.timedelta         # since it was due (planned touch), claimed or placed, or began
+    sid: str | None = None
+
+
+def not_final(session: Session, now: dt.datetime, after: dt.timedelta) -> list[NotFinal]:
+    """Touches overdue for dialling or left dialling/placed, and calls not final, for longer
+    than `after`."""
+    cutoff = now - after
+    touches = session.execute(
+        select(Touch.id, Touch.status, Touch.due_at, Touch.updated_at)
+        .where(or_(and_(Touch.status == "planned", Touch.due_at < cutoff),
+                   and_(Touch.status.in_(("dialing", "placed")), Touch.updated_at < cutoff)))
+        .order_by(Touch.id)).all()
+    stale_calls = session.execute(
+        select(Call.id, Call.status, Call.created_at, Call.call_sid)
+        .where(Call.status.not_in(calls.TERMINAL), Call.created_at < cutoff).order_by(Call.id)).all()
+    return ([NotFinal("touch", t.id, t.status, now - (t.due_at if t.status == "planned" else t.updated_at))
+             for t in touches]
+            + [NotFinal("call", c.id, c.status, now - c.created_at, c.call_sid) for c in stale_calls])
