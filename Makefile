@@ -5,14 +5,28 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test bench lock system-deps clean
 
-$(STAMP): pyproject.toml
+LOCK   := requirements.lock
+UV     := uv==0.13.9
+
+# Every dependency at the version and with the hashes in requirements.lock (made by `make lock`),
+# then this project itself without resolving anything again.
+$(STAMP): pyproject.toml $(LOCK)
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,korean]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+## lock: write requirements.lock from pyproject.toml (every Python 3.11+ platform, with hashes);
+## pins already in it are kept unless asked: make lock UPGRADE=--upgrade
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet '$(UV)'
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra korean --universal --python-version 3.11 \
+		--generate-hashes --custom-compile-command 'make lock' --quiet $(UPGRADE) -o $(LOCK)
 
 system-deps:
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps
