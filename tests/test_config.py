@@ -57,9 +57,9 @@ def test_development_needs_no_secrets_and_uses_the_sandbox(tmp_path):
     ({"IVR_ENV": "development", "IVR_RECONCILE_SECONDS": "0"}, "IVR_RECONCILE_SECONDS must be a whole number of seconds, 1 or more"),
     ({"IVR_ENV": "development", "IVR_STALE_CALL_SECONDS": "an hour"}, "IVR_STALE_CALL_SECONDS must be a whole number"),
 ])
-def test_bad_values_are_named(environ, message):
+def test_bad_values_are_named(environ, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
-        load_settings(environ)
+        load_settings(environ, instance_path=tmp_path)  # development secrets go to its own folder
 
 
 @pytest.mark.parametrize("name,value,message", [
