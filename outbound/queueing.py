@@ -45,22 +45,29 @@ def reconcile(queue: Queue, planned: list[tuple[int, dt.datetime]]) -> tuple[int
     """Make sure every planned touch has a live job (the database is the source of truth: after
     Redis lost its data, or a job finished without dialling, e.g. outside calling hours).
     Returns (queued, already live)."""
+    queued = live = 0
+    for touch_id, due_at in planned:
+        if has_live_job(queue, job_id_for_touch(touch_id)):
+            live += 1
+        else:
+            queued += enqueue_touch(queue, touch_id, due_at)
+    return queued, live
+
+
+def has_live_job(queue: Queue, job_id: str) -> bool:
+    """Whether the job is waiting or running; a finished or failed one is deleted, so that the
+    work the database still wants can be queued again under the same id."""
     from rq.job import Job
     from rq.exceptions import NoSuchJobError
 
-    queued = live = 0
-    for touch_id, due_at in planned:
-        try:
-            job = Job.fetch(job_id_for_touch(touch_id), connection=queue.connection)
-        except NoSuchJobError:
-            job = None
-        if job is not None and job.get_status(refresh=True) in LIVE_STATES:
-            live += 1
-            continue
-        if job is not None:
-            job.delete()  # finished or failed, but the touch is still planned: try again
-        queued += enqueue_touch(queue, touch_id, due_at)
-    return queued, live
+    try:
+        job = Job.fetch(job_id, connection=queue.connection)
+    except NoSuchJobError:
+        return False
+    if job.get_status(refresh=True) in LIVE_STATES:
+        return True
+    job.delete()
+    return False
 
 
 RECONCILE_JOB = "outbound.jobs.reconcile_outbound"

@@ -9,8 +9,7 @@ import logging
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job
+from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 from ivr.errors import RecordingError
 from ivr.models import CarrierRecording, utcnow
 from ivr.services import current_services
-from outbound.queueing import LIVE_STATES, outbound_queue
+from outbound.queueing import has_live_job, outbound_queue
 
 log = logging.getLogger(__name__)
 # A carrier that refuses now is asked again within seconds, then less often; once these run out,
@@ -100,14 +99,8 @@ def requeue_deletions(queue: Queue, session: Session) -> tuple[int, int]:
     for recording_id in session.scalars(select(CarrierRecording.id)
                                         .where(CarrierRecording.deleted_at.is_(None))
                                         .order_by(CarrierRecording.id)):
-        try:
-            job = Job.fetch(job_id_for_recording(recording_id), connection=queue.connection)
-        except NoSuchJobError:
-            job = None
-        if job is not None and job.get_status(refresh=True) in LIVE_STATES:
+        if has_live_job(queue, job_id_for_recording(recording_id)):
             live += 1
-            continue
-        if job is not None:
-            job.delete()  # failed for good: a fresh job starts the retries again
-        queued += enqueue_deletion(queue, recording_id)
+        else:  # none, or failed for good: a fresh job starts the retries again
+            queued += enqueue_deletion(queue, recording_id)
     return queued, live
