@@ -9,6 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ivr.config import load_settings
+from ivr.log_hygiene import guard_database_logs
 from ivr.services import Services
 
 # Keys of create_app's config that are objects rather than settings (tests inject doubles).
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # twilio's client logs every API request at INFO; the calls are ours to log, without numbers.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    guard_database_logs(production=settings.is_production)
     if settings.env != "test":  # tests build many apps; the check's own tests use development
         from ivr.answers import warn_about_clinics_without_engine
 

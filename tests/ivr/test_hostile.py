@@ -135,3 +135,27 @@ def test_an_operator_can_let_unknown_names_through_while_twilio_adds_one(databas
                                                     {"CallSid": call_sid(), "NewTwilioThing": "1"})
     assert response.status_code == 200 and b"Jane" in response.data
     app.extensions["ivr"].engine.dispose()
+
+
+def test_rows_sqlalchemy_logs_at_debug_carry_no_patient_data(twilio, demo, caplog):
+    """An operator chasing a slow query sets SQLAlchemy's logger to DEBUG: names, dates and
+    providers in the rows it logs are redacted (and dropped altogether in production)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")
+    twilio.post(f"/twilio/voice/outbound/{demo.touch_id}", {"CallSid": call_sid()})
+    twilio.post("/twilio/voice/step?turn=1", {"CallSid": call_sid(), "Digits": "1"})
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy"))
+    assert "Row (values redacted)" in logged  # the test saw rows being logged at all
+    for detail in ("Jane", "Doe", "Patel", "Main Street", "+1212555"):
+        assert detail not in logged
+
+
+def test_production_drops_the_rows_sqlalchemy_would_log():
+    import logging
+
+    from ivr.log_hygiene import RowValues
+
+    row = logging.LogRecord("sqlalchemy.engine.Engine", logging.DEBUG, __file__, 1, "Row %r", (("Jane",),), None)
+    statement = logging.LogRecord("sqlalchemy.engine.Engine", logging.INFO, __file__, 1, "SELECT 1", (), None)
+    assert RowValues(drop=True).filter(row) is False and RowValues(drop=True).filter(statement) is True
