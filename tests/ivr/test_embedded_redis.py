@@ -60,3 +60,34 @@ def test_second_client_and_rebuilt_clients_share_one_server(tmp_path):
     finally:
         first.shutdown(nosave=True)
     assert isinstance(first, Redis) and type(first) is Redis
+
+
+USER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from ivr import embedded_redis
+    client = embedded_redis.connect(Path(sys.argv[1]))
+    print("connected", flush=True)
+    sys.stdin.readline()  # keeps its connection until told to finish
+    print(client.lpop("queued").decode(), flush=True)
+""")
+
+
+def test_a_short_command_that_started_the_server_leaves_it_to_those_still_using_it(tmp_path):
+    """`ivr worker --burst` (say) started the server; a web server and worker still use it.
+    Only the last process out stops it."""
+    embedded_redis.connect(tmp_path).shutdown(nosave=True)  # a fresh start for this folder
+    user = subprocess.Popen([sys.executable, "-c", USER, str(tmp_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert user.stdout.readline().strip() == "connected"  # it started the server
+        server_pid = int(run_owner(tmp_path))                 # a short command came and went
+        assert alive(server_pid)                              # ... and left the server running
+        user.stdin.write("finish\n")
+        user.stdin.flush()
+        assert user.stdout.readline().strip() == "touch-1"    # the user still reaches it
+        assert user.wait(timeout=30) == 0
+    finally:
+        user.kill()
+    assert not alive(server_pid)  # the last one out stopped it
+    assert (tmp_path / "redis.rdb").exists()
