@@ -7,10 +7,11 @@ the same choices. No input, a wrong key or words not understood re-ask the same 
 twice, then the call closes politely. An emergency word stops the flow at any question; "stop"
 at any question is read back, and a yes opts the number out of our calls.
 
-The flow remembers the appointment's status when the call began (facts["appointment_status"]).
-If someone else changes it during the call (staff cancel it, say), the patient is not read
-details or asked to decide on an appointment that is no longer what they were called about:
-once they have said who they are, they are told it changed and asked to call the clinic.
+The flow remembers the appointment as it was when the call began (facts["appointment"], an
+opaque fingerprint of its status, time, place and provider). If someone else changes any of them
+during the call (staff cancel or move it, say), the patient is not read details or asked to
+decide on an appointment that is no longer what they were called about: once they have said who
+they are, they are told it changed and asked to call the clinic.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def start(answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
         return _finish("voicemail", Say("reminder.voicemail"), decision="left_voicemail")
     prompts, listen = _question("identify", facts)
     state: dict[str, Any] = {"node": "identify", "misses": 0}
-    if facts.get("appointment_status") is not None:
-        state["appointment_status"] = facts["appointment_status"]
+    if facts.get("appointment") is not None:
+        state["appointment"] = facts["appointment"]
     return Step(actions=(Ask(("reminder.greeting", *prompts), listen=listen),), state=state)
 
 
@@ -107,17 +108,17 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
 
 
 def _changed_meanwhile(state: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
-    """Whether the appointment's status is no longer what it was when the call began (calls that
-    began before the flow remembered it are not checked)."""
-    began = state.get("appointment_status")
-    return began is not None and facts.get("appointment_status") != began
+    """Whether the appointment is no longer what it was when the call began (calls that began
+    before the flow remembered it are not checked)."""
+    began = state.get("appointment")
+    return began is not None and facts.get("appointment") != began
 
 
 def _carry(state: Mapping[str, Any], step: Step) -> Step:
     """The step with what the call remembers for its whole length kept in its state."""
-    if "appointment_status" not in state:
+    if "appointment" not in state:
         return step
-    return replace(step, state={**step.state, "appointment_status": state["appointment_status"]})
+    return replace(step, state={**step.state, "appointment": state["appointment"]})
 
 
 def _identify(key: str, facts) -> Step | None:

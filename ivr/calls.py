@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -85,13 +86,23 @@ class CallRecord:
         patient). Voice answers need the clinic's consent and a recogniser for the language."""
         return {"can_transfer": bool(self.staff_number or fallback_staff_number),
                 "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language, speech_models),
-                "appointment_status": self.appointment_status}
+                "appointment": self.appointment_fingerprint}
+
+    @property
+    def appointment_fingerprint(self) -> str | None:
+        """What the patient is told about the appointment, as one opaque value: its status, time,
+        place and provider. Any change by someone else during the call changes it."""
+        if self.appointment_id is None:
+            return None
+        read = "|".join(str(self.row[name]) for name in _APPOINTMENT_AS_READ)
+        return hashlib.sha256(read.encode()).hexdigest()[:16]
 
 
 # What prompts on a call about an appointment need to know (nothing more: prompts are lazy).
 _PROMPT_COLUMNS = (
     Touch.appointment_id, Patient.id.label("patient_id"),
     Appointment.status.label("appointment_status"), Appointment.starts_at,
+    Appointment.location_id,
     Appointment.provider_name, Location.name.label("location"),
     Location.timezone.label("location_timezone"), Patient.first_name,
     Patient.language, Patient.timezone, Patient.speech_rate, Clinic.name.label("clinic"),
@@ -130,8 +141,12 @@ _UPDATE_CALL = _CALL.update().where(_CALL.c.id == bindparam("call_id_"))
 _ADVANCE_CALL = (_CALL.update().where(_CALL.c.id == bindparam("call_id_"), _CALL.c.turn == bindparam("turn_"))
                  .values(turn=_CALL.c.turn + 1))
 _END_CALL_TURN = _CALL.update().where(_CALL.c.id == bindparam("call_id_")).values(turn=_CALL.c.turn + 1)
-_UPDATE_APPOINTMENT = _APPOINTMENT.update().where(_APPOINTMENT.c.id == bindparam("appointment_id_"),
-                                                  _APPOINTMENT.c.status == bindparam("status_"))
+_UPDATE_APPOINTMENT = _APPOINTMENT.update().where(
+    _APPOINTMENT.c.id == bindparam("appointment_id_"), _APPOINTMENT.c.status == bindparam("status_"),
+    _APPOINTMENT.c.starts_at == bindparam("starts_at_"), _APPOINTMENT.c.location_id == bindparam("location_id_"),
+    _APPOINTMENT.c.provider_name == bindparam("provider_name_"))
+# The columns of the appointment a call reads to the patient (and checks before changing it).
+_APPOINTMENT_AS_READ = ("appointment_status", "starts_at", "location_id", "provider_name")
 _PATIENT = Patient.__table__
 _OPT_OUT = (_PATIENT.update().where(_PATIENT.c.id == bindparam("patient_id_"), _PATIENT.c.opted_out_at.is_(None))
             .values(opted_out_at=bindparam("at"), opted_out_source=bindparam("source")))
@@ -278,10 +293,11 @@ def record_step(session: Session, turn: CallRecord, step: Step, caller_input: di
         if isinstance(effect, SetAppointmentStatus):
             changed = connection.execute(_UPDATE_APPOINTMENT, {
                 "appointment_id_": turn.appointment_id, "status_": turn.appointment_status,
+                "starts_at_": turn.row["starts_at"], "location_id_": turn.row["location_id"],
+                "provider_name_": turn.row["provider_name"],
                 "status": effect.status, "status_changed_at": now}).rowcount
             if changed != 1:
-                raise ConcurrentChange(f"appointment {turn.appointment_id} is no longer "
-                                       f"{turn.appointment_status}")
+                raise ConcurrentChange(f"appointment {turn.appointment_id} changed during the turn")
             detail.setdefault("changes", []).append(
                 {"appointment_id": turn.appointment_id, "status_from": turn.appointment_status,
                  "status_to": effect.status})

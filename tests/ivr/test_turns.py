@@ -187,3 +187,52 @@ def test_a_stale_spoken_answer_is_not_even_recognised(twilio, demo, sessions, mo
     response = twilio.post(f"{STEP}?turn=1", {"CallSid": sid, "RecordingUrl": "https://api.twilio.com/x",
                                               "RecordingSid": "RE" + "1" * 32})
     assert heard(response)[0].startswith("You have an appointment on ") and asked == []
+
+
+@pytest.mark.parametrize("change", ["moved", "new place", "new provider"])
+def test_a_visit_staff_moved_during_the_call_is_not_confirmed_by_a_late_key(twilio, demo, sessions, change):
+    """The patient heard one day, time, place and provider: a key pressed after staff changed any
+    of them must not confirm the appointment as it is now."""
+    import datetime as dt
+
+    from ivr.models import Location
+
+    sid = call_sid(9)
+    answer(twilio, demo, sid)
+    key(twilio, sid, "1", 1)  # the details are read
+    with sessions.begin() as session:
+        appointment = session.get(Appointment, demo.appointment_id)
+        if change == "moved":
+            appointment.starts_at += dt.timedelta(days=1, hours=3)
+        elif change == "new place":
+            appointment.location = Location(clinic=appointment.location.clinic, name="the Elm Street office")
+        else:
+            appointment.provider_name = "Doctor Okafor"
+    assert heard(key(twilio, sid, "1", 2)) == [CHANGED]
+    assert appointment_status(sessions, demo) == "booked"
+
+
+def test_a_move_between_the_read_and_the_write_is_caught_by_the_update(app, twilio, demo, sessions, monkeypatch):
+    """Staff move the visit after this turn read it but before it writes: the update finds the
+    row changed, the turn runs again on the new row, and the patient hears that it changed."""
+    import datetime as dt
+
+    from ivr import calls
+
+    sid = call_sid(10)
+    answer(twilio, demo, sid)
+    key(twilio, sid, "1", 1)
+    real_record, moved = calls.record_step, []
+
+    def move_first(session, turn, step, *args, **kwargs):
+        if step.effects and not moved:  # only the first attempt, from another connection
+            with sessions.begin() as other:
+                other.get(Appointment, demo.appointment_id).starts_at += dt.timedelta(hours=2)
+            moved.append(True)
+        return real_record(session, turn, step, *args, **kwargs)
+
+    if "sqlite" in str(app.extensions["ivr"].engine.url):
+        pytest.skip("SQLite allows one writer: another connection cannot write inside the turn")
+    monkeypatch.setattr(calls, "record_step", move_first)
+    assert heard(key(twilio, sid, "1", 2)) == [CHANGED]
+    assert moved and appointment_status(sessions, demo) == "booked"

@@ -39,7 +39,7 @@ def heard_in(flow: str) -> set[Heard]:
     everything that follows it."""
     found: set[Heard] = set()
     for facts in FACTS:
-        booked, changed = {**facts, "appointment_status": "booked"}, {**facts, "appointment_status": "cancelled"}
+        booked, changed = {**facts, "appointment": "as-called"}, {**facts, "appointment": "changed-since"}
         frontier = [(call_flows.start(flow, Answered(answered_by), booked), False)
                     for answered_by in (None, "human", "machine_end_beep")]
         seen: set[tuple[str, bool]] = set()
