@@ -16,7 +16,8 @@ from call_flows import OptOut, SetAppointmentStatus, Step
 from speech.common import SpeechModels
 from speech.recognizer import can_recognize
 from ivr.errors import ConcurrentChange
-from ivr.models import Appointment, Call, CallEvent, Clinic, Location, Patient, Touch, utcnow
+from ivr.models import (Appointment, Call, CallEvent, CarrierRecording, Clinic, Location, Patient, Touch,
+                        utcnow)
 
 # Status callbacks can arrive twice and out of order; a call only ever moves forward.
 STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3,
@@ -330,6 +331,20 @@ def record_failure(session: Session, turn: CallRecord, error: BaseException, fai
     connection.execute(_INSERT_EVENT, {"call_id": turn.call_id, "at": utcnow(), "kind": "error",
                                        "detail": {"error": type(error).__name__,
                                                   "prompts": failure.prompts()}})
+
+
+def note_recording(session: Session, sid: str, call_id: int | None) -> int:
+    """The row of a recording the carrier holds (made once, however often it is reported)."""
+    found = session.scalar(select(CarrierRecording.id).where(CarrierRecording.sid == sid))
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            recording = CarrierRecording(sid=sid, call_id=call_id)
+            session.add(recording)
+        return recording.id
+    except IntegrityError:  # a duplicate of the same request noted it first
+        return session.scalar(select(CarrierRecording.id).where(CarrierRecording.sid == sid))
 
 
 def apply_status(session: Session, call_sid: str, status: str, answered_by: str | None,

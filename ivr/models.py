@@ -177,6 +177,8 @@ class Call(Base):
     outcome: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[dt.datetime | None]
+    recordings_checked_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="when the carrier was last asked, after the call ended, for recordings left of it")
 
     touch: Mapped[Touch | None] = relationship()
     events: Mapped[list[CallEvent]] = relationship(back_populates="call", order_by="CallEvent.id")

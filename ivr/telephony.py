@@ -149,6 +149,9 @@ class CarrierRecordings(Protocol):
         """Delete a recording at the carrier; one already gone counts as deleted (raises
         RecordingError when the carrier may still hold it)."""
 
+    def list_for_call(self, call_sid: str) -> list[str]:
+        """The SIDs of every recording the carrier still holds for a call (raises RecordingError)."""
+
 
 class TwilioRecordings:
     """CarrierRecordings over Twilio's REST API: audio fetched through one pooled, thread-safe
@@ -184,6 +187,14 @@ class TwilioRecordings:
         except (TwilioException, OSError) as exc:
             raise RecordingError(f"recording not deleted: {type(exc).__name__}") from None
 
+    def list_for_call(self, call_sid: str) -> list[str]:
+        try:
+            return [recording.sid for recording in self._client.recordings.list(call_sid=call_sid)]
+        except TwilioRestException as exc:
+            raise RecordingError(f"recordings not listed: HTTP {exc.status}, code {exc.code}") from None
+        except (TwilioException, OSError) as exc:
+            raise RecordingError(f"recordings not listed: {type(exc).__name__}") from None
+
 
 @dataclass
 class MemoryRecordings:
@@ -192,6 +203,8 @@ class MemoryRecordings:
     audio: dict[str, bytes] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
     fail_with: Exception | None = None
+    by_call: dict[str, list[str]] = field(default_factory=dict)  # what the carrier holds per call
+    listed: list[str] = field(default_factory=list)              # calls it was asked about
 
     def fetch(self, url: str) -> bytes:
         if url not in self.audio:
@@ -202,6 +215,12 @@ class MemoryRecordings:
         if self.fail_with is not None:
             raise self.fail_with
         self.deleted.append(sid)
+
+    def list_for_call(self, call_sid: str) -> list[str]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.listed.append(call_sid)
+        return [sid for sid in self.by_call.get(call_sid, []) if sid not in self.deleted]
 
 
 @dataclass

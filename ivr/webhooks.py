@@ -24,7 +24,7 @@ from ivr.models import Call
 from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
-from outbound.recordings import note_recording, queue_deletion_soon
+from outbound.recordings import queue_deletion_soon, queue_sweep_soon
 
 log = logging.getLogger(__name__)
 
@@ -196,28 +196,37 @@ def voice_step() -> Response:
     recording_url = request.form.get("RecordingUrl", "")
     if isinstance(caller_input, Silence) and recording_url and request.form.get("Digits") != "hangup":
         caller_input, audit = _spoken_input(sid, recording_url, answered)
-    try:
-        return _turn(sid, lambda session: calls.load_turn(session, sid, lock=True),
+    response = _turn(sid, lambda session: calls.load_turn(session, sid, lock=True),
                      lambda turn, facts: call_flows.step(turn.flow, turn.state, caller_input, facts),
                      audit, answered=answered)
-    finally:
-        if recording is not None:  # heard (or not needed): now it goes from the carrier
-            queue_deletion_soon(current_services().redis, recording)
+    if recording is not None:  # heard (or not needed): it goes from the carrier, after we answered
+        redis = current_services().redis
+        response.call_on_close(lambda: queue_deletion_soon(redis, recording))
+    return response
+
+
+def _recording_sid() -> str | None:
+    """The recording a Record action reports: RecordingSid, else the last part of RecordingUrl."""
+    recording_sid = request.form.get("RecordingSid")
+    if recording_sid is None and request.form.get("RecordingUrl"):
+        recording_sid = request.form["RecordingUrl"].rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+    if recording_sid is not None and not RECORDING_SID.fullmatch(recording_sid):
+        abort(400, description="RecordingSid is malformed")
+    return recording_sid
 
 
 def _note_recording(sid: str) -> int | None:
     """Note a Record answer's recording before anything else, so that whatever happens next it
-    is deleted at the carrier; its row id, or None when the request carries no recording."""
-    recording_sid = request.form.get("RecordingSid")
+    is deleted at the carrier; its row id, or None when the request carries no recording. (If
+    even this fails, the sweep after the call ends finds the recording at the carrier.)"""
+    recording_sid = _recording_sid()
     if recording_sid is None:
         return None
-    if not RECORDING_SID.fullmatch(recording_sid):
-        abort(400, description="RecordingSid is malformed")
     services = current_services()
     try:
         with services.sessions.begin() as session:
             call_id = session.scalar(select(Call.id).where(Call.call_sid == sid))
-            return note_recording(session, recording_sid, call_id)
+            return calls.note_recording(session, recording_sid, call_id)
     except Exception as exc:  # noqa: BLE001 - the caller must still be answered
         _log_failure(sid, exc)
         return None
@@ -352,11 +361,15 @@ def status_callback(touch_id: int | None = None) -> Response:
     status = request.form.get("CallStatus", "")
     if status not in calls.STATUS_RANK:
         abort(400, description="CallStatus is missing or unknown")
+    services = current_services()
     try:
-        applied = run_transaction(current_services().sessions, lambda session: calls.apply_status(
+        applied = run_transaction(services.sessions, lambda session: calls.apply_status(
             session, sid, status, answered_by, touch_id=touch_id))
     except Exception as exc:  # noqa: BLE001 - log the type only: messages may carry numbers
         _log_failure(sid, exc)
         return Response(status=503)
     log.info("call %s status %s %s", sid, status, "applied" if applied else "ignored")
-    return Response(status=204)
+    response = Response(status=204)
+    if applied and status in calls.TERMINAL:  # the call is over: nothing of it may stay recorded
+        response.call_on_close(lambda: queue_sweep_soon(services, sid))
+    return response

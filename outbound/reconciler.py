@@ -17,7 +17,7 @@ from ivr.services import Services
 from ivr.telephony import CallStatus
 from outbound import planning
 from outbound.queueing import outbound_queue, reconcile
-from outbound.recordings import requeue_deletions
+from outbound.recordings import requeue_deletions, requeue_sweeps
 
 log = logging.getLogger(__name__)
 # Calls settled per run, oldest first: each question may wait for the carrier's timeout (10 s),
@@ -36,6 +36,7 @@ class Report:
     settled: int = 0     # calls whose lost final status was fetched from the carrier
     unsettled: int = 0   # calls the carrier could not tell us about this time
     recordings: int = 0  # recordings still at the carrier whose deletion was queued again
+    sweeps: int = 0      # ended calls whose check for recordings left at the carrier was queued
 
     def summary(self) -> str:
         """One line for people (the command's output, the worker's log)."""
@@ -48,6 +49,8 @@ class Report:
             text += f"; {self.unsettled} call(s) the carrier could not tell about (asked again next time)"
         if self.recordings:
             text += f"; deletion of {self.recordings} recording(s) at the carrier queued again"
+        if self.sweeps:
+            text += f"; {self.sweeps} ended call(s) to check for recordings left at the carrier"
         return text
 
 
@@ -62,8 +65,9 @@ def reconcile_all(services: Services, now: dt.datetime) -> Report:
     with services.sessions() as session:
         planned = planning.touches_to_queue(session)
         recordings, _ = requeue_deletions(queue, session)
+        sweeps = requeue_sweeps(queue, session)
     queued, live = reconcile(queue, planned)
-    return Report(len(planned), queued, live, stuck, settled, unsettled, recordings)
+    return Report(len(planned), queued, live, stuck, settled, unsettled, recordings, sweeps)
 
 
 def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int]:

@@ -34,6 +34,8 @@ class TwilioClient:
         if signature is None:
             signature = self.validator.compute_signature(self.base_url + path, data)
         response = self.client.post(path, data=data, headers={"X-Twilio-Signature": signature})
+        response.get_data()
+        response.close()  # as a server does once the answer is sent: runs its call_on_close work
         if response.status_code == 200 and response.mimetype == "text/xml" and "CallSid" in data:
             self.next_urls[data["CallSid"]] = answer_urls(response.data)
         return response

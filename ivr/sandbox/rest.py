@@ -134,10 +134,11 @@ def _recording(account_sid: str, sid: str, meta: dict) -> dict:
 @bp.get(f"{API}/Recordings.json")
 @basic_auth
 def list_recordings(account_sid: str) -> Response:
-    """Every recording the account still holds, as one page of Twilio's list shape."""
-    store = carrier().store
+    """Every recording the account still holds (of one call, with CallSid), as one page of
+    Twilio's list shape."""
+    store, call_sid = carrier().store, request.args.get("CallSid")
     found = [_recording(account_sid, sid, meta) for sid in store.recording_sids()
-             if (meta := store.recording_meta(sid)) is not None]
+             if (meta := store.recording_meta(sid)) is not None and call_sid in (None, meta["call_sid"])]
     uri = f"/2010-04-01/Accounts/{account_sid}/Recordings.json"
     return jsonify({"recordings": found, "page": 0, "page_size": max(len(found), 50), "uri": uri,
                     "first_page_uri": f"{uri}?Page=0", "next_page_uri": None, "previous_page_uri": None})

@@ -154,6 +154,8 @@ def test_young_and_final_calls_are_not_asked_about(app, dialer, demo, sessions):
         with sessions.begin() as session:
             session.execute(update(Call).values(created_at=utcnow() - dt.timedelta(days=1)))
             calls.apply_status(session, sid, "busy", None)
+        # The ended call is not asked about; only its check for recordings left is queued, once.
+        assert reconcile_all(app.extensions["ivr"], utcnow()) == Report(sweeps=1)
         assert reconcile_all(app.extensions["ivr"], utcnow()) == Report()
     assert dialer.status_requests == []
 
@@ -171,7 +173,8 @@ def test_a_carrier_error_is_logged_by_sid_and_asked_again_next_time(app, dialer,
     assert demo.patient_phone not in caplog.text
     dialer.statuses[sid] = CallStatus("no-answer")
     with app.app_context():
-        assert reconcile_all(services, utcnow()) == Report(settled=1)
+        # Settled, so ended: the same run queues its check for recordings left at the carrier.
+        assert reconcile_all(services, utcnow()) == Report(settled=1, sweeps=1)
     assert (call_row(sessions, sid).status, touch_row(sessions, demo.touch_id).status) == ("no-answer", "unreached")
 
 
@@ -244,7 +247,8 @@ def test_a_lost_completed_callback_is_settled_through_the_sandbox_carriers_rest(
                 created_at=utcnow() - dt.timedelta(hours=2)))
         result = app.test_cli_runner().invoke(args=["reminders", "reconcile"])
         assert result.output.strip() == ("0 planned call(s): 0 queued again, 0 already queued; "
-                                         "1 call(s) settled from the carrier")
+                                         "1 call(s) settled from the carrier; "
+                                         "1 ended call(s) to check for recordings left at the carrier")
         call = call_row(sessions, sid)
         assert (call.status, call.outcome) == ("completed", "confirmed") and call.ended_at is not None
         assert touch_row(sessions, demo.touch_id).status == "completed"

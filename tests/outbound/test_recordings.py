@@ -8,7 +8,8 @@ from sqlalchemy import select
 from ivr.errors import RecordingError
 from ivr.models import CarrierRecording
 from outbound.queueing import outbound_queue
-from outbound.recordings import (delete_carrier_recording, job_id_for_recording, note_recording,
+from ivr.calls import note_recording
+from outbound.recordings import (delete_carrier_recording, job_id_for_recording,
                                  requeue_deletions)
 from outbound.worker import AppSimpleWorker
 from tests.support import call_sid
@@ -111,3 +112,53 @@ def test_the_periodic_reconcile_queues_deletions_redis_lost(app, runner, session
     assert recordings.deleted == [SID]
     assert runner.invoke(args=["reminders", "reconcile"]).output.strip() == \
         "0 planned call(s): 0 queued again, 0 already queued"
+
+
+def end_call(twilio, demo, status="completed"):
+    return twilio.post(f"/twilio/status/outbound/{demo.touch_id}", {"CallSid": call_sid(), "CallStatus": status})
+
+
+def voice_answers(sessions, on=True):
+    from sqlalchemy import update
+
+    from ivr.models import Clinic
+
+    with sessions.begin() as session:
+        session.execute(update(Clinic).values(voice_answers=on))
+
+
+def test_a_recording_no_webhook_reported_is_found_and_deleted_once_the_call_ends(
+        app, twilio, demo, sessions, redis, recordings):
+    """A Record action refused or lost on its way: the webhook never saw the recording, but the
+    carrier still holds it. The call's end queues a sweep that finds it and deletes it."""
+    from ivr.models import Call
+
+    voice_answers(sessions)
+    twilio.post(f"/twilio/voice/outbound/{demo.touch_id}", {"CallSid": call_sid()})
+    recordings.by_call[call_sid()] = [SID]
+    assert end_call(twilio, demo).status_code == 204
+    run_burst(app, redis)  # the sweep, then the deletion it queued
+    run_burst(app, redis)
+    assert recordings.listed == [call_sid()] and recordings.deleted == [SID]
+    with sessions() as session:
+        assert session.scalars(select(Call.recordings_checked_at)).one() is not None
+    (row,) = rows(sessions)
+    assert row.deleted_at is not None and row.call_id is not None
+
+
+def test_a_clinic_that_never_records_costs_the_carrier_no_question(app, twilio, demo, sessions, redis, recordings):
+    voice_answers(sessions, on=False)
+    twilio.post(f"/twilio/voice/outbound/{demo.touch_id}", {"CallSid": call_sid()})
+    end_call(twilio, demo, "no-answer")
+    run_burst(app, redis)
+    assert recordings.listed == [] and rows(sessions) == []
+
+
+def test_a_recording_reported_only_by_its_url_is_still_noted(app, twilio, demo, sessions, redis, recordings):
+    twilio.post(f"/twilio/voice/outbound/{demo.touch_id}", {"CallSid": call_sid()})
+    twilio.post("/twilio/voice/step?turn=1", {
+        "CallSid": call_sid(), "Digits": "1",
+        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/{SID}.wav"})
+    assert [r.sid for r in rows(sessions)] == [SID]
+    run_burst(app, redis)
+    assert recordings.deleted == [SID]

@@ -166,3 +166,13 @@ def test_no_recording_is_left_at_the_carrier_after_a_voice_call(live, clips):
     assert len(rows) == 2 and {r.call_id for r in rows} == {call.id}
     assert all(r.deleted_at is not None and r.attempts == 1 and r.last_error is None for r in rows)
     assert [r.sid for r in rows][0] == result.outcome["speech"][0]["recording_sid"]
+
+
+def test_keys_pressed_at_recording_questions_leave_no_recording_at_the_carrier(live):
+    """Each question records until a key ends it: those recordings go too (no clips needed)."""
+    from ivr.telephony import carrier_client
+
+    app, _demo = live
+    result = place(live, ["1", "1"])
+    assert result.outcome["call_outcome"] == "confirmed"
+    assert carrier_client(app.extensions["ivr"].settings).recordings.list() == []
