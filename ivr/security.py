@@ -45,6 +45,10 @@ def require_twilio_signature() -> None:
     if not valid:
         log.warning("rejected request to %s with a wrong signature", request.path)
         abort(403)
+    if request.form.get("AccountSid") != settings.twilio_account_sid:
+        # Also what a replay with a parameter folded into AccountSid's value looks like.
+        log.warning("rejected request to %s for another account", request.path)
+        abort(403)
     _refuse_unexpected_names(settings.twilio_unknown_params)
 
 

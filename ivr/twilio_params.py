@@ -3,8 +3,12 @@
 Why: X-Twilio-Signature is an HMAC over the URL followed by every name and value run together
 with no separator, so a captured request can be replayed with characters moved across a
 name/value boundary and keep its signature (`AnsweredBy=machine_start` re-split as
-`AnsweredB=ymachine_start` turns an answering machine into a person). A route that accepts only
-the names Twilio sends it, each once, and checks the values it reads, leaves nothing to shift.
+`AnsweredB=ymachine_start` turns an answering machine into a person). A route accepts only the
+names Twilio sends it, each once. That alone does not close every shift: a whole parameter can be
+folded into the value before it (`AccountSid=AC...AnsweredBymachine_start`). So the values we read
+are checked too: AccountSid must be ours (ivr/security.py), CallSid, Digits, AnsweredBy, statuses
+and RecordingSid must match their formats (ivr/webhooks.py), From and To are stored only when they
+are phone numbers, and every answer carries its turn number, so a replay is stale anyway.
 
 Sources (checked 2026-12): twilio.com/docs/usage/webhooks/voice-webhooks, the TwiML pages of
 <Gather>, <Record>, <Dial>, <Number> and <Enqueue>, the Call resource's StatusCallback section,
@@ -23,6 +27,7 @@ COMMON = frozenset({
     "CalledState", "CalledZip", "Caller", "CallerCity", "CallerCountry", "CallerState", "CallerZip",
     "StirPassportToken", "StirVerstat",
     "ApplicationSid", "CalledVia",  # seen
+    "AddOns",  # Marketplace add-ons on incoming calls (spam scores and the like)
 })
 # Calls that arrive through a Twilio SIP Domain (a clinic's phone system may route them so).
 SIP = frozenset({"SipCallId", "SipDomain", "SipDomainSid", "SipSourceIp", "SipUsername"})

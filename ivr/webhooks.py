@@ -18,6 +18,7 @@ import prompts
 from call_flows import Answered, DialResult, Keys, Silence, Step
 from call_flows.twiml import TwimlContext, render
 from ivr import answers, calls
+from ivr.config import is_e164
 from ivr.db import run_transaction
 from ivr.errors import ConcurrentChange
 from ivr.models import Call
@@ -72,6 +73,13 @@ def _caller_input() -> tuple[call_flows.CallerInput, dict]:
     return Keys(digits), {"digits": digits}
 
 
+def _phone_number(name: str) -> str | None:
+    """A number field as we keep it: E.164, else nothing (a withheld number, a SIP or client
+    address, or letters shifted in from another parameter say nothing we can call back)."""
+    value = request.form.get(name, "")
+    return value if is_e164(value) else None
+
+
 def _answered_turn() -> int | None:
     """The turn number in an action URL: which question this request answers (400 if garbled)."""
     value = request.args.get("turn")
@@ -114,8 +122,8 @@ def outbound_answer(touch_id: int) -> Response:
         turn = calls.load_turn(session, sid, lock=True)
         if turn is None:  # the carrier answered before the job recorded the SID
             if not calls.open_outbound_call(session, sid, touch_id, status="in-progress",
-                                            from_number=request.form.get("From"),
-                                            to_number=request.form.get("To")):
+                                            from_number=_phone_number("From"),
+                                            to_number=_phone_number("To")):
                 abort(404, description="no such touch")
             turn = calls.load_turn(session, sid, lock=True)
         return turn
@@ -131,7 +139,7 @@ def inbound_answer() -> Response:
 
     def load(session: Session) -> calls.CallRecord | None:
         if not calls.open_inbound_call(session, sid, to_number=to_number,
-                                       from_number=request.form.get("From")):
+                                       from_number=_phone_number("From")):
             return None
         return calls.load_turn(session, sid, lock=True)
 

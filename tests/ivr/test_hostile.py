@@ -159,3 +159,34 @@ def test_production_drops_the_rows_sqlalchemy_would_log():
     row = logging.LogRecord("sqlalchemy.engine.Engine", logging.DEBUG, __file__, 1, "Row %r", (("Jane",),), None)
     statement = logging.LogRecord("sqlalchemy.engine.Engine", logging.INFO, __file__, 1, "SELECT 1", (), None)
     assert RowValues(drop=True).filter(row) is False and RowValues(drop=True).filter(statement) is True
+
+
+def test_every_twilio_route_has_its_own_list_of_parameters(app):
+    from ivr.twilio_params import ROUTES
+
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules() if rule.rule.startswith("/twilio/")}
+    assert endpoints and endpoints <= set(ROUTES), endpoints - set(ROUTES)
+
+
+def test_a_parameter_folded_into_the_account_sid_keeps_the_signature_but_is_refused(twilio, demo, sessions):
+    """Review finding: fold `AnsweredBy` and its value into AccountSid's value and every name is
+    allowed and appears once. The account is not ours, so the request is refused."""
+    from ivr.models import Call
+
+    path = f"/twilio/voice/outbound/{demo.touch_id}"
+    folded = {"AccountSid": "AC" + "0" * 32 + "AnsweredBymachine_end_beep", "CallSid": call_sid()}
+    response = twilio.client.post(path, data=folded, headers={"X-Twilio-Signature": twilio.validator.compute_signature(
+        twilio.base_url + path, {"AccountSid": "AC" + "0" * 32, "AnsweredBy": "machine_end_beep", "CallSid": call_sid()})})
+    assert response.status_code == 403
+    with sessions() as session:
+        assert session.scalars(select(Call)).all() == []
+
+
+def test_a_from_that_is_not_a_phone_number_is_not_kept(twilio, demo, sessions):
+    from ivr.models import Call
+
+    twilio.post(f"/twilio/voice/outbound/{demo.touch_id}",
+                {"CallSid": call_sid(), "From": "+12125550100FromCityNEW YORK", "To": demo.patient_phone})
+    with sessions() as session:
+        call = session.scalars(select(Call)).one()
+    assert (call.from_number, call.to_number) == (None, demo.patient_phone)
