@@ -34,3 +34,7 @@ class RecordingError(IvrError):
 class CarrierError(IvrError):
     """The carrier could not tell us about a call (unreachable, refused, or no such call); asking
     again later is safe."""
+
+
+class UnknownToCarrier(CarrierError):
+    """The carrier has no such call (404): asking again will not change that."""

@@ -16,7 +16,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.config import Settings
-from ivr.errors import CarrierError, DialError, PermanentDialError, RecordingError, UncertainDialError
+from ivr.errors import (CarrierError, DialError, PermanentDialError, RecordingError, UncertainDialError,
+                        UnknownToCarrier)
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
@@ -96,6 +97,8 @@ class TwilioDialer:
         try:
             call = self._client.calls(sid).fetch()
         except TwilioRestException as exc:
+            if exc.status == 404:
+                raise UnknownToCarrier(f"carrier has no call {sid}") from exc
             raise CarrierError(f"carrier answered HTTP {exc.status}, code {exc.code}") from exc
         except (TwilioException, OSError) as exc:
             raise CarrierError(f"carrier did not answer: {type(exc).__name__}") from exc
@@ -246,7 +249,7 @@ class RecordingDialer:
     def call_status(self, sid: str) -> CallStatus:
         with self._lock:
             self.status_requests.append(sid)
-            answer = self.statuses.get(sid, CarrierError("carrier answered HTTP 404, code 20404"))
+            answer = self.statuses.get(sid, UnknownToCarrier(f"carrier has no call {sid}"))
         if isinstance(answer, Exception):
             raise answer
         return answer

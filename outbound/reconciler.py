@@ -7,12 +7,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from ivr import calls
-from ivr.errors import CarrierError
-from ivr.models import Call, CallEvent, Touch
+from ivr.errors import CarrierError, UnknownToCarrier
+from ivr.models import Call, CallEvent, Touch, utcnow
 from ivr.services import Services
 from ivr.telephony import CallStatus
 from outbound import planning
@@ -35,6 +35,7 @@ class Report:
     stuck: int = 0       # touches a dead worker left dialling, now uncertain
     settled: int = 0     # calls whose lost final status was fetched from the carrier
     unsettled: int = 0   # calls the carrier could not tell us about this time
+    unknown: int = 0     # calls the carrier has never heard of: closed here, touch left uncertain
     recordings: int = 0  # recordings still at the carrier whose deletion was queued again
     sweeps: int = 0      # ended calls whose check for recordings left at the carrier was queued
 
@@ -47,6 +48,8 @@ class Report:
             text += f"; {self.settled} call(s) settled from the carrier"
         if self.unsettled:
             text += f"; {self.unsettled} call(s) the carrier could not tell about (asked again next time)"
+        if self.unknown:
+            text += f"; {self.unknown} call(s) unknown to the carrier, closed and left for people"
         if self.recordings:
             text += f"; deletion of {self.recordings} recording(s) at the carrier queued again"
         if self.sweeps:
@@ -60,35 +63,55 @@ def reconcile_all(services: Services, now: dt.datetime) -> Report:
     with services.sessions.begin() as session:
         stuck = planning.settle_stuck_dialing(session, now)
     cutoff = now - dt.timedelta(seconds=services.settings.stale_call_seconds)
-    settled, unsettled = settle_stale_calls(services, cutoff)
+    settled, unsettled, unknown = settle_stale_calls(services, cutoff)
     queue = outbound_queue(services.redis)
     with services.sessions() as session:
         planned = planning.touches_to_queue(session)
         recordings, _ = requeue_deletions(queue, session)
         sweeps = requeue_sweeps(queue, session)
     queued, live = reconcile(queue, planned)
-    return Report(len(planned), queued, live, stuck, settled, unsettled, recordings, sweeps)
+    return Report(len(planned), queued, live, stuck, settled, unsettled, unknown, recordings, sweeps)
 
 
-def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int]:
+def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int, int]:
     """Ask the carrier how each call stands that is not final and began before `began_before`,
-    and apply its answer as a status callback would. Returns (settled, could not be asked)."""
+    and apply its answer as a status callback would. Returns (settled, could not be asked,
+    unknown to the carrier)."""
     with services.sessions() as session:
         stale = session.execute(
             select(Call.call_sid, Call.touch_id)
-            .where(Call.status.not_in(calls.TERMINAL), Call.created_at < began_before)
+            .where(Call.status.not_in(calls.TERMINAL), Call.ended_at.is_(None), Call.created_at < began_before)
             .order_by(Call.created_at).limit(SETTLE_BATCH)).all()
-    settled = failed = 0
+    settled = failed = unknown = 0
     for sid, touch_id in stale:
         try:
             fetched = services.dialer.call_status(sid)
+        except UnknownToCarrier:
+            unknown += _close_unknown(services, sid, touch_id)
+            continue
         except CarrierError as exc:
             failed += 1
             log.warning("call %s: the carrier could not say how it stands (%s); asking again next time",
                         sid, exc)
             continue
         settled += _apply_fetched(services, sid, touch_id, fetched)
-    return settled, failed
+    return settled, failed, unknown
+
+
+def _close_unknown(services: Services, sid: str, touch_id: int | None) -> bool:
+    """A call the carrier has never heard of (another account, a sandbox's call, a purge): close
+    it here so it is not asked about again, and leave its touch uncertain for a person."""
+    with services.sessions.begin() as session:
+        call = session.scalars(select(Call).where(Call.call_sid == sid).with_for_update()).one()
+        if call.ended_at is not None:
+            return False
+        call.ended_at, call.outcome = utcnow(), call.outcome or "unknown_to_carrier"
+        session.add(CallEvent(call_id=call.id, kind="settled", detail={"source": "carrier", "status": "unknown"}))
+        if touch_id is not None:
+            session.execute(update(Touch).where(Touch.id == touch_id, Touch.status.in_(("dialing", "placed")))
+                            .values(status="uncertain", last_error="the carrier has no record of the call"))
+    log.warning("call %s: unknown to the carrier; closed, its touch left for a person", sid)
+    return True
 
 
 def _apply_fetched(services: Services, sid: str, touch_id: int | None, fetched: CallStatus) -> bool:
@@ -129,7 +152,8 @@ def not_final(session: Session, now: dt.datetime, after: dt.timedelta) -> list[N
         .order_by(Touch.id)).all()
     stale_calls = session.execute(
         select(Call.id, Call.status, Call.created_at, Call.call_sid)
-        .where(Call.status.not_in(calls.TERMINAL), Call.created_at < cutoff).order_by(Call.id)).all()
+        .where(Call.status.not_in(calls.TERMINAL), Call.ended_at.is_(None), Call.created_at < cutoff)
+        .order_by(Call.id)).all()
     return ([NotFinal("touch", t.id, t.status, now - (t.due_at if t.status == "planned" else t.updated_at))
              for t in touches]
             + [NotFinal("call", c.id, c.status, now - c.created_at, c.call_sid) for c in stale_calls])

@@ -298,3 +298,35 @@ def test_ivr_worker_starts_the_chain_once_however_often_it_starts(runner, redis,
     assert len(reconcile_jobs(FinishedJobRegistry(queue=queue))) >= 1
     assert len(pending_runs(queue)) == 1
     assert touch_row(sessions, demo.touch_id).status == "placed" and len(dialer.requests) == 1
+
+
+def test_calls_the_carrier_never_heard_of_are_closed_and_do_not_block_the_others(app, dialer, demo, sessions):
+    """Review finding: twenty calls unknown to the carrier (say, after moving from the sandbox to
+    Twilio) took every run's whole batch, so a real call behind them was never settled."""
+    from ivr.models import Call as CallRow
+    from outbound.reconciler import SETTLE_BATCH
+
+    old = utcnow() - dt.timedelta(days=2)
+    with sessions.begin() as session:
+        session.add_all(CallRow(call_sid=f"CA{0xdead0000 + n:032x}", direction="outbound-api", flow="reminder",
+                                status="in-progress", state={}, created_at=old) for n in range(SETTLE_BATCH + 1))
+    real = stale_call(app, sessions, demo)
+    dialer.statuses[real] = CallStatus("completed", "human", 30)
+    services = app.extensions["ivr"]
+    with app.app_context():
+        first = reconcile_all(services, utcnow())
+        second = reconcile_all(services, utcnow())
+        third = reconcile_all(services, utcnow())
+    assert (first.unknown, second.unknown, second.settled) == (SETTLE_BATCH, 1, 1)
+    assert third.unknown == third.settled == 0 and len(dialer.status_requests) == SETTLE_BATCH + 2
+    assert call_row(sessions, real).status == "completed"
+    unknown = call_row(sessions, f"CA{0xdead0000:032x}")
+    assert (unknown.outcome, unknown.ended_at is not None) == ("unknown_to_carrier", True)
+
+
+def test_a_placed_touch_whose_call_the_carrier_never_heard_of_is_left_uncertain(app, dialer, demo, sessions):
+    sid = stale_call(app, sessions, demo, status="queued")
+    with app.app_context():
+        assert reconcile_all(app.extensions["ivr"], utcnow()).unknown == 1
+    touch = touch_row(sessions, demo.touch_id)
+    assert (touch.status, touch.last_error) == ("uncertain", "the carrier has no record of the call")
