@@ -44,16 +44,17 @@ def place_touch_call(touch_id: int) -> str | None:
             return None
         touch = session.get(Touch, touch_id, options=[
             joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
+        # A reason never to ring (opted out, already cancelled...) settles it now, whatever the hour.
+        reason = _reason_not_to_call(touch)
+        if reason:
+            touch.status, touch.last_error = "skipped", reason
+            log.info("touch %s skipped: %s", touch_id, reason)
+            return None
         ring_at = _later_ring_time(touch)
         if ring_at is not None:
             # Outside calling hours (a late queue, a retry): put it back for the next window.
             touch.status, touch.due_at, touch.last_error = "planned", ring_at, "outside calling hours"
             log.info("touch %s: outside calling hours; due again at %s", touch_id, ring_at.isoformat())
-            return None
-        reason = _reason_not_to_call(touch)
-        if reason:
-            touch.status, touch.last_error = "skipped", reason
-            log.info("touch %s skipped: %s", touch_id, reason)
             return None
         patient = touch.appointment.patient
         request = CallRequest(
@@ -123,11 +124,17 @@ def render_call_prompts(touch_id: int, flow: str, context: calls.CallContext) ->
 
 def _later_ring_time(touch: Touch) -> dt.datetime | None:
     """When the touch may ring, if not now (outside the patient's calling hours)."""
-    if touch.test_call:
+    if touch.test_call and _sandbox_carrier():
         return None  # a sandbox phone may ring at any hour
     now = utcnow()
     ring_at = ring_time(touch.appointment.patient, now)
     return ring_at if ring_at > now else None
+
+
+def _sandbox_carrier() -> bool:
+    """Whether calls go to the sandbox carrier (never to a real phone), outside production."""
+    settings = current_services().settings
+    return settings.carrier == "sandbox" and not settings.is_production
 
 
 def _retries_left() -> int:
@@ -138,6 +145,9 @@ def _retries_left() -> int:
 
 def _reason_not_to_call(touch: Touch) -> str | None:
     """Why this touch must not ring now, or None."""
+    if touch.test_call and not _sandbox_carrier():
+        # A test call skips calling hours and status checks: only a sandbox phone may get one.
+        return "a test call, and this server's carrier is not the sandbox"
     appointment = touch.appointment
     patient = appointment.patient
     if patient.opted_out_at is not None:

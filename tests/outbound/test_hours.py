@@ -55,20 +55,33 @@ def test_no_call_outside_calling_hours(app, dialer, demo, sessions):
         assert touch.due_at > utcnow()
 
 
-@pytest.mark.parametrize("step,test_call,rings", [
-    ("test-call-1", False, False),   # a name is only a name: this one waits for calling hours
-    ("sandbox-check", True, True),   # the attribute says it is a sandbox test call
+@pytest.mark.parametrize("step,test_call,carrier,outcome", [
+    ("test-call-1", False, "sandbox", "planned"),  # a name is only a name: this one waits for hours
+    ("sandbox-check", True, "sandbox", "placed"),  # marked as a test call, on the sandbox: rings now
+    ("sandbox-check", True, "twilio", "skipped"),  # a test call never rings a real phone
 ])
-def test_only_a_touch_marked_as_a_test_call_rings_outside_calling_hours(app, dialer, demo, sessions,
-                                                                         step, test_call, rings):
+def test_only_a_sandbox_test_call_rings_outside_calling_hours(database_url, redis, dialer, tmp_path,
+                                                             step, test_call, carrier, outcome):
+    from ivr import create_app
+    from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, seed_demo_touch
+
+    app = create_app({"ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+                      "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "INSTANCE_PATH": str(tmp_path), "REDIS": redis,
+                      "DIALER": dialer, "CARRIER": carrier})
+    sessions = app.extensions["ivr"].sessions
+    demo = seed_demo_touch(sessions)
     closed_now(sessions)
     with sessions.begin() as session:
         session.execute(update(Touch).where(Touch.id == demo.touch_id).values(step=step, test_call=test_call))
     with app.app_context():
         place_touch_call(demo.touch_id)
-    assert len(dialer.requests) == (1 if rings else 0)
+    assert len(dialer.requests) == (1 if outcome == "placed" else 0)
     with sessions() as session:
-        assert session.get(Touch, demo.touch_id).status == ("placed" if rings else "planned")
+        touch = session.get(Touch, demo.touch_id)
+    assert touch.status == outcome
+    if outcome == "skipped":
+        assert touch.last_error == "a test call, and this server's carrier is not the sandbox"
+    app.extensions["ivr"].engine.dispose()
 
 
 def test_schedule_waits_for_calling_hours(runner, sessions, redis):
