@@ -73,3 +73,10 @@ def render(actions: Iterable[Action], context: TwimlContext) -> str:
         else:
             raise TypeError(f"cannot render {action!r}")
     return str(response)
+
+
+def hangup() -> str:
+    """TwiML that only ends the call."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 import prompts
 from prompts.spoken import speakable_number, spoken_date, spoken_time
 from call_flows import OptOut, SetAppointmentStatus, Step
+from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
 from speech.recognizer import can_recognize
 from ivr.errors import ConcurrentChange
@@ -78,7 +79,10 @@ class CallRecord:
 
     def answers_current_question(self, turn: int | None) -> bool:
         """Whether a request carrying this turn number answers the question the caller is on.
-        None (no number in the URL) is accepted only from a call that began before numbers did."""
+        None (no number in the URL) is accepted only from a call that began before numbers did.
+        A call that has ended has no question left: nothing answers it."""
+        if self.row["call_ended_at"] is not None:
+            return False
         return turn == self.number if turn is not None else self.last_twiml is None
 
     def facts(self, language: str, fallback_staff_number: str = "", *,
@@ -122,6 +126,7 @@ def _joined_from_touch(statement):
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
 _TURN = (
     _joined_from_touch(select(Call.id.label("call_id"), Call.flow, Call.state, Call.turn, Call.last_twiml,
+                              Call.ended_at.label("call_ended_at"),
                               *_PROMPT_COLUMNS)
                        .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
@@ -365,6 +370,9 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         changes["answered_by"] = answered_by
     if status in TERMINAL:
         changes["ended_at"] = now
+        # What the caller was last told (names, dates) need not outlive the call: a late
+        # request for an ended call only hears the line close.
+        changes["last_twiml"] = hangup_twiml()
         if call["outcome"] is None:
             changes["outcome"] = "unreached" if status in UNREACHED else "hung_up"
         if call["touch_id"] is not None:

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 import call_flows
 import prompts
 from call_flows import Answered, DialResult, Keys, Silence, Step
+from call_flows import twiml
 from call_flows.twiml import TwimlContext, render
 from ivr import answers, calls
 from ivr.config import is_e164
@@ -263,7 +264,7 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
         if not turn.answers_current_question(answered):
             log.info("call %s: answer to turn %s while on turn %s: repeated", sid, answered, turn.number)
             calls.record_stale_answer(session, turn, answered, audit)
-            return turn.last_twiml or _hangup_twiml()
+            return turn.last_twiml or twiml.hangup()
         fallback = services.settings.fallback_staff_number
         context = calls.context_for(turn, fallback)
         step = make_step(turn, turn.facts(context.catalogue.language, fallback,
@@ -318,13 +319,6 @@ def _fail_call(sid: str, error: BaseException) -> str:
     return _failure_twiml(staff)
 
 
-def _hangup_twiml() -> str:
-    """End the call (a stale request with nothing to say again)."""
-    response = VoiceResponse()
-    response.hangup()
-    return str(response)
-
-
 def _failure_twiml(staff_number: str | None) -> str:
     """Apology and transfer (or a call-back promise), in English: nothing else may be trusted."""
     catalogue = prompts.load("en")
@@ -336,7 +330,7 @@ def _failure_twiml(staff_number: str | None) -> str:
         return render(failure.actions, context)
     except Exception as exc:  # noqa: BLE001
         _log_failure("-", exc)
-        return _hangup_twiml()
+        return twiml.hangup()
 
 
 @bp.post("/voice/failover-dial")

@@ -236,3 +236,14 @@ def test_a_move_between_the_read_and_the_write_is_caught_by_the_update(app, twil
     monkeypatch.setattr(calls, "record_step", move_first)
     assert heard(key(twilio, sid, "1", 2)) == [CHANGED]
     assert moved and appointment_status(sessions, demo) == "booked"
+
+
+def test_what_the_caller_was_told_does_not_outlive_the_call(twilio, demo, sessions):
+    sid = call_sid(11)
+    answer(twilio, demo, sid)
+    key(twilio, sid, "1", 1)  # the details: date, time, place, provider
+    assert b"Main Street" in call_row(sessions, sid)[0].last_twiml.encode()
+    twilio.post(f"/twilio/status/outbound/{demo.touch_id}", {"CallSid": sid, "CallStatus": "completed"})
+    call, _ = call_row(sessions, sid)
+    assert "Main Street" not in call.last_twiml
+    assert [v.name for v in parse_twiml(key(twilio, sid, "1", 2).data)] == ["Hangup"]  # a late key
