@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # Seconds a job may spend rendering a call's prompts (normally well under one): a synthesiser
 # that hangs costs the call its local voice, not its place in the queue.
 RENDER_BUDGET = 15.0
+# Seconds ahead the periodic reconcile looks for planned touches without a job.
+RECONCILE_HORIZON = 3600
 
 
 def place_touch_call(touch_id: int) -> str | None:
@@ -174,7 +176,10 @@ def reconcile_outbound() -> dict:
     before anything else, so that a run that fails does not end the chain."""
     services = current_services()
     schedule_next_reconcile(outbound_queue(services.redis), services.settings.reconcile_seconds)
-    report = reconciler.reconcile_all(services, utcnow())
+    # Touches due later kept the jobs planning gave them; if Redis lost those, each is queued again
+    # when it comes within the horizon: the run stays cheap however large the campaign.
+    horizon = dt.timedelta(seconds=max(RECONCILE_HORIZON, 2 * services.settings.reconcile_seconds))
+    report = reconciler.reconcile_all(services, utcnow(), horizon)
     # Quiet when there was nothing to do: this runs every minute.
     log.log(logging.INFO if report.queued or report.stuck or report.settled or report.unsettled
             or report.recordings or report.sweeps else logging.DEBUG, "reconcile: %s", report.summary())

@@ -27,10 +27,14 @@ def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> li
     return touches
 
 
-def touches_to_queue(session: Session) -> list[tuple[int, dt.datetime]]:
-    """Every planned touch with the time it may ring (its due time, moved into calling hours)."""
+def touches_to_queue(session: Session, due_before: dt.datetime | None = None) -> list[tuple[int, dt.datetime]]:
+    """Every planned touch (due before `due_before`, if given) with the time it may ring (its due
+    time, moved into calling hours)."""
     now = dt.datetime.now(dt.timezone.utc)
-    rows = session.scalars(select(Touch).where(Touch.status == "planned").order_by(Touch.id).options(
+    query = select(Touch).where(Touch.status == "planned")
+    if due_before is not None:
+        query = query.where(Touch.due_at < due_before)
+    rows = session.scalars(query.order_by(Touch.id).options(
         joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)))
     return [(t.id, ring_time(t.appointment.patient, max(t.due_at, now))) for t in rows]
 

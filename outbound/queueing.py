@@ -97,7 +97,8 @@ def schedule_next_reconcile(queue: Queue, period: int, now: dt.datetime | None =
 def _enqueue_reconcile(queue: Queue, slot: int, period: int, at: dt.datetime | None) -> bool:
     # A finished run's record outlives its slot, so a worker starting later in the slot does
     # not run it again; failed runs are kept a day for people to read.
-    options = dict(job_id=reconcile_job_id(slot, period), unique=True, job_timeout=300,
+    # At the front: a campaign's backlog must not delay the run that keeps the queue honest.
+    options = dict(job_id=reconcile_job_id(slot, period), unique=True, job_timeout=300, at_front=True,
                    result_ttl=max(600, 2 * period), failure_ttl=86400,
                    description="bring the outbound queue and calls in step with the database")
     try:

@@ -57,16 +57,17 @@ class Report:
         return text
 
 
-def reconcile_all(services: Services, now: dt.datetime) -> Report:
+def reconcile_all(services: Services, now: dt.datetime, horizon: dt.timedelta | None = None) -> Report:
     """Settle touches a dead worker left dialling and calls whose final status callback was lost,
-    then give every planned touch, and every recording not yet deleted at the carrier, a live job."""
+    then give every planned touch (due within `horizon`, if given), and every recording not yet
+    deleted at the carrier, a live job."""
     with services.sessions.begin() as session:
         stuck = planning.settle_stuck_dialing(session, now)
     cutoff = now - dt.timedelta(seconds=services.settings.stale_call_seconds)
     settled, unsettled, unknown = settle_stale_calls(services, cutoff)
     queue = outbound_queue(services.redis)
     with services.sessions() as session:
-        planned = planning.touches_to_queue(session)
+        planned = planning.touches_to_queue(session, None if horizon is None else now + horizon)
         recordings, _ = requeue_deletions(queue, session)
         sweeps = requeue_sweeps(queue, session)
     queued, live = reconcile(queue, planned)

@@ -330,3 +330,19 @@ def test_a_placed_touch_whose_call_the_carrier_never_heard_of_is_left_uncertain(
         assert reconcile_all(app.extensions["ivr"], utcnow()).unknown == 1
     touch = touch_row(sessions, demo.touch_id)
     assert (touch.status, touch.last_error) == ("uncertain", "the carrier has no record of the call")
+
+
+def test_the_periodic_run_looks_only_at_touches_due_soon(app, redis, demo, sessions):
+    """A campaign planned weeks ahead is not fetched from Redis every minute: a touch far off is
+    left to its own scheduled job, and queued again only once it comes within the horizon."""
+    from outbound.jobs import RECONCILE_HORIZON
+
+    far = utcnow() + dt.timedelta(days=20)
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(due_at=far))
+    services = app.extensions["ivr"]
+    with app.app_context():
+        assert reconcile_all(services, utcnow(), dt.timedelta(seconds=RECONCILE_HORIZON)).planned == 0
+        assert reconcile_all(services, far - dt.timedelta(minutes=5),
+                             dt.timedelta(seconds=RECONCILE_HORIZON)).planned == 1
+        assert reconcile_all(services, utcnow()).planned == 1  # by hand: everything
