@@ -162,7 +162,7 @@ _UPDATE_NUMBERS = (_CALL.update().where(_CALL.c.id == bindparam("call_id_"))
                            to_number=func.coalesce(_CALL.c.to_number, bindparam("to_number"))))
 
 
-def load_turn(session: Session, call_sid: str, *, lock: bool = False) -> CallRecord | None:
+def load_call(session: Session, call_sid: str, *, lock: bool = False) -> CallRecord | None:
     """The call with this SID and what its prompts need, in one query; with lock, the call's
     row stays locked until the transaction ends (for a turn that will write)."""
     statement = _TURN_FOR_UPDATE if lock else _TURN
@@ -241,10 +241,10 @@ class _LazyValues(Mapping[str, str]):
         return len(self._makers)
 
 
-def context_for(turn: CallRecord, fallback_staff_number: str = "") -> CallContext:
+def context_for(call: CallRecord, fallback_staff_number: str = "") -> CallContext:
     """Prompt values for a call, in the patient's (else the clinic's) language and time zone.
     Values about an appointment are only there when the call is about one."""
-    return _context(turn.row, fallback_staff_number)
+    return _context(call.row, fallback_staff_number)
 
 
 def touch_context(session: Session, touch_id: int) -> tuple[str, CallContext] | None:
@@ -277,7 +277,7 @@ def clinic_values(name: str, phone: str) -> dict[str, Callable[[], str]]:
     return {"clinic": lambda: name, "clinic_phone": lambda: speakable_number(phone)}
 
 
-def record_step(session: Session, turn: CallRecord, step: Step, caller_input: dict | None,
+def record_step(session: Session, call: CallRecord, step: Step, caller_input: dict | None,
                 twiml: str, said: list[str] | None = None) -> None:
     """Move the call on by one turn: save the next state and what the caller is now told, apply
     the step's effects, and append one audit event for the turn: what the caller did, what was
@@ -285,55 +285,55 @@ def record_step(session: Session, turn: CallRecord, step: Step, caller_input: di
     said by the carrier's voice because no audio was rendered). Raises ConcurrentChange when the
     call or the appointment is no longer as this turn read it."""
     connection, now = session.connection(), utcnow()
-    detail: dict = {"turn": turn.number, "input": caller_input, "decision": step.decision,
+    detail: dict = {"turn": call.number, "input": caller_input, "decision": step.decision,
                     "prompts": step.prompts()}
     if said:
         detail["carrier_voice"] = said
-    call_changes: dict = {"call_id_": turn.call_id, "turn_": turn.number, "state": dict(step.state),
+    call_changes: dict = {"call_id_": call.call_id, "turn_": call.number, "state": dict(step.state),
                           "last_twiml": twiml}
     if step.outcome:
         call_changes["outcome"] = detail["outcome"] = step.outcome
     if connection.execute(_ADVANCE_CALL, call_changes).rowcount != 1:
-        raise ConcurrentChange(f"call {turn.call_id} moved past turn {turn.number}")
+        raise ConcurrentChange(f"call {call.call_id} moved past turn {call.number}")
     for effect in step.effects:
         if isinstance(effect, SetAppointmentStatus):
             changed = connection.execute(_UPDATE_APPOINTMENT, {
-                "appointment_id_": turn.appointment_id, "status_": turn.appointment_status,
-                "starts_at_": turn.row["starts_at"], "location_id_": turn.row["location_id"],
-                "provider_name_": turn.row["provider_name"],
+                "appointment_id_": call.appointment_id, "status_": call.appointment_status,
+                "starts_at_": call.row["starts_at"], "location_id_": call.row["location_id"],
+                "provider_name_": call.row["provider_name"],
                 "status": effect.status, "status_changed_at": now}).rowcount
             if changed != 1:
-                raise ConcurrentChange(f"appointment {turn.appointment_id} changed during the turn")
+                raise ConcurrentChange(f"appointment {call.appointment_id} changed during the turn")
             detail.setdefault("changes", []).append(
-                {"appointment_id": turn.appointment_id, "status_from": turn.appointment_status,
+                {"appointment_id": call.appointment_id, "status_from": call.appointment_status,
                  "status_to": effect.status})
         elif isinstance(effect, OptOut):
-            patient_id = turn.row["patient_id"]
+            patient_id = call.row["patient_id"]
             detail.setdefault("changes", []).append({"patient_id": patient_id, "opted_out": True,
                                                      "source": effect.source})
             connection.execute(_OPT_OUT, {"patient_id_": patient_id, "at": now,
                                           "source": effect.source})
-    connection.execute(_INSERT_EVENT, {"call_id": turn.call_id, "at": now, "kind": "step",
+    connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "step",
                                        "detail": detail})
 
 
-def record_stale_answer(session: Session, turn: CallRecord, answered: int | None,
+def record_stale_answer(session: Session, call: CallRecord, answered: int | None,
                         caller_input: dict | None) -> None:
     """Note a request that answered an earlier question (a duplicate or a replay): it changed
     nothing, and the caller was told their current question again."""
     session.connection().execute(_INSERT_EVENT, {
-        "call_id": turn.call_id, "at": utcnow(), "kind": "stale_answer",
-        "detail": {"turn": answered, "current_turn": turn.number, "input": caller_input}})
+        "call_id": call.call_id, "at": utcnow(), "kind": "stale_answer",
+        "detail": {"turn": answered, "current_turn": call.number, "input": caller_input}})
 
 
-def record_failure(session: Session, turn: CallRecord, error: BaseException, failure: Step,
+def record_failure(session: Session, call: CallRecord, error: BaseException, failure: Step,
                    twiml: str) -> None:
     """Note on the call that a step failed and what the caller heard instead (no message: PHI).
     The failure ends the flow, so it takes a turn of its own whatever turn it interrupted."""
     connection = session.connection()
-    connection.execute(_END_CALL_TURN, {"call_id_": turn.call_id, "outcome": failure.outcome,
+    connection.execute(_END_CALL_TURN, {"call_id_": call.call_id, "outcome": failure.outcome,
                                         "state": dict(failure.state), "last_twiml": twiml})
-    connection.execute(_INSERT_EVENT, {"call_id": turn.call_id, "at": utcnow(), "kind": "error",
+    connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": utcnow(), "kind": "error",
                                        "detail": {"error": type(error).__name__,
                                                   "prompts": failure.prompts()}})
 

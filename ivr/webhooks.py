@@ -98,13 +98,13 @@ def _spoken_input(sid: str, recording_url: str, answered: int | None) -> tuple[c
     services = current_services()
     try:
         with services.sessions() as session:
-            turn = calls.load_turn(session, sid)
-        if turn is None:
+            call = calls.load_call(session, sid)
+        if call is None:
             return Silence(), {"silence": True}
-        if not turn.answers_current_question(answered):
+        if not call.answers_current_question(answered):
             return Silence(), {"speech": {"skipped": "stale"}}
-        language = calls.context_for(turn).catalogue.language
-        intents = call_flows.listening(turn.flow, turn.state)
+        language = calls.context_for(call).catalogue.language
+        intents = call_flows.listening(call.flow, call.state)
         spoken, audit = answers.recognise(services.recordings, services.settings.speech_models,
                                           recording_url, language, intents)
     except Exception as exc:  # noqa: BLE001 - the caller is asked again rather than cut off
@@ -120,16 +120,16 @@ def outbound_answer(touch_id: int) -> Response:
     sid, answered_by = _call_sid(), _answered_by()
 
     def load(session: Session) -> calls.CallRecord | None:
-        turn = calls.load_turn(session, sid, lock=True)
-        if turn is None:  # the carrier answered before the job recorded the SID
+        call = calls.load_call(session, sid, lock=True)
+        if call is None:  # the carrier answered before the job recorded the SID
             if not calls.open_outbound_call(session, sid, touch_id, status="in-progress",
                                             from_number=_phone_number("From"),
                                             to_number=_phone_number("To")):
                 abort(404, description="no such touch")
-            turn = calls.load_turn(session, sid, lock=True)
-        return turn
+            call = calls.load_call(session, sid, lock=True)
+        return call
 
-    return _turn(sid, load, lambda turn, facts: call_flows.start(turn.flow, Answered(answered_by), facts),
+    return _turn(sid, load, lambda call, facts: call_flows.start(call.flow, Answered(answered_by), facts),
                  {"answered_by": answered_by}, answered=0)
 
 
@@ -142,9 +142,9 @@ def inbound_answer() -> Response:
         if not calls.open_inbound_call(session, sid, to_number=to_number,
                                        from_number=_phone_number("From")):
             return None
-        return calls.load_turn(session, sid, lock=True)
+        return calls.load_call(session, sid, lock=True)
 
-    return _turn(sid, load, lambda turn, facts: call_flows.start(turn.flow, Answered(), facts),
+    return _turn(sid, load, lambda call, facts: call_flows.start(call.flow, Answered(), facts),
                  {"inbound": True}, answered=0, unknown=_not_in_service)
 
 
@@ -165,8 +165,8 @@ def dial_result() -> Response:
     status = request.form.get("DialCallStatus", "")
     if status not in DIAL_STATUSES:
         abort(400, description="DialCallStatus is missing or unknown")
-    return _turn(sid, lambda session: calls.load_turn(session, sid, lock=True),
-                 lambda turn, facts: call_flows.step(turn.flow, turn.state, DialResult(status), facts),
+    return _turn(sid, lambda session: calls.load_call(session, sid, lock=True),
+                 lambda call, facts: call_flows.step(call.flow, call.state, DialResult(status), facts),
                  {"dial_status": status}, answered=_answered_turn())
 
 
@@ -181,8 +181,8 @@ def whisper() -> Response:
     english = prompts.load("en")
     try:
         with current_services().sessions() as session:
-            turn = calls.load_turn(session, parent)
-        context = calls.context_for(turn) if turn is not None else None
+            call = calls.load_call(session, parent)
+        context = calls.context_for(call) if call is not None else None
         catalogue, values = (context.catalogue, context.values) if context else (english, {})
         xml = render((call_flows.Say(key),), TwimlContext(
             text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
@@ -205,8 +205,8 @@ def voice_step() -> Response:
     recording_url = request.form.get("RecordingUrl", "")
     if isinstance(caller_input, Silence) and recording_url and request.form.get("Digits") != "hangup":
         caller_input, audit = _spoken_input(sid, recording_url, answered)
-    response = _turn(sid, lambda session: calls.load_turn(session, sid, lock=True),
-                     lambda turn, facts: call_flows.step(turn.flow, turn.state, caller_input, facts),
+    response = _turn(sid, lambda session: calls.load_call(session, sid, lock=True),
+                     lambda call, facts: call_flows.step(call.flow, call.state, caller_input, facts),
                      audit, answered=answered)
     if recording is not None:  # heard (or not needed): it goes from the carrier, after we answered
         redis = current_services().redis
@@ -255,29 +255,29 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
     services = current_services()
 
     def work(session: Session) -> str:
-        turn = load(session)
-        if turn is None:
+        call = load(session)
+        if call is None:
             if unknown is not None:
                 return unknown()
             log.warning("call %s: step for a call we have no record of", sid)
             return _failure_twiml(services.settings.fallback_staff_number)
-        if not turn.answers_current_question(answered):
-            log.info("call %s: answer to turn %s while on turn %s: repeated", sid, answered, turn.number)
-            calls.record_stale_answer(session, turn, answered, audit)
-            return turn.last_twiml or twiml.hangup()
+        if not call.answers_current_question(answered):
+            log.info("call %s: answer to turn %s while on turn %s: repeated", sid, answered, call.number)
+            calls.record_stale_answer(session, call, answered, audit)
+            return call.last_twiml or twiml.hangup()
         fallback = services.settings.fallback_staff_number
-        context = calls.context_for(turn, fallback)
-        step = make_step(turn, turn.facts(context.catalogue.language, fallback,
+        context = calls.context_for(call, fallback)
+        step = make_step(call, call.facts(context.catalogue.language, fallback,
                                           speech_models=services.settings.speech_models))
         player = _player(context)
-        following = turn.number + 1  # the turn the caller's next answer will answer
+        following = call.number + 1  # the turn the caller's next answer will answer
         xml = render(step.actions, TwimlContext(
             text=lambda key: context.catalogue.text(key, context.values),
             say_language=context.catalogue.say_language,
             step_url=url_for("twilio.voice_step", turn=following), transfer_number=context.staff_number,
             dial_url=url_for("twilio.dial_result", turn=following),
             whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=player))
-        calls.record_step(session, turn, step, audit, twiml=xml, said=player.said)
+        calls.record_step(session, call, step, audit, twiml=xml, said=player.said)
         return xml
 
     try:
@@ -308,11 +308,11 @@ def _fail_call(sid: str, error: BaseException) -> str:
     staff = services.settings.fallback_staff_number or None
     try:
         with services.sessions.begin() as session:
-            turn = calls.load_turn(session, sid, lock=True)
-            if turn is not None:
-                staff = turn.staff_number or staff
+            call = calls.load_call(session, sid, lock=True)
+            if call is not None:
+                staff = call.staff_number or staff
                 xml = _failure_twiml(staff)
-                calls.record_failure(session, turn, error, call_flows.failure(bool(staff)), xml)
+                calls.record_failure(session, call, error, call_flows.failure(bool(staff)), xml)
                 return xml
     except Exception as audit_error:  # noqa: BLE001 - the database itself may be what failed
         _log_failure(sid, audit_error)

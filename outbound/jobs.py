@@ -82,12 +82,14 @@ def place_touch_call(touch_id: int) -> str | None:
         raise
 
     with services.sessions.begin() as session:
+        # The call's row first, then the touch's: status callbacks lock in that order too, and
+        # opposite orders would deadlock on PostgreSQL when a callback arrives this early.
+        calls.open_outbound_call(session, sid, touch_id, status="queued",
+                                 from_number=request.from_, to_number=request.to)
         # Forward only: the call's final status callback may already have closed the touch.
         session.execute(update(Touch).where(Touch.id == touch_id, Touch.status == "dialing")
                         .values(status="placed", last_error=None))
         session.execute(update(Touch).where(Touch.id == touch_id).values(call_sid=sid))
-        calls.open_outbound_call(session, sid, touch_id, status="queued",
-                                 from_number=request.from_, to_number=request.to)
     log.info("touch %s placed as call %s", touch_id, sid)
     return sid
 

@@ -336,7 +336,7 @@ def test_the_transfer_after_a_failure_ends_without_touching_the_database(twilio,
     def no_database(*_args, **_kwargs):
         raise RuntimeError("database down")
 
-    monkeypatch.setattr("ivr.calls.load_turn", no_database)
+    monkeypatch.setattr("ivr.calls.load_call", no_database)
     verbs = heard(twilio.post("/twilio/voice/failover-dial", {"CallSid": call_sid(), "DialCallStatus": status}))
     assert spoken(verbs) == words and verbs[-1].name == "Hangup"
 
@@ -345,7 +345,7 @@ def test_a_database_outage_mid_call_transfers_once_then_ends(app, twilio, demo, 
     import dataclasses
 
     heard(answer(twilio, demo))
-    monkeypatch.setattr("ivr.calls.load_turn", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
+    monkeypatch.setattr("ivr.calls.load_call", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
     services = app.extensions["ivr"]
     services.settings = dataclasses.replace(services.settings, fallback_staff_number="+12125550198")
     first = heard(press(twilio, "1"))
@@ -356,7 +356,7 @@ def test_a_database_outage_mid_call_transfers_once_then_ends(app, twilio, demo, 
 
 
 def test_whisper_still_speaks_when_the_database_fails(twilio, demo, monkeypatch):
-    monkeypatch.setattr("ivr.calls.load_turn", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
+    monkeypatch.setattr("ivr.calls.load_call", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
     verbs = heard(twilio.post("/twilio/voice/whisper?prompt=inbound.whisper",
                               {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
     assert spoken(verbs) == ["A caller from the patient line. They have not been identified yet."]
