@@ -7,7 +7,7 @@ import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -131,6 +131,9 @@ def make_dialer(settings: Settings) -> Dialer:
 
 
 TWILIO_API = "https://api.twilio.com/"
+# Twilio may answer a media URL with a redirect to its own storage; nothing else is followed.
+CARRIER_MEDIA_HOSTS = ("twilio.com", "twiliocdn.com")
+MAX_MEDIA_REDIRECTS = 3
 
 
 def carrier_api_base(settings: Settings) -> str:
@@ -172,13 +175,32 @@ class TwilioRecordings:
     def fetch(self, url: str) -> bytes:
         if not url.startswith(self._base):
             raise RecordingError("recording URL is not on the carrier's API host; not fetched")
-        try:
-            response = self._pool.request("GET", url, headers=self._headers)
-        except urllib3.exceptions.HTTPError as exc:
-            raise RecordingError(f"recording not fetched: {type(exc).__name__}") from None
+        headers = self._headers
+        for _hop in range(MAX_MEDIA_REDIRECTS + 1):
+            try:
+                response = self._pool.request("GET", url, headers=headers, redirect=False)
+            except urllib3.exceptions.HTTPError as exc:
+                raise RecordingError(f"recording not fetched: {type(exc).__name__}") from None
+            if response.status not in (301, 302, 303, 307, 308):
+                break
+            url = urljoin(url, response.headers.get("Location", ""))
+            if not self._may_follow(url):
+                raise RecordingError("recording redirected off the carrier's hosts; not followed")
+            if urlsplit(url).netloc != urlsplit(self._base).netloc:
+                headers = {}  # the account's credentials go to the API host only
+        else:
+            raise RecordingError("recording not fetched: too many redirects")
         if response.status != 200:
             raise RecordingError(f"recording not fetched: HTTP {response.status}")
         return response.data
+
+    def _may_follow(self, url: str) -> bool:
+        """A redirect stays on the API host, or goes over https to one of the carrier's media hosts."""
+        parts, base = urlsplit(url), urlsplit(self._base)
+        if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+            return True
+        host = parts.hostname or ""
+        return parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in CARRIER_MEDIA_HOSTS)
 
     def delete(self, sid: str) -> None:
         try:

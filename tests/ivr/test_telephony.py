@@ -98,3 +98,62 @@ def test_a_carrier_that_cannot_say_how_a_call_stands_raises_carrier_error(carrie
     behaviour.update(status=status, delay=delay)
     with pytest.raises(CarrierError):
         dialer.call_status("CA" + "1" * 32)
+
+
+@pytest.fixture
+def media_carrier():
+    """A stand-in carrier that serves a recording directly, through a redirect on its own host,
+    or through a redirect to another host; it notes who sent credentials."""
+    from flask import redirect, request
+
+    seen = []
+
+    def make(_base):
+        app = Flask("media")
+
+        @app.get("/2010-04-01/Accounts/<sid>/Recordings/<rec>")
+        def media(sid, rec):
+            seen.append((rec, request.authorization is not None))
+            if rec == "REhop":
+                return redirect(f"/2010-04-01/Accounts/{sid}/Recordings/REdirect", code=302)
+            if rec == "REaway":
+                return redirect("https://elsewhere.example/steal", code=302)
+            return b"RIFFaudio", 200, {"Content-Type": "audio/x-wav"}
+
+        return app
+
+    with serve(make) as (_app, base):
+        from ivr.config import Settings
+        from ivr.telephony import TwilioRecordings
+
+        settings = Settings(env="test", twilio_account_sid="AC" + "0" * 32, twilio_auth_token="t",
+                            twilio_api_url=base)
+        yield TwilioRecordings(settings), f"{base}/2010-04-01/Accounts/{'AC' + '0' * 32}/Recordings", seen
+
+
+def test_a_recording_is_fetched_with_the_accounts_credentials_and_through_a_redirect_on_the_api_host(media_carrier):
+    recordings, base, seen = media_carrier
+    assert recordings.fetch(f"{base}/REdirect") == b"RIFFaudio"
+    assert recordings.fetch(f"{base}/REhop") == b"RIFFaudio"
+    assert seen == [("REdirect", True), ("REhop", True), ("REdirect", True)]
+
+
+def test_a_redirect_off_the_carriers_hosts_is_not_followed(media_carrier):
+    from ivr.errors import RecordingError
+
+    recordings, base, seen = media_carrier
+    with pytest.raises(RecordingError, match="redirected off the carrier's hosts"):
+        recordings.fetch(f"{base}/REaway")
+    with pytest.raises(RecordingError, match="not on the carrier's API host"):
+        recordings.fetch("https://elsewhere.example/2010-04-01/Recordings/RE1")
+
+
+def test_only_https_twilio_media_hosts_are_followed_off_the_api_host():
+    from ivr.config import Settings
+    from ivr.telephony import TwilioRecordings
+
+    recordings = TwilioRecordings(Settings(env="test", twilio_account_sid="AC" + "0" * 32, twilio_auth_token="t"))
+    assert recordings._may_follow("https://media.twiliocdn.com/AC0/abc")
+    assert recordings._may_follow("https://api.twilio.com/2010-04-01/x")
+    assert not recordings._may_follow("http://media.twiliocdn.com/AC0/abc")
+    assert not recordings._may_follow("https://twiliocdn.com.evil.example/abc")
