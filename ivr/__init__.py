@@ -55,7 +55,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     guard_database_logs(production=settings.is_production)
     if settings.env != "test":  # tests build many apps; the check's own tests use development
-        from ivr.answers import warn_about_clinics_without_engine
+        from ivr.voice_engines import warn_about_clinics_without_engine
 
         warn_about_clinics_without_engine(app.extensions["ivr"])
     return app

@@ -203,7 +203,7 @@ def clinics_group() -> None:
 @with_appcontext
 def clinics_list() -> None:
     """Each clinic with its numbers, language and whether it takes spoken answers."""
-    from ivr.answers import voice_answers_shown
+    from ivr.voice_engines import voice_answers_shown
     from ivr.models import Clinic
 
     services = current_services()

@@ -12,7 +12,7 @@ from ivr.errors import ConfigError
 from ivr.models import Clinic
 from speech.common import SpeechModels
 
-WARNING_SOURCE = "ivr.answers"
+WARNING_SOURCE = "ivr.voice_engines"
 
 
 def test_model_folders_are_found_from_the_instance_folder_not_the_working_directory(tmp_path, monkeypatch):
