@@ -33,13 +33,13 @@ $(DEV_STAMP): pyproject.toml $(DEV_LOCK)
 
 ## lock: write both lock files from pyproject.toml (every Python 3.11+ platform, with hashes);
 ## pins already in them are kept unless asked: make lock UPGRADE=--upgrade
-COMPILE = $(BIN)/uv pip compile pyproject.toml - --universal --python-version 3.11 --generate-hashes \
+COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command 'make lock' --quiet $(UPGRADE)
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet '$(UV)'
-	echo 'setuptools>=77' | $(COMPILE) -o $(RUN_LOCK)
-	echo 'setuptools>=77' | $(COMPILE) --extra dev --extra korean -o $(DEV_LOCK)
+	$(COMPILE) -o $(RUN_LOCK)
+	$(COMPILE) --extra dev --extra korean -o $(DEV_LOCK)
 
 system-deps:
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps
