@@ -6,14 +6,15 @@ from types import ModuleType
 from typing import Any, Mapping
 
 from call_flows import inbound, reminder
-from call_flows.actions import (Action, Answered, Ask, CallerInput, DialResult, FlowError, Hangup,
-                                Keys, OptOut, Say, SetAppointmentStatus, Silence, Spoken, Step,
-                                Transfer)
+from call_flows.actions import (TASK_KINDS, Action, Answered, Ask, CallerInput, DialResult, FlowError,
+                                Hangup, Keys, OpenTask, OptOut, PlanRetry, Say, SetAppointmentStatus,
+                                Silence, Spoken, Step, Transfer)
 
 FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound}
 
 __all__ = ["FLOWS", "start", "step", "failure", "Action", "Answered", "Ask", "CallerInput",
-           "DialResult", "FlowError", "Hangup", "Keys", "OptOut", "Say", "SetAppointmentStatus", "Silence",
+           "DialResult", "FlowError", "Hangup", "Keys", "OpenTask", "OptOut", "PlanRetry", "Say",
+           "SetAppointmentStatus", "Silence", "TASK_KINDS",
            "Spoken", "Step", "Transfer", "listening"]
 
 
@@ -42,11 +43,16 @@ def listening(flow: str, state: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(listen(state)) if listen else ()
 
 
-def failure(can_transfer: bool) -> Step:
-    """What a caller hears when a step fails: an apology, then staff or a call-back promise."""
+def failure(can_transfer: bool, can_promise: bool = True) -> Step:
+    """What a caller hears when a step fails: an apology, then staff; else a call-back promise
+    backed by a task, or, when nothing can be recorded (the database is what failed), a plain
+    request to call again: a promise nobody will see is not made."""
+    effects: tuple = ()
     if can_transfer:
         actions: tuple[Action, ...] = (Say("common.apology_transfer"), Transfer())
+    elif can_promise:
+        actions, effects = (Say("common.apology_call_back"), Hangup()), (OpenTask("call_back"),)
     else:
-        actions = (Say("common.apology_call_back"), Hangup())
-    return Step(actions=actions, state={"node": "done", "misses": 0}, decision="step_failed",
-                outcome="error")
+        actions = (Say("common.apology_call_again"), Hangup())
+    return Step(actions=actions, state={"node": "done", "misses": 0}, effects=effects,
+                decision="step_failed", outcome="error")

@@ -107,7 +107,27 @@ class OptOut:
     source: str
 
 
-Effect = Union[SetAppointmentStatus, OptOut]
+@dataclass(frozen=True)
+class OpenTask:
+    """A person at the clinic now owes the patient what a prompt just promised (a call back, a
+    new time): `within_business_days` 0 means as soon as someone can."""
+
+    kind: str
+    within_business_days: int = 0
+
+
+@dataclass(frozen=True)
+class PlanRetry:
+    """Ring again another day, in the patient's calling hours, instead of asking a person to."""
+
+    after_days: int = 1
+
+
+# What a task is for. Every prompt that promises a person will act names one of these.
+TASK_KINDS = ("call_back", "reschedule_request", "wrong_person", "refill_request", "unmatched_text",
+              "voicemail_review")
+
+Effect = Union[SetAppointmentStatus, OptOut, OpenTask, PlanRetry]
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping
 
-from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, OptOut, Say,
-                                SetAppointmentStatus, Silence, Spoken, Step, Transfer)
+from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, OpenTask, OptOut,
+                                PlanRetry, Say, SetAppointmentStatus, Silence, Spoken, Step, Transfer)
 
 MAX_REPROMPTS = 2
 
@@ -125,7 +125,11 @@ def _identify(key: str, facts) -> Step | None:
     if key == "1":
         return _ask("menu", facts, decision="identity_confirmed", before=("reminder.details",))
     if key == "2":
-        return _finish("wrong_person", Say("reminder.wrong_person"), decision="not_the_patient")
+        # "We will try again another time": the clinic rings again tomorrow when it allows a
+        # retry (once), else a person is asked to.
+        follow_up = PlanRetry() if facts.get("can_retry") else OpenTask("wrong_person")
+        return _finish("wrong_person", Say("reminder.wrong_person"), decision="not_the_patient",
+                       effects=(follow_up,))
     return None
 
 
@@ -137,7 +141,8 @@ def _menu(key: str, facts) -> Step | None:
         return _ask("confirm_cancel", facts, decision="cancel_requested")
     if key == "3":
         return _finish("reschedule_requested", Say("reminder.reschedule_noted"), decision="reschedule",
-                       effects=(SetAppointmentStatus("reschedule_requested"),))
+                       effects=(SetAppointmentStatus("reschedule_requested"),
+                                OpenTask("reschedule_request", within_business_days=1)))
     if key == "9":
         return _ask("menu", facts, decision="repeat", before=("reminder.details",))
     return None

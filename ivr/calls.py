@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -12,10 +13,11 @@ from sqlalchemy.orm import Session
 
 import prompts
 from prompts.spoken import speakable_number, spoken_date, spoken_time
-from call_flows import OptOut, SetAppointmentStatus, Step
+from call_flows import OpenTask, OptOut, PlanRetry, SetAppointmentStatus, Step
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
 from speech.recognizer import can_recognize
+from ivr import tasks
 from ivr.errors import ConcurrentChange
 from ivr.models import (Appointment, Call, CallEvent, CarrierRecording, Clinic, Location, Patient, Touch,
                         utcnow)
@@ -91,6 +93,8 @@ class CallRecord:
         patient). Voice answers need the clinic's consent and a recogniser for the language."""
         return {"can_transfer": bool(self.staff_number or fallback_staff_number),
                 "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language, speech_models),
+                # Ring again rather than ask a person, once: only from the first reminder.
+                "can_retry": bool(self.row["retry_wrong_person"]) and self.row["touch_step"] == "reminder",
                 "appointment": self.appointment_fingerprint}
 
     @property
@@ -126,7 +130,9 @@ def _joined_from_touch(statement):
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
 _TURN = (
     _joined_from_touch(select(Call.id.label("call_id"), Call.flow, Call.state, Call.turn, Call.last_twiml,
-                              Call.ended_at.label("call_ended_at"),
+                              Call.ended_at.label("call_ended_at"), Call.clinic_id,
+                              Call.from_number.label("call_from"), Call.direction,
+                              Touch.step.label("touch_step"), Clinic.retry_wrong_person,
                               *_PROMPT_COLUMNS)
                        .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
@@ -313,8 +319,38 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                                                      "source": effect.source})
             connection.execute(_OPT_OUT, {"patient_id_": patient_id, "at": now,
                                           "source": effect.source})
+        elif isinstance(effect, OpenTask):
+            detail.setdefault("changes", []).append({"task_id": _open_task(connection, call, effect, now),
+                                                     "task": effect.kind})
+        elif isinstance(effect, PlanRetry):
+            detail.setdefault("changes", []).append({"retry_touch_id": _plan_retry(connection, call, effect, now)})
     connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "step",
                                        "detail": detail})
+
+
+def _open_task(connection, call: CallRecord, effect: OpenTask, now) -> int:
+    """The task a prompt just promised, about this call's patient (or caller) and appointment."""
+    zone = call.row["clinic_timezone"] or "UTC"
+    return tasks.open_task(
+        connection, kind=effect.kind, clinic_id=call.row["clinic_id"], patient_id=call.row["patient_id"],
+        appointment_id=call.appointment_id, call_id=call.call_id,
+        phone=None if call.row["patient_id"] else call.row["call_from"],
+        due=tasks.due_at(now, zone, call.row["clinic_phone"], effect.within_business_days))
+
+
+def _plan_retry(connection, call: CallRecord, effect: PlanRetry, now) -> int | None:
+    """Another reminder touch for the appointment, due in `after_days` (calling hours move it
+    into the patient's window; reconcile queues it). Unique per appointment and step: once."""
+    if call.appointment_id is None:
+        return None
+    try:
+        with connection.begin_nested():
+            return connection.execute(insert(Touch).values(
+                appointment_id=call.appointment_id, step="reminder-retry-1", flow=call.flow, channel="voice",
+                due_at=now + dt.timedelta(days=effect.after_days), status="planned", attempts=0,
+                updated_at=now, test_call=False)).inserted_primary_key[0]
+    except IntegrityError:
+        return None  # planned already
 
 
 def record_stale_answer(session: Session, call: CallRecord, answered: int | None,
@@ -330,12 +366,15 @@ def record_failure(session: Session, call: CallRecord, error: BaseException, fai
                    twiml: str) -> None:
     """Note on the call that a step failed and what the caller heard instead (no message: PHI).
     The failure ends the flow, so it takes a turn of its own whatever turn it interrupted."""
-    connection = session.connection()
+    connection, now = session.connection(), utcnow()
     connection.execute(_END_CALL_TURN, {"call_id_": call.call_id, "outcome": failure.outcome,
                                         "state": dict(failure.state), "last_twiml": twiml})
-    connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": utcnow(), "kind": "error",
-                                       "detail": {"error": type(error).__name__,
-                                                  "prompts": failure.prompts()}})
+    detail: dict = {"error": type(error).__name__, "prompts": failure.prompts()}
+    for effect in failure.effects:
+        if isinstance(effect, OpenTask):  # the call-back the apology promises
+            detail.setdefault("changes", []).append({"task_id": _open_task(connection, call, effect, now),
+                                                     "task": effect.kind})
+    connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "error", "detail": detail})
 
 
 def note_recording(session: Session, sid: str, call_id: int | None) -> int:

@@ -230,6 +230,59 @@ def clinics_voice_answers(clinic_id: int, setting: str) -> None:
     click.echo(f"clinic {clinic_id}: voice answers {setting}")
 
 
+@click.group("tasks")
+def tasks_group() -> None:
+    """Work people owe patients: call-backs, new times asked for, texts nobody's question matched."""
+
+
+@tasks_group.command("list")
+@click.option("--clinic", "clinic_id", type=int, help="Only this clinic's tasks.")
+@with_appcontext
+def tasks_list(clinic_id: int | None) -> None:
+    """Open tasks, the oldest due first: id, kind, who, what about, due (in the clinic's zone)."""
+    from zoneinfo import ZoneInfo
+
+    from ivr.models import Appointment, Clinic, Patient
+    from ivr.tasks import open_tasks
+
+    with current_services().sessions() as session:
+        found = open_tasks(session, clinic_id)
+        rows = [("task", "kind", "who", "about", "due")]
+        for task in found:
+            clinic = session.get(Clinic, task.clinic_id) if task.clinic_id else None
+            zone = ZoneInfo(clinic.timezone if clinic else "UTC")
+            patient = session.get(Patient, task.patient_id) if task.patient_id else None
+            who = f"patient {patient.id} ({patient.phone})" if patient else (task.phone or "-")
+            about = (f"appointment {task.appointment_id}" if task.appointment_id
+                     else f"call {task.call_id}" if task.call_id else "-")
+            rows.append((str(task.id), task.kind, who, about,
+                         task.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")))
+    if not found:
+        click.echo("no open tasks")
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@tasks_group.command("done")
+@click.argument("task_id", type=int)
+@click.option("--by", default=None, help="Who did it (default: the login name).")
+@click.option("--cancel", is_flag=True, help="Close it as cancelled rather than done.")
+@with_appcontext
+def tasks_done(task_id: int, by: str | None, cancel: bool) -> None:
+    """Close an open task as done (or cancelled)."""
+    import getpass
+
+    from ivr.tasks import close_task
+
+    who = by or getpass.getuser()
+    with current_services().sessions.begin() as session:
+        if not close_task(session, task_id, who, "cancelled" if cancel else "done"):
+            raise click.ClickException(f"no open task with id {task_id}")
+    click.echo(f"task {task_id} {'cancelled' if cancel else 'done'} by {who}")
+
+
 @click.group("patients")
 def patients_group() -> None:
     """How each patient is spoken to."""
@@ -352,7 +405,7 @@ def _speech_models():
     return current_services().settings.speech_models
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, patients_group, _prompts_group(),
+COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, tasks_group, patients_group, _prompts_group(),
             _sandbox_group(), _speech_group())
 
 

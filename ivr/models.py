@@ -54,6 +54,9 @@ class Clinic(Base):
                                                 comment="earliest local time a patient is rung")
     calls_until: Mapped[dt.time] = mapped_column(default=dt.time(20), server_default="20:00:00",
                                                  comment="no call starts at or after this local time")
+    retry_wrong_person: Mapped[bool] = mapped_column(
+        default=False, server_default=false(),
+        comment="when someone else answers a reminder, ring once more the next day instead of a task")
 
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
@@ -196,6 +199,29 @@ class CallEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     call: Mapped[Call] = relationship(back_populates="events")
+
+
+TASK_STATUSES = ("open", "done", "cancelled")
+
+
+class Task(Base):
+    """Work a person owes a patient: what a prompt or a text promised (call back, a new time), or
+    what the system could not handle itself (a text nobody's question matches)."""
+
+    __tablename__ = "task"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32), comment="call_back, reschedule_request, wrong_person, ...")
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("call.id"))
+    phone: Mapped[str | None] = mapped_column(String(20), comment="who to reach, E.164, when no patient is known")
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open", index=True)
+    due_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[dt.datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(120), comment="who closed it (a person, or the system)")
 
 
 class CarrierRecording(Base):

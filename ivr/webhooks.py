@@ -311,7 +311,8 @@ def _fail_call(sid: str, error: BaseException) -> str:
             call = calls.load_call(session, sid, lock=True)
             if call is not None:
                 staff = call.staff_number or staff
-                xml = _failure_twiml(staff)
+                # The call-back promise is made only here, where its task is recorded with it.
+                xml = _failure_twiml(staff, can_promise=True)
                 calls.record_failure(session, call, error, call_flows.failure(bool(staff)), xml)
                 return xml
     except Exception as audit_error:  # noqa: BLE001 - the database itself may be what failed
@@ -319,10 +320,12 @@ def _fail_call(sid: str, error: BaseException) -> str:
     return _failure_twiml(staff)
 
 
-def _failure_twiml(staff_number: str | None) -> str:
-    """Apology and transfer (or a call-back promise), in English: nothing else may be trusted."""
+def _failure_twiml(staff_number: str | None, can_promise: bool = False) -> str:
+    """Apology and transfer, in English: nothing else may be trusted. Without staff to transfer
+    to, a call-back is promised only when its task is being recorded; else the caller is asked
+    to call again."""
     catalogue = prompts.load("en")
-    failure = call_flows.failure(bool(staff_number))
+    failure = call_flows.failure(bool(staff_number), can_promise)
     context = TwimlContext(text=lambda key: catalogue.text(key, {}), say_language=catalogue.say_language,
                            step_url=url_for("twilio.voice_step"), transfer_number=staff_number,
                            dial_url=url_for("twilio.failover_dial_result"))
@@ -336,14 +339,15 @@ def _failure_twiml(staff_number: str | None) -> str:
 @bp.post("/voice/failover-dial")
 def failover_dial_result() -> Response:
     """How the transfer after a failure ended. Reads no database (it may be what failed), so it
-    cannot loop back into the failure: staff answered, or the caller hears a call-back promise."""
+    cannot loop back into the failure: staff answered, or the caller is asked to call again."""
     status = request.form.get("DialCallStatus", "")
     if status not in DIAL_STATUSES:
         abort(400, description="DialCallStatus is missing or unknown")
     response = VoiceResponse()
     if status not in ("completed", "answered"):
+        # No database here, so no task: nothing is promised.
         catalogue = prompts.load("en")
-        response.say(catalogue.text("common.apology_call_back", {}), language=catalogue.say_language)
+        response.say(catalogue.text("common.apology_call_again", {}), language=catalogue.say_language)
     response.hangup()
     log.info("call %s: transfer after a failure ended %s", request.form.get("CallSid", "-"), status)
     return _twiml(str(response))

@@ -3,7 +3,7 @@
 import pytest
 
 import call_flows
-from call_flows import Answered, Ask, Hangup, Keys, Say, SetAppointmentStatus, Silence
+from call_flows import Answered, Ask, Hangup, Keys, OpenTask, PlanRetry, Say, SetAppointmentStatus, Silence
 from call_flows.reminder import MAX_REPROMPTS
 
 
@@ -35,12 +35,14 @@ def test_people_and_unknown_answerers_hear_the_identity_question(answered_by):
 # node, key -> expected actions, next node, outcome, effects, decision
 TRANSITIONS = [
     ("identify", "1", (Ask(("reminder.details", "reminder.menu")),), "menu", None, (), "identity_confirmed"),
-    ("identify", "2", (Say("reminder.wrong_person"), Hangup()), "done", "wrong_person", (), "not_the_patient"),
+    ("identify", "2", (Say("reminder.wrong_person"), Hangup()), "done", "wrong_person",
+     (OpenTask("wrong_person"),), "not_the_patient"),
     ("menu", "1", (Say("reminder.confirmed"), Hangup()), "done", "confirmed",
      (SetAppointmentStatus("confirmed"),), "confirm"),
     ("menu", "2", (Ask(("reminder.cancel_check",)),), "confirm_cancel", None, (), "cancel_requested"),
     ("menu", "3", (Say("reminder.reschedule_noted"), Hangup()), "done", "reschedule_requested",
-     (SetAppointmentStatus("reschedule_requested"),), "reschedule"),
+     (SetAppointmentStatus("reschedule_requested"), OpenTask("reschedule_request", within_business_days=1)),
+     "reschedule"),
     ("menu", "9", (Ask(("reminder.details", "reminder.menu")),), "menu", None, (), "repeat"),
     ("confirm_cancel", "1", (Say("reminder.cancelled"), Hangup()), "done", "cancelled",
      (SetAppointmentStatus("cancelled"),), "cancel_confirmed"),
@@ -102,7 +104,8 @@ def test_nothing_about_the_appointment_before_identity_is_confirmed():
         for caller_input in (Silence(), Keys("3"), Keys("2")):
             later = call_flows.step("reminder", {"node": "identify", "misses": misses}, caller_input)
             assert "reminder.details" not in later.prompts()
-            assert later.effects == ()
+            # Nothing changes about the appointment; "not available" only asks for a follow-up.
+            assert set(later.effects) <= {OpenTask("wrong_person")}
 
 
 def test_full_walk_to_confirmation():
@@ -125,13 +128,15 @@ def test_unknown_flow_and_corrupt_state_raise_flow_error():
         call_flows.step("reminder", {"node": "bogus"}, Keys("1"))
 
 
-@pytest.mark.parametrize("can_transfer,actions", [
-    (True, (Say("common.apology_transfer"), call_flows.Transfer())),
-    (False, (Say("common.apology_call_back"), Hangup())),
+@pytest.mark.parametrize("can_transfer,can_promise,actions,effects", [
+    (True, True, (Say("common.apology_transfer"), call_flows.Transfer()), ()),
+    (False, True, (Say("common.apology_call_back"), Hangup()), (OpenTask("call_back"),)),
+    (False, False, (Say("common.apology_call_again"), Hangup()), ()),
 ])
-def test_failure_step_apologises_then_transfers_or_promises_a_call_back(can_transfer, actions):
-    step = call_flows.failure(can_transfer)
-    assert step.actions == actions and step.outcome == "error"
+def test_failure_step_transfers_or_promises_a_call_back_only_with_its_task(can_transfer, can_promise, actions,
+                                                                           effects):
+    step = call_flows.failure(can_transfer, can_promise)
+    assert (step.actions, step.effects, step.outcome) == (actions, effects, "error")
 
 
 VOICE = {"voice_answers": True, "can_transfer": True}
@@ -219,3 +224,14 @@ def test_an_unclear_answer_to_the_stop_read_back_asks_again_then_closes_without_
         assert state["misses"] == attempt and state["back_to"] == "identify"
     step = call_flows.step("reminder", state, call_flows.Spoken(None), VOICE)
     assert (step.outcome, step.effects) == ("no_response", ())
+
+
+@pytest.mark.parametrize("facts,effect", [
+    ({"can_retry": True}, PlanRetry()),                 # the clinic rings again tomorrow, once
+    ({"can_retry": False}, OpenTask("wrong_person")),   # a person follows up
+    ({}, OpenTask("wrong_person")),
+])
+def test_someone_else_answering_is_followed_up_as_the_prompt_promises(facts, effect):
+    """"We will try again another time" is always backed by a planned call or a task."""
+    step = call_flows.step("reminder", {"node": "identify", "misses": 0}, Keys("2"), facts)
+    assert step.prompts() == ["reminder.wrong_person"] and step.effects == (effect,)

@@ -234,8 +234,8 @@ def test_unknown_touch_is_404(twilio, demo):
 
 def test_step_for_an_unknown_call_still_answers_valid_twiml(twilio, demo):
     verbs = heard(press(twilio, "1", sid=call_sid(42)))
-    assert spoken(verbs) == ["Sorry, something went wrong on our side. Someone from our office "
-                             "will call you back. Goodbye."]
+    # No record to hang a call-back task on, so nothing is promised.
+    assert spoken(verbs) == ["Sorry, something went wrong on our side. Please call us again later. Goodbye."]
     assert [v.name for v in verbs] == ["Say", "Hangup"]
 
 
@@ -328,8 +328,8 @@ def test_a_dead_database_connection_is_replaced_without_the_caller_noticing(twil
 
 @pytest.mark.parametrize("status,words", [
     ("completed", []), ("answered", []),
-    ("no-answer", ["Sorry, something went wrong on our side. Someone from our office will call you back. Goodbye."]),
-    ("busy", ["Sorry, something went wrong on our side. Someone from our office will call you back. Goodbye."]),
+    ("no-answer", ["Sorry, something went wrong on our side. Please call us again later. Goodbye."]),
+    ("busy", ["Sorry, something went wrong on our side. Please call us again later. Goodbye."]),
 ])
 def test_the_transfer_after_a_failure_ends_without_touching_the_database(twilio, demo, monkeypatch, status, words):
     """Even with the database gone, the caller gets a clear ending and never loops back."""

@@ -1,12 +1,13 @@
 """Prompt catalogues: every key the flows use exists, with the placeholders the server fills."""
 
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
 
 import prompts
-from call_flows import Answered, DialResult, Keys, Silence, Spoken
+from call_flows import Answered, DialResult, Keys, OpenTask, PlanRetry, Silence, Spoken
 import call_flows
 
 SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider"}
@@ -32,12 +33,10 @@ class Heard:
     identity_question: bool
 
 
-def heard_in(flow: str) -> set[Heard]:
-    """Every prompt the flow can speak, found by walking every state it can reach from every way
-    a call can be answered, with every input, with the appointment changed by someone else at any
-    point. A step whose decision is identity_confirmed speaks after identity, and so does
-    everything that follows it."""
-    found: set[Heard] = set()
+def walk(flow: str):
+    """Every step the flow can take, with whether the caller had confirmed who they are before it,
+    found by walking every state it can reach from every way a call can be answered, with every
+    input, with the appointment changed by someone else at any point."""
     for facts in FACTS:
         booked, changed = {**facts, "appointment": "as-called"}, {**facts, "appointment": "changed-since"}
         frontier = [(call_flows.start(flow, Answered(answered_by), booked), False)
@@ -45,24 +44,38 @@ def heard_in(flow: str) -> set[Heard]:
         seen: set[tuple[str, bool]] = set()
         while frontier:
             step, identified = frontier.pop()
+            yield step, identified
             identified = identified or step.decision == "identity_confirmed"
-            asks_identity = step.state.get("node") == "identify"
-            found.update(Heard(key, not identified, asks_identity) for key in step.prompts())
             marker = (json.dumps(dict(step.state), sort_keys=True), identified)
             if step.done or marker in seen:
                 continue
             seen.add(marker)
             frontier += [(call_flows.step(flow, step.state, caller_input, now), identified)
                          for caller_input in INPUTS for now in (booked, changed)]
+
+
+def heard_in(flow: str) -> set[Heard]:
+    """Every prompt the flow can speak. A step whose decision is identity_confirmed speaks after
+    identity, and so does everything that follows it."""
+    found: set[Heard] = set()
+    for step, identified in walk(flow):
+        identified = identified or step.decision == "identity_confirmed"
+        asks_identity = step.state.get("node") == "identify"
+        found.update(Heard(key, not identified, asks_identity) for key in step.prompts())
     return found
 
 
 def all_prompt_keys() -> set[str]:
     """Every key any flow, the failure path or the shell can speak."""
     keys = {heard.key for flow in call_flows.FLOWS for heard in heard_in(flow)}
-    for can in (True, False):
-        keys.update(call_flows.failure(can).prompts())
+    for step in failures():
+        keys.update(step.prompts())
     return keys | OUTSIDE_FLOWS
+
+
+def failures():
+    """Every way a failed step can end (staff or not; a task recorded or not)."""
+    return [call_flows.failure(transfer, promise) for transfer in (True, False) for promise in (True, False)]
 
 
 @pytest.mark.parametrize("language", prompts.available_languages())
@@ -98,7 +111,7 @@ def test_the_walk_sees_the_details_after_identity_and_the_name_only_in_its_quest
 
 
 def test_shell_prompts_carry_no_patient_details():
-    for key in OUTSIDE_FLOWS | set(call_flows.failure(True).prompts()) | set(call_flows.failure(False).prompts()):
+    for key in OUTSIDE_FLOWS | {key for step in failures() for key in step.prompts()}:
         assert prompts.load("en").placeholders(key) & PATIENT_VALUES == set(), key
 
 
@@ -143,3 +156,29 @@ def test_the_check_catches_a_missing_key_a_wrong_placeholder_and_hard_english(mo
     assert "es: missing reminder.kept" in found
     assert "es: reminder.greeting has placeholders ['clinica'], en has ['clinic']" in found
     assert any(line.startswith("en: reminder.kept reads at grade") for line in found)
+
+
+# Words that promise someone will do something. Every prompt whose English says so is listed here
+# with what backs it; a new promising prompt fails the test below until it is backed.
+PROMISE = re.compile(r"\b(will (call|try|contact|text|send|get back)|call you back|get back to you)\b", re.I)
+PROMISES = {"reminder.reschedule_noted": {OpenTask("reschedule_request", within_business_days=1)},
+            "reminder.wrong_person": {OpenTask("wrong_person"), PlanRetry()},
+            "common.apology_call_back": {OpenTask("call_back")}}
+
+
+def test_the_list_of_promising_prompts_is_complete():
+    english = prompts.load("en")
+    assert {key for key, text in english.texts.items() if PROMISE.search(text)} == set(PROMISES)
+
+
+@pytest.mark.parametrize("flow", sorted(call_flows.FLOWS))
+def test_every_promise_a_flow_speaks_comes_with_a_task_or_a_planned_call(flow):
+    """Walks every step the flow can take: each one that speaks a promise carries its follow-up
+    (the shell records it in the same transaction as the decision)."""
+    spoken = 0
+    for step, _identified in [*walk(flow), *((s, False) for s in failures())]:
+        for key in set(step.prompts()) & set(PROMISES):
+            spoken += 1
+            assert set(step.effects) & PROMISES[key], (key, step)
+    if flow == "reminder":
+        assert spoken, "the walk met no promise: the test would prove nothing"

@@ -28,7 +28,7 @@ def test_a_created_call_rings_and_can_be_fetched(sandbox):
     # A call our records do not know still hears valid TwiML (signed by the sandbox, so not a 403).
     assert transcript["error"] is None
     assert transcript["turns"][0]["prompts"] == [{"say": "Sorry, something went wrong on our side. "
-                                                  "Someone from our office will call you back. Goodbye.",
+                                                  "Please call us again later. Goodbye.",
                                                   "language": "en-US"}]
     fetched = client.calls(placed.sid).fetch()
     assert (fetched.sid, fetched.to, fetched.status) == (placed.sid, "+12125550143", "completed")
