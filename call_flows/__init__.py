@@ -5,14 +5,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Mapping
 
-from call_flows import inbound, reminder
+from call_flows import inbound, reminder, text_reminder
 from call_flows.actions import (TASK_KINDS, Action, Answered, Ask, CallerInput, DialResult, FlowError,
-                                Hangup, Keys, OpenTask, OptOut, PlanRetry, Say, SetAppointmentStatus,
-                                Silence, Spoken, Step, Transfer)
+                                Hangup, Keys, OpenTask, OptOut, PlanRetry, Replied, Say,
+                                SetAppointmentStatus, Silence, Spoken, Step, Text, Transfer)
 
 FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound}
+# Conversations by text: the same engine, fed replies instead of keys.
+TEXT_FLOWS: dict[str, ModuleType] = {"text_reminder": text_reminder}
 
-__all__ = ["FLOWS", "start", "step", "failure", "Action", "Answered", "Ask", "CallerInput",
+__all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failure", "Replied", "Text", "Action", "Answered", "Ask", "CallerInput",
            "DialResult", "FlowError", "Hangup", "Keys", "OpenTask", "OptOut", "PlanRetry", "Say",
            "SetAppointmentStatus", "Silence", "TASK_KINDS",
            "Spoken", "Step", "Transfer", "listening"]
@@ -35,6 +37,24 @@ def step(flow: str, state: Mapping[str, Any], caller_input: CallerInput,
          facts: Mapping[str, Any] | None = None) -> Step:
     """The next step given the saved state and what the caller did."""
     return _flow(flow).advance(state, caller_input, facts or {})
+
+
+def start_text(flow: str, facts: Mapping[str, Any] | None = None) -> Step:
+    """The first text of a conversation."""
+    return _text_flow(flow).start(facts or {})
+
+
+def reply(flow: str, state: Mapping[str, Any], replied: Replied,
+          facts: Mapping[str, Any] | None = None) -> Step:
+    """The next step of a conversation given what the patient texted back."""
+    return _text_flow(flow).advance(state, replied, facts or {})
+
+
+def _text_flow(name: str) -> ModuleType:
+    try:
+        return TEXT_FLOWS[name]
+    except KeyError:
+        raise FlowError(f"unknown text flow {name!r}") from None
 
 
 def listening(flow: str, state: Mapping[str, Any]) -> tuple[str, ...]:

@@ -52,7 +52,15 @@ class Spoken:
     confidence: float = 0.0
 
 
-CallerInput = Union[Keys, Silence, DialResult, Spoken]
+@dataclass(frozen=True)
+class Replied:
+    """The patient answered a text: what their words mean (confirm, reschedule, cancel, or a
+    digit 1-3 whose meaning depends on the question), or None when they match nothing."""
+
+    intent: str | None
+
+
+CallerInput = Union[Keys, Silence, DialResult, Spoken, Replied]
 
 
 # Actions (what the caller hears and what the call does) ----------------------------------------
@@ -88,7 +96,14 @@ class Hangup:
     """End the call."""
 
 
-Action = Union[Say, Ask, Transfer, Hangup]
+@dataclass(frozen=True)
+class Text:
+    """Send the patient a text from the catalogue by key (a conversation's action)."""
+
+    prompt: str
+
+
+Action = Union[Say, Ask, Transfer, Hangup, Text]
 
 
 # Effects (what the record should remember) -----------------------------------------------------
@@ -149,7 +164,7 @@ class Step:
         """Every prompt key this step speaks, in order (for the audit trail)."""
         keys: list[str] = []
         for action in self.actions:
-            if isinstance(action, Say):
+            if isinstance(action, (Say, Text)):
                 keys.append(action.prompt)
             elif isinstance(action, Ask):
                 keys.extend(action.prompts)

@@ -13,7 +13,7 @@ from ivr.log_hygiene import guard_database_logs
 from ivr.services import Services
 
 # Keys of create_app's config that are objects rather than settings (tests inject doubles).
-_OBJECT_KEYS = ("DIALER", "REDIS", "SYNTHESIZER", "RECORDINGS")
+_OBJECT_KEYS = ("DIALER", "REDIS", "SYNTHESIZER", "RECORDINGS", "MESSENGER")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -29,14 +29,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["ivr"] = Services(settings, dialer_override=objects.get("DIALER"),
                                      redis_override=objects.get("REDIS"),
                                      synthesizer_override=objects.get("SYNTHESIZER"),
-                                     recordings_override=objects.get("RECORDINGS"))
+                                     recordings_override=objects.get("RECORDINGS"),
+                                     messenger_override=objects.get("MESSENGER"))
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops,
                                 x_host=settings.proxy_hops, x_prefix=settings.proxy_hops)
 
     from ivr import audio, cli, webhooks
+    from ivr.messaging import webhooks as messaging_webhooks
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(messaging_webhooks.bp)
     app.register_blueprint(audio.bp)
     if settings.carrier == "sandbox":
         from ivr.sandbox import rest

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import prompts
-from prompts.spoken import speakable_number, spoken_date, spoken_time
+from prompts.spoken import speakable_number, spoken_date, spoken_time, written_number
 from call_flows import OpenTask, OptOut, PlanRetry, SetAppointmentStatus, Step
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
@@ -101,10 +101,16 @@ class CallRecord:
     def appointment_fingerprint(self) -> str | None:
         """What the patient is told about the appointment, as one opaque value: its status, time,
         place and provider. Any change by someone else during the call changes it."""
-        if self.appointment_id is None:
-            return None
-        read = "|".join(str(self.row[name]) for name in _APPOINTMENT_AS_READ)
-        return hashlib.sha256(read.encode()).hexdigest()[:16]
+        return appointment_fingerprint(self.row)
+
+
+def appointment_fingerprint(row: Mapping[str, Any]) -> str | None:
+    """A row's appointment as the patient is told it (status, time, place, provider), as one
+    opaque value; None when the row is about no appointment."""
+    if row["appointment_id"] is None:
+        return None
+    read = "|".join(str(row[name]) for name in _APPOINTMENT_AS_READ)
+    return hashlib.sha256(read.encode()).hexdigest()[:16]
 
 
 # What prompts on a call about an appointment need to know (nothing more: prompts are lazy).
@@ -255,18 +261,29 @@ def context_for(call: CallRecord, fallback_staff_number: str = "") -> CallContex
 
 def touch_context(session: Session, touch_id: int) -> tuple[str, CallContext] | None:
     """The flow of a touch and what its call's prompts will say, before the call exists."""
-    row = session.connection().execute(_TOUCH, {"touch_id": touch_id}).mappings().one_or_none()
+    row = touch_row(session, touch_id)
     return None if row is None else (row["flow"], _context(row))
 
 
-def _context(row: RowMapping, fallback_staff_number: str = "") -> CallContext:
+def touch_row(session: Session, touch_id: int) -> RowMapping | None:
+    """A touch with what its call's prompts or its texts need: patient, appointment, clinic."""
+    return session.connection().execute(_TOUCH, {"touch_id": touch_id}).mappings().one_or_none()
+
+
+def text_context(row: RowMapping) -> CallContext:
+    """What a text about this row's appointment may say: as a call's values, but the clinic's
+    number written as people write it, for reading and tapping."""
+    return _context(row, for_texts=True)
+
+
+def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool = False) -> CallContext:
     catalogue = prompts.first_available(row["language"], row["clinic_language"])
     # A visit happens on the clock of its place; the patient's own zone only decides whether
     # that zone must be named (and, elsewhere, when they may be rung).
     place_zone = row["location_timezone"] or row["clinic_timezone"]
     listener_zone = row["timezone"] or row["clinic_timezone"]
     values = _LazyValues({
-        **clinic_values(row["clinic"], row["clinic_phone"]),
+        **clinic_values(row["clinic"], row["clinic_phone"], for_texts),
         "first_name": lambda: row["first_name"],
         "date": lambda: spoken_date(row["starts_at"], place_zone, catalogue),
         "time": lambda: spoken_time(row["starts_at"], place_zone, listener_zone, catalogue),
@@ -277,10 +294,11 @@ def _context(row: RowMapping, fallback_staff_number: str = "") -> CallContext:
                        row["speech_rate"])
 
 
-def clinic_values(name: str, phone: str) -> dict[str, Callable[[], str]]:
+def clinic_values(name: str, phone: str, for_texts: bool = False) -> dict[str, Callable[[], str]]:
     """How prompts say a clinic's values (the same in calls and in `ivr prompts render`, or
-    pre-rendered audio would never match a call's words)."""
-    return {"clinic": lambda: name, "clinic_phone": lambda: speakable_number(phone)}
+    pre-rendered audio would never match a call's words); texts write the number as people do."""
+    return {"clinic": lambda: name,
+            "clinic_phone": lambda: written_number(phone) if for_texts else speakable_number(phone)}
 
 
 def record_step(session: Session, call: CallRecord, step: Step, caller_input: dict | None,

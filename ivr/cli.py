@@ -242,7 +242,7 @@ def tasks_list(clinic_id: int | None) -> None:
     """Open tasks, the oldest due first: id, kind, who, what about, due (in the clinic's zone)."""
     from zoneinfo import ZoneInfo
 
-    from ivr.models import Appointment, Clinic, Patient
+    from ivr.models import Clinic, Patient
     from ivr.tasks import open_tasks
 
     with current_services().sessions() as session:

@@ -17,6 +17,23 @@ class PermanentDialError(DialError):
     """The carrier refused a call for a reason a retry cannot fix (bad number, bad account)."""
 
 
+class SendError(IvrError):
+    """The carrier did not accept a text; worth retrying later."""
+
+
+class PermanentSendError(SendError):
+    """The carrier refused a text for good; `code` is its error code (21610: the number opted
+    out at the carrier; 21614: not a mobile number; 21211: not a valid number)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UncertainSendError(SendError):
+    """The carrier may or may not have taken the text (no answer after sending): not retried."""
+
+
 class UncertainDialError(DialError):
     """The carrier may or may not have placed the call (it timed out after we sent the request).
     Retrying could ring the patient twice, so the touch waits for a person or a reconciler."""

@@ -54,6 +54,9 @@ class Clinic(Base):
                                                 comment="earliest local time a patient is rung")
     calls_until: Mapped[dt.time] = mapped_column(default=dt.time(20), server_default="20:00:00",
                                                  comment="no call starts at or after this local time")
+    sms_private: Mapped[bool] = mapped_column(
+        default=False, server_default=false(),
+        comment="reminder texts name only the clinic; details are sent when the patient replies 1")
     retry_wrong_person: Mapped[bool] = mapped_column(
         default=False, server_default=false(),
         comment="when someone else answers a reminder, ring once more the next day instead of a task")
@@ -201,6 +204,83 @@ class CallEvent(Base):
     call: Mapped[Call] = relationship(back_populates="events")
 
 
+# A text's life: ours until the carrier has it (planned, submitting), then the carrier's; refused:
+# we did not send it (opted out, not a mobile, ...), and `reason` says why.
+MESSAGE_STATUSES = ("planned", "submitting", "accepted", "queued", "sending", "sent", "delivered",
+                    "undelivered", "failed", "refused", "uncertain", "received")
+
+
+class Message(Base):
+    """One text message, to or from a patient (or a number we do not know)."""
+
+    __tablename__ = "message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("call.id"))
+    touch_id: Mapped[int | None] = mapped_column(ForeignKey("touch.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversation.id"))
+    direction: Mapped[str] = mapped_column(String(10), comment="inbound or outbound")
+    kind: Mapped[str] = mapped_column(String(24), comment="reminder, reply, help, opt_out, text_back, ...")
+    from_number: Mapped[str | None] = mapped_column(String(20))
+    to_number: Mapped[str | None] = mapped_column(String(20), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    encoding: Mapped[str] = mapped_column(String(8), comment="gsm7 or ucs2")
+    segments: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error_code: Mapped[int | None] = mapped_column(comment="the carrier's error code, when it gave one")
+    reason: Mapped[str | None] = mapped_column(String(200), comment="why we refused to send it")
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MessageEvent(Base):
+    """Append-only audit of a text: every status, decision and refusal."""
+
+    __tablename__ = "message_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Conversation(Base):
+    """A question we asked a patient by text and the state of their answer (a pure text flow's
+    state, as a call keeps its flow's)."""
+
+    __tablename__ = "conversation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
+    phone: Mapped[str] = mapped_column(String(20), index=True, comment="the patient's number, E.164")
+    flow: Mapped[str] = mapped_column(String(40))
+    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[dt.datetime | None]
+
+
+class PhoneOptOut(Base):
+    """A number that asked a clinic for no more texts or calls (by a carrier's keyword or ours),
+    whether or not it belongs to a patient; removed when it opts in again."""
+
+    __tablename__ = "phone_opt_out"
+    __table_args__ = (UniqueConstraint("clinic_id", "phone", name="uq_phone_opt_out"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    phone: Mapped[str] = mapped_column(String(20))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(40), comment="sms keyword, carrier error 21610, voice, staff")
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
+
+
 TASK_STATUSES = ("open", "done", "cancelled")
 
 
@@ -217,6 +297,7 @@ class Task(Base):
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
     call_id: Mapped[int | None] = mapped_column(ForeignKey("call.id"))
     phone: Mapped[str | None] = mapped_column(String(20), comment="who to reach, E.164, when no patient is known")
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), comment="the text it is about")
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open", index=True)
     due_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -241,10 +322,12 @@ class CarrierRecording(Base):
 
 
 class AuditTrailIsAppendOnly(IvrError):
-    """Raised when code tries to change or remove a CallEvent."""
+    """Raised when code tries to change or remove a CallEvent or a MessageEvent."""
 
 
 @event.listens_for(CallEvent, "before_update")
 @event.listens_for(CallEvent, "before_delete")
-def _forbid_rewriting_history(_mapper, _connection, target: CallEvent) -> None:
-    raise AuditTrailIsAppendOnly(f"call_event {target.id} is part of the audit trail")
+@event.listens_for(MessageEvent, "before_update")
+@event.listens_for(MessageEvent, "before_delete")
+def _forbid_rewriting_history(_mapper, _connection, target) -> None:
+    raise AuditTrailIsAppendOnly(f"{target.__tablename__} {target.id} is part of the audit trail")

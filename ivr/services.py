@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.config import Settings
 from ivr.db import make_engine, make_sessions
-from ivr.telephony import CarrierRecordings, Dialer, TwilioRecordings, make_dialer
+from ivr.telephony import (CarrierRecordings, Dialer, Messenger, TwilioRecordings, make_dialer,
+                           make_messenger)
 from speech.audio_cache import PromptAudioCache
 from speech.synthesis import Synthesizer
 
@@ -30,6 +31,7 @@ class Services:
     redis_override: Redis | None = None
     synthesizer_override: Synthesizer | None = None
     recordings_override: CarrierRecordings | None = None
+    messenger_override: Messenger | None = None
     _pid: int = field(default_factory=os.getpid)
 
     @cached_property
@@ -43,6 +45,11 @@ class Services:
     @cached_property
     def dialer(self) -> Dialer:
         return self.dialer_override or make_dialer(self.settings)
+
+    @cached_property
+    def messenger(self) -> Messenger:
+        """Sends text messages through the carrier."""
+        return self.messenger_override or make_messenger(self.settings)
 
     @cached_property
     def recordings(self) -> CarrierRecordings:

@@ -16,8 +16,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.config import Settings
-from ivr.errors import (CarrierError, DialError, PermanentDialError, RecordingError, UncertainDialError,
-                        UnknownToCarrier)
+from ivr.errors import (CarrierError, DialError, PermanentDialError, PermanentSendError, RecordingError,
+                        SendError, UncertainDialError, UncertainSendError, UnknownToCarrier)
 
 STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
@@ -74,23 +74,11 @@ class TwilioDialer:
 
     def place_call(self, request: CallRequest) -> str:
         extra = {"machine_detection": "DetectMessageEnd"} if request.machine_detection else {}
-        try:
-            call = self._client.calls.create(
-                to=request.to, from_=request.from_, url=request.url, method="POST",
-                status_callback=request.status_callback, status_callback_method="POST",
-                status_callback_event=STATUS_EVENTS, **extra)
-        except TwilioRestException as exc:
-            if exc.status in (429, 503):
-                raise DialError(f"carrier busy: HTTP {exc.status}, code {exc.code}") from exc
-            if 400 <= exc.status < 500:
-                raise PermanentDialError(f"carrier refused the call: HTTP {exc.status}, code {exc.code}") from exc
-            raise UncertainDialError(f"carrier error: HTTP {exc.status}, code {exc.code}") from exc
-        except (TwilioException, OSError) as exc:
-            if _never_reached_carrier(exc):
-                raise DialError(f"carrier unreachable: {type(exc).__name__}") from exc
-            # A read timeout or a connection lost after sending: the call may exist.
-            raise UncertainDialError(f"carrier did not answer: {type(exc).__name__}") from exc
-        return call.sid
+        return _create(lambda: self._client.calls.create(
+            to=request.to, from_=request.from_, url=request.url, method="POST",
+            status_callback=request.status_callback, status_callback_method="POST",
+            status_callback_event=STATUS_EVENTS, **extra), "call", DialError, PermanentDialError,
+            UncertainDialError).sid
 
     def call_status(self, sid: str) -> CallStatus:
         """The call as the carrier has it now; CarrierError when it cannot say."""
@@ -104,6 +92,78 @@ class TwilioDialer:
             raise CarrierError(f"carrier did not answer: {type(exc).__name__}") from exc
         return CallStatus(call.status, call.answered_by or None,
                           int(call.duration) if call.duration else None)
+
+
+def _create(create, what: str, retryable: type, permanent: type, uncertain: type):
+    """Run a carrier create request and say, by the error raised, whether a retry is safe:
+    refusals (4xx) are permanent; 429, 503 and failures to connect never reached the carrier's
+    logic and may be retried; a read timeout or another 5xx may hide what was created, so it is
+    uncertain and must not be retried on our own."""
+    try:
+        return create()
+    except TwilioRestException as exc:
+        if exc.status in (429, 503):
+            raise retryable(f"carrier busy: HTTP {exc.status}, code {exc.code}") from exc
+        if 400 <= exc.status < 500:
+            error = permanent(f"carrier refused the {what}: HTTP {exc.status}, code {exc.code}")
+            error.code = exc.code
+            raise error from exc
+        raise uncertain(f"carrier error: HTTP {exc.status}, code {exc.code}") from exc
+    except (TwilioException, OSError) as exc:
+        if _never_reached_carrier(exc):
+            raise retryable(f"carrier unreachable: {type(exc).__name__}") from exc
+        # A read timeout or a connection lost after sending: the carrier may have it.
+        raise uncertain(f"carrier did not answer: {type(exc).__name__}") from exc
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """A text we ask the carrier to deliver, and where it reports how delivery went."""
+
+    to: str
+    from_: str
+    body: str
+    status_callback: str
+
+
+class Messenger(Protocol):
+    """Sends text messages; returns the carrier's message SID."""
+
+    def send_text(self, request: TextRequest) -> str: ...
+
+
+class TwilioMessenger:
+    """Messenger over twilio.rest.Client (Messages.json), with the Dialer's error rules."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def send_text(self, request: TextRequest) -> str:
+        return _create(lambda: self._client.messages.create(
+            to=request.to, from_=request.from_, body=request.body, status_callback=request.status_callback),
+            "text", SendError, PermanentSendError, UncertainSendError).sid
+
+
+def make_messenger(settings: Settings) -> Messenger:
+    """The real Messenger: Twilio itself, or the sandbox carrier reached with the same client."""
+    return TwilioMessenger(carrier_client(settings))
+
+
+@dataclass
+class RecordingMessenger:
+    """Test double: remembers every text and answers with made-up SIDs (or a given error)."""
+
+    requests: list[TextRequest] = field(default_factory=list)
+    fail_with: Exception | None = None
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send_text(self, request: TextRequest) -> str:
+        with self._lock:
+            if self.fail_with is not None:
+                raise self.fail_with
+            self.requests.append(request)
+            return f"SM{next(self._ids):032x}"
 
 
 def _never_reached_carrier(exc: BaseException) -> bool:

@@ -39,8 +39,16 @@ DIAL = frozenset({"DialBridged", "DialCallDuration", "DialCallSid", "DialCallSta
 STATUS = frozenset({"CallDuration", "CallbackSource", "Duration", "RecordingDuration", "RecordingSid",
                     "RecordingUrl", "SequenceNumber", "SipResponseCode", "StirStatus", "Timestamp",
                     "AnsweredBy", "MachineDetectionDuration"})
-# Names that carry a SIP header's or an application's own name after the prefix.
-PREFIXES = ("SipHeader_", "DialSipHeader_")
+# Texts (Messaging webhooks: incoming message, and the StatusCallback of one we sent).
+SMS_COMMON = frozenset({"AccountSid", "ApiVersion", "MessageSid", "SmsSid", "SmsMessageSid", "SmsStatus",
+                        "MessagingServiceSid", "From", "To", "FromCity", "FromState", "FromZip",
+                        "FromCountry", "ToCity", "ToState", "ToZip", "ToCountry", "AddOns"})
+SMS_INBOUND = SMS_COMMON | {"Body", "NumMedia", "NumSegments", "OptOutType", "ReferralNumMedia"}
+SMS_STATUS = SMS_COMMON | {"MessageStatus", "ErrorCode", "ErrorMessage", "RawDlrDoneDate", "ChannelToAddress",
+                           "ChannelPrefix", "ChannelInstallSid", "StructuredMessage"}
+# Names that carry a SIP header's or an application's own name after the prefix, and the
+# numbered media of a picture message.
+PREFIXES = ("SipHeader_", "DialSipHeader_", "MediaUrl", "MediaContentType")
 
 # Endpoint -> the names its requests may carry. A Redirect after a question posts the common set
 # to the step route, which is also every question's <Gather> and <Record> action. The answering
@@ -55,6 +63,8 @@ ROUTES: dict[str, frozenset[str]] = {
     "twilio.failover_dial_result": CALL | DIAL,
     "twilio.whisper": CALL,
     "twilio.status_callback": CALL | STATUS,
+    "twilio_sms.inbound": SMS_INBOUND,
+    "twilio_sms.status": SMS_STATUS,
 }
 
 

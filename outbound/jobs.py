@@ -8,9 +8,10 @@ from dataclasses import asdict
 
 from rq import get_current_job
 from sqlalchemy import update
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, object_session
 
 from ivr import calls, prompt_audio
+from ivr.messaging import texts as messaging
 from ivr.errors import PermanentDialError, UncertainDialError
 from ivr.models import Appointment, Patient, Touch, utcnow
 from ivr.services import current_services
@@ -18,6 +19,7 @@ from ivr.telephony import CallRequest
 from outbound import reconciler
 from outbound.hours import ring_time
 from outbound.queueing import outbound_queue, schedule_next_reconcile
+from outbound.texts import enqueue_text
 
 log = logging.getLogger(__name__)
 # Seconds a job may spend rendering a call's prompts (normally well under one): a synthesiser
@@ -28,11 +30,13 @@ RECONCILE_HORIZON = 3600
 
 
 def place_touch_call(touch_id: int) -> str | None:
-    """Ring the patient for a planned touch; returns the call SID, or None when nothing was placed.
+    """Ring (or text) the patient for a planned touch; returns the call SID, or None when no call
+    was placed.
 
     The call's prompts are rendered first, while the touch is still planned (a worker that dies
     while rendering leaves nothing in doubt). Then the touch is claimed in the database
-    (planned -> dialing), so even a job that runs twice dials once.
+    (planned -> dialing), so even a job that runs twice dials once. A touch by text opens its
+    conversation and queues the reminder text in the claim's own transaction instead.
     """
     services = current_services()
     settings = services.settings
@@ -59,10 +63,21 @@ def place_touch_call(touch_id: int) -> str | None:
             log.info("touch %s: outside calling hours; due again at %s", touch_id, ring_at.isoformat())
             return None
         patient = touch.appointment.patient
-        request = CallRequest(
-            to=patient.phone, from_=patient.clinic.phone or settings.from_number,
-            url=f"{settings.public_base_url}/twilio/voice/outbound/{touch_id}",
-            status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}")
+        if touch.channel == "sms":
+            texts_to_send = messaging.start_reminder(session, touch_id, patient.clinic.phone or settings.from_number)
+            touch.status, touch.last_error = "completed", None
+        else:
+            texts_to_send = None
+            request = CallRequest(
+                to=patient.phone, from_=patient.clinic.phone or settings.from_number,
+                url=f"{settings.public_base_url}/twilio/voice/outbound/{touch_id}",
+                status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}")
+    if texts_to_send is not None:
+        queue = outbound_queue(services.redis)
+        for message_id in texts_to_send:
+            enqueue_text(queue, message_id)
+        log.info("touch %s: reminder text queued", touch_id)
+        return None
 
     try:
         sid = services.dialer.place_call(request)
@@ -101,7 +116,8 @@ def _render_if_ringing(touch_id: int) -> None:
     with services.sessions() as session:
         touch = session.get(Touch, touch_id, options=[
             joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
-        if touch is None or touch.status != "planned" or _later_ring_time(touch) or _reason_not_to_call(touch):
+        if (touch is None or touch.status != "planned" or touch.channel != "voice" or _later_ring_time(touch)
+                or _reason_not_to_call(touch)):
             return
         flow, context = calls.touch_context(session, touch_id)
     render_call_prompts(touch_id, flow, context)
@@ -161,8 +177,12 @@ def _reason_not_to_call(touch: Touch) -> str | None:
     # A sandbox test call may be repeated whatever the patient answered before.
     if appointment.status != "booked" and not touch.test_call:
         return f"appointment is {appointment.status}"
-    if touch.channel != "voice":
-        return f"channel {touch.channel} is not voice"
+    if touch.channel not in ("voice", "sms"):
+        return f"channel {touch.channel} is neither voice nor sms"
+    if touch.channel == "sms":
+        if messaging.opted_out(object_session(touch), patient.clinic_id, patient.phone):
+            return "the number opted out of texts"
+        return messaging.textable(patient.phone)
     return None
 
 

@@ -11,17 +11,23 @@ from ivr.models import Appointment, Patient, Touch
 from outbound.hours import ring_time
 
 
+# The flow each channel's reminder runs.
+REMINDER_FLOWS = {"voice": "reminder", "sms": "text_reminder"}
+
+
 def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> list[Touch]:
-    """Create a 'reminder' touch, due now, for each booked appointment starting before `until`."""
+    """Create a 'reminder' touch, due now (in calling hours), for each booked appointment starting
+    before `until`: a call, or a text for patients who prefer one."""
     already = select(Touch.appointment_id).where(Touch.step == "reminder")
     appointments = session.scalars(
         select(Appointment).join(Appointment.patient)
         .where(Appointment.status == "booked", Appointment.starts_at > now,
                Appointment.starts_at <= until, Patient.opted_out_at.is_(None),
-               Patient.preferred_channel == "voice", Appointment.id.not_in(already))
+               Patient.preferred_channel.in_(REMINDER_FLOWS), Appointment.id.not_in(already))
         .order_by(Appointment.starts_at)).all()
     due = [(a, ring_time(a.patient, now)) for a in appointments]
-    touches = [Touch(appointment=a, step="reminder", channel="voice", due_at=at) for a, at in due]
+    touches = [Touch(appointment=a, step="reminder", channel=a.patient.preferred_channel,
+                     flow=REMINDER_FLOWS[a.patient.preferred_channel], due_at=at) for a, at in due]
     session.add_all(touches)
     session.flush()
     return touches

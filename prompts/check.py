@@ -16,8 +16,12 @@ SAMPLE_VALUES = {"clinic": "the clinic", "clinic_phone": "5 5 5, 1 2 3 4", "firs
 
 def problems() -> list[str]:
     """Everything wrong with the catalogues, one readable line each; empty when all is well."""
+    import warnings
+
     from babel.dates import format_date, format_time
-    import textstat
+    with warnings.catch_warnings():  # textstat 0.7.4 imports pkg_resources (see pyproject.toml)
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        import textstat
 
     found: list[str] = []
     english = prompts.load("en")

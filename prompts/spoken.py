@@ -47,3 +47,8 @@ def speakable_number(e164: str) -> str:
     national = phonenumbers.format_number(phonenumbers.parse(e164, None),
                                           phonenumbers.PhoneNumberFormat.NATIONAL)
     return ", ".join(" ".join(group) for group in re.findall(r"\d+", national))
+
+
+def written_number(e164: str) -> str:
+    """A phone number as people write it in its own country: '(212) 555-0100'."""
+    return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.NATIONAL)

@@ -16,6 +16,7 @@ from ivr.models import utcnow
 from ivr.sandbox.interpreter import CallPlayer, PlacedCall, Transcript
 from ivr.sandbox.script import Script
 from ivr.sandbox.store import SandboxStore
+from ivr.sandbox.texting import Texting
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class SandboxCarrier:
         self.player = CallPlayer(settings.twilio_auth_token, recordings=self.store, control=self.store,
                                  on_turn=lambda transcript: self.store.save_transcript(transcript, False))
         self.executor = ThreadPoolExecutor(max_workers=max_calls, thread_name_prefix="sandbox-call")
+        self.texting = Texting(self.store, settings.twilio_auth_token, settings.twilio_account_sid,
+                               f"{settings.public_base_url}/twilio/sms/inbound")
 
     @staticmethod
     def store_for(settings: Settings, redis: Redis) -> SandboxStore:
@@ -55,6 +58,11 @@ class SandboxCarrier:
         self.store.save_transcript(transcript, done=True)
         log.info("sandbox call %s ended: %s", call.sid, transcript.status)
         return transcript
+
+    def send_text(self, sid: str, status_callback: str | None) -> Future:
+        """Carry a text to its sandbox phone in the background (see texting.Texting.deliver)."""
+        message = self.store.message(sid)
+        return self.executor.submit(self.texting.deliver, sid, status_callback, self.store.phone(message["to"]))
 
     def inbound(self, from_: str, to: str) -> PlacedCall:
         """A call from a sandbox phone to one of our numbers, answered by our inbound webhook."""

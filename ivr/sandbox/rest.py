@@ -14,10 +14,10 @@ from functools import wraps
 from flask import Blueprint, Response, jsonify, request
 
 from ivr.config import is_e164
-from ivr.models import utcnow
 from ivr.sandbox import script as scripts
-from ivr.sandbox.carrier import carrier, new_call_sid, resource, twilio_date
+from ivr.sandbox.carrier import carrier, new_call_sid, resource
 from ivr.sandbox.interpreter import PlacedCall
+from ivr.sandbox.texting import message_resource, new_message_sid
 from ivr.services import current_services
 
 bp = Blueprint("sandbox", __name__, url_prefix="/sandbox")
@@ -110,17 +110,24 @@ def update_call(account_sid: str, sid: str) -> Response:
 @bp.post(f"{API}/Messages.json")
 @basic_auth
 def create_message(account_sid: str) -> Response:
-    """Accept a text message; the sandbox keeps it instead of sending it."""
+    """Accept a text like Twilio: refuse what Twilio refuses (a bad number, a landline, a number
+    that opted out at the carrier), answer 201, then deliver it to the sandbox phone."""
     form = request.form
-    if not form.get("To") or not is_e164(form["To"]):
-        return _error(400, 21211, f"Invalid 'To' Phone Number: {form.get('To', '')}")
+    to, from_ = form.get("To", ""), form.get("From", "")
+    if not to or not is_e164(to):
+        return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
     if not form.get("Body"):
         return _error(400, 21602, "Message body is required.")
-    message = {"sid": "SM" + secrets.token_hex(16), "account_sid": account_sid, "to": form["To"],
-               "from": form.get("From"), "body": form["Body"], "status": "queued",
-               "direction": "outbound-api", "api_version": "2010-04-01",
-               "date_created": twilio_date(utcnow())}
-    carrier().store.save_message(message)
+    if len(form["Body"]) > 1600:
+        return _error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+    sandbox = carrier()
+    if sandbox.store.carrier_opted_out(to, from_):
+        return _error(400, 21610, "Attempt to send to unsubscribed recipient")
+    if sandbox.store.phone(to).text_status == "landline":
+        return _error(400, 21614, f"'To' number {to} is not a valid mobile number")
+    message = message_resource(new_message_sid(), account_sid, from_, to, form["Body"], "outbound-api", "queued")
+    sandbox.store.save_message(message)
+    sandbox.send_text(message["sid"], form.get("StatusCallback"))
     return _created(message)
 
 

@@ -12,11 +12,14 @@
     staff: answers           # a transfer to staff: answers, no-answer or busy
     callbacks: {duplicate: true, reorder: true}   # misbehave like a real carrier can
     callbacks: {lose: [completed]}                # these events' callbacks never arrive
+    texts:                   # texts sent to this phone
+      status: delivered      # or undelivered, failed, or landline (the carrier refuses them)
+      replies: [C]           # what the phone texts back, one per text it gets, in order
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,6 +32,7 @@ ANSWERS = ("human", "machine_start", "machine_end_beep", "machine_end_silence", 
 UNANSWERED = ("busy", "no-answer", "failed")
 STAFF = ("answers", "no-answer", "busy")
 CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
+TEXT_STATUSES = ("delivered", "undelivered", "failed", "landline")
 
 
 class ScriptError(IvrError):
@@ -63,6 +67,8 @@ class Script:
     reorder_callbacks: bool = False
     max_turns: int = 40
     lost_callbacks: tuple[str, ...] = ()  # events whose status callbacks are never delivered
+    text_status: str = "delivered"         # how texts to this phone fare
+    text_replies: tuple[str, ...] = ()     # what it texts back, one per text it gets
 
     def reply(self, index: int) -> Reply:
         """The reply to the index-th question (0-based), or what the caller does after the script."""
@@ -74,6 +80,7 @@ class Script:
                 "then": self.then, "staff": self.staff,
                 "callbacks": {"duplicate": self.duplicate_callbacks, "reorder": self.reorder_callbacks,
                               "lose": list(self.lost_callbacks)},
+                "texts": {"status": self.text_status, "replies": list(self.text_replies)},
                 "max_turns": self.max_turns}
 
 
@@ -87,7 +94,7 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
     if data is not None and not isinstance(data, Mapping):
         raise ScriptError("a script is a mapping of fields (answer, replies, ...)")
     data = dict(data or {})
-    unknown = set(data) - {"answer", "replies", "then", "staff", "callbacks", "max_turns"}
+    unknown = set(data) - {"answer", "replies", "then", "staff", "callbacks", "texts", "max_turns"}
     if unknown:
         raise ScriptError(f"unknown script field(s): {', '.join(sorted(unknown))}")
     answer = str(data.get("answer", "human"))
@@ -112,8 +119,18 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
     max_turns = data.get("max_turns", 40)
     if not isinstance(max_turns, int) or not 1 <= max_turns <= 500:
         raise ScriptError("max_turns must be a whole number from 1 to 500")
+    texts = data.get("texts") or {}
+    if not isinstance(texts, dict) or set(texts) - {"status", "replies"}:
+        raise ScriptError("texts takes status and replies")
+    text_status = str(texts.get("status", "delivered"))
+    if text_status not in TEXT_STATUSES:
+        raise ScriptError(f"texts.status must be one of {', '.join(TEXT_STATUSES)}, not {text_status!r}")
+    text_replies = texts.get("replies") or []
+    if not isinstance(text_replies, list) or not all(isinstance(r, (str, int)) for r in text_replies):
+        raise ScriptError("texts.replies is a list of texts")
     return Script(answer, replies, then, staff, bool(callbacks.get("duplicate")),
-                  bool(callbacks.get("reorder")), max_turns, tuple(lost))
+                  bool(callbacks.get("reorder")), max_turns, tuple(lost), text_status,
+                  tuple(str(r) for r in text_replies))
 
 
 def _parse_reply(item: Any, n: int, base: Path | None, allow_files: bool) -> Reply:

@@ -32,6 +32,7 @@ class SandboxStore:
 
     def set_phone(self, number: str, script: scripts.Script) -> None:
         self._set(f"phone:{number}", script.as_dict())
+        self.redis.delete(PREFIX + f"text-replies:{number}")  # a new script replies from its start
 
     def phone(self, number: str) -> scripts.Script:
         """The number's script; an unknown phone answers and stays silent."""
@@ -101,8 +102,39 @@ class SandboxStore:
         return self._get(f"recording-meta:{recording_sid}")
 
     def save_message(self, message: dict[str, Any]) -> None:
-        self.redis.rpush(PREFIX + "messages", json.dumps(message))
+        """A text through the carrier, either way (direction outbound-api or inbound)."""
+        self._set(f"message:{message['sid']}", message)
+        self.redis.rpush(PREFIX + "messages", message["sid"])
         self.redis.expire(PREFIX + "messages", TTL)
 
-    def messages(self) -> list[dict[str, Any]]:
-        return [json.loads(m) for m in self.redis.lrange(PREFIX + "messages", 0, -1)]
+    def message(self, sid: str) -> dict[str, Any] | None:
+        return self._get(f"message:{sid}")
+
+    def update_message(self, sid: str, **changes: Any) -> None:
+        message = self.message(sid)
+        if message is not None:
+            message.update(changes)
+            self._set(f"message:{sid}", message)
+
+    def messages(self, number: str | None = None) -> list[dict[str, Any]]:
+        """Every text, oldest first; with a number, only those to or from it."""
+        found = [self.message(s.decode()) for s in self.redis.lrange(PREFIX + "messages", 0, -1)]
+        return [m for m in found if m and number in (None, m["to"], m["from"])]
+
+    # the carrier's own opt-outs: a phone that texted STOP to a number gets nothing from it
+
+    def set_carrier_opt_out(self, phone: str, number: str, out: bool) -> None:
+        key = PREFIX + f"opted-out:{phone}:{number}"
+        if out:
+            self.redis.set(key, 1, ex=TTL)
+        else:
+            self.redis.delete(key)
+
+    def carrier_opted_out(self, phone: str, number: str) -> bool:
+        return bool(self.redis.exists(PREFIX + f"opted-out:{phone}:{number}"))
+
+    def next_text_reply(self, phone: str, script: scripts.Script) -> str | None:
+        """What the phone texts back to the text it just got, if its script says anything more."""
+        used = self.redis.incr(PREFIX + f"text-replies:{phone}") - 1
+        self.redis.expire(PREFIX + f"text-replies:{phone}", TTL)
+        return script.text_replies[used] if used < len(script.text_replies) else None

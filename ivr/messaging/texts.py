@@ -1,0 +1,207 @@
+"""Texts in the database: queueing one to send, who may not be texted, opting numbers out and
+in, and the conversations that reminders open. The sending itself is a job (outbound/texts.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import phonenumbers
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import call_flows
+import prompts
+from call_flows import OpenTask, SetAppointmentStatus, Step
+from call_flows.text import xml_safe
+from ivr import calls, tasks
+from ivr.messaging.segments import count
+from ivr.models import (Appointment, Clinic, Conversation, Message, MessageEvent, Patient, PhoneOptOut,
+                        utcnow)
+
+# Longest body we keep of a text a patient sends (Twilio joins at most 1,600 characters).
+MAX_INBOUND = 2000
+# Texts that go even to a number that opted out: a carrier allows a final confirmation of an
+# opt-out made by a word it does not know, and answers to HELP.
+ALWAYS_SENT = frozenset({"opt_out", "help"})
+
+
+def queue_text(session: Session, *, clinic_id: int | None, to: str, from_: str, body: str, kind: str,
+               patient_id: int | None = None, appointment_id: int | None = None, call_id: int | None = None,
+               touch_id: int | None = None, conversation_id: int | None = None) -> int:
+    """A text to send, as a planned message (its job sends it); returns its id."""
+    body = xml_safe(body)
+    cost = count(body)
+    message = Message(clinic_id=clinic_id, patient_id=patient_id, appointment_id=appointment_id,
+                      call_id=call_id, touch_id=touch_id, conversation_id=conversation_id,
+                      direction="outbound", kind=kind, from_number=from_, to_number=to, body=body,
+                      encoding=cost.encoding, segments=cost.count, status="planned")
+    session.add(message)
+    session.flush()
+    note(session, message.id, "planned", kind=kind, segments=cost.count, encoding=cost.encoding)
+    return message.id
+
+
+def record_inbound(session: Session, *, sid: str, clinic_id: int | None, from_: str, to: str, body: str,
+                   patient_id: int | None) -> int:
+    """A text a patient (or anyone) sent us, kept safely: characters no text can hold are blanked
+    and an overlong one is cut. Returns its id (the same one for a repeated webhook)."""
+    existing = session.scalar(select(Message.id).where(Message.message_sid == sid))
+    if existing is not None:
+        return existing
+    body = xml_safe(body.replace("\x00", ""))[:MAX_INBOUND]
+    cost = count(body)
+    message = Message(clinic_id=clinic_id, patient_id=patient_id, direction="inbound", kind="received",
+                      from_number=from_, to_number=to, body=body, encoding=cost.encoding,
+                      segments=cost.count, status="received", message_sid=sid)
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:  # the same webhook, twice at once
+        return session.scalar(select(Message.id).where(Message.message_sid == sid))
+    return message.id
+
+
+def note(session: Session, message_id: int, event: str, **detail: Any) -> None:
+    """Append to a text's audit trail (decisions and statuses; never its words)."""
+    session.add(MessageEvent(message_id=message_id, kind=event, detail=detail))
+
+
+def textable(phone: str | None) -> str | None:
+    """Why a number cannot take a text (invalid, a landline...), or None when it can."""
+    try:
+        parsed = phonenumbers.parse(phone or "", None)
+    except phonenumbers.NumberParseException:
+        return "not a phone number"
+    if not phonenumbers.is_valid_number(parsed):
+        return "not a valid phone number"
+    kind = phonenumbers.number_type(parsed)
+    if kind not in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        return "not a mobile number"
+    return None
+
+
+def opted_out(session: Session, clinic_id: int | None, phone: str) -> bool:
+    """Whether this number asked this clinic for no more contact (by text, call or carrier)."""
+    if session.scalar(select(PhoneOptOut.id).where(PhoneOptOut.clinic_id == clinic_id, PhoneOptOut.phone == phone)):
+        return True
+    return session.scalar(select(Patient.id).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
+                                                   Patient.opted_out_at.is_not(None))) is not None
+
+
+def record_opt_out(session: Session, clinic_id: int, phone: str, source: str, message_id: int | None) -> None:
+    """Honour an opt-out everywhere at once: the number, every patient of the clinic at that
+    number, and any question we were waiting on them to answer."""
+    now = utcnow()
+    if session.scalar(select(PhoneOptOut.id).where(PhoneOptOut.clinic_id == clinic_id,
+                                                   PhoneOptOut.phone == phone)) is None:
+        try:
+            with session.begin_nested():
+                session.add(PhoneOptOut(clinic_id=clinic_id, phone=phone, source=source, message_id=message_id))
+        except IntegrityError:
+            pass  # recorded by a concurrent request
+    session.execute(update(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
+                                          Patient.opted_out_at.is_(None))
+                    .values(opted_out_at=now, opted_out_source=source[:40]))
+    session.execute(update(Conversation).where(Conversation.clinic_id == clinic_id, Conversation.phone == phone,
+                                               Conversation.closed_at.is_(None)).values(closed_at=now))
+
+
+def record_opt_in(session: Session, clinic_id: int, phone: str) -> None:
+    """A number that texted START (or UNSTOP, YES) may get texts again; patients who had opted
+    out by text do too (an opt-out made on a call or by staff stays until changed there)."""
+    session.execute(delete(PhoneOptOut).where(PhoneOptOut.clinic_id == clinic_id, PhoneOptOut.phone == phone))
+    session.execute(update(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
+                                          Patient.opted_out_source.like("sms%"))
+                    .values(opted_out_at=None, opted_out_source=None))
+
+
+def clinic_for_number(session: Session, number: str) -> Clinic | None:
+    """The clinic whose public number this is."""
+    return session.scalars(select(Clinic).where(Clinic.phone == number)).first()
+
+
+def patient_for_number(session: Session, clinic_id: int, number: str) -> Patient | None:
+    """The clinic's patient at this number (the most recent one, for a shared household phone)."""
+    return session.scalars(select(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == number)
+                           .order_by(Patient.id.desc())).first()
+
+
+def text_for(catalogue: prompts.Catalogue, key: str, values: Mapping[str, str]) -> str:
+    """A text's words from the catalogue."""
+    return catalogue.text(key, values)
+
+
+def start_reminder(session: Session, touch_id: int, from_: str) -> list[int]:
+    """Open the reminder conversation of an SMS touch and queue its first text; the ids of the
+    texts to send."""
+    row = calls.touch_row(session, touch_id)
+    context = calls.text_context(row)
+    clinic = session.get(Clinic, session.get(Patient, row["patient_id"]).clinic_id)
+    step = call_flows.start_text("text_reminder", {"appointment": calls.appointment_fingerprint(row),
+                                                   "private": clinic.sms_private})
+    phone = session.get(Patient, row["patient_id"]).phone
+    conversation = Conversation(clinic_id=clinic.id, patient_id=row["patient_id"], appointment_id=row["appointment_id"],
+                                phone=phone, flow="text_reminder", state=dict(step.state))
+    session.add(conversation)
+    session.flush()
+    return _texts_of(session, step, context, conversation, from_, kind="reminder", touch_id=touch_id)
+
+
+def open_conversation(session: Session, clinic_id: int, phone: str) -> Conversation | None:
+    """The latest question we asked this number and that it has not answered for good."""
+    return session.scalars(select(Conversation).where(Conversation.clinic_id == clinic_id,
+                                                      Conversation.phone == phone, Conversation.closed_at.is_(None))
+                           .order_by(Conversation.id.desc()).with_for_update()).first()
+
+
+def answer(session: Session, conversation: Conversation, intent: str | None, message_id: int,
+           from_: str) -> tuple[Step, list[int]]:
+    """Feed a reply to its conversation's flow, apply what it decided (the appointment is locked
+    while it is read and changed), and queue the flow's texts; returns the step and their ids."""
+    appointment = (session.get(Appointment, conversation.appointment_id, with_for_update=True)
+                   if conversation.appointment_id else None)
+    row = _appointment_row(session, conversation)
+    facts = {"appointment": calls.appointment_fingerprint(row) if row else None}
+    step = call_flows.reply(conversation.flow, conversation.state, call_flows.Replied(intent), facts)
+    changes: list[dict] = []
+    for effect in step.effects:
+        if isinstance(effect, SetAppointmentStatus) and appointment is not None:
+            changes.append({"appointment_id": appointment.id, "status_from": appointment.status,
+                            "status_to": effect.status})
+            appointment.status, appointment.status_changed_at = effect.status, utcnow()
+        elif isinstance(effect, OpenTask):
+            clinic = session.get(Clinic, conversation.clinic_id)
+            task_id = tasks.open_task(session.connection(), kind=effect.kind, clinic_id=clinic.id,
+                                      patient_id=conversation.patient_id, appointment_id=conversation.appointment_id,
+                                      message_id=message_id,
+                                      due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone,
+                                                       effect.within_business_days))
+            changes.append({"task_id": task_id, "task": effect.kind})
+    conversation.state = dict(step.state)
+    if step.done:
+        conversation.closed_at = utcnow()
+    note(session, message_id, "answered", conversation_id=conversation.id, intent=intent,
+         decision=step.decision, outcome=step.outcome, changes=changes)
+    context = calls.text_context(row) if row else None
+    return step, _texts_of(session, step, context, conversation, from_, kind="reply")
+
+
+def _appointment_row(session: Session, conversation: Conversation):
+    """What texts about the conversation's appointment need (as a touch's row, from any touch
+    of it; None when it has none)."""
+    from ivr.models import Touch
+
+    touch_id = session.scalar(select(Touch.id).where(Touch.appointment_id == conversation.appointment_id)
+                              .order_by(Touch.id.desc()))
+    return calls.touch_row(session, touch_id) if touch_id is not None else None
+
+
+def _texts_of(session: Session, step: Step, context, conversation: Conversation, from_: str, *,
+              kind: str, touch_id: int | None = None) -> list[int]:
+    """Queue the texts a conversation's step sends."""
+    return [queue_text(session, clinic_id=conversation.clinic_id, to=conversation.phone, from_=from_,
+                       body=text_for(context.catalogue, action.prompt, context.values), kind=kind,
+                       patient_id=conversation.patient_id, appointment_id=conversation.appointment_id,
+                       touch_id=touch_id, conversation_id=conversation.id)
+            for action in step.actions if isinstance(action, call_flows.Text)]

@@ -1,0 +1,135 @@
+"""Twilio's messaging webhooks: texts patients send us, and how the texts we sent fared. Thin, as
+the voice routes are: parse, verify, record, let keywords and conversation flows decide, queue
+the replies (sent by jobs once this answer has gone)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, Response, abort, request
+from twilio.twiml.messaging_response import MessagingResponse
+
+import prompts
+from ivr import calls, tasks
+from ivr.db import run_transaction
+from ivr.messaging import keywords, texts
+from ivr.models import Message, utcnow
+from ivr.security import require_twilio_signature
+from ivr.services import current_services
+from outbound.texts import OPTED_OUT_AT_CARRIER, queue_texts_soon
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("twilio_sms", __name__, url_prefix="/twilio/sms")
+bp.before_request(require_twilio_signature)
+
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
+# A text only moves forward, as calls do; callbacks can come twice and out of order.
+STATUS_RANK = {"planned": 0, "submitting": 1, "accepted": 2, "scheduled": 2, "queued": 2, "sending": 3,
+               "sent": 4, "delivered": 5, "undelivered": 5, "failed": 5, "canceled": 5, "read": 5,
+               "refused": 5, "uncertain": 1}
+MAX_ROW_ID = 2**31 - 1
+
+
+def _empty() -> Response:
+    """No reply in TwiML: replies are sent by jobs, so that each is recorded and tracked."""
+    return Response(str(MessagingResponse()), mimetype="text/xml")
+
+
+@bp.post("/inbound")
+def inbound() -> Response:
+    """A text to one of the clinics' numbers."""
+    sid, from_, to = request.form.get("MessageSid", ""), request.form.get("From", ""), request.form.get("To", "")
+    if not MESSAGE_SID.fullmatch(sid) or not from_ or not to or len(from_) > 20 or len(to) > 20:
+        abort(400, description="MessageSid, From or To is missing or malformed")
+    body = request.form.get("Body", "")
+    services = current_services()
+    queued = run_transaction(services.sessions, lambda session: _take(session, sid, from_, to, body))
+    response = _empty()
+    if queued:
+        redis = services.redis
+        response.call_on_close(lambda: queue_texts_soon(redis, queued))
+    return response
+
+
+def _take(session, sid: str, from_: str, to: str, body: str) -> list[int]:
+    """Record a text and act on it; the ids of the texts to send in reply."""
+    clinic = texts.clinic_for_number(session, to)
+    patient = texts.patient_for_number(session, clinic.id, from_) if clinic else None
+    known = session.query(Message.id).filter(Message.message_sid == sid).scalar()
+    message_id = texts.record_inbound(session, sid=sid, clinic_id=clinic.id if clinic else None, from_=from_,
+                                      to=to, body=body, patient_id=patient.id if patient else None)
+    if known is not None:
+        return []  # a repeated webhook: acted on the first time
+    if clinic is None:
+        texts.note(session, message_id, "ignored", reason="no clinic has this number")
+        log.warning("text %s to a number no clinic uses", message_id)
+        return []
+    language = patient.language if patient else clinic.language
+    meaning = keywords.meaning(body, language)
+    catalogue = prompts.first_available(language, clinic.language)
+    values = {name: make() for name, make in calls.clinic_values(clinic.name, clinic.phone, for_texts=True).items()}
+
+    def reply(key: str, kind: str) -> list[int]:
+        return [texts.queue_text(session, clinic_id=clinic.id, to=from_, from_=to, kind=kind,
+                                 body=texts.text_for(catalogue, key, values),
+                                 patient_id=patient.id if patient else None)]
+
+    texts.note(session, message_id, "meaning", kind=meaning.kind, by_carrier=meaning.by_carrier,
+               intent=meaning.intent)
+    if meaning.kind == "opt_out":
+        texts.record_opt_out(session, clinic.id, from_, "sms keyword", message_id)
+        # The carrier confirms its own words; ours nobody else knows, so we confirm them once.
+        return [] if meaning.by_carrier else reply("sms.opted_out", "opt_out")
+    if meaning.kind == "opt_in":
+        texts.record_opt_in(session, clinic.id, from_)
+        return []  # the carrier answers START itself
+    if meaning.kind == "help":
+        return reply("sms.help", "help")
+    if texts.opted_out(session, clinic.id, from_):
+        texts.note(session, message_id, "not_answered", reason="the number opted out")
+        return []
+    conversation = texts.open_conversation(session, clinic.id, from_)
+    if conversation is not None:
+        _step, queued = texts.answer(session, conversation, meaning.intent, message_id, to)
+        return queued
+    # Nobody asked this number anything: a person reads it, and the reply says so.
+    task_id = tasks.open_task(session.connection(), kind="unmatched_text", clinic_id=clinic.id,
+                              patient_id=patient.id if patient else None, message_id=message_id,
+                              phone=None if patient else from_, due=utcnow())
+    texts.note(session, message_id, "passed_to_staff", task_id=task_id)
+    return reply("sms.passed_to_staff", "reply")
+
+
+@bp.post(f"/status/<int(max={MAX_ROW_ID}):message_id>")
+def status(message_id: int) -> Response:
+    """How a text we sent fared: idempotent, and never moves a text backwards."""
+    new = request.form.get("MessageStatus", "")
+    if new not in STATUS_RANK:
+        abort(400, description="MessageStatus is missing or unknown")
+    code = request.form.get("ErrorCode", "")
+    if code and not code.isdigit():
+        abort(400, description="ErrorCode must be a number")
+    services = current_services()
+
+    def apply(session) -> bool:
+        message = session.get(Message, message_id, with_for_update=True)
+        if message is None or STATUS_RANK[new] <= STATUS_RANK.get(message.status, 0):
+            return False
+        texts.note(session, message_id, "status", previous=message.status, status=new,
+                   error_code=int(code) if code else None)
+        message.status = new
+        if code:
+            message.error_code = int(code)
+        if int(code or 0) == OPTED_OUT_AT_CARRIER and message.clinic_id is not None:
+            texts.record_opt_out(session, message.clinic_id, message.to_number, "carrier 21610", message_id)
+        return True
+
+    try:
+        applied = run_transaction(services.sessions, apply)
+    except Exception as exc:  # noqa: BLE001 - log the type only: messages may carry numbers
+        log.error("text %s: status callback failed with %s", message_id, type(exc).__name__)
+        return Response(status=503)
+    log.info("text %s status %s %s", message_id, new, "applied" if applied else "ignored")
+    return Response(status=204)

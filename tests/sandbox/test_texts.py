@@ -1,0 +1,140 @@
+"""Text messages across the real stack: the worker sends through the sandbox carrier's REST API
+with the real twilio client, the carrier reports delivery and the patient's replies over signed
+HTTP, and the database records it all."""
+
+import time
+
+import pytest
+from sqlalchemy import select, update
+
+from ivr.models import Appointment, Message, Patient, PhoneOptOut, Task, Touch, utcnow
+from ivr.sandbox import calling, script as scripts
+from ivr.sandbox.carrier import SandboxCarrier
+from outbound.queueing import outbound_queue
+from outbound.worker import AppSimpleWorker
+
+JANE = "+12125550143"
+CLINIC = "+12125550100"
+
+
+@pytest.fixture
+def live(sandbox_app_factory):
+    """The app on a real port with the sandbox carrier and the demo clinic; Jane prefers texts."""
+    from ivr import demo
+
+    with calling.serve(sandbox_app_factory) as (app, _base):
+        sessions = app.extensions["ivr"].sessions
+        with sessions.begin() as session:
+            demo.seed(session)
+            session.execute(update(Patient).where(Patient.first_name == "Jane").values(preferred_channel="sms"))
+        yield app
+
+
+def services(app):
+    return app.extensions["ivr"]
+
+
+def store(app):
+    return SandboxCarrier.store_for(services(app).settings, services(app).redis)
+
+
+def work(app):
+    """What the worker would do now: send queued texts, place queued calls."""
+    AppSimpleWorker([outbound_queue(services(app).redis)], connection=services(app).redis, app=app).work(burst=True)
+
+
+def settle(app, condition, timeout=20):
+    """Run the worker until the condition holds (deliveries and replies travel in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        work(app)
+        with services(app).sessions() as session:
+            if condition(session):
+                return
+        time.sleep(0.1)
+    raise AssertionError("the condition never held")
+
+
+def texts_to(app, number):
+    return [m["body"] for m in store(app).messages(number) if m["to"] == number]
+
+
+def jane(session):
+    return session.scalars(select(Patient).where(Patient.first_name == "Jane")).one()
+
+
+def jane_appointment(session):
+    return session.scalars(select(Appointment).join(Appointment.patient).where(Patient.first_name == "Jane")).one()
+
+
+def schedule(app):
+    result = app.test_cli_runner().invoke(args=["reminders", "schedule", "--within-hours", "72"])
+    assert result.exception is None, result.output
+
+
+def test_a_patient_who_prefers_texts_gets_one_and_confirms_by_replying_c(live):
+    store(live).set_phone(JANE, scripts.parse({"texts": {"replies": ["C"]}}))
+    schedule(live)
+    settle(live, lambda s: jane_appointment(s).status == "confirmed")
+    settle(live, lambda s: s.scalar(select(Message.status).where(Message.kind == "reply")) == "delivered")
+    reminder, thanks = texts_to(live, JANE)
+    assert reminder.startswith("Riverside Family Clinic: Hi Jane, you have an appointment on ")
+    assert reminder.endswith(" at 9:30 AM, the Main Street office. Reply C to confirm, R for a new time, X to cancel.")
+    assert thanks == "Thank you. Your appointment is confirmed. Riverside Family Clinic"
+    with services(live).sessions() as session:
+        touch = session.scalars(select(Touch).where(Touch.appointment_id == jane_appointment(session).id)).one()
+        sent = session.scalars(select(Message).where(Message.kind == "reminder")).one()
+    assert (touch.channel, touch.flow, touch.status) == ("sms", "text_reminder", "completed")
+    assert (sent.status, sent.segments, sent.encoding) == ("delivered", 2, "gsm7")
+
+
+def test_r_asks_for_a_new_time_and_leaves_a_task(live):
+    store(live).set_phone(JANE, scripts.parse({"texts": {"replies": ["r"]}}))
+    schedule(live)
+    settle(live, lambda s: s.scalar(select(Task.kind)) == "reschedule_request")
+    with services(live).sessions() as session:
+        assert jane_appointment(session).status == "reschedule_requested"
+
+
+def test_stop_opts_the_patient_out_of_every_text_and_call_from_then_on(live):
+    store(live).set_phone(JANE, scripts.parse({"texts": {"replies": ["STOP"]}}))
+    schedule(live)
+    settle(live, lambda s: jane(s).opted_out_at is not None)
+    with services(live).sessions() as session:
+        assert (jane(session).opted_out_source, session.scalar(select(PhoneOptOut.phone))) == ("sms keyword", JANE)
+        appointment = jane_appointment(session)
+    # Nothing more reaches her: not a reply to STOP (the carrier sends its own), not a new
+    # reminder, not a call, not a text the server tries anyway.
+    before = len(texts_to(live, JANE))
+    with services(live).sessions.begin() as session:
+        session.execute(update(Touch).values(status="skipped"))
+        session.add(Touch(appointment_id=appointment.id, step="reminder-again", channel="sms",
+                          flow="text_reminder", due_at=utcnow()))
+        session.add(Touch(appointment_id=appointment.id, step="call-again", channel="voice", due_at=utcnow()))
+    live.test_cli_runner().invoke(args=["reminders", "reconcile"])
+    work(live)
+    assert len(texts_to(live, JANE)) == before
+    with services(live).sessions() as session:
+        assert {t.step: t.last_error for t in session.scalars(select(Touch).where(Touch.status == "skipped"))
+                if t.step != "reminder"} == {"reminder-again": "patient opted out", "call-again": "patient opted out"}
+    assert [c for c in store(live).calls() if c["to"] == JANE] == []
+
+
+def test_help_answers_with_the_clinics_number(live):
+    carrier = SandboxCarrier(services(live).settings, services(live).redis)
+    carrier.texting.text_in(JANE, CLINIC, "help")
+    settle(live, lambda s: s.scalar(select(Message.status).where(Message.kind == "help")) == "delivered")
+    assert texts_to(live, JANE)[-1] == ("Riverside Family Clinic: appointment messages. For help, call "
+                                        "(212) 555-0100. Reply STOP to stop getting texts.")
+
+
+def test_a_text_nobody_asked_for_goes_to_staff_and_says_so(live):
+    carrier = SandboxCarrier(services(live).settings, services(live).redis)
+    carrier.texting.text_in("+12125550177", CLINIC, "Can I bring my cat? 🐈\x07")
+    settle(live, lambda s: s.scalar(select(Message.status).where(Message.kind == "reply")) == "delivered")
+    with services(live).sessions() as session:
+        task = session.scalars(select(Task)).one()
+        received = session.get(Message, task.message_id)
+    assert (task.kind, task.phone, task.status) == ("unmatched_text", "+12125550177", "open")
+    assert received.body == "Can I bring my cat? 🐈 " and received.encoding == "ucs2"
+    assert texts_to(live, "+12125550177")[-1].startswith("Thank you. We passed your message to our staff")
