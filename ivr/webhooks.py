@@ -27,6 +27,7 @@ from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
 from outbound.recordings import queue_deletion_soon, queue_sweep_soon
+from outbound.texts import queue_text_back_soon
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +377,8 @@ def status_callback(touch_id: int | None = None) -> Response:
         return Response(status=503)
     log.info("call %s status %s %s", sid, status, "applied" if applied else "ignored")
     response = Response(status=204)
-    if applied and status in calls.TERMINAL:  # the call is over: nothing of it may stay recorded
+    if applied and status in calls.TERMINAL:  # the call is over: nothing of it may stay recorded,
         response.call_on_close(lambda: queue_sweep_soon(services, sid))
+        # and a caller nobody served hears from us by text.
+        response.call_on_close(lambda: queue_text_back_soon(services, sid))
     return response

@@ -204,5 +204,5 @@ def reconcile_outbound() -> dict:
     report = reconciler.reconcile_all(services, utcnow(), horizon)
     # Quiet when there was nothing to do: this runs every minute.
     log.log(logging.INFO if report.queued or report.stuck or report.settled or report.unsettled
-            or report.recordings or report.sweeps else logging.DEBUG, "reconcile: %s", report.summary())
+            or report.recordings or report.sweeps or report.texts else logging.DEBUG, "reconcile: %s", report.summary())
     return asdict(report)

@@ -18,11 +18,14 @@ from ivr.telephony import CallStatus
 from outbound import planning
 from outbound.queueing import outbound_queue, reconcile
 from outbound.recordings import requeue_deletions, requeue_sweeps
+from outbound.texts import requeue_text_backs, requeue_texts
 
 log = logging.getLogger(__name__)
 # Calls settled per run, oldest first: each question may wait for the carrier's timeout (10 s),
 # and what is left waits for the next run.
 SETTLE_BATCH = 20
+# A missed-call text decided later than this would reach the caller too late to help.
+TEXT_BACK_WINDOW = dt.timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Report:
     unknown: int = 0     # calls the carrier has never heard of: closed here, touch left uncertain
     recordings: int = 0  # recordings still at the carrier whose deletion was queued again
     sweeps: int = 0      # ended calls whose check for recordings left at the carrier was queued
+    texts: int = 0       # texts (and missed-call text decisions) whose lost jobs were queued again
 
     def summary(self) -> str:
         """One line for people (the command's output, the worker's log)."""
@@ -54,6 +58,8 @@ class Report:
             text += f"; deletion of {self.recordings} recording(s) at the carrier queued again"
         if self.sweeps:
             text += f"; {self.sweeps} ended call(s) to check for recordings left at the carrier"
+        if self.texts:
+            text += f"; {self.texts} text(s) queued again"
         return text
 
 
@@ -70,8 +76,9 @@ def reconcile_all(services: Services, now: dt.datetime, horizon: dt.timedelta | 
         planned = planning.touches_to_queue(session, None if horizon is None else now + horizon)
         recordings, _ = requeue_deletions(queue, session)
         sweeps = requeue_sweeps(queue, session)
+        lost_texts = requeue_texts(queue, session) + requeue_text_backs(queue, session, now - TEXT_BACK_WINDOW)
     queued, live = reconcile(queue, planned)
-    return Report(len(planned), queued, live, stuck, settled, unsettled, unknown, recordings, sweeps)
+    return Report(len(planned), queued, live, stuck, settled, unsettled, unknown, recordings, sweeps, lost_texts)
 
 
 def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int, int]:

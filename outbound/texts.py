@@ -117,9 +117,70 @@ def _settle(message_id: int, status: str, error: str) -> None:
         texts.note(session, message_id, status, error=error[:200])
 
 
+def requeue_text_backs(queue: Queue, session, since) -> int:
+    """Queue the missed-call text decision of every inbound call that ended since `since` and has
+    none yet (its job was lost); returns how many were queued."""
+    from ivr.calls import TERMINAL
+    from ivr.models import Call, CallEvent
+
+    decided = select(CallEvent.call_id).where(CallEvent.kind == "text_back")
+    undecided = session.scalars(select(Call.id).where(Call.direction == "inbound", Call.status.in_(TERMINAL),
+                                                      Call.ended_at >= since, Call.id.not_in(decided)))
+    return sum(enqueue_text_back(queue, call_id) for call_id in undecided
+               if not has_live_job(queue, job_id_for_text_back(call_id)))
+
+
 def requeue_texts(queue: Queue, session) -> int:
     """Give every planned text a live job (after Redis lost its work); returns how many queued."""
     return sum(enqueue_text(queue, message_id)
                for message_id in session.scalars(select(Message.id).where(Message.status == "planned")
                                                  .order_by(Message.id))
                if not has_live_job(queue, job_id_for_text(message_id)))
+
+
+# An inbound call that ended without a person: everything but a completed transfer.
+SERVED = frozenset({"transferred"})
+
+
+def job_id_for_text_back(call_id: int) -> str:
+    """The one job id of a call's missed-call text."""
+    return f"text-back-{call_id}"
+
+
+def enqueue_text_back(queue: Queue, call_id: int) -> bool:
+    """Queue the missed-call text decision for an inbound call that ended; False if queued already."""
+    try:
+        queue.enqueue("outbound.texts.text_back", call_id, job_id=job_id_for_text_back(call_id), unique=True,
+                      retry=RETRY, description=f"missed-call text for call {call_id}", result_ttl=7 * 86400,
+                      failure_ttl=30 * 86400)
+    except DuplicateJobError:
+        return False
+    return True
+
+
+def queue_text_back_soon(services, call_sid: str) -> None:
+    """Queue the missed-call text decision for an inbound call that just ended (reconcile queues
+    it later if this fails)."""
+    from ivr.models import Call
+
+    try:
+        with services.sessions() as session:
+            call = session.execute(select(Call.id, Call.direction).where(Call.call_sid == call_sid)).one_or_none()
+        if call is not None and call.direction == "inbound":
+            enqueue_text_back(outbound_queue(services.redis), call.id)
+    except Exception as exc:  # noqa: BLE001 - reconcile decides every ended inbound call
+        log.warning("call %s: missed-call text not queued (%s)", call_sid, type(exc).__name__)
+
+
+def text_back(call_id: int) -> str:
+    """The job: after an inbound call that ended without being served, text the caller once what
+    happens next (a call back within a business day, backed by a task) and the clinic's number;
+    at most once a day per number and clinic, never to a number that opted out or cannot take
+    texts. Every decision, sent or not and why, goes to the call's audit trail."""
+    services = current_services()
+    with services.sessions.begin() as session:
+        decision = texts.missed_call_text(session, call_id)
+    if decision.get("message_id"):
+        enqueue_text(outbound_queue(services.redis), decision["message_id"])
+    log.info("call %s: missed-call text %s", call_id, decision["decision"])
+    return decision["decision"]

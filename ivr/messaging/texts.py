@@ -205,3 +205,50 @@ def _texts_of(session: Session, step: Step, context, conversation: Conversation,
                        patient_id=conversation.patient_id, appointment_id=conversation.appointment_id,
                        touch_id=touch_id, conversation_id=conversation.id)
             for action in step.actions if isinstance(action, call_flows.Text)]
+
+
+def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
+    """Decide (once) whether an inbound call that ended gets a missed-call text, queue it with its
+    call-back task when it does, and record the decision on the call. Returns the decision."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from ivr.models import Call, CallEvent
+
+    call = session.get(Call, call_id, with_for_update=True)
+    done = session.scalar(select(CallEvent.detail).where(CallEvent.call_id == call_id, CallEvent.kind == "text_back"))
+    if done is not None:
+        return done
+    clinic = session.get(Clinic, call.clinic_id) if call.clinic_id else None
+    phone = call.from_number
+    reason = None
+    if call.direction != "inbound" or clinic is None:
+        reason = "not a call to a clinic"
+    elif call.outcome == "transferred":
+        reason = "a person took the call"
+    elif not phone:
+        reason = "no caller number"
+    else:
+        reason = textable(phone) or ("the number opted out" if opted_out(session, clinic.id, phone) else None)
+    if reason is None:
+        midnight = dt.datetime.combine(utcnow().astimezone(ZoneInfo(clinic.timezone)).date(), dt.time(),
+                                       ZoneInfo(clinic.timezone))
+        if session.scalar(select(Message.id).where(Message.clinic_id == clinic.id, Message.to_number == phone,
+                                                   Message.kind == "text_back", Message.created_at >= midnight)):
+            reason = "already texted today"
+    detail: dict[str, Any] = {"decision": "suppressed", "reason": reason}
+    if reason is None:
+        patient = patient_for_number(session, clinic.id, phone)
+        catalogue = prompts.first_available(patient.language if patient else None, clinic.language)
+        values = {name: make() for name, make in calls.clinic_values(clinic.name, clinic.phone, for_texts=True).items()}
+        message_id = queue_text(session, clinic_id=clinic.id, to=phone, from_=clinic.phone, kind="text_back",
+                                body=text_for(catalogue, "sms.text_back", values), call_id=call_id,
+                                patient_id=patient.id if patient else None)
+        # The text promises a call back within a business day: this task is that promise.
+        task_id = tasks.open_task(session.connection(), kind="call_back", clinic_id=clinic.id, call_id=call_id,
+                                  patient_id=patient.id if patient else None, message_id=message_id,
+                                  phone=None if patient else phone,
+                                  due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone, 1))
+        detail = {"decision": "sent", "message_id": message_id, "task_id": task_id}
+    session.add(CallEvent(call_id=call_id, kind="text_back", detail=detail))
+    return detail

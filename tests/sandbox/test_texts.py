@@ -138,3 +138,54 @@ def test_a_text_nobody_asked_for_goes_to_staff_and_says_so(live):
     assert (task.kind, task.phone, task.status) == ("unmatched_text", "+12125550177", "open")
     assert received.body == "Can I bring my cat? 🐈 " and received.encoding == "ucs2"
     assert texts_to(live, "+12125550177")[-1].startswith("Thank you. We passed your message to our staff")
+
+
+def call_in(app, caller, staff="no-answer", replies=()):
+    """A sandbox phone calls the clinic; returns the call's SID once its callbacks are in."""
+    result = calling.place_inbound_call(app, caller, CLINIC, scripts.parse({"staff": staff, "replies": list(replies)}))
+    return result.outcome["call_sid"]
+
+
+def text_back_decisions(app):
+    from ivr.models import CallEvent
+
+    with services(app).sessions() as session:
+        return [e.detail for e in session.scalars(select(CallEvent).where(CallEvent.kind == "text_back")
+                                                  .order_by(CallEvent.id))]
+
+
+CALLER = "+12125550188"
+
+
+def test_a_caller_nobody_served_gets_one_text_a_day_with_a_call_back_behind_it(live):
+    call_in(live, CALLER)
+    settle(live, lambda s: s.scalar(select(Message.status).where(Message.kind == "text_back")) == "delivered")
+    assert texts_to(live, CALLER) == ["Riverside Family Clinic: sorry we missed your call. Someone will call you "
+                                      "back within one business day. In an emergency, dial 911."]
+    call_in(live, CALLER)  # the same day, again: no second text
+    settle(live, lambda s: len(text_back_decisions(live)) == 2)
+    first, second = text_back_decisions(live)
+    assert first["decision"] == "sent" and second == {"decision": "suppressed", "reason": "already texted today"}
+    with services(live).sessions() as session:
+        task = session.get(Task, first["task_id"])
+    assert (task.kind, task.phone, task.status) == ("call_back", CALLER, "open")
+    assert len(texts_to(live, CALLER)) == 1
+
+
+@pytest.mark.parametrize("caller,staff,reason", [
+    ("+12125550189", "answers", "a person took the call"),
+    ("+442079460123", "no-answer", "not a mobile number"),  # a London landline
+])
+def test_no_missed_call_text_when_someone_answered_or_the_number_cannot_take_one(live, caller, staff, reason):
+    call_in(live, caller, staff=staff)
+    settle(live, lambda s: len(text_back_decisions(live)) == 1)
+    assert text_back_decisions(live) == [{"decision": "suppressed", "reason": reason}]
+    assert texts_to(live, caller) == []
+
+
+def test_no_missed_call_text_to_a_number_that_opted_out(live):
+    carrier = SandboxCarrier(services(live).settings, services(live).redis)
+    carrier.texting.text_in(CALLER, CLINIC, "STOP")
+    call_in(live, CALLER)
+    settle(live, lambda s: len(text_back_decisions(live)) == 1)
+    assert text_back_decisions(live) == [{"decision": "suppressed", "reason": "the number opted out"}]
