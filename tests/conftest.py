@@ -21,7 +21,7 @@ from ivr.cli import alembic_config
 from ivr.embedded_redis import server_binary
 from ivr.sandbox.calling import sandbox_config
 from ivr.models import Base
-from ivr.telephony import MemoryRecordings, RecordingDialer
+from ivr.telephony import MemoryRecordings, RecordingDialer, RecordingMessenger
 from speech.common import SpeechModels
 from speech.synthesis import RecordingSynthesizer
 from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, TwilioClient
@@ -144,6 +144,11 @@ def dialer() -> RecordingDialer:
 
 
 @pytest.fixture
+def messenger() -> RecordingMessenger:
+    return RecordingMessenger()
+
+
+@pytest.fixture
 def recordings() -> MemoryRecordings:
     """The carrier's recordings of answers, as webhook and job tests see them."""
     return MemoryRecordings()
@@ -157,11 +162,12 @@ def synthesizer() -> RecordingSynthesizer:
 
 
 @pytest.fixture
-def app(database_url, redis, dialer, synthesizer, recordings, tmp_path):
+def app(database_url, redis, dialer, messenger, synthesizer, recordings, tmp_path):
     app = create_app({
         "ENV": "test", "DATABASE_URL": database_url, "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "INSTANCE_PATH": str(tmp_path / "instance"),
         "DIALER": dialer, "REDIS": redis, "SYNTHESIZER": synthesizer, "RECORDINGS": recordings,
+        "MESSENGER": messenger,
     })
     yield app
     app.extensions["ivr"].engine.dispose()

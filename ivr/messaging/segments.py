@@ -13,6 +13,18 @@ GSM7_BASIC = set(
 GSM7_EXTENSION = set("^{}\\[~]|€\f")
 
 
+# Typography that looks the same in GSM-7's plain forms (Twilio's "smart encoding" does the
+# same): one curly apostrophe from a date format would otherwise make a whole text UCS-2.
+_PLAIN = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201c": '"', "\u201d": '"',
+                        "\u201e": '"', "\u00ab": '"', "\u00bb": '"', "\u2013": "-", "\u2014": "-",
+                        "\u2026": "...", "\u00a0": " ", "\u202f": " ", "\u2009": " "})
+
+
+def plain(text: str) -> str:
+    """The text with typographic quotes, dashes and spaces in their GSM-7 forms."""
+    return text.translate(_PLAIN)
+
+
 @dataclass(frozen=True)
 class Segments:
     """A text's encoding and cost."""

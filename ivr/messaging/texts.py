@@ -15,7 +15,7 @@ import prompts
 from call_flows import OpenTask, SetAppointmentStatus, Step
 from call_flows.text import xml_safe
 from ivr import calls, tasks
-from ivr.messaging.segments import count
+from ivr.messaging.segments import count, plain
 from ivr.models import (Appointment, Clinic, Conversation, Message, MessageEvent, Patient, PhoneOptOut,
                         utcnow)
 
@@ -30,7 +30,7 @@ def queue_text(session: Session, *, clinic_id: int | None, to: str, from_: str, 
                patient_id: int | None = None, appointment_id: int | None = None, call_id: int | None = None,
                touch_id: int | None = None, conversation_id: int | None = None) -> int:
     """A text to send, as a planned message (its job sends it); returns its id."""
-    body = xml_safe(body)
+    body = plain(xml_safe(body))
     cost = count(body)
     message = Message(clinic_id=clinic_id, patient_id=patient_id, appointment_id=appointment_id,
                       call_id=call_id, touch_id=touch_id, conversation_id=conversation_id,

@@ -7,13 +7,18 @@ from dataclasses import dataclass
 import pytest
 
 import prompts
-from call_flows import Answered, DialResult, Keys, OpenTask, PlanRetry, Silence, Spoken
+from call_flows import Answered, DialResult, Keys, OpenTask, PlanRetry, Replied, Silence, Spoken
 import call_flows
 
 SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider"}
 PATIENT_VALUES = {"date", "time", "location", "provider", "first_name"}
-# Said outside any flow: the staff whisper, a call to a number no clinic uses, a failed step.
-OUTSIDE_FLOWS = {"inbound.whisper", "inbound.unknown_number"}
+# Said outside any flow: the staff whisper, a call to a number no clinic uses, and the texts the
+# shell sends on its own (answers to keywords, unmatched texts, missed calls).
+OUTSIDE_FLOWS = {"inbound.whisper", "inbound.unknown_number", "sms.help", "sms.opted_out", "sms.passed_to_staff",
+                 "sms.text_back"}
+# What backs each text the shell sends on its own that promises something.
+SHELL_PROMISES = {"sms.passed_to_staff": OpenTask("unmatched_text"), "sms.text_back": OpenTask("call_back",
+                                                                                                  within_business_days=1)}
 DIAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 # What the caller may do at any question: every key, silence, words not understood, every intent.
 INPUTS = ([Keys(k) for k in "0123456789*#"] + [Silence(), Spoken(None)]
@@ -68,6 +73,7 @@ def heard_in(flow: str) -> set[Heard]:
 def all_prompt_keys() -> set[str]:
     """Every key any flow, the failure path or the shell can speak."""
     keys = {heard.key for flow in call_flows.FLOWS for heard in heard_in(flow)}
+    keys |= {key for flow in call_flows.TEXT_FLOWS for step in walk_texts(flow) for key in step.prompts()}
     for step in failures():
         keys.update(step.prompts())
     return keys | OUTSIDE_FLOWS
@@ -163,7 +169,10 @@ def test_the_check_catches_a_missing_key_a_wrong_placeholder_and_hard_english(mo
 PROMISE = re.compile(r"\b(will (call|try|contact|text|send|get back)|call you back|get back to you)\b", re.I)
 PROMISES = {"reminder.reschedule_noted": {OpenTask("reschedule_request", within_business_days=1)},
             "reminder.wrong_person": {OpenTask("wrong_person"), PlanRetry()},
-            "common.apology_call_back": {OpenTask("call_back")}}
+            "common.apology_call_back": {OpenTask("call_back")},
+            "sms.reschedule_noted": {OpenTask("reschedule_request", within_business_days=1)},
+            "sms.passed_to_staff": {OpenTask("unmatched_text")},
+            "sms.text_back": {OpenTask("call_back", within_business_days=1)}}
 
 
 def test_the_list_of_promising_prompts_is_complete():
@@ -182,3 +191,42 @@ def test_every_promise_a_flow_speaks_comes_with_a_task_or_a_planned_call(flow):
             assert set(step.effects) & PROMISES[key], (key, step)
     if flow == "reminder":
         assert spoken, "the walk met no promise: the test would prove nothing"
+
+
+REPLIES = [Replied(i) for i in (None, "confirm", "reschedule", "cancel", "details", "1", "2", "3", "9")]
+
+
+def walk_texts(flow: str):
+    """Every step a text flow can take, from both ways it starts, with every reply, with the
+    appointment changed by someone else at any point."""
+    seen: set[str] = set()
+    for private in (False, True):
+        booked = {"appointment": "as-sent", "private": private}
+        frontier = [call_flows.start_text(flow, booked)]
+        while frontier:
+            step = frontier.pop()
+            yield step
+            marker = json.dumps(dict(step.state), sort_keys=True)
+            if step.done or marker in seen:
+                continue
+            seen.add(marker)
+            frontier += [call_flows.reply(flow, step.state, replied, now) for replied in REPLIES
+                         for now in (booked, {**booked, "appointment": "changed-since"})]
+
+
+@pytest.mark.parametrize("flow", sorted(call_flows.TEXT_FLOWS))
+def test_every_promise_a_text_flow_sends_comes_with_its_follow_up(flow):
+    spoken = 0
+    for step in walk_texts(flow):
+        for key in set(step.prompts()) & set(PROMISES):
+            spoken += 1
+            assert set(step.effects) & PROMISES[key], (key, step)
+    assert spoken
+
+
+def test_the_shells_own_promising_texts_are_backed_in_the_code_that_sends_them():
+    """The shell's texts are not in a flow: their backing is tested where they are sent
+    (tests/sandbox/test_texts.py); here, that the list of them is the list of promises."""
+    assert set(SHELL_PROMISES) == {key for key in PROMISES if key in OUTSIDE_FLOWS}
+    for key, task in SHELL_PROMISES.items():
+        assert task in PROMISES[key]
