@@ -193,8 +193,10 @@ def place_reminder_call(app: Flask, appointment_id: int, script: Script, *, run_
 
 
 def place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
-                       timeout: float = 60) -> CallResult:
-    """Call one of our numbers from a sandbox phone and play the call to its end."""
+                       timeout: float = 60, run_worker: bool = False) -> CallResult:
+    """Call one of our numbers from a sandbox phone and play the call to its end; with
+    run_worker, also do the work the call's end queued (a missed-call text) and show the texts
+    that reached the phone."""
     from ivr.sandbox.carrier import SandboxCarrier
 
     services = app.extensions["ivr"]
@@ -211,7 +213,55 @@ def place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
         row = session.scalars(select(Call).where(Call.call_sid == call.sid)).first()
         result = {"call_sid": call.sid, "call_status": row.status if row else transcript.status,
                   "call_outcome": row.outcome if row else None}
-    return CallResult(annotate_played(app, {**transcript.as_dict(), "done": True}), result)
+    texts = []
+    if run_worker:
+        texts = _texts_after(app, from_, lambda: _work(app), wait=5)
+    return CallResult(annotate_played(app, {**transcript.as_dict(), "done": True, "texts": texts}), result)
+
+
+def _work(app: Flask) -> None:
+    """Run the queued jobs here and now (a worker in burst mode)."""
+    from outbound.queueing import outbound_queue
+    from outbound.worker import AppSimpleWorker
+
+    redis = app.extensions["ivr"].redis
+    AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
+
+
+def _texts_after(app: Flask, phone: str, step, wait: float, seen: set[str] | None = None) -> list[dict[str, Any]]:
+    """The texts that reach a sandbox phone while `step` runs, until none has arrived or changed
+    for a second, or `wait` seconds have passed."""
+    from ivr.sandbox.carrier import SandboxCarrier
+
+    store = SandboxCarrier.store_for(app.extensions["ivr"].settings, app.extensions["ivr"].redis)
+    seen = seen if seen is not None else {m["sid"] for m in store.messages(phone)}
+    deadline, settled_since, answers = time.monotonic() + wait, None, []
+    while time.monotonic() < deadline:
+        step()
+        now = [m for m in store.messages(phone) if m["to"] == phone and m["sid"] not in seen]
+        final = bool(now) and all(m["status"] in ("delivered", "undelivered", "failed") for m in now)
+        if now != answers or not final:
+            settled_since, answers = (time.monotonic() if final else None), now
+        elif time.monotonic() - settled_since > 1:  # nothing new for a second: all said
+            break
+        time.sleep(0.2)
+    return answers
+
+
+def text_clinic(app: Flask, phone: str, to: str, body: str, wait: float, *, run_worker: bool) -> list[dict[str, Any]]:
+    """Text a clinic from a sandbox phone and collect what reaches the phone within `wait`
+    seconds: the carrier's own answers to its keywords, and the server's texts (sent by a worker
+    run here when run_worker, else by the server's own)."""
+    from ivr.sandbox.carrier import SandboxCarrier
+
+    services = app.extensions["ivr"]
+    carrier = SandboxCarrier(services.settings, services.redis, max_calls=2)
+    seen = {m["sid"] for m in carrier.store.messages(phone)}
+    try:
+        carrier.texting.text_in(phone, to, body)
+        return _texts_after(app, phone, (lambda: _work(app)) if run_worker else (lambda: None), wait, seen)
+    finally:
+        carrier.executor.shutdown(wait=True)
 
 
 def describe(result: CallResult) -> str:
@@ -258,6 +308,8 @@ def describe(result: CallResult) -> str:
         if turn.get("error"):
             lines.append(f"      error:  {turn['error']}")
     lines.append(f"  call status: {call['status']}" + (f" ({call['error']})" if call.get("error") else ""))
+    for text in call.get("texts", []):
+        lines.append(f"  text to {text['to']}: {text['body']}  [{text['status']}]")
     if "appointment_id" in out:
         lines.append(f"  recorded: call outcome {out['call_outcome']}, appointment {out['appointment_id']} "
                      f"is {out['appointment_status']}, touch {out['touch_id']} {out['touch_status']}")

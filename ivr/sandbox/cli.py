@@ -22,6 +22,10 @@ def sandbox_group() -> None:
 
 
 def _script_options(command):
+    command = click.option("--sms-reply", "sms_replies", multiple=True,
+                           help="What the phone texts back to each text it gets, in order (repeatable).")(command)
+    command = click.option("--sms-status", type=click.Choice(scripts.TEXT_STATUSES),
+                           help="How texts to the phone fare (default delivered).")(command)
     command = click.option("--staff", type=click.Choice(scripts.STAFF),
                            help="Whether a staff phone answers a transfer.")(command)
     command = click.option("--answer", type=click.Choice(scripts.ANSWERS),
@@ -33,7 +37,8 @@ def _script_options(command):
     return command
 
 
-def _script(keys: str | None, script_file: Path | None, answer: str | None, staff: str | None):
+def _script(keys: str | None, script_file: Path | None, answer: str | None, staff: str | None,
+            sms_status: str | None = None, sms_replies: tuple[str, ...] = ()):
     """The caller script from the options; a bad one is a usage error naming the problem."""
     if keys and script_file:
         raise click.UsageError("give --keys or --script, not both")
@@ -44,6 +49,10 @@ def _script(keys: str | None, script_file: Path | None, answer: str | None, staf
             data["answer"] = answer
         if staff:
             data["staff"] = staff
+        if sms_status:
+            data["texts"]["status"] = sms_status
+        if sms_replies:
+            data["texts"]["replies"] = list(sms_replies)
         return scripts.parse(data)
     except scripts.ScriptError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -60,18 +69,20 @@ def _require_sandbox() -> None:
 @click.argument("number")
 @_script_options
 @with_appcontext
-def phone(number: str, keys, script_file, answer, staff) -> None:
-    """Set how the sandbox phone at NUMBER (E.164) answers calls from now on."""
+def phone(number: str, keys, script_file, answer, staff, sms_status, sms_replies) -> None:
+    """Set how the sandbox phone at NUMBER (E.164) answers calls and texts from now on."""
     _require_sandbox()
     if not is_e164(number):
         raise click.BadParameter(f"{number!r} is not a phone number in E.164 form", param_hint="NUMBER")
-    script = _script(keys, script_file, answer, staff)
+    script = _script(keys, script_file, answer, staff, sms_status, sms_replies)
     from ivr.sandbox.carrier import SandboxCarrier
 
     services = current_services()
     SandboxCarrier.store_for(services.settings, services.redis).set_phone(number, script)
     replies = ", ".join(r.describe() for r in script.replies) or "nothing"
-    click.echo(f"{number} answers as {script.answer}; then {replies}; then {script.then}")
+    texts = ", ".join(repr(r) for r in script.text_replies) or "nothing"
+    click.echo(f"{number} answers as {script.answer}; then {replies}; then {script.then}; "
+               f"texts are {script.text_status} and it texts back {texts}")
 
 
 @sandbox_group.command("call")
@@ -88,8 +99,8 @@ def phone(number: str, keys, script_file, answer, staff) -> None:
 @click.option("--timeout", default=60, show_default=True, type=click.IntRange(1, 600),
               help="Seconds to wait for the call to be placed and to end.")
 @with_appcontext
-def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, url, as_json,
-         timeout) -> None:
+def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, sms_status, sms_replies, url,
+         as_json, timeout) -> None:
     """Place a sandbox call (a reminder, or --inbound to a clinic) and print what was heard and done."""
     from ivr import create_app
     from ivr.sandbox import calling
@@ -97,7 +108,7 @@ def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, u
     _require_sandbox()
     if inbound == (appointment_id is not None):
         raise click.UsageError("give --appointment ID for a reminder call, or --inbound")
-    script = _script(keys, script_file, answer, staff)
+    script = _script(keys, script_file, answer, staff, sms_status, sms_replies)
     if inbound:
         for value, name in ((from_, "--from"), (to, "--to")):
             if value and not is_e164(value):
@@ -121,12 +132,53 @@ def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, u
                                    "INSTANCE_PATH": settings.instance_path})
 
             with calling.serve(make) as (app, _base):
-                result = (calling.place_inbound_call(app, from_, to, script, timeout=timeout) if inbound
+                result = (calling.place_inbound_call(app, from_, to, script, timeout=timeout, run_worker=True)
+                          if inbound
                           else calling.place_reminder_call(app, appointment_id, script, run_worker=True,
                                                            timeout=timeout))
     except calling.SandboxCallError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json else calling.describe(result))
+
+
+@sandbox_group.command("text")
+@click.argument("number")
+@click.argument("body")
+@click.option("--to", help="The clinic number texted (default: the only clinic's).")
+@click.option("--url", help="A running server to go through (its IVR_PUBLIC_BASE_URL); "
+                            "without it a server and a worker run in this process.")
+@click.option("--wait", default=10, show_default=True, type=click.IntRange(0, 120),
+              help="Seconds to wait for the server's answers.")
+@with_appcontext
+def text(number: str, body: str, to: str | None, url: str | None, wait: int) -> None:
+    """Text BODY from the sandbox phone at NUMBER to a clinic, and print what it texts back."""
+    from ivr import create_app
+    from ivr.sandbox import calling
+
+    _require_sandbox()
+    for value, name in ((number, "NUMBER"), (to, "--to")):
+        if value and not is_e164(value):
+            raise click.BadParameter(f"{value!r} is not a phone number in E.164 form", param_hint=name)
+    to = to or _only_clinic_number()
+    settings = current_services().settings
+    for noisy in ("rq", "werkzeug", "ivr", "outbound"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if url:
+        _check_server(url.rstrip("/"), settings.public_base_url)
+        answers = calling.text_clinic(current_app._get_current_object(), number, to, body, wait, run_worker=False)
+    else:
+        def make(base: str):
+            return create_app({**calling.sandbox_config(base), "ENV": settings.env,
+                               "DATABASE_URL": settings.database_url, "REDIS": current_services().redis,
+                               "INSTANCE_PATH": settings.instance_path})
+
+        with calling.serve(make) as (app, _base):
+            answers = calling.text_clinic(app, number, to, body, wait, run_worker=True)
+    click.echo(f"{number} -> {to}: {body}")
+    for answer in answers:
+        click.echo(f"{answer['from']} -> {number}: {answer['body']}")
+    if not answers:
+        click.echo(f"no answer within {wait} s")
 
 
 def _only_clinic_number() -> str:

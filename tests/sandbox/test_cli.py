@@ -109,7 +109,7 @@ def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
             said = runner.invoke(args=["sandbox", "phone", number, *args])
             assert said.exit_code == 0, said.output
         assert runner.invoke(args=["sandbox", "phone", "+12125550143", "--keys", "1,1"]).output == (
-            "+12125550143 answers as human; then presses 1, presses 1; then silence\n")
+            "+12125550143 answers as human; then presses 1, presses 1; then silence; texts are delivered and it texts back nothing\n")
         assert runner.invoke(args=["reminders", "schedule"]).output.startswith("planned 3 new reminder(s)")
         AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
         table = runner.invoke(args=["reminders", "outcomes", "--wait", "30"]).output.splitlines()
@@ -168,3 +168,31 @@ def test_the_transcript_says_when_the_server_was_unsure_of_an_answer():
     lines = describe(CallResult(call, {"speech": speech, "call_outcome": "emergency"})).splitlines()
     assert "      server heard 'stop' but was unsure (confidence 0.12, pocketsphinx): not acted on" in lines
     assert "      server heard: 'chest pain' -> emergency (confidence 0.1, pocketsphinx)" in lines
+
+
+def test_a_sandbox_phone_texts_the_clinic_and_sees_the_answer(admin):
+    runner, _demo = admin
+    result = runner.invoke(args=["sandbox", "text", "+12125550177", "help"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "+12125550177 -> +12125550100: help"
+    assert "+12125550100 -> +12125550177: Reply STOP to unsubscribe. Msg&Data Rates May Apply." in lines
+    assert ("+12125550100 -> +12125550177: Riverside Family Clinic: appointment messages. For help, call "
+            "(212) 555-0100. Reply STOP to stop getting texts.") in lines
+
+
+def test_a_sandbox_phone_can_be_told_how_to_answer_texts(admin):
+    runner, _demo = admin
+    result = runner.invoke(args=["sandbox", "phone", "+12125550143", "--sms-reply", "C", "--sms-status", "delivered"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("texts are delivered and it texts back 'C'")
+    bad = runner.invoke(args=["sandbox", "text", "12345", "hi"])
+    assert bad.exit_code == 2 and "'12345' is not a phone number in E.164 form" in bad.output
+
+
+def test_an_inbound_call_nobody_answers_shows_the_missed_call_text_in_its_transcript(admin):
+    runner, _demo = admin
+    result = runner.invoke(args=["sandbox", "call", "--inbound", "--from", "+12125550111", "--staff", "no-answer"])
+    assert result.exit_code == 0, result.output
+    assert ("  text to +12125550111: Riverside Family Clinic: sorry we missed your call. Someone will call you "
+            "back within one business day. In an emergency, dial 911.  [delivered]") in result.output.splitlines()
