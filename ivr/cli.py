@@ -230,6 +230,40 @@ def clinics_voice_answers(clinic_id: int, setting: str) -> None:
     click.echo(f"clinic {clinic_id}: voice answers {setting}")
 
 
+@clinics_group.command("text-privacy")
+@click.argument("clinic_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off"]))
+@with_appcontext
+def clinics_text_privacy(clinic_id: int, setting: str) -> None:
+    """Reminder texts name only the clinic, and send the details when the patient replies 1
+    (on); or say the date, time and place at once (off, the default)."""
+    from ivr.models import Clinic
+
+    with current_services().sessions.begin() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic.sms_private = setting == "on"
+    click.echo(f"clinic {clinic_id}: private reminder texts {setting}")
+
+
+@clinics_group.command("retry-wrong-person")
+@click.argument("clinic_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off"]))
+@with_appcontext
+def clinics_retry_wrong_person(clinic_id: int, setting: str) -> None:
+    """When someone else answers a reminder call, ring once more the next day (on), or leave a
+    task for staff (off, the default)."""
+    from ivr.models import Clinic
+
+    with current_services().sessions.begin() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic.retry_wrong_person = setting == "on"
+    click.echo(f"clinic {clinic_id}: retry when someone else answers {setting}")
+
+
 @click.group("tasks")
 def tasks_group() -> None:
     """Work people owe patients: call-backs, new times asked for, texts nobody's question matched."""
@@ -286,6 +320,22 @@ def tasks_done(task_id: int, by: str | None, cancel: bool) -> None:
 @click.group("patients")
 def patients_group() -> None:
     """How each patient is spoken to."""
+
+
+@patients_group.command("channel")
+@click.argument("patient_id", type=int)
+@click.argument("channel", type=click.Choice(["voice", "sms"]))
+@with_appcontext
+def patients_channel(patient_id: int, channel: str) -> None:
+    """How a patient prefers to be reminded: a call (voice) or a text (sms)."""
+    from ivr.models import Patient
+
+    with current_services().sessions.begin() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise click.ClickException(f"no patient with id {patient_id}")
+        patient.preferred_channel = channel
+    click.echo(f"patient {patient_id}: reminders by {'text' if channel == 'sms' else 'call'}")
 
 
 @patients_group.command("speech")

@@ -106,3 +106,18 @@ def test_reminders_schedule_respects_the_window(runner, sessions, hours):
         expected = sum(a.starts_at <= limit for a in session.scalars(select(Appointment)))
     result = runner.invoke(args=["reminders", "schedule", "--within-hours", str(hours)])
     assert result.output.startswith(f"planned {expected} new reminder(s); queued {expected} call(s)")
+
+
+def test_clinic_and_patient_settings_for_texts_and_retries(runner, sessions, demo):
+    from ivr.models import Clinic, Patient
+
+    assert runner.invoke(args=["clinics", "text-privacy", "1", "on"]).output.strip() == \
+        "clinic 1: private reminder texts on"
+    assert runner.invoke(args=["clinics", "retry-wrong-person", "1", "on"]).output.strip() == \
+        "clinic 1: retry when someone else answers on"
+    assert runner.invoke(args=["patients", "channel", "1", "sms"]).output.strip() == "patient 1: reminders by text"
+    with sessions() as session:
+        clinic, patient = session.get(Clinic, 1), session.get(Patient, 1)
+        assert (clinic.sms_private, clinic.retry_wrong_person, patient.preferred_channel) == (True, True, "sms")
+    missing = runner.invoke(args=["clinics", "text-privacy", "9", "on"])
+    assert missing.exit_code == 1 and "no clinic with id 9" in missing.output
