@@ -11,7 +11,8 @@ from sqlalchemy import select
 from ivr.models import Touch
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["clinics", "db", "patients", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech", "worker"]
+COMMANDS = ["clinics", "db", "patients", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech",
+            "tasks", "worker"]
 
 
 def ivr(*args, env=None, cwd=None):
