@@ -3,19 +3,17 @@
 import datetime as dt
 
 import pytest
-from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
-from ivr import create_app
 from ivr.errors import DialError, PermanentDialError
-from ivr.models import Appointment, Call, Patient, Touch, utcnow
+from ivr.models import Appointment, Call, Touch, utcnow
 from ivr.telephony import CallRequest
 from outbound.jobs import place_touch_call
 from outbound.queueing import enqueue_touch, job_id_for_touch, outbound_queue
 from outbound.worker import AppSimpleWorker, AppWorker
-from tests.support import AUTH_TOKEN, PUBLIC_BASE_URL, seed_demo_touch
+from tests.support import PUBLIC_BASE_URL, seed_demo_touch
 
 
 def run_burst(app, queue, worker_class=AppSimpleWorker):

@@ -9,7 +9,6 @@ import threading
 import time
 from zoneinfo import ZoneInfo
 
-import pytest
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry
 from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import select, update
@@ -325,7 +324,7 @@ def test_calls_the_carrier_never_heard_of_are_closed_and_do_not_block_the_others
 
 
 def test_a_placed_touch_whose_call_the_carrier_never_heard_of_is_left_uncertain(app, dialer, demo, sessions):
-    sid = stale_call(app, sessions, demo, status="queued")
+    stale_call(app, sessions, demo, status="queued")
     with app.app_context():
         assert reconcile_all(app.extensions["ivr"], utcnow()).unknown == 1
     touch = touch_row(sessions, demo.touch_id)

@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-from rq import SimpleWorker
 
 from ivr import create_app
 from ivr.sandbox.calling import serve

@@ -5,7 +5,6 @@ import io
 import wave
 
 import pytest
-import requests
 from flask import Flask, Response, request
 from twilio.request_validator import RequestValidator
 
