@@ -15,10 +15,11 @@ from call_flows.actions import (CallerInput, FlowError, OpenTask, Replied, SetAp
                                 Text)
 
 # Digits mean what the question offered: 1 confirm, 2 new time, 3 cancel; in private mode 1 is
-# "send me the details"; at the cancel check 1 cancels and 2 keeps it.
-DIGITS = {"asked": {"1": "confirm", "2": "reschedule", "3": "cancel"},
-          "private": {"1": "details"},
-          "confirm_cancel": {"1": "cancel", "2": "confirm"}}
+# "send me the details". The cancel check offers only X and C: a patient who learned "1 means
+# confirm" must not cancel by sending 1 there.
+DIGITS: dict[str, dict[str, str]] = {"asked": {"1": "confirm", "2": "reschedule", "3": "cancel"},
+                                     "private": {"1": "details"},
+                                     "confirm_cancel": {}}
 
 
 def start(facts: Mapping[str, Any]) -> Step:

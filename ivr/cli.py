@@ -288,6 +288,7 @@ def tasks_list(clinic_id: int | None) -> None:
             patient = session.get(Patient, task.patient_id) if task.patient_id else None
             who = f"patient {patient.id} ({patient.phone})" if patient else (task.phone or "-")
             about = (f"appointment {task.appointment_id}" if task.appointment_id
+                     else f"text {task.message_id}" if task.message_id
                      else f"call {task.call_id}" if task.call_id else "-")
             rows.append((str(task.id), task.kind, who, about,
                          task.due_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")))

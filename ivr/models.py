@@ -45,7 +45,8 @@ class Clinic(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="America/New_York")
-    phone: Mapped[str] = mapped_column(String(20), comment="public number patients call back, E.164")
+    phone: Mapped[str] = mapped_column(String(20), unique=True,
+                                       comment="public number patients call back, E.164")
     staff_phone: Mapped[str | None] = mapped_column(String(20), comment="where live transfers go, E.164")
     language: Mapped[str] = mapped_column(String(8), default="en")
     voice_answers: Mapped[bool] = mapped_column(default=False, server_default=false(),

@@ -172,6 +172,8 @@ def _reason_not_to_call(touch: Touch) -> str | None:
     patient = appointment.patient
     if patient.opted_out_at is not None:
         return "patient opted out"
+    if messaging.opted_out(object_session(touch), patient.clinic_id, patient.phone):
+        return "the number opted out"  # by text, perhaps before this patient had it
     if appointment.starts_at <= utcnow():
         return "appointment has already started"
     # A sandbox test call may be repeated whatever the patient answered before.
@@ -180,8 +182,6 @@ def _reason_not_to_call(touch: Touch) -> str | None:
     if touch.channel not in ("voice", "sms"):
         return f"channel {touch.channel} is neither voice nor sms"
     if touch.channel == "sms":
-        if messaging.opted_out(object_session(touch), patient.clinic_id, patient.phone):
-            return "the number opted out of texts"
         return messaging.textable(patient.phone)
     return None
 

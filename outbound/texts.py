@@ -4,6 +4,7 @@ out, a landline), hands it to the carrier, and raises on a carrier outage so rq 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from redis import Redis
@@ -13,13 +14,17 @@ from sqlalchemy import select, update
 
 from ivr.errors import PermanentSendError, UncertainSendError
 from ivr.messaging import texts
-from ivr.models import Message
+from ivr.models import Message, utcnow
 from ivr.services import current_services
 from ivr.telephony import TextRequest
 from outbound.queueing import has_live_job, outbound_queue
 
 log = logging.getLogger(__name__)
 RETRY = Retry(max=3, interval=[30, 120, 600])
+# How late a text may still go: a reminder within the hour its touch was allowed to ring; an
+# answer while the conversation is fresh; a missed-call text the same afternoon.
+STALE_AFTER = {"reminder": dt.timedelta(hours=1), "reply": dt.timedelta(hours=2),
+               "text_back": dt.timedelta(hours=4)}
 # The carrier's error codes that say the number itself will not take our texts.
 OPTED_OUT_AT_CARRIER = 21610
 NOT_TEXTABLE = {21614: "not a mobile number", 21211: "not a valid phone number"}
@@ -94,6 +99,16 @@ def _reason_not_to_send(session, message: Message) -> str | None:
     """Why this text must not go, or None."""
     if message.kind not in texts.ALWAYS_SENT and texts.opted_out(session, message.clinic_id, message.to_number):
         return "the number opted out"
+    if utcnow() - message.created_at > STALE_AFTER.get(message.kind, STALE_AFTER["reply"]):
+        # Held back (Redis lost its work, workers were down): a reminder or an answer hours
+        # late, perhaps at night or about a visit that has passed, is worse than none.
+        return "too late to send"
+    if message.appointment_id is not None and message.kind == "reminder":
+        from ivr.models import Appointment
+
+        appointment = session.get(Appointment, message.appointment_id)
+        if appointment.status != "booked" or appointment.starts_at <= utcnow():
+            return f"the appointment is no longer waiting for an answer ({appointment.status})"
     return texts.textable(message.to_number)
 
 
@@ -136,10 +151,6 @@ def requeue_texts(queue: Queue, session) -> int:
                for message_id in session.scalars(select(Message.id).where(Message.status == "planned")
                                                  .order_by(Message.id))
                if not has_live_job(queue, job_id_for_text(message_id)))
-
-
-# An inbound call that ended without a person: everything but a completed transfer.
-SERVED = frozenset({"transferred"})
 
 
 def job_id_for_text_back(call_id: int) -> str:

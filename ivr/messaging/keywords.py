@@ -16,7 +16,8 @@ CARRIER_OPT_OUT = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", 
 CARRIER_OPT_IN = frozenset({"start", "unstop", "yes"})
 CARRIER_HELP = frozenset({"help", "info"})
 # The same in our patients' languages: we honour them and confirm them ourselves.
-OUR_OPT_OUT = frozenset({"alto", "parar", "baja", "arret", "desabonner", "desinscrire", "중지", "수신거부"})
+OUR_OPT_OUT = frozenset({"alto", "parar", "baja", "arret", "desabonner", "desinscrire", "중지", "수신거부",
+                         "opt out", "opt-out", "stop all", "stop texting", "stop texting me", "unsubscribe me"})
 OUR_HELP = frozenset({"ayuda", "aide", "도움말", "도움"})
 # Answers to a reminder, by language (a digit's meaning depends on the question: the flow's).
 ANSWERS: dict[str, dict[str, str]] = {

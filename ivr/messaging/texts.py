@@ -19,6 +19,8 @@ from ivr.messaging.segments import count, plain
 from ivr.models import (Appointment, Clinic, Conversation, Message, MessageEvent, Patient, PhoneOptOut,
                         utcnow)
 
+# A reminder costs at most this many segments; a longer one is sent in its short form.
+MAX_REMINDER_SEGMENTS = 2
 # Longest body we keep of a text a patient sends (Twilio joins at most 1,600 characters).
 MAX_INBOUND = 2000
 # Texts that go even to a number that opted out: a carrier allows a final confirmation of an
@@ -43,12 +45,13 @@ def queue_text(session: Session, *, clinic_id: int | None, to: str, from_: str, 
 
 
 def record_inbound(session: Session, *, sid: str, clinic_id: int | None, from_: str, to: str, body: str,
-                   patient_id: int | None) -> int:
+                   patient_id: int | None) -> tuple[int, bool]:
     """A text a patient (or anyone) sent us, kept safely: characters no text can hold are blanked
-    and an overlong one is cut. Returns its id (the same one for a repeated webhook)."""
+    and an overlong one is cut. Returns its id, and whether this request recorded it (False for
+    a repeated webhook, even one arriving at the same moment as the first)."""
     existing = session.scalar(select(Message.id).where(Message.message_sid == sid))
     if existing is not None:
-        return existing
+        return existing, False
     body = xml_safe(body.replace("\x00", ""))[:MAX_INBOUND]
     cost = count(body)
     message = Message(clinic_id=clinic_id, patient_id=patient_id, direction="inbound", kind="received",
@@ -57,9 +60,9 @@ def record_inbound(session: Session, *, sid: str, clinic_id: int | None, from_: 
     try:
         with session.begin_nested():
             session.add(message)
-    except IntegrityError:  # the same webhook, twice at once
-        return session.scalar(select(Message.id).where(Message.message_sid == sid))
-    return message.id
+    except IntegrityError:  # the same webhook, twice at once: the other copy acts on it
+        return session.scalar(select(Message.id).where(Message.message_sid == sid)), False
+    return message.id, True
 
 
 def note(session: Session, message_id: int, event: str, **detail: Any) -> None:
@@ -107,12 +110,23 @@ def record_opt_out(session: Session, clinic_id: int, phone: str, source: str, me
                                                Conversation.closed_at.is_(None)).values(closed_at=now))
 
 
-def record_opt_in(session: Session, clinic_id: int, phone: str) -> None:
-    """A number that texted START (or UNSTOP, YES) may get texts again; patients who had opted
-    out by text do too (an opt-out made on a call or by staff stays until changed there)."""
+# Opt-outs that an opt-in by text undoes: those made by text, or by the carrier (which START
+# lifts at the carrier too). One made on a call or by staff stays until changed there.
+TEXT_OPT_OUTS = ("sms keyword", "carrier 21610")
+
+
+def record_opt_in(session: Session, clinic_id: int, phone: str, message_id: int) -> None:
+    """A number that texted START (or UNSTOP, YES) may get texts again. The opt-in is recorded
+    as the patients' consent (source and time; the message is its evidence, and the opt-out it
+    lifts stays in the message's audit trail)."""
+    lifted = session.scalars(select(PhoneOptOut).where(PhoneOptOut.clinic_id == clinic_id,
+                                                       PhoneOptOut.phone == phone)).all()
+    note(session, message_id, "opted_in", lifted=[{"source": o.source, "at": o.at.isoformat()} for o in lifted])
     session.execute(delete(PhoneOptOut).where(PhoneOptOut.clinic_id == clinic_id, PhoneOptOut.phone == phone))
+    session.execute(update(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == phone)
+                    .values(consent_at=utcnow(), consent_source="sms opt-in"))
     session.execute(update(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
-                                          Patient.opted_out_source.like("sms%"))
+                                          Patient.opted_out_source.in_(TEXT_OPT_OUTS))
                     .values(opted_out_at=None, opted_out_source=None))
 
 
@@ -122,9 +136,11 @@ def clinic_for_number(session: Session, number: str) -> Clinic | None:
 
 
 def patient_for_number(session: Session, clinic_id: int, number: str) -> Patient | None:
-    """The clinic's patient at this number (the most recent one, for a shared household phone)."""
-    return session.scalars(select(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == number)
-                           .order_by(Patient.id.desc())).first()
+    """The clinic's patient at this number; None when there is none, or several (a household
+    sharing a phone: a text from it cannot say who wrote it)."""
+    found = session.scalars(select(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == number)
+                            .limit(2)).all()
+    return found[0] if len(found) == 1 else None
 
 
 def text_for(catalogue: prompts.Catalogue, key: str, values: Mapping[str, str]) -> str:
@@ -138,8 +154,13 @@ def start_reminder(session: Session, touch_id: int, from_: str) -> list[int]:
     row = calls.touch_row(session, touch_id)
     context = calls.text_context(row)
     clinic = session.get(Clinic, session.get(Patient, row["patient_id"]).clinic_id)
-    step = call_flows.start_text("text_reminder", {"appointment": calls.appointment_fingerprint(row),
-                                                   "private": clinic.sms_private})
+    facts = {"appointment": calls.appointment_fingerprint(row), "private": clinic.sms_private}
+    step = call_flows.start_text("text_reminder", facts)
+    if not clinic.sms_private and count(plain(text_for(context.catalogue, "sms.reminder", context.values))).count \
+            > MAX_REMINDER_SEGMENTS:
+        # A name or a date that takes the text past two segments (one letter outside GSM-7 makes
+        # the whole text UCS-2): the short form goes instead, and the details on the reply "1".
+        step = call_flows.start_text("text_reminder", {**facts, "private": True})
     phone = session.get(Patient, row["patient_id"]).phone
     conversation = Conversation(clinic_id=clinic.id, patient_id=row["patient_id"], appointment_id=row["appointment_id"],
                                 phone=phone, flow="text_reminder", state=dict(step.state))
@@ -148,11 +169,20 @@ def start_reminder(session: Session, touch_id: int, from_: str) -> list[int]:
     return _texts_of(session, step, context, conversation, from_, kind="reminder", touch_id=touch_id)
 
 
-def open_conversation(session: Session, clinic_id: int, phone: str) -> Conversation | None:
-    """The latest question we asked this number and that it has not answered for good."""
-    return session.scalars(select(Conversation).where(Conversation.clinic_id == clinic_id,
-                                                      Conversation.phone == phone, Conversation.closed_at.is_(None))
-                           .order_by(Conversation.id.desc()).with_for_update()).first()
+def open_conversations(session: Session, clinic_id: int, phone: str) -> list[Conversation]:
+    """The questions we asked this number that are still waiting for an answer, locked. A
+    conversation whose appointment has started is over: it is closed here and not returned."""
+    found = session.scalars(select(Conversation).where(Conversation.clinic_id == clinic_id,
+                                                       Conversation.phone == phone, Conversation.closed_at.is_(None))
+                            .order_by(Conversation.id).with_for_update()).all()
+    now, waiting = utcnow(), []
+    for conversation in found:
+        appointment = session.get(Appointment, conversation.appointment_id) if conversation.appointment_id else None
+        if appointment is not None and appointment.starts_at <= now:
+            conversation.closed_at = now
+        else:
+            waiting.append(conversation)
+    return waiting
 
 
 def answer(session: Session, conversation: Conversation, intent: str | None, message_id: int,
@@ -172,11 +202,16 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
             appointment.status, appointment.status_changed_at = effect.status, utcnow()
         elif isinstance(effect, OpenTask):
             clinic = session.get(Clinic, conversation.clinic_id)
-            task_id = tasks.open_task(session.connection(), kind=effect.kind, clinic_id=clinic.id,
-                                      patient_id=conversation.patient_id, appointment_id=conversation.appointment_id,
-                                      message_id=message_id,
-                                      due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone,
-                                                       effect.within_business_days))
+            if effect.kind == "unmatched_text":  # one open task per number, however often they write
+                patient = session.get(Patient, conversation.patient_id) if conversation.patient_id else None
+                task_id = pass_to_staff(session, clinic, conversation.phone, patient, message_id,
+                                        "a reply that matched no answer")
+            else:
+                task_id = tasks.open_task(session.connection(), kind=effect.kind, clinic_id=clinic.id,
+                                          patient_id=conversation.patient_id,
+                                          appointment_id=conversation.appointment_id, message_id=message_id,
+                                          due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone,
+                                                           effect.within_business_days))
             changes.append({"task_id": task_id, "task": effect.kind})
     conversation.state = dict(step.state)
     if step.done:
@@ -199,12 +234,18 @@ def _appointment_row(session: Session, conversation: Conversation):
 
 def _texts_of(session: Session, step: Step, context, conversation: Conversation, from_: str, *,
               kind: str, touch_id: int | None = None) -> list[int]:
-    """Queue the texts a conversation's step sends."""
-    return [queue_text(session, clinic_id=conversation.clinic_id, to=conversation.phone, from_=from_,
-                       body=text_for(context.catalogue, action.prompt, context.values), kind=kind,
-                       patient_id=conversation.patient_id, appointment_id=conversation.appointment_id,
-                       touch_id=touch_id, conversation_id=conversation.id)
-            for action in step.actions if isinstance(action, call_flows.Text)]
+    """Queue the texts a conversation's step sends ("passed to staff" at most once a day)."""
+    queued = []
+    for action in (a for a in step.actions if isinstance(a, call_flows.Text)):
+        this_kind = "passed_to_staff" if action.prompt == "sms.passed_to_staff" else kind
+        if this_kind == "passed_to_staff" and answered_today(session, session.get(Clinic, conversation.clinic_id),
+                                                             conversation.phone, this_kind):
+            continue
+        queued.append(queue_text(session, clinic_id=conversation.clinic_id, to=conversation.phone, from_=from_,
+                                 body=text_for(context.catalogue, action.prompt, context.values), kind=this_kind,
+                                 patient_id=conversation.patient_id, appointment_id=conversation.appointment_id,
+                                 touch_id=touch_id, conversation_id=conversation.id))
+    return queued
 
 
 def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
@@ -216,6 +257,8 @@ def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
     from ivr.models import Call, CallEvent
 
     call = session.get(Call, call_id, with_for_update=True)
+    if call.clinic_id is not None:  # decisions for one clinic one at a time: "once a day" holds
+        session.get(Clinic, call.clinic_id, with_for_update=True)
     done = session.scalar(select(CallEvent.detail).where(CallEvent.call_id == call_id, CallEvent.kind == "text_back"))
     if done is not None:
         return done
@@ -252,3 +295,32 @@ def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
         detail = {"decision": "sent", "message_id": message_id, "task_id": task_id}
     session.add(CallEvent(call_id=call_id, kind="text_back", detail=detail))
     return detail
+
+
+def answered_today(session: Session, clinic: Clinic, phone: str, kind: str) -> bool:
+    """Whether the clinic already sent this number an automatic text of this kind today (its
+    own local day)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(clinic.timezone)
+    midnight = dt.datetime.combine(utcnow().astimezone(zone).date(), dt.time(), zone)
+    return session.scalar(select(Message.id).where(Message.clinic_id == clinic.id, Message.to_number == phone,
+                                                   Message.kind == kind, Message.created_at >= midnight)) is not None
+
+
+def pass_to_staff(session: Session, clinic: Clinic, phone: str, patient: Patient | None, message_id: int,
+                  reason: str) -> int:
+    """Put a text in front of a person: a new unmatched_text task, or the one already open for
+    this number (a patient who writes three times gets one task, with all three texts)."""
+    from ivr.models import Task
+
+    who = Task.patient_id == patient.id if patient else Task.phone == phone
+    task_id = session.scalar(select(Task.id).where(Task.clinic_id == clinic.id, Task.kind == "unmatched_text",
+                                                   Task.status == "open", who).order_by(Task.id))
+    if task_id is None:
+        task_id = tasks.open_task(session.connection(), kind="unmatched_text", clinic_id=clinic.id,
+                                  patient_id=patient.id if patient else None, message_id=message_id,
+                                  phone=None if patient else phone, due=utcnow())
+    note(session, message_id, "passed_to_staff", task_id=task_id, reason=reason)
+    return task_id

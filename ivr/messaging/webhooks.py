@@ -11,10 +11,10 @@ from flask import Blueprint, Response, abort, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 import prompts
-from ivr import calls, tasks
+from ivr import calls
 from ivr.db import run_transaction
 from ivr.messaging import keywords, texts
-from ivr.models import Message, utcnow
+from ivr.models import Message
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
 from outbound.texts import OPTED_OUT_AT_CARRIER, queue_texts_soon
@@ -45,7 +45,11 @@ def inbound() -> Response:
         abort(400, description="MessageSid, From or To is missing or malformed")
     body = request.form.get("Body", "")
     services = current_services()
-    queued = run_transaction(services.sessions, lambda session: _take(session, sid, from_, to, body))
+    try:
+        queued = run_transaction(services.sessions, lambda session: _take(session, sid, from_, to, body))
+    except Exception as exc:  # noqa: BLE001 - a 5xx lets Twilio try the fallback URL; SID only, no words
+        log.error("text %s not recorded: %s", sid, type(exc).__name__)
+        return Response(status=503)
     response = _empty()
     if queued:
         redis = services.redis
@@ -57,49 +61,58 @@ def _take(session, sid: str, from_: str, to: str, body: str) -> list[int]:
     """Record a text and act on it; the ids of the texts to send in reply."""
     clinic = texts.clinic_for_number(session, to)
     patient = texts.patient_for_number(session, clinic.id, from_) if clinic else None
-    known = session.query(Message.id).filter(Message.message_sid == sid).scalar()
-    message_id = texts.record_inbound(session, sid=sid, clinic_id=clinic.id if clinic else None, from_=from_,
-                                      to=to, body=body, patient_id=patient.id if patient else None)
-    if known is not None:
-        return []  # a repeated webhook: acted on the first time
+    message_id, new = texts.record_inbound(session, sid=sid, clinic_id=clinic.id if clinic else None, from_=from_,
+                                           to=to, body=body, patient_id=patient.id if patient else None)
+    if not new:
+        return []  # a repeated webhook: the first copy acts on it
     if clinic is None:
         texts.note(session, message_id, "ignored", reason="no clinic has this number")
         log.warning("text %s to a number no clinic uses", message_id)
         return []
     language = patient.language if patient else clinic.language
     meaning = keywords.meaning(body, language)
+    texts.note(session, message_id, "meaning", kind=meaning.kind, by_carrier=meaning.by_carrier,
+               intent=meaning.intent)
     catalogue = prompts.first_available(language, clinic.language)
     values = {name: make() for name, make in calls.clinic_values(clinic.name, clinic.phone, for_texts=True).items()}
 
-    def reply(key: str, kind: str) -> list[int]:
+    def reply_once(key: str, kind: str) -> list[int]:
+        """An automatic answer, at most once a day per number: two auto-responders must not
+        keep answering each other."""
+        if texts.answered_today(session, clinic, from_, kind):
+            texts.note(session, message_id, "not_answered", reason=f"{kind} answered today already")
+            return []
         return [texts.queue_text(session, clinic_id=clinic.id, to=from_, from_=to, kind=kind,
                                  body=texts.text_for(catalogue, key, values),
                                  patient_id=patient.id if patient else None)]
 
-    texts.note(session, message_id, "meaning", kind=meaning.kind, by_carrier=meaning.by_carrier,
-               intent=meaning.intent)
+    def to_staff(reason: str) -> None:
+        texts.pass_to_staff(session, clinic, from_, patient, message_id, reason)
+
+    waiting = texts.open_conversations(session, clinic.id, from_)
     if meaning.kind == "opt_out":
+        if waiting:  # "cancel" to a reminder opts out at the carrier, but may have meant the visit
+            to_staff("an opt-out word while a question about an appointment was waiting")
         texts.record_opt_out(session, clinic.id, from_, "sms keyword", message_id)
-        # The carrier confirms its own words; ours nobody else knows, so we confirm them once.
-        return [] if meaning.by_carrier else reply("sms.opted_out", "opt_out")
+        # The carrier confirms its own words; ours nobody else knows, so we confirm them.
+        return [] if meaning.by_carrier else reply_once("sms.opted_out", "opt_out")
     if meaning.kind == "opt_in":
-        texts.record_opt_in(session, clinic.id, from_)
-        return []  # the carrier answers START itself
+        texts.record_opt_in(session, clinic.id, from_, message_id)
+        if waiting:  # "yes" to a reminder opts in at the carrier, but may have meant the visit
+            to_staff("an opt-in word while a question about an appointment was waiting")
+        return []  # the carrier answers these words itself
     if meaning.kind == "help":
-        return reply("sms.help", "help")
+        return reply_once("sms.help", "help")
     if texts.opted_out(session, clinic.id, from_):
-        texts.note(session, message_id, "not_answered", reason="the number opted out")
+        # No reply may go, but what they wrote (a refill, a question) still reaches a person.
+        to_staff("a text from a number that opted out")
         return []
-    conversation = texts.open_conversation(session, clinic.id, from_)
-    if conversation is not None:
-        _step, queued = texts.answer(session, conversation, meaning.intent, message_id, to)
+    if len(waiting) == 1:
+        _step, queued = texts.answer(session, waiting[0], meaning.intent, message_id, to)
         return queued
-    # Nobody asked this number anything: a person reads it, and the reply says so.
-    task_id = tasks.open_task(session.connection(), kind="unmatched_text", clinic_id=clinic.id,
-                              patient_id=patient.id if patient else None, message_id=message_id,
-                              phone=None if patient else from_, due=utcnow())
-    texts.note(session, message_id, "passed_to_staff", task_id=task_id)
-    return reply("sms.passed_to_staff", "reply")
+    # Nobody asked, or several questions wait (a household sharing a phone): a person reads it.
+    to_staff("several questions were waiting for this number" if waiting else "nobody asked this number anything")
+    return reply_once("sms.passed_to_staff", "passed_to_staff")
 
 
 @bp.post(f"/status/<int(max={MAX_ROW_ID}):message_id>")

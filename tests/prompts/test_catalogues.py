@@ -16,9 +16,7 @@ PATIENT_VALUES = {"date", "time", "location", "provider", "first_name"}
 # shell sends on its own (answers to keywords, unmatched texts, missed calls).
 OUTSIDE_FLOWS = {"inbound.whisper", "inbound.unknown_number", "sms.help", "sms.opted_out", "sms.passed_to_staff",
                  "sms.text_back"}
-# What backs each text the shell sends on its own that promises something.
-SHELL_PROMISES = {"sms.passed_to_staff": OpenTask("unmatched_text"), "sms.text_back": OpenTask("call_back",
-                                                                                                  within_business_days=1)}
+
 DIAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 # What the caller may do at any question: every key, silence, words not understood, every intent.
 INPUTS = ([Keys(k) for k in "0123456789*#"] + [Silence(), Spoken(None)]
@@ -222,11 +220,3 @@ def test_every_promise_a_text_flow_sends_comes_with_its_follow_up(flow):
             spoken += 1
             assert set(step.effects) & PROMISES[key], (key, step)
     assert spoken
-
-
-def test_the_shells_own_promising_texts_are_backed_in_the_code_that_sends_them():
-    """The shell's texts are not in a flow: their backing is tested where they are sent
-    (tests/sandbox/test_texts.py); here, that the list of them is the list of promises."""
-    assert set(SHELL_PROMISES) == {key for key in PROMISES if key in OUTSIDE_FLOWS}
-    for key, task in SHELL_PROMISES.items():
-        assert task in PROMISES[key]

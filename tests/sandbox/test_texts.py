@@ -131,7 +131,7 @@ def test_help_answers_with_the_clinics_number(live):
 def test_a_text_nobody_asked_for_goes_to_staff_and_says_so(live):
     carrier = SandboxCarrier(services(live).settings, services(live).redis)
     carrier.texting.text_in("+12125550177", CLINIC, "Can I bring my cat? 🐈\x07")
-    settle(live, lambda s: s.scalar(select(Message.status).where(Message.kind == "reply")) == "delivered")
+    settle(live, lambda s: s.scalar(select(Message.status).where(Message.kind == "passed_to_staff")) == "delivered")
     with services(live).sessions() as session:
         task = session.scalars(select(Task)).one()
         received = session.get(Message, task.message_id)
