@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet '$(UV)'
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra korean --universal --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra korean --extra multilingual --universal --python-version 3.11 \
 		--generate-hashes --custom-compile-command 'make lock' --quiet $(UPGRADE) -o $(LOCK)
 
 system-deps:
