@@ -6,13 +6,15 @@ and 57% on digits, measured here). Instead, for each answer:
 1. A voice-activity gate (Silero VAD, whose model ships inside faster-whisper): a recording in
    which no 32 ms frame reaches VAD_GATE is no answer at all (tones, hum, noise, silence), and is
    never decoded. Otherwise the audio is cut to where the speech is, with a little margin.
-2. The cut is encoded once in a WINDOW_SECONDS window (Whisper's own is 30 s, mostly padding
-   here), and the decoder is started with a short biasing prompt that lists the question's own
+2. The cut is encoded once in a window of WINDOW_SECONDS (Whisper's own is 30 s, mostly padding
+   here; a longer cut gets LONG_WINDOW_SECONDS and is truncated there: the first words decide),
+   and the decoder is started with a short biasing prompt that lists the question's own
    phrases ("Yes. Yeah. No. Stop.").
 3. Every phrase of the grammar is scored as the probability the model gives it as the first
    words of the answer, token by token, as a whole sequence ("chest pain"), summed over its
    spellings (" yes", " Yes", "yes", a digit's numeral, Spanish and French without accents).
-   Branches below PRUNE_BELOW are not followed, so most answers need one decoder step.
+   A spelling of several tokens whose first token is below PRUNE_BELOW is not followed, so most
+   answers need one decoder pass, and none more than two.
 4. The phrases of one intent add up ("yeah" and "yes" are both yes), and the best intent is
    accepted when its probability reaches the question's threshold (speech/whisper_thresholds.py,
    fitted by bench/speech.py with speaker-grouped cross-validation). Below it, the phrase comes
@@ -46,7 +48,10 @@ from speech.whisper_models import WhisperSource
 from speech.whisper_thresholds import threshold_for
 
 MODEL_RATE = 16000
-WINDOW_SECONDS = 5          # the encoder's window for an answer (a cut answer longer is truncated)
+# The encoder's window for an answer. bench/speech.py on the development clips: 3 s and 5 s were
+# as accurate (yes/no/stop 61 of 62 either way), 3 s costs about 60% of 5 s.
+WINDOW_SECONDS = 3
+LONG_WINDOW_SECONDS = 5
 VALUE_WINDOW_SECONDS = 10   # for dates and digit strings, which take longer to say
 VAD_FRAME = 512             # samples per Silero VAD frame at 16 kHz (32 ms)
 # No frame of real speech among the development clips scored below 0.20 (telephone audio lowers
@@ -143,9 +148,14 @@ class WhisperEngine:
         speech = np.flatnonzero(probabilities >= VAD_GATE)
         if speech.size == 0:
             return None
-        start = max(0, int(speech[0] * VAD_FRAME - SPEECH_MARGIN[0] * MODEL_RATE))
-        end = min(len(samples), int((speech[-1] + 1) * VAD_FRAME + SPEECH_MARGIN[1] * MODEL_RATE))
-        return samples[start:min(end, start + int(max_seconds * MODEL_RATE))]
+        first, last = int(speech[0] * VAD_FRAME), int((speech[-1] + 1) * VAD_FRAME)
+        before, after = (int(margin * MODEL_RATE) for margin in SPEECH_MARGIN)
+        start, end = max(0, first - before), min(len(samples), last + after)
+        # The margins are always there, as silence where the recording had none: a word at the
+        # very start of a recording scored near 0 without it ("네" 0.0005, with it 0.94).
+        cut = np.concatenate([np.zeros(before - (first - start), np.float32), samples[start:end],
+                              np.zeros(max(0, after - (end - last)), np.float32)])
+        return cut[:int(max_seconds * MODEL_RATE)]
 
     def _encode(self, samples: np.ndarray, seconds: int):
         import ctranslate2
@@ -162,11 +172,11 @@ class WhisperEngine:
         """The grammar phrase heard in audio, or '' when no speech, or nothing sure enough."""
         started = time.perf_counter()
         question = _Question.of(self, tuple(grammar))
-        cut = self.speech_cut(audio, WINDOW_SECONDS)
+        cut = self.speech_cut(audio, LONG_WINDOW_SECONDS)
         if cut is None:
             return Recognition("", 0.0, self.name, audio.seconds, time.perf_counter() - started)
         with self.loaded.slots:
-            encoded = self._encode(cut, WINDOW_SECONDS)
+            encoded = self._encode(cut, _window(cut))
             scores = self._score(encoded, question)
             intent, phrase, probability = question.best(scores)
             accepted = probability >= question.threshold or (
@@ -185,49 +195,55 @@ class WhisperEngine:
         """Each intent's probability for an answer (None: the gate heard no speech). For fitting
         thresholds (bench/speech.py)."""
         question = _Question.of(self, tuple(grammar))
-        cut = self.speech_cut(audio, WINDOW_SECONDS)
+        cut = self.speech_cut(audio, LONG_WINDOW_SECONDS)
         if cut is None:
             return None
         with self.loaded.slots:
-            phrase_scores = self._score(self._encode(cut, WINDOW_SECONDS), question)
+            phrase_scores = self._score(self._encode(cut, _window(cut)), question)
         return question.by_intent(phrase_scores)
 
-    def _step(self, encoded, prompt: list[int], prefixes: list[tuple[int, ...]]) -> list[np.ndarray]:
-        """Log-probabilities of the next token after the prompt and each prefix (all one length)."""
+    def _step(self, encoded, prompt: list[int], forced: list[tuple[int, ...]]) -> list[list[np.ndarray]]:
+        """For each forced continuation of the prompt, the log-probabilities of the next token at
+        every position along it: before its first token, ..., after its last."""
         import ctranslate2
 
-        if len(prefixes) > 1:
-            encoded = ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoded), len(prefixes), axis=0))
-        # max_length counts the prompt: this many is exactly one new token.
+        if len(forced) > 1:
+            encoded = ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoded), len(forced), axis=0))
+        # Tokens after the start-of-transcript ones are forced, and their logits come back too;
+        # max_length counts the prompt, so this is one step past the longest continuation.
         results = self.loaded.model.generate(
-            encoded, [prompt + list(p) for p in prefixes], max_length=len(prompt) + len(prefixes[0]),
+            encoded, [prompt + list(f) for f in forced], max_length=len(prompt) + max(map(len, forced)),
             beam_size=1, return_logits_vocab=True, suppress_blank=False, suppress_tokens=[])
         out = []
-        for result in results:
-            logits = np.asarray(result.logits[0][0], dtype=np.float64).reshape(-1)
-            out.append(logits - np.logaddexp.reduce(logits))
+        for continuation, result in zip(forced, results):
+            steps = []
+            for logits in result.logits[0][:len(continuation) + 1]:
+                values = np.asarray(logits, dtype=np.float64).reshape(-1)
+                steps.append(values - np.logaddexp.reduce(values))
+            out.append(steps)
         return out
 
     def _score(self, encoded, question: _Question) -> dict[str, float]:
-        """Each phrase's probability as the answer's first words, summed over its spellings."""
-        logp: dict[tuple[int, ...], float] = {(): 0.0}
-        level, depth = [()], 0
+        """Each phrase's probability as the answer's first words, summed over its spellings. One
+        decoder pass gives every first token; one more scores, along each whole sequence, the
+        spellings of more than one token whose first token is not unlikely."""
+        first = self._step(encoded, question.prompt, [()])[0][0]
+        logp = {s: first[s[0]] for s in question.spellings}
         floor = math.log(PRUNE_BELOW)
-        while level:
-            for prefix, distribution in zip(level, self._step(encoded, question.prompt, level)):
-                for spelling in question.by_prefix.get(prefix, ()):
-                    logp[spelling[:depth + 1]] = logp[prefix] + distribution[spelling[depth]]
-            level = sorted({s[:depth + 1] for s in question.spellings
-                            if len(s) > depth + 1 and logp.get(s[:depth + 1], -math.inf) > floor})
-            depth += 1
-        return {phrase: min(1.0, sum(math.exp(logp.get(s, -math.inf)) for s in spellings))
+        longer = [s for s in question.spellings if len(s) > 1 and first[s[0]] > floor]
+        if longer:
+            for spelling, steps in zip(longer, self._step(encoded, question.prompt, [s[:-1] for s in longer])):
+                logp[spelling] = first[spelling[0]] + sum(steps[k][spelling[k]] for k in range(1, len(spelling)))
+        for spelling in question.spellings:
+            if len(spelling) > 1 and spelling not in longer:
+                logp[spelling] = -math.inf
+        return {phrase: min(1.0, sum(math.exp(logp[s]) for s in spellings))
                 for phrase, spellings in question.phrase_spellings.items()}
 
     def _emergency_in_free_transcript(self, encoded, question: _Question) -> str:
         """An emergency phrase said anywhere in the answer, by a free transcript."""
-        text = self._free(encoded, self.loaded.start(self.language), FREE_TOKENS)[0]
-        words = f" {_normal(text)} "
-        return next((p for p in question.emergencies if f" {_normal(p)} " in words), "")
+        return emergency_in(self._free(encoded, self.loaded.start(self.language), FREE_TOKENS)[0],
+                            question.emergencies)
 
     def _free(self, encoded, prompt: list[int], tokens: int, beam: int = 1,
               suppress: Sequence[int] = (-1,)) -> tuple[str, float]:
@@ -265,6 +281,16 @@ class WhisperEngine:
         return tuple(refused) + tuple(range(eot + 1, self.loaded.vocabulary))
 
 
+def emergency_in(text: str, emergencies: Sequence[str]) -> str:
+    """The first emergency phrase said as whole words in a transcript, or ''."""
+    words = f" {_normal(text)} "
+    return next((p for p in emergencies if f" {_normal(p)} " in words), "")
+
+
+def _window(cut: np.ndarray) -> int:
+    return WINDOW_SECONDS if len(cut) <= WINDOW_SECONDS * MODEL_RATE else LONG_WINDOW_SECONDS
+
+
 def _normal(text: str) -> str:
     """Lower case, no punctuation but apostrophes, one space between words."""
     text = unicodedata.normalize("NFC", text.lower().replace("’", "'"))
@@ -289,17 +315,13 @@ class _Question:
         self.emergencies = [p for p in phrases if self.intent[p] == "emergency"]
         asked = [p for p in phrases if self.intent[p] != "emergency"] or phrases
         loaded = engine.loaded
-        # The prompt names the question's own answers (not the emergency phrases, which are
-        # scored all the same: listing them made noise and mumbles drift towards them).
-        self.prompt = [loaded.prev, *loaded.encode_text(" " + " ".join(_sentence(p) for p in asked)),
+        # The prompt names every phrase, the emergency ones last. Without them, espeak-ng's
+        # "chest pain" was heard as an emergency 0 times in 8 (voices and rates), with them 7
+        # times, and fewer other words were taken for answers (0 of 192 clips, against 3).
+        self.prompt = [loaded.prev, *loaded.encode_text(" " + " ".join(_sentence(p) for p in asked + self.emergencies)),
                        *loaded.start(engine.language)]
         self.phrase_spellings = {p: _spellings(loaded, p, self.intent[p]) for p in phrases}
         self.spellings = sorted({s for ss in self.phrase_spellings.values() for s in ss})
-        by_prefix: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
-        for spelling in self.spellings:
-            for depth in range(len(spelling)):
-                by_prefix.setdefault(spelling[:depth], []).append(spelling)
-        self.by_prefix = by_prefix
         intents = frozenset(self.intent[p] for p in asked)
         self.threshold = threshold_for(engine.model_name, engine.language, intents)
         self.emergency_threshold = threshold_for(engine.model_name, engine.language, frozenset({"emergency"}))
