@@ -218,8 +218,9 @@ class WhisperEngine:
         for continuation, result in zip(forced, results):
             steps = []
             for logits in result.logits[0][:len(continuation) + 1]:
-                values = np.asarray(logits, dtype=np.float64).reshape(-1)
-                steps.append(values - np.logaddexp.reduce(values))
+                values = np.asarray(logits, dtype=np.float32).reshape(-1)
+                top = values.max()
+                steps.append(values - (top + np.log(np.exp(values - top).sum())))
             out.append(steps)
         return out
 
