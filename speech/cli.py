@@ -96,21 +96,16 @@ def make_speech_group(models: Callable[[], SpeechModels]) -> click.Group:
             engine = recognizer_for(language, models())
         except SpeechError as exc:
             raise click.ClickException(str(exc)) from None
-        failed = 0
-        for path in files:
-            try:
-                result = engine.recognize(load_wav(path).telephone(), phrases)
-            except (AudioError, SpeechError) as exc:
-                click.echo(json.dumps({"file": str(path), "error": str(exc)}, ensure_ascii=False))
-                failed += 1
-                continue
-            click.echo(json.dumps({
-                "file": str(path), "text": result.text, "intent": intents.intent_of(language, result),
-                "confidence": round(result.confidence, 3), "engine": result.engine,
-                "audio_seconds": round(result.audio_seconds, 3),
-                "processing_seconds": round(result.processing_seconds, 4),
-                **({"rejected": result.rejected} if result.rejected else {})}, ensure_ascii=False))
-        if failed:
+
+        def heard(audio) -> dict:
+            result = engine.recognize(audio, phrases)
+            return {"text": result.text, "intent": intents.intent_of(language, result),
+                    "confidence": round(result.confidence, 3), "engine": result.engine,
+                    "audio_seconds": round(result.audio_seconds, 3),
+                    "processing_seconds": round(result.processing_seconds, 4),
+                    **({"rejected": result.rejected} if result.rejected else {})}
+
+        if _each_file(files, heard):
             raise SystemExit(1)
 
     return speech_group
@@ -148,17 +143,26 @@ def _transcribe_values(language: str, kind: str, files: tuple[Path, ...], models
         engine = recognizer_for(language, models)
     except SpeechError as exc:
         raise click.ClickException(str(exc)) from None
+
+    def heard(audio) -> dict:
+        value = recognize_value(engine, audio, kind)
+        found = value.value.isoformat() if hasattr(value.value, "isoformat") else value.value
+        return {"kind": kind, "value": found, "text": value.text, "confidence": round(value.confidence, 3),
+                "engine": value.engine, "audio_seconds": round(value.audio_seconds, 3),
+                "processing_seconds": round(value.processing_seconds, 4)}
+
+    return 1 if _each_file(files, heard) else 0
+
+
+def _each_file(files: tuple[Path, ...], heard: Callable[..., dict]) -> int:
+    """Each WAV file as a phone line carries it, through `heard`: one JSON line per file, an
+    error line for a file that cannot be used. Returns how many failed."""
     failed = 0
     for path in files:
         try:
-            heard = recognize_value(engine, load_wav(path).telephone(), kind)
+            line = {"file": str(path), **heard(load_wav(path).telephone())}
         except (AudioError, SpeechError) as exc:
-            click.echo(json.dumps({"file": str(path), "error": str(exc)}, ensure_ascii=False))
+            line = {"file": str(path), "error": str(exc)}
             failed += 1
-            continue
-        found = heard.value.isoformat() if hasattr(heard.value, "isoformat") else heard.value
-        click.echo(json.dumps({"file": str(path), "kind": kind, "value": found, "text": heard.text,
-                               "confidence": round(heard.confidence, 3), "engine": heard.engine,
-                               "audio_seconds": round(heard.audio_seconds, 3),
-                               "processing_seconds": round(heard.processing_seconds, 4)}, ensure_ascii=False))
-    return 1 if failed else 0
+        click.echo(json.dumps(line, ensure_ascii=False))
+    return failed

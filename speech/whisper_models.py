@@ -23,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from speech.common import SpeechError, SpeechModels
+from speech.models import replace_folder
 
 # Loading from a hub is never wanted: faster-whisper and huggingface_hub read this before they
 # would reach for the network (we also never pass them a model name, only files).
@@ -172,12 +172,7 @@ def install_from(folder: Path, name: str, models: SpeechModels) -> Path:
         staged.mkdir()
         for file, data in files.items():
             (staged / file).write_bytes(data)
-        previous = target.parent / f".previous-{name}"
-        if target.exists():
-            target.rename(previous)
-        staged.rename(target)
-        shutil.rmtree(previous, ignore_errors=True)
-    return target
+        return replace_folder(staged, target)
 
 
 def model_for(language: str) -> WhisperModelSpec | None:

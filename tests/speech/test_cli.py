@@ -54,19 +54,14 @@ def test_engines_lists_each_language_and_what_to_install(speech, korean_model, m
 
 
 def digit_string_wav(clips, tmp_path, speaker: str, digits: str):
-    """Real FSDD digits of one speaker joined with short pauses, as one 8 kHz WAV file."""
-    import numpy as np
+    """Real FSDD digits of one speaker joined with short pauses, as one WAV file."""
     import soundfile
 
-    from speech import load_wav
+    from tests.speech.support import digit_string
 
-    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-    parts = []
-    for digit in digits:
-        clip = load_wav(next((clips / words[int(digit)]).glob(f"fsdd_{digit}_{speaker}_*.wav")))
-        parts += [clip.samples, np.zeros(2000, np.float32)]
+    audio = digit_string(clips, speaker, digits)
     path = tmp_path / f"{speaker}-{digits}.wav"
-    soundfile.write(path, np.concatenate(parts), 8000)
+    soundfile.write(path, audio.samples, audio.rate)
     return path
 
 

@@ -10,8 +10,7 @@ import pytest
 from speech import SpeechError, load_wav, recognizer_for
 from speech.audio import Audio
 from speech.spoken_values import date_in, digits_in, recognize_value
-
-DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+from tests.speech.support import digit_string
 
 
 @pytest.mark.parametrize("language,text,digits", [
@@ -68,27 +67,18 @@ def english(speech_models):
     return recognizer_for("en", speech_models)
 
 
-def joined(clips, speaker: str, digits: str) -> Audio:
-    """Real FSDD digits of one speaker with short pauses, at telephone quality (8 kHz mu-law)."""
-    parts = []
-    for digit in digits:
-        clip = load_wav(next((clips / DIGIT_WORDS[int(digit)]).glob(f"fsdd_{digit}_{speaker}_*.wav")))
-        parts += [clip.samples, np.zeros(int(0.25 * clip.rate), np.float32)]
-    return load_wav(Audio(np.concatenate(parts), 8000).mulaw_wav())
-
-
 def test_real_spoken_digit_strings_become_values(english, clips):
     """bench/speech.py: 27 of 36 strings read right over six speakers; these three speakers' 12
     strings were 12 of 12 right there, so a floor of 10."""
     cases = [(who, digits) for who in ("lucas", "theo", "george") for digits in ("1952", "4071", "8836", "250")]
-    results = [recognize_value(english, joined(clips, who, digits), "digits") for who, digits in cases]
+    results = [recognize_value(english, digit_string(clips, who, digits), "digits") for who, digits in cases]
     assert sum(r.value == digits for r, (_, digits) in zip(results, cases)) >= 10
     assert all(r.kind == "digits" and r.engine == "whisper" for r in results)
     assert all((r.confidence > 0) == (r.value is not None) for r in results)
 
 
 def test_a_digit_string_of_the_wrong_length_is_no_value(english, clips):
-    heard = recognize_value(english, joined(clips, "lucas", "4071"), "digits", length=6)
+    heard = recognize_value(english, digit_string(clips, "lucas", "4071"), "digits", length=6)
     assert (heard.value, heard.confidence) == (None, 0.0) and heard.text
 
 
