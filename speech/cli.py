@@ -132,6 +132,8 @@ def _install_whisper(language: str, source: Path | None, models: SpeechModels) -
         found.read()
     except SpeechError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the models folder cannot be written
+        raise click.ClickException(f"cannot install into {models.whisper_dir}: {exc.strerror or exc}") from None
     return f"Whisper {spec.name} for {language}: {found.where}, SHA-256 verified"
 
 
