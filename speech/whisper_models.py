@@ -32,7 +32,7 @@ from speech.models import replace_folder
 
 # Loading from a hub is never wanted: faster-whisper and huggingface_hub read this before they
 # would reach for the network (we also never pass them a model name, only files).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 class UntrustedWhisperModelError(SpeechError):
