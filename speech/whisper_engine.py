@@ -4,12 +4,13 @@ Plain transcription and then matching words is weak on a phone line (about 88% o
 and 57% on digits, measured here). Instead, for each answer:
 
 1. A voice-activity gate (Silero VAD, whose model ships inside faster-whisper): a recording in
-   which no 32 ms frame reaches VAD_GATE is no answer at all (tones, hum, noise, silence), and is
-   never decoded. Otherwise the audio is cut to where the speech is, with a little margin.
+   which no 32 ms frame reaches VAD_GATE is no answer at all (DTMF, tones, most noise, silence),
+   and is never decoded. Otherwise the audio is cut to where the speech is, with SPEECH_MARGIN of
+   quiet around it (added as silence where the recording has none).
 2. The cut is encoded once in a window of WINDOW_SECONDS (Whisper's own is 30 s, mostly padding
    here; a longer cut gets LONG_WINDOW_SECONDS and is truncated there: the first words decide),
    and the decoder is started with a short biasing prompt that lists the question's own
-   phrases ("Yes. Yeah. No. Stop.").
+   phrases, then the emergency ones ("Yes. Yeah. No. Stop. Emergency. Chest pain. ...").
 3. Every phrase of the grammar is scored as the probability the model gives it as the first
    words of the answer, token by token, as a whole sequence ("chest pain"), summed over its
    spellings (" yes", " Yes", "yes", a digit's numeral, Spanish and French without accents).
@@ -54,8 +55,9 @@ WINDOW_SECONDS = 3
 LONG_WINDOW_SECONDS = 5
 VALUE_WINDOW_SECONDS = 10   # for dates and digit strings, which take longer to say
 VAD_FRAME = 512             # samples per Silero VAD frame at 16 kHz (32 ms)
-# No frame of real speech among the development clips scored below 0.20 (telephone audio lowers
-# Silero's confidence well under its usual 0.5), no noise clip above 0.072.
+# On the development clips the loudest frame of every answer scored 0.20 or more (telephone audio
+# lowers Silero's confidence well under its usual 0.5), of every noise clip 0.072 or less; 60 Hz
+# hum reaches 0.16 and is left to the thresholds.
 VAD_GATE = 0.12
 SPEECH_MARGIN = (0.3, 0.5)  # seconds kept before the first and after the last speech frame
 PRUNE_BELOW = 0.01          # a partial phrase less likely than this is not followed further
@@ -66,7 +68,7 @@ FREE_TOKENS = 24            # the longest free transcript looked at for emergenc
 
 @dataclass(frozen=True)
 class Transcript:
-    """A free (prompted, unconstrained) transcript and its mean token probability."""
+    """A transcript (after a prompt, perhaps limited to some tokens) and its mean token probability."""
 
     text: str
     confidence: float
