@@ -14,7 +14,7 @@ Last, the synthesiser: every prompt of every catalogue rendered as the outbound 
 with the time per prompt and the real-time factor, then whole reminder jobs (their personal
 prompts); beside it, in the same run, pyttsx3 (the engine it replaced) when that is installed.
 
-Run: .venv/bin/python bench/speech.py [--clips DIR] [--synthesis-only | --recognition-only]
+Run: .venv/bin/python bench/speech.py [--clips DIR] [--synthesis-only | --recognition-only | --english-times]
 """
 
 from __future__ import annotations
@@ -201,6 +201,9 @@ def main(argv=None) -> int:
                         help="installed Whisper conversions (default instance/whisper-models; else the packaged ones)")
     parser.add_argument("--synthesis-only", action="store_true", help="only the synthesis tables")
     parser.add_argument("--recognition-only", action="store_true", help="only the recognition tables")
+    parser.add_argument("--english-times", action="store_true",
+                        help="only English as the app runs it, Whisper beside pocketsphinx (a minute or two, "
+                             "for timing on a quiet machine; no cross-validation)")
     args = parser.parse_args(argv)
     if args.synthesis_only:
         synthesis()
@@ -209,11 +212,12 @@ def main(argv=None) -> int:
         print(f"no clips at {args.clips}", file=sys.stderr)
         return 2
     models = SpeechModels(args.vosk_models, whisper_dir=args.whisper_models)
-    rows = recognition.english(args.clips, models)
-    rows += recognition.other_languages(models)
-    recognition.values(args.clips, models)
+    rows = recognition.english(args.clips, models, cross_validate_thresholds=not args.english_times)
+    if not args.english_times:
+        rows += recognition.other_languages(models)
+        recognition.values(args.clips, models)
     recognition.summary(rows)
-    if not args.recognition_only:
+    if not (args.recognition_only or args.english_times):
         synthesis()
     return 0
 
