@@ -262,7 +262,7 @@ def other_languages(models: SpeechModels) -> list[dict]:
     far easier than callers: a smoke test and a comparison, not an accuracy figure)."""
     from speech.recognizer import vosk_model_dir
     from speech.whisper_engine import WhisperEngine, load
-    from speech.whisper_models import BASE, WhisperSource, source_for
+    from speech.whisper_models import source_for
 
     if not shutil.which("espeak-ng"):
         print("\nes/fr/ko: skipped (espeak-ng is not installed)")
