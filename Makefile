@@ -39,7 +39,7 @@ lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet '$(UV)'
 	$(COMPILE) -o $(RUN_LOCK)
-	$(COMPILE) --extra dev --extra korean -o $(DEV_LOCK)
+	$(COMPILE) --extra dev --extra korean --extra multilingual -o $(DEV_LOCK)
 
 system-deps:
 	@PYTHON=$(PYTHON) scripts/ensure-system-deps

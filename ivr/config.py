@@ -47,6 +47,9 @@ class Settings:
     vosk_models_dir: str = ""  # where `ivr speech install-model` puts a folder per language
     # IVR_VOSK_MODEL_<LANG>: a language's Vosk model folder, set explicitly ({"es": "/models/es"})
     vosk_model_by_language: Mapping[str, str] = field(default_factory=dict)
+    whisper_models_dir: str = ""  # installed Whisper conversions, a folder per model name
+    whisper_decodes: int = 2      # spoken answers decoded at once per process; more wait their turn
+    whisper_threads: int = 1      # CPU threads per decode
     # Twilio's webhook forms are a few KB: a megabyte is generous, and stops one request from
     # filling the server's memory. 0 means no limit (refused in production).
     max_content_length: int = 1024 * 1024
@@ -62,7 +65,8 @@ class Settings:
     def speech_models(self) -> SpeechModels:
         """Where speech models are, in the speech package's own terms."""
         folders = {language: Path(folder) for language, folder in self.vosk_model_by_language.items()}
-        return SpeechModels(Path(self.vosk_models_dir), folders)
+        return SpeechModels(Path(self.vosk_models_dir), folders, Path(self.whisper_models_dir),
+                            self.whisper_decodes, self.whisper_threads)
 
 
 def _env_name(field_name: str) -> str:
@@ -94,7 +98,8 @@ def load_settings(environ: Mapping[str, str] | None = None,
 
 # Settings that are whole numbers, with what they count (for the message when one is not).
 _WHOLE_NUMBERS = {"proxy_hops": "the count of trusted proxies", "max_content_length": "bytes",
-                  "reconcile_seconds": "seconds", "stale_call_seconds": "seconds"}
+                  "reconcile_seconds": "seconds", "stale_call_seconds": "seconds",
+                  "whisper_decodes": "answers decoded at once", "whisper_threads": "CPU threads per decode"}
 
 
 def _whole_number(name: str, raw: Any, unit: str) -> int:
@@ -118,6 +123,7 @@ def _with_defaults(s: Settings) -> Settings:
         changes["prompt_audio_dir"] = str((instance / "prompt-audio").resolve())
     # Model folders are found from the instance folder, whatever directory a command runs in.
     changes["vosk_models_dir"] = str((instance / (s.vosk_models_dir or "vosk-models")).resolve())
+    changes["whisper_models_dir"] = str((instance / (s.whisper_models_dir or "whisper-models")).resolve())
     changes["vosk_model_by_language"] = {language: str((instance / folder).resolve())
                                          for language, folder in s.vosk_model_by_language.items()}
     if not s.is_production:
@@ -175,6 +181,9 @@ def validate(s: Settings) -> Settings:
     for name in ("reconcile_seconds", "stale_call_seconds"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{_env_name(name)} must be a whole number of seconds, 1 or more")
+    for name in ("whisper_decodes", "whisper_threads"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{_env_name(name)} must be a whole number, 1 or more")
     if s.public_base_url and not s.public_base_url.startswith(("http://", "https://")):
         raise ConfigError("IVR_PUBLIC_BASE_URL must start with http:// or https://")
     for name in ("from_number", "fallback_staff_number"):

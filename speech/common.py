@@ -47,11 +47,16 @@ class Voice:
 
 @dataclass(frozen=True)
 class SpeechModels:
-    """Where this machine's speech models are, as the caller's settings say (the speech package
-    reads no environment of its own). Whisper's model settings (issue 13) belong here too."""
+    """Where this machine's speech models are and how hard they may work, as the caller's
+    settings say (the speech package reads no environment of its own)."""
 
     vosk_dir: Path                        # installed models, one folder per language in it
     vosk_by_language: Mapping[str, Path] = field(default_factory=dict)  # explicit folders
+    # Installed Whisper conversions, a folder per model name (tiny.en, base); when a model is not
+    # there, the verified copy a Python package ships is used.
+    whisper_dir: Path = Path("whisper-models")
+    whisper_decodes: int = 2              # answers decoded at once per process (the rest wait)
+    whisper_threads: int = 1              # CPU threads each decode uses
 
     def vosk_override(self, language: str) -> Path | None:
         """The folder set explicitly for a language's Vosk model, if any."""

@@ -51,12 +51,17 @@ def install(language: str, folder: Path, list_url: str = MODEL_LIST_URL,
         unpacked = _unpack(archive, Path(work) / "unpacked")
         (unpacked / "INSTALLED.json").write_text(json.dumps(
             {"name": entry["name"], "url": entry["url"], "md5": entry["md5"], "language": language}))
-        target = folder / language
-        previous = folder / f".previous-{language}"
-        if target.exists():
-            target.rename(previous)
-        unpacked.rename(target)
-        shutil.rmtree(previous, ignore_errors=True)
+        return replace_folder(unpacked, folder / language)
+
+
+def replace_folder(new: Path, target: Path) -> Path:
+    """Put a folder made beside target (same file system) in its place; the old one, if any, is
+    moved aside first and deleted after, so target is never half-written."""
+    previous = target.parent / f".previous-{target.name}"
+    if target.exists():
+        target.rename(previous)
+    new.rename(target)
+    shutil.rmtree(previous, ignore_errors=True)
     return target
 
 

@@ -10,6 +10,7 @@ from speech.audio import Audio
 from speech.common import Recognition, SpeechError, SpeechModels
 from speech.intents import PHRASES
 from speech.packaged_models import UntrustedModelError, packaged_model_dir
+from speech.whisper_models import EXTRA, MODEL_FOR_LANGUAGE, WhisperSource, source_for
 
 
 class Recognizer(Protocol):
@@ -36,25 +37,46 @@ def vosk_model_dir(language: str, models: SpeechModels) -> Path | None:
 
 
 _lock = threading.Lock()
-_engines: dict[tuple[str, Path | None], Recognizer] = {}
+_engines: dict[tuple[str, str, str], Recognizer] = {}
 
 
 def recognizer_for(language: str, models: SpeechModels) -> Recognizer:
-    """The engine for a language, loaded once per process and model: Vosk when its model is
-    installed, else pocketsphinx for English; a SpeechError naming what to install otherwise."""
-    model = vosk_model_dir(language, models)
+    """The engine for a language, loaded once per process and model: a Vosk model set
+    explicitly for the language (IVR_VOSK_MODEL_<LANG>), else Whisper where its model is here,
+    else an installed or packaged Vosk model, else pocketsphinx for English; a SpeechError naming
+    what to install otherwise (or why a model here is not trusted)."""
+    engine, model = _choice(language, models)
+    key = (language, engine or "", str(model or ""))
     with _lock:
-        if (language, model) not in _engines:
-            _engines[language, model] = _load(language, model)
-        return _engines[language, model]
+        if key not in _engines:
+            _engines[key] = _load(language, engine, model, models)
+        return _engines[key]
 
 
-def _load(language: str, model: Path | None) -> Recognizer:
-    if model is not None:
+def _choice(language: str, models: SpeechModels) -> tuple[str | None, WhisperSource | Path | None]:
+    """(engine name, its model) for a language, without loading anything."""
+    explicit = models.vosk_override(language)
+    if explicit is not None:
+        return "vosk", explicit
+    whisper = source_for(language, models)
+    if whisper is not None:
+        return "whisper", whisper
+    vosk = vosk_model_dir(language, models)
+    if vosk is not None:
+        return "vosk", vosk
+    return ("pocketsphinx", None) if language == "en" else (None, None)
+
+
+def _load(language: str, engine: str | None, model, models: SpeechModels) -> Recognizer:
+    if engine == "whisper":
+        from speech.whisper_engine import WhisperEngine, load
+
+        return WhisperEngine(language, load(model, models))
+    if engine == "vosk":
         from speech.vosk_engine import VoskEngine
 
         return VoskEngine(language, model)
-    if language == "en":
+    if engine == "pocketsphinx":
         from speech.pocketsphinx_engine import PocketsphinxEngine
 
         return PocketsphinxEngine()
@@ -63,17 +85,21 @@ def _load(language: str, model: Path | None) -> Recognizer:
 
 def how_to_add_engine(language: str) -> str:
     """What an operator runs or sets to recognise a language."""
+    whisper = MODEL_FOR_LANGUAGE.get(language)
+    if whisper is not None and whisper != "tiny.en":
+        return (f"install Whisper {whisper} ({EXTRA[whisper]}), or a Vosk model with "
+                f"`ivr speech install-model {language}`, or set IVR_VOSK_MODEL_{language.upper()}")
     return (f"install a Vosk model with `ivr speech install-model {language}` "
             f"or set IVR_VOSK_MODEL_{language.upper()}")
 
 
 def can_recognize(language: str, models: SpeechModels) -> bool:
     """Whether this machine can recognise answers in a language (without loading a model; a
-    packaged model is verified the first time in a process)."""
+    packaged model is verified the first time it is loaded in a process)."""
     if language not in PHRASES:
         return False
     try:
-        return language == "en" or vosk_model_dir(language, models) is not None
+        return _choice(language, models)[0] is not None
     except UntrustedModelError:
         return False
 
@@ -83,15 +109,17 @@ def available_engines(languages: Sequence[str], models: SpeechModels) -> list[di
     rows = []
     for language in languages:
         try:
-            model = vosk_model_dir(language, models)
+            engine, model = _choice(language, models)
         except UntrustedModelError as exc:
             rows.append({"language": language, "engine": None, "model": None, "ready": False,
                          "untrusted": str(exc)})
             continue
-        if model is not None:
+        if engine == "whisper":
+            rows.append({"language": language, "engine": "whisper", "model": model.where, "ready": True})
+        elif engine == "vosk":
             rows.append({"language": language, "engine": "vosk", "model": str(model),
                          "ready": (model / "conf" / "model.conf").exists() or (model / "am").is_dir()})
-        elif language == "en":
+        elif engine == "pocketsphinx":
             rows.append({"language": language, "engine": "pocketsphinx",
                          "model": "bundled en-us (pocketsphinx wheel)", "ready": True})
         else:

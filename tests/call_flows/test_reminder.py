@@ -144,10 +144,11 @@ VOICE = {"voice_answers": True, "can_transfer": True}
 
 def test_voice_answers_change_the_wording_and_listen_for_the_choices():
     step = call_flows.start("reminder", Answered("human"), VOICE)
-    assert step.actions == (Ask(("reminder.greeting", "reminder.identify_voice"), listen=("yes", "no", "stop")),)
+    assert step.actions == (Ask(("reminder.greeting", "reminder.identify_voice"), listen=("yes", "no", "stop", "1", "2")),)
     keys_only = call_flows.start("reminder", Answered("human"), {})
     assert keys_only.actions[0].listen == ()
-    assert call_flows.listening("reminder", {"node": "menu"}) == ("yes", "cancel", "reschedule", "repeat", "stop")
+    assert call_flows.listening("reminder", {"node": "menu"}) == (
+        "yes", "cancel", "reschedule", "repeat", "stop", "1", "2", "3", "9")
     assert call_flows.listening("reminder", {"node": "done"}) == ()
 
 
@@ -159,6 +160,10 @@ SPOKEN = [
     ("confirm_cancel", "yes", "cancel_confirmed", "cancelled"),
     ("confirm_cancel", "cancel", "cancel_confirmed", "cancelled"),
     ("confirm_cancel", "no", "cancel_withdrawn", None),
+    # A digit said is the key pressed; one the question has no key for is not understood.
+    ("identify", "1", "identity_confirmed", None), ("identify", "2", "not_the_patient", "wrong_person"),
+    ("menu", "3", "reschedule", "reschedule_requested"), ("menu", "9", "repeat", None),
+    ("menu", "5", "not_understood", None), ("confirm_cancel", "2", "cancel_withdrawn", None),
 ]
 
 
@@ -172,14 +177,14 @@ def test_spoken_answers_mean_what_their_keys_mean(node, intent, decision, outcom
 def test_words_not_understood_at_the_menu_reask_with_an_apology(intent):
     step = call_flows.step("reminder", {"node": "menu", "misses": 0}, call_flows.Spoken(intent), VOICE)
     assert step.actions == (Ask(("common.not_understood", "reminder.menu_voice"),
-                                listen=("yes", "cancel", "reschedule", "repeat", "stop")),)
+                                listen=("yes", "cancel", "reschedule", "repeat", "stop", "1", "2", "3", "9")),)
     assert step.decision == "not_understood" and step.state["misses"] == 1
 
 
 def test_a_spoken_cancel_is_read_back_before_it_happens():
     step = call_flows.step("reminder", {"node": "menu", "misses": 0}, call_flows.Spoken("cancel", 0.4), VOICE)
     assert step.effects == () and step.state["node"] == "confirm_cancel"
-    assert step.actions == (Ask(("reminder.cancel_check_voice",), listen=("yes", "cancel", "no", "stop")),)
+    assert step.actions == (Ask(("reminder.cancel_check_voice",), listen=("yes", "cancel", "no", "stop", "1", "2")),)
 
 
 @pytest.mark.parametrize("node", ["identify", "menu", "confirm_cancel"])
@@ -195,7 +200,7 @@ def test_an_emergency_word_stops_the_flow_at_any_question(node, facts, actions):
 @pytest.mark.parametrize("node", ["identify", "menu", "confirm_cancel"])
 def test_stop_at_any_question_is_read_back_before_anything_happens(node):
     step = call_flows.step("reminder", {"node": node, "misses": 0}, call_flows.Spoken("stop", 0.5), VOICE)
-    assert step.actions == (Ask(("reminder.stop_check_voice",), listen=("yes", "stop", "no")),)
+    assert step.actions == (Ask(("reminder.stop_check_voice",), listen=("yes", "stop", "no", "1", "2")),)
     assert step.state == {"node": "confirm_stop", "misses": 0, "back_to": node}
     assert step.effects == () and step.decision == "stop_requested"
 
@@ -211,7 +216,8 @@ def test_a_confirmed_stop_opts_the_number_out(answer):
 def test_a_withdrawn_stop_returns_to_the_question(answer):
     step = call_flows.step("reminder", {"node": "confirm_stop", "misses": 0, "back_to": "menu"}, answer, VOICE)
     assert step.state == {"node": "menu", "misses": 0} and step.effects == ()
-    assert step.actions == (Ask(("reminder.menu_voice",), listen=("yes", "cancel", "reschedule", "repeat", "stop")),)
+    assert step.actions == (Ask(("reminder.menu_voice",), listen=("yes", "cancel", "reschedule", "repeat", "stop",
+                                                                  "1", "2", "3", "9")),)
 
 
 def test_an_unclear_answer_to_the_stop_read_back_asks_again_then_closes_without_opting_out():
@@ -219,7 +225,7 @@ def test_an_unclear_answer_to_the_stop_read_back_asks_again_then_closes_without_
     for attempt in (1, 2):
         step = call_flows.step("reminder", state, call_flows.Spoken(None), VOICE)
         assert step.actions == (Ask(("common.not_understood", "reminder.stop_check_voice"),
-                                    listen=("yes", "stop", "no")),)
+                                    listen=("yes", "stop", "no", "1", "2")),)
         state = step.state
         assert state["misses"] == attempt and state["back_to"] == "identify"
     step = call_flows.step("reminder", state, call_flows.Spoken(None), VOICE)

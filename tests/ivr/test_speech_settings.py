@@ -21,12 +21,20 @@ def test_model_folders_are_found_from_the_instance_folder_not_the_working_direct
     monkeypatch.chdir(tmp_path / "elsewhere")
     settings = load_settings({"IVR_ENV": "development", "IVR_VOSK_MODELS_DIR": "models",
                               "IVR_VOSK_MODEL_ES": "spanish", "IVR_VOSK_MODEL_FR": "/opt/models/fr",
-                              "IVR_VOSK_MODEL_LIST_URL": "http://mirror.example/list.json"},
+                              "IVR_VOSK_MODEL_LIST_URL": "http://mirror.example/list.json",
+                              "IVR_WHISPER_MODELS_DIR": "whisper", "IVR_WHISPER_DECODES": "3",
+                              "IVR_WHISPER_THREADS": "2"},
                              instance_path=instance)
     assert settings.speech_models == SpeechModels(instance / "models", {
-        "es": instance / "spanish", "fr": Path("/opt/models/fr")})
+        "es": instance / "spanish", "fr": Path("/opt/models/fr")}, instance / "whisper", 3, 2)
     default = load_settings({"IVR_ENV": "development"}, instance_path=instance)
-    assert default.speech_models == SpeechModels(instance / "vosk-models", {})
+    assert default.speech_models == SpeechModels(instance / "vosk-models", {}, instance / "whisper-models", 2, 1)
+
+
+@pytest.mark.parametrize("name,value", [("IVR_WHISPER_DECODES", "0"), ("IVR_WHISPER_THREADS", "two")])
+def test_whisper_limits_must_be_whole_numbers_above_zero(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=f"^{name} must be a whole number"):
+        load_settings({"IVR_ENV": "development", name: value}, instance_path=tmp_path)
 
 
 def test_the_old_models_variable_is_refused_by_its_new_name(tmp_path):
@@ -34,15 +42,19 @@ def test_the_old_models_variable_is_refused_by_its_new_name(tmp_path):
         load_settings({"IVR_ENV": "development", "IVR_VOSK_MODELS": "/opt/models"}, instance_path=tmp_path)
 
 
-def test_ivr_speech_commands_use_the_apps_model_settings(database_url, tmp_path):
+def test_ivr_speech_commands_use_the_apps_model_settings(database_url, tmp_path, monkeypatch):
     instance = tmp_path / "instance"
-    (instance / "models" / "es" / "conf").mkdir(parents=True)
+    (instance / "models" / "ko" / "conf").mkdir(parents=True)
     app = create_app({"ENV": "test", "DATABASE_URL": database_url, "INSTANCE_PATH": str(instance),
-                      "VOSK_MODELS_DIR": "models"})
+                      "VOSK_MODELS_DIR": "models", "VOSK_MODEL_BY_LANGUAGE": {"fr": "french"}})
     rows = {line.split()[0]: line.split() for line in
             app.test_cli_runner().invoke(args=["speech", "engines"]).output.splitlines()}
-    assert rows["es"][1:] == ["vosk", str((instance / "models" / "es").resolve())]
-    assert rows["fr"][1] == "none"
+    assert rows["fr"][1:] == ["vosk", str((instance / "french").resolve())]  # set explicitly: before Whisper
+    assert rows["es"][1] == rows["ko"][1] == "whisper"
+    monkeypatch.setattr("speech.recognizer.source_for", lambda language, models: None)  # without Whisper base
+    rows = {line.split()[0]: line.split() for line in
+            app.test_cli_runner().invoke(args=["speech", "engines"]).output.splitlines()}
+    assert rows["ko"][1:] == ["vosk", str((instance / "models" / "ko").resolve())]
     app.extensions["ivr"].engine.dispose()
 
 
@@ -67,11 +79,12 @@ def start_up_warnings(caplog, database_url, instance):
 
 def test_start_up_names_each_clinic_whose_voice_answers_have_no_engine(app, sessions, caplog, database_url,
                                                                       tmp_path):
-    spanish, english, french_off = add_clinics(sessions, ("es", True), ("en", True), ("fr", False))
+    german, english, french_off, spanish = add_clinics(sessions, ("de", True), ("en", True), ("fr", False),
+                                                       ("es", True))
     warnings = start_up_warnings(caplog, database_url, tmp_path / "instance")
-    assert warnings == [f"clinic {spanish}: voice answers are on but no speech engine here recognises es, "
+    assert warnings == [f"clinic {german}: voice answers are on but no speech engine here recognises de, "
                         f"so callers can only answer by key; install a Vosk model with "
-                        f"`ivr speech install-model es` or set IVR_VOSK_MODEL_ES"]
+                        f"`ivr speech install-model de` or set IVR_VOSK_MODEL_DE"]
 
 
 @pytest.mark.parametrize("url", ["not migrated", "postgresql+psycopg://nobody@127.0.0.1:9/none"])
@@ -91,8 +104,10 @@ def test_test_apps_skip_the_check(caplog, database_url, tmp_path):
 
 
 def test_clinics_list_says_when_voice_answers_have_no_engine(runner, sessions):
-    spanish, english, french_off = add_clinics(sessions, ("es", True), ("en", True), ("fr", False))
+    german, english, french_off, spanish = add_clinics(sessions, ("de", True), ("en", True), ("fr", False),
+                                                       ("es", True))
     lines = {int(line.split()[0]): line for line in runner.invoke(args=["clinics", "list"]).output.splitlines()}
-    assert lines[spanish].endswith("language es  voice answers on (no engine for es: callers answer by key)")
+    assert lines[german].endswith("language de  voice answers on (no engine for de: callers answer by key)")
+    assert lines[spanish].endswith("language es  voice answers on")  # Whisper base (the multilingual extra)
     assert lines[english].endswith("language en  voice answers on")
     assert lines[french_off].endswith("language fr  voice answers off")

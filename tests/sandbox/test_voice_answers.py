@@ -1,8 +1,10 @@
-"""Voice answers across the real stack: real recordings of people saying yes and no, played by
-the sandbox into <Record>, fetched by the server with the account's credentials, recognised
-locally, and turned into the same outcomes as keys."""
+"""Voice answers across the real stack: real recordings of people saying yes, no, stop and digits,
+played by the sandbox into <Record>, fetched by the server with the account's credentials,
+recognised locally (Whisper), and turned into the same outcomes as keys; tones and hum are not."""
 
+import numpy as np
 import pytest
+import soundfile
 from sqlalchemy import select, update
 
 from ivr.models import Clinic, Call, CallEvent
@@ -11,7 +13,9 @@ from speech import load_wav, recognizer_for
 from speech.intents import intent_of, phrases_for
 from tests.support import seed_demo_touch
 
-IDENTIFY, MENU = ["yes", "no"], ["yes", "cancel", "reschedule", "repeat"]
+# The intents each question listens for (its keys' digits and stop included), as the flow asks.
+IDENTIFY = ["yes", "no", "stop", "1", "2"]
+MENU = ["yes", "cancel", "reschedule", "repeat", "stop", "1", "2", "3", "9"]
 
 
 def english_engine(live):
@@ -58,7 +62,7 @@ def test_a_spoken_yes_twice_confirms_the_appointment(live, clips):
     assert said[-1] == ["Thank you. Your appointment is confirmed. We look forward to seeing you. Goodbye."]
     heard = result.outcome["speech"]
     assert [h["intent"] for h in heard] == ["yes", "yes"]
-    assert all(h["engine"] == "pocketsphinx" and h["recording_sid"].startswith("RE") for h in heard)
+    assert all(h["engine"] == "whisper" and h["recording_sid"].startswith("RE") for h in heard)
 
 
 def test_a_spoken_no_at_the_identity_question_ends_politely(live, clips):
@@ -97,12 +101,42 @@ def test_noise_is_not_taken_for_an_answer(live, clips):
     assert detail["input"]["speech"]["text"] == "" and detail["decision"] == "not_understood"
 
 
+def test_spoken_digits_answer_as_their_keys(live, clips):
+    """"One" at the identity question is pressing 1, "three" at the menu is pressing 3."""
+    menu = ["yes", "cancel", "reschedule", "repeat", "stop", "1", "2", "3", "9"]
+    one = str(clip_heard_as(live, clips, "one", "1", ["yes", "no", "stop", "1", "2"]))
+    three = str(clip_heard_as(live, clips, "three", "3", menu))
+    result = place(live, [{"audio": one}, {"audio": three}])
+    assert [h["intent"] for h in result.outcome["speech"]] == ["1", "3"]
+    assert result.outcome["appointment_status"] == "reschedule_requested"
+
+
+@pytest.mark.parametrize("sound", ["dtmf", "hum"])
+def test_a_keypad_tone_or_mains_hum_is_not_taken_for_an_answer(live, tmp_path, sound):
+    """A key's tone recorded as audio (a phone that sends in-band DTMF) never reaches the decoder
+    (the voice-activity gate), nor is a line's 60 Hz hum taken for an answer: the caller is asked
+    again, then answers with a real key."""
+    t = np.arange(2 * 8000) / 8000
+    wave = (0.25 * (np.sin(2 * np.pi * 697 * t) + np.sin(2 * np.pi * 1209 * t)) * ((t % 0.5) < 0.25)
+            if sound == "dtmf" else sum(0.3 / k * np.sin(2 * np.pi * 60 * k * t) for k in (1, 2, 3, 5)))
+    path = tmp_path / f"{sound}.wav"
+    soundfile.write(path, wave.astype(np.float32), 8000, subtype="ULAW")
+    result = place(live, [{"audio": str(path)}, "1", "1"])
+    said = [[calling.heard(p) for p in t.get("prompts", [])] for t in result.transcript["turns"]]
+    assert said[1][0] == "Sorry, I did not understand."
+    speech = result.outcome["speech"][0]
+    assert (speech["text"], speech["intent"], speech["engine"]) == ("", None, "whisper")
+    if sound == "dtmf":
+        assert (speech["confidence"], "rejected" in speech) == (0.0, False)  # gated: nothing decoded
+    assert result.outcome["appointment_status"] == "confirmed"
+
+
 def test_a_spoken_stop_is_read_back_and_a_yes_opts_the_patient_out(live, clips):
     from ivr.models import Patient
     from outbound.jobs import place_touch_call
 
-    stop = str(clip_heard_as(live, clips, "stop", "stop", [*IDENTIFY, "stop"]))
-    yes = str(clip_heard_as(live, clips, "yes", "yes", ["yes", "stop", "no"]))
+    stop = str(clip_heard_as(live, clips, "stop", "stop", [*IDENTIFY, "stop", "1", "2"]))
+    yes = str(clip_heard_as(live, clips, "yes", "yes", ["yes", "stop", "no", "1", "2"]))
     result = place(live, [{"audio": stop}, {"audio": yes}])
     said = [[calling.heard(p) for p in t.get("prompts", [])] for t in result.transcript["turns"]]
     assert said[1] == ["You asked us to stop calling this number. To stop, say yes or press 1. "
@@ -122,7 +156,7 @@ def test_a_spoken_stop_is_read_back_and_a_yes_opts_the_patient_out(live, clips):
 def test_a_spoken_stop_then_no_keeps_the_calls_coming(live, clips):
     from ivr.models import Patient
 
-    stop = str(clip_heard_as(live, clips, "stop", "stop", [*IDENTIFY, "stop"]))
+    stop = str(clip_heard_as(live, clips, "stop", "stop", [*IDENTIFY, "stop", "1", "2"]))
     result = place(live, [{"audio": stop}, "2", "1", "1"])
     assert result.outcome["appointment_status"] == "confirmed"
     app, demo = live
@@ -131,8 +165,8 @@ def test_a_spoken_stop_then_no_keeps_the_calls_coming(live, clips):
 
 
 def test_a_korean_patient_hears_korean_and_answers_in_korean(live, korean):
-    """The Vosk engine end to end: Korean prompts in the local Korean voice, Korean answers
-    (spoken by espeak-ng) recognised by the real Korean model, the appointment confirmed."""
+    """Korean end to end: Korean prompts in the local Korean voice, Korean answers (spoken by
+    espeak-ng) recognised by Whisper base, the appointment confirmed."""
     from ivr.models import Patient
 
     app, demo = live
@@ -144,7 +178,7 @@ def test_a_korean_patient_hears_korean_and_answers_in_korean(live, korean):
     assert {(p["rendered"]["language"], p["rendered"]["voice"]) for p in prompts} == {("ko", "ko")}
     assert calling.heard(prompts[0]) == "안녕하세요. Riverside Family Clinic입니다."
     assert [(h["engine"], h["text"], h["intent"]) for h in result.outcome["speech"]] == [
-        ("vosk", "네", "yes"), ("vosk", "네", "yes")]
+        ("whisper", "네", "yes"), ("whisper", "네", "yes")]
     assert result.outcome["appointment_status"] == "confirmed"
 
 
