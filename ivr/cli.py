@@ -151,8 +151,7 @@ def reminders_outcomes(wait: int) -> None:
                 .order_by(Touch.appointment_id, Touch.id)).all()
             busy = [t for t, c in rows if t.status in ("planned", "dialing", "placed")]
             if not busy or time.monotonic() >= deadline:
-                table = [(str(t.appointment_id), t.step, t.status, c.status if c else "-",
-                          (c.outcome or "-") if c else "-",
+                table = [(str(t.appointment_id), t.step, t.status, *_contact(session, t, c),
                           session.get(Appointment, t.appointment_id).status) for t, c in rows]
                 break
         time.sleep(0.5)
@@ -161,6 +160,24 @@ def reminders_outcomes(wait: int) -> None:
     if busy:
         click.echo(f"{len(busy)} call(s) still in progress")
     _echo_not_final(services)
+
+
+def _contact(session, touch, call) -> tuple[str, str]:
+    """How a touch's contact went: its call's status and outcome, or for a text its reminder's
+    status and how the conversation ended."""
+    from ivr.models import Conversation, Message
+
+    if call is not None:
+        return call.status, call.outcome or "-"
+    if touch.channel != "sms":
+        return "-", "-"
+    text = session.scalars(select(Message).where(Message.touch_id == touch.id, Message.kind == "reminder")
+                           .order_by(Message.id)).first()
+    if text is None:
+        return "-", "-"
+    conversation = session.get(Conversation, text.conversation_id) if text.conversation_id else None
+    ended = "answered" if conversation is not None and conversation.closed_at else "waiting"
+    return f"text {text.status}", (text.reason or ended) if text.status in ("refused", "failed") else ended
 
 
 def _echo_table(rows: list[tuple[str, ...]], indent: str = "") -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ivr import calls
 from ivr.errors import CarrierError, UnknownToCarrier
-from ivr.models import Call, CallEvent, Touch, utcnow
+from ivr.models import Call, CallEvent, Message, Touch, utcnow
 from ivr.services import Services
 from ivr.telephony import CallStatus
 from outbound import planning
@@ -142,7 +142,7 @@ def _apply_fetched(services: Services, sid: str, touch_id: int | None, fetched: 
 class NotFinal:
     """A touch or call that should have ended by now (ids and SIDs only: no PHI)."""
 
-    kind: str                 # touch or call
+    kind: str                 # touch, call or text
     id: int
     status: str
     age: dt.timedelta         # since it was due (planned touch), claimed or placed, or began
@@ -158,10 +158,15 @@ def not_final(session: Session, now: dt.datetime, after: dt.timedelta) -> list[N
         .where(or_(and_(Touch.status == "planned", Touch.due_at < cutoff),
                    and_(Touch.status.in_(("dialing", "placed")), Touch.updated_at < cutoff)))
         .order_by(Touch.id)).all()
+    stale_texts = session.execute(
+        select(Message.id, Message.status, Message.created_at)
+        .where(Message.status.in_(("planned", "submitting", "uncertain")), Message.created_at < cutoff)
+        .order_by(Message.id)).all()
     stale_calls = session.execute(
         select(Call.id, Call.status, Call.created_at, Call.call_sid)
         .where(Call.status.not_in(calls.TERMINAL), Call.ended_at.is_(None), Call.created_at < cutoff)
         .order_by(Call.id)).all()
     return ([NotFinal("touch", t.id, t.status, now - (t.due_at if t.status == "planned" else t.updated_at))
              for t in touches]
-            + [NotFinal("call", c.id, c.status, now - c.created_at, c.call_sid) for c in stale_calls])
+            + [NotFinal("call", c.id, c.status, now - c.created_at, c.call_sid) for c in stale_calls]
+            + [NotFinal("text", m.id, m.status, now - m.created_at) for m in stale_texts])

@@ -189,3 +189,14 @@ def test_no_missed_call_text_to_a_number_that_opted_out(live):
     call_in(live, CALLER)
     settle(live, lambda s: len(text_back_decisions(live)) == 1)
     assert text_back_decisions(live) == [{"decision": "suppressed", "reason": "the number opted out"}]
+
+
+def test_outcomes_show_how_a_reminder_text_went(live):
+    store(live).set_phone(JANE, scripts.parse({"texts": {"replies": ["C"]}}))
+    schedule(live)
+    settle(live, lambda s: jane_appointment(s).status == "confirmed")
+    output = live.test_cli_runner().invoke(args=["reminders", "outcomes"]).output
+    with services(live).sessions() as session:
+        appointment_id = jane_appointment(session).id
+    (row,) = [line.split() for line in output.splitlines() if line.split()[:1] == [str(appointment_id)]]
+    assert row == [str(appointment_id), "reminder", "completed", "text", "delivered", "answered", "confirmed"]
