@@ -237,13 +237,7 @@ def clinics_list() -> None:
 @with_appcontext
 def clinics_voice_answers(clinic_id: int, setting: str) -> None:
     """Let callers answer questions by voice as well as by key (on), or by key only (off)."""
-    from ivr.models import Clinic
-
-    with current_services().sessions.begin() as session:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
-            raise click.ClickException(f"no clinic with id {clinic_id}")
-        clinic.voice_answers = setting == "on"
+    _set_clinic_flag(clinic_id, "voice_answers", setting == "on")
     click.echo(f"clinic {clinic_id}: voice answers {setting}")
 
 
@@ -254,13 +248,7 @@ def clinics_voice_answers(clinic_id: int, setting: str) -> None:
 def clinics_text_privacy(clinic_id: int, setting: str) -> None:
     """Reminder texts name only the clinic, and send the details when the patient replies 1
     (on); or say the date, time and place at once (off, the default)."""
-    from ivr.models import Clinic
-
-    with current_services().sessions.begin() as session:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
-            raise click.ClickException(f"no clinic with id {clinic_id}")
-        clinic.sms_private = setting == "on"
+    _set_clinic_flag(clinic_id, "sms_private", setting == "on")
     click.echo(f"clinic {clinic_id}: private reminder texts {setting}")
 
 
@@ -271,14 +259,19 @@ def clinics_text_privacy(clinic_id: int, setting: str) -> None:
 def clinics_retry_wrong_person(clinic_id: int, setting: str) -> None:
     """When someone else answers a reminder call, ring once more the next day (on), or leave a
     task for staff (off, the default)."""
+    _set_clinic_flag(clinic_id, "retry_wrong_person", setting == "on")
+    click.echo(f"clinic {clinic_id}: retry when someone else answers {setting}")
+
+
+def _set_clinic_flag(clinic_id: int, name: str, value: bool) -> None:
+    """Set one of a clinic's on/off settings; a clinic that does not exist is a one-line error."""
     from ivr.models import Clinic
 
     with current_services().sessions.begin() as session:
         clinic = session.get(Clinic, clinic_id)
         if clinic is None:
             raise click.ClickException(f"no clinic with id {clinic_id}")
-        clinic.retry_wrong_person = setting == "on"
-    click.echo(f"clinic {clinic_id}: retry when someone else answers {setting}")
+        setattr(clinic, name, value)
 
 
 @click.group("tasks")

@@ -11,7 +11,6 @@ import logging
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +18,7 @@ from ivr.calls import TERMINAL, note_recording
 from ivr.errors import RecordingError
 from ivr.models import Call, CarrierRecording, Clinic, utcnow
 from ivr.services import current_services
-from outbound.queueing import has_live_job, outbound_queue
+from outbound.queueing import enqueue_once, has_live_job, outbound_queue
 
 log = logging.getLogger(__name__)
 # A carrier that refuses now is asked again within seconds, then less often; once these run out,
@@ -34,14 +33,9 @@ def job_id_for_recording(recording_id: int) -> str:
 
 def enqueue_deletion(queue: Queue, recording_id: int) -> bool:
     """Queue the deletion of a recording; False if it was already queued."""
-    try:
-        queue.enqueue("outbound.recordings.delete_carrier_recording", recording_id,
-                      job_id=job_id_for_recording(recording_id), unique=True, retry=RETRY,
-                      description=f"delete carrier recording {recording_id}", result_ttl=86400,
-                      failure_ttl=7 * 86400)
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(queue, "outbound.recordings.delete_carrier_recording", recording_id,
+                        job_id_for_recording(recording_id), f"delete carrier recording {recording_id}", RETRY,
+                        result_ttl=86400, failure_ttl=7 * 86400)
 
 
 def queue_deletion_soon(redis: Redis, recording_id: int) -> None:
@@ -116,13 +110,8 @@ def job_id_for_sweep(call_id: int) -> str:
 
 def enqueue_sweep(queue: Queue, call_id: int) -> bool:
     """Queue the sweep of an ended call; False if it was already queued."""
-    try:
-        queue.enqueue("outbound.recordings.sweep_call_recordings", call_id, job_id=job_id_for_sweep(call_id),
-                      unique=True, retry=RETRY, description=f"sweep recordings of call {call_id}",
-                      result_ttl=86400, failure_ttl=7 * 86400)
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(queue, "outbound.recordings.sweep_call_recordings", call_id, job_id_for_sweep(call_id),
+                        f"sweep recordings of call {call_id}", RETRY, result_ttl=86400, failure_ttl=7 * 86400)
 
 
 def sweep_call_recordings(call_id: int) -> int:

@@ -9,7 +9,6 @@ import logging
 
 from redis import Redis
 from rq import Queue, Retry, get_current_job
-from rq.exceptions import DuplicateJobError
 from sqlalchemy import select, update
 
 from ivr.errors import PermanentSendError, UncertainSendError
@@ -17,7 +16,7 @@ from ivr.messaging import texts
 from ivr.models import Message, utcnow
 from ivr.services import current_services
 from ivr.telephony import TextRequest
-from outbound.queueing import has_live_job, outbound_queue
+from outbound.queueing import enqueue_once, has_live_job, outbound_queue
 
 log = logging.getLogger(__name__)
 RETRY = Retry(max=3, interval=[30, 120, 600])
@@ -37,13 +36,8 @@ def job_id_for_text(message_id: int) -> str:
 
 def enqueue_text(queue: Queue, message_id: int) -> bool:
     """Queue a text's sending; False if it was already queued."""
-    try:
-        queue.enqueue("outbound.texts.send_text", message_id, job_id=job_id_for_text(message_id), unique=True,
-                      retry=RETRY, description=f"send text {message_id}", result_ttl=7 * 86400,
-                      failure_ttl=30 * 86400)
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(queue, "outbound.texts.send_text", message_id, job_id_for_text(message_id),
+                        f"send text {message_id}", RETRY)
 
 
 def queue_texts_soon(redis: Redis, message_ids: list[int]) -> None:
@@ -160,13 +154,8 @@ def job_id_for_text_back(call_id: int) -> str:
 
 def enqueue_text_back(queue: Queue, call_id: int) -> bool:
     """Queue the missed-call text decision for an inbound call that ended; False if queued already."""
-    try:
-        queue.enqueue("outbound.texts.text_back", call_id, job_id=job_id_for_text_back(call_id), unique=True,
-                      retry=RETRY, description=f"missed-call text for call {call_id}", result_ttl=7 * 86400,
-                      failure_ttl=30 * 86400)
-    except DuplicateJobError:
-        return False
-    return True
+    return enqueue_once(queue, "outbound.texts.text_back", call_id, job_id_for_text_back(call_id),
+                        f"missed-call text for call {call_id}", RETRY)
 
 
 def queue_text_back_soon(services, call_sid: str) -> None:
