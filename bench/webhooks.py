@@ -146,7 +146,7 @@ def seed(url: str, count: int) -> list[Planned]:
                                   date_of_birth=dt.date(1970, 1, 1), consent_at=now,
                                   consent_source="bench")
                 appointment = Appointment(patient=patient, location=location,
-                                          provider_name="Doctor Patel",
+                                          provider_name="Amara Patel", provider_title="doctor",
                                           starts_at=now + dt.timedelta(days=1, minutes=15 * i))
                 touches.append(Touch(appointment=appointment, step="reminder", channel="voice",
                                      due_at=now))

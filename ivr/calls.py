@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import prompts
-from prompts.spoken import speakable_number, spoken_date, spoken_time, written_number
+from prompts.spoken import (speakable_number, spoken_date, spoken_location, spoken_provider, spoken_time,
+                            written_number)
 from call_flows import OpenTask, OptOut, PlanRetry, SetAppointmentStatus, Step
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
@@ -118,7 +119,7 @@ _PROMPT_COLUMNS = (
     Touch.appointment_id, Patient.id.label("patient_id"),
     Appointment.status.label("appointment_status"), Appointment.starts_at,
     Appointment.location_id,
-    Appointment.provider_name, Location.name.label("location"),
+    Appointment.provider_name, Appointment.provider_title, Location.name.label("location"),
     Location.timezone.label("location_timezone"), Patient.first_name,
     Patient.language, Patient.timezone, Patient.speech_rate, Clinic.name.label("clinic"),
     Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
@@ -162,9 +163,10 @@ _END_CALL_TURN = _CALL.update().where(_CALL.c.id == bindparam("call_id_")).value
 _UPDATE_APPOINTMENT = _APPOINTMENT.update().where(
     _APPOINTMENT.c.id == bindparam("appointment_id_"), _APPOINTMENT.c.status == bindparam("status_"),
     _APPOINTMENT.c.starts_at == bindparam("starts_at_"), _APPOINTMENT.c.location_id == bindparam("location_id_"),
-    _APPOINTMENT.c.provider_name == bindparam("provider_name_"))
+    _APPOINTMENT.c.provider_name == bindparam("provider_name_"),
+    _APPOINTMENT.c.provider_title.is_not_distinct_from(bindparam("provider_title_")))
 # The columns of the appointment a call reads to the patient (and checks before changing it).
-_APPOINTMENT_AS_READ = ("appointment_status", "starts_at", "location_id", "provider_name")
+_APPOINTMENT_AS_READ = ("appointment_status", "starts_at", "location_id", "provider_name", "provider_title")
 _PATIENT = Patient.__table__
 _OPT_OUT = (_PATIENT.update().where(_PATIENT.c.id == bindparam("patient_id_"), _PATIENT.c.opted_out_at.is_(None))
             .values(opted_out_at=bindparam("at"), opted_out_source=bindparam("source")))
@@ -287,8 +289,8 @@ def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool =
         "first_name": lambda: row["first_name"],
         "date": lambda: spoken_date(row["starts_at"], place_zone, catalogue),
         "time": lambda: spoken_time(row["starts_at"], place_zone, listener_zone, catalogue),
-        "location": lambda: row["location"],
-        "provider": lambda: row["provider_name"],
+        "location": lambda: spoken_location(row["location"], catalogue),
+        "provider": lambda: spoken_provider(row["provider_name"], row["provider_title"], catalogue),
     })
     return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None,
                        row["speech_rate"])
@@ -324,7 +326,7 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
             changed = connection.execute(_UPDATE_APPOINTMENT, {
                 "appointment_id_": call.appointment_id, "status_": call.appointment_status,
                 "starts_at_": call.row["starts_at"], "location_id_": call.row["location_id"],
-                "provider_name_": call.row["provider_name"],
+                "provider_name_": call.row["provider_name"], "provider_title_": call.row["provider_title"],
                 "status": effect.status, "status_changed_at": now}).rowcount
             if changed != 1:
                 raise ConcurrentChange(f"appointment {call.appointment_id} changed during the turn")

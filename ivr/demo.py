@@ -13,10 +13,10 @@ from ivr.models import Appointment, Clinic, Location, Patient, utcnow
 DEMO_CLINIC = "Riverside Family Clinic"
 
 PATIENTS = [
-    # first, last, phone, language, days ahead, local hour, minute, provider
-    ("Jane", "Doe", "+12125550143", "en", 1, 9, 30, "Doctor Patel"),
-    ("Robert", "Miller", "+12125550162", "en", 2, 14, 0, "Doctor Okafor"),
-    ("Maria", "Garcia", "+12125550178", "es", 2, 11, 15, "Doctor Patel"),
+    # first, last, phone, language, days ahead, local hour, minute, provider (a doctor)
+    ("Jane", "Doe", "+12125550143", "en", 1, 9, 30, "Amara Patel"),
+    ("Robert", "Miller", "+12125550162", "en", 2, 14, 0, "Daniel Okafor"),
+    ("Maria", "Garcia", "+12125550178", "es", 2, 11, 15, "Amara Patel"),
 ]
 
 
@@ -31,7 +31,7 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
     clinic = Clinic(name=DEMO_CLINIC, timezone="America/New_York", phone="+12125550100",
                     staff_phone="+12125550199", language="en",
                     calls_from=dt.time(0), calls_until=dt.time(23, 59, 59))
-    location = Location(clinic=clinic, name="the Main Street office", timezone="America/New_York")
+    location = Location(clinic=clinic, name="Main Street", timezone="America/New_York")
     tz = ZoneInfo(clinic.timezone)
     today = now.astimezone(tz).date()
     for first, last, phone, language, days, hour, minute, provider in PATIENTS:
@@ -40,7 +40,7 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
                           consent_at=now, consent_source="demo")
         starts = dt.datetime.combine(today + dt.timedelta(days=days), dt.time(hour, minute), tz)
         session.add(Appointment(patient=patient, location=location, provider_name=provider,
-                                starts_at=starts))
+                                provider_title="doctor", starts_at=starts))
     session.add(clinic)
     session.flush()
     return clinic, True

@@ -10,6 +10,7 @@ from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, TypeD
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from call_flows.text import clean_name
+from prompts.spoken import PROVIDER_TITLES
 from ivr.errors import IvrError
 
 
@@ -75,7 +76,8 @@ class Location(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200), comment="spoken to the patient after identity check")
+    name: Mapped[str] = mapped_column(String(200), comment="the place's proper name ('Main Street'); each "
+                                      "language builds the phrase around it; said only after identity check")
     timezone: Mapped[str | None] = mapped_column(String(64), comment="where visits happen; None: the clinic's")
 
     clinic: Mapped[Clinic] = relationship(back_populates="locations")
@@ -120,7 +122,8 @@ class Appointment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     location_id: Mapped[int] = mapped_column(ForeignKey("location.id"))
-    provider_name: Mapped[str] = mapped_column(String(200))
+    provider_name: Mapped[str] = mapped_column(String(200), comment="the provider's name, no title ('Amara Patel')")
+    provider_title: Mapped[str | None] = mapped_column(String(20), comment="doctor; None: the name alone")
     starts_at: Mapped[dt.datetime] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(String(24), default="booked")
     status_changed_at: Mapped[dt.datetime | None]
@@ -132,6 +135,12 @@ class Appointment(Base):
     @validates("provider_name")
     def _clean(self, _key: str, value: str) -> str:
         return clean_name(value)
+
+    @validates("provider_title")
+    def _known_title(self, _key: str, value: str | None) -> str | None:
+        if value is not None and value not in PROVIDER_TITLES:
+            raise ValueError(f"unknown provider title {value!r}: use one of {', '.join(PROVIDER_TITLES)}, or none")
+        return value
 
 
 TOUCH_STATUSES = ("planned", "dialing", "placed", "completed", "unreached", "failed", "skipped",

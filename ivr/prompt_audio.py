@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 # value may say something about a patient, so a prompt using one is personal (kept briefly,
 # private, rendered per call). An allow-list: a new value is personal until said otherwise.
 CLINIC_VALUES = frozenset({"clinic", "clinic_phone"})
-# Catalogue sections that are text messages, never spoken.
-TEXTS = ("sms.",)
+# Catalogue sections never spoken on their own: text messages, and the phrases values are built
+# from (prompts.spoken), which are heard only inside the prompts that carry those values.
+NOT_SPOKEN_ALONE = ("sms.", "phrases.")
 
 
 def voice_for(catalogue: prompts.Catalogue, rate: int | None = None) -> Voice:
@@ -126,4 +127,5 @@ def _render_one(synthesizer: Synthesizer, cache: PromptAudioCache, catalogue: pr
 
 def shared_prompt_keys(catalogue: prompts.Catalogue) -> list[str]:
     """Prompts that say nothing about a patient: the same for every call of a clinic."""
-    return [key for key in catalogue.texts if not is_personal(catalogue, key) and not key.startswith(TEXTS)]
+    return [key for key in catalogue.texts
+            if not is_personal(catalogue, key) and not key.startswith(NOT_SPOKEN_ALONE)]

@@ -11,7 +11,8 @@ import prompts
 MAX_GRADE = 6.0
 # Short neutral values: the grade should judge our wording, not a clinic's long name.
 SAMPLE_VALUES = {"clinic": "the clinic", "clinic_phone": "5 5 5, 1 2 3 4", "first_name": "Jane",
-                 "date": "May 3", "time": "9 AM", "location": "the office", "provider": "Doctor Lee"}
+                 "date": "May 3", "time": "9 AM", "location": "at the office", "provider": "Doctor Lee",
+                 "name": "Lee"}
 
 
 def problems() -> list[str]:
@@ -44,6 +45,9 @@ def problems() -> list[str]:
         zoned = {name for _, name, _, _ in string.Formatter().parse(catalogue.zoned_time) if name}
         if zoned != {"time", "zone"}:
             found.append(f"{language}: zoned_time must use {{time}} and {{zone}}, not {sorted(zoned)}")
+    from prompts.spoken import PROVIDER_TITLES
+    found += [f"en: no phrases.{title} to say a provider's title" for title in PROVIDER_TITLES
+              if f"phrases.{title}" not in english.texts]
     for key in sorted(english.texts):
         grade = textstat.flesch_kincaid_grade(english.text(key, SAMPLE_VALUES))
         if grade > MAX_GRADE:

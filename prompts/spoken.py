@@ -52,3 +52,21 @@ def speakable_number(e164: str) -> str:
 def written_number(e164: str) -> str:
     """A phone number as people write it in its own country: '(212) 555-0100'."""
     return phonenumbers.format_number(phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+# Titles a provider may be given; each catalogue says them its own way ("phrases.doctor").
+PROVIDER_TITLES = ("doctor",)
+
+
+def spoken_location(name: str, catalogue: Catalogue) -> str:
+    """Where a visit happens, built around the location's proper name: 'at the Main Street
+    office', 'en el consultorio de Main Street'."""
+    return catalogue.text("phrases.at_location", {"name": name})
+
+
+def spoken_provider(name: str, title: str | None, catalogue: Catalogue) -> str:
+    """Who the visit is with: the provider's name with their title as the language says it
+    ('Doctor Amara Patel', 'le docteur Amara Patel'), or the name alone when they have none."""
+    if title is None:
+        return name
+    return catalogue.text(f"phrases.{title}", {"name": name})

@@ -112,6 +112,49 @@ def test_upgrading_a_database_with_data_keeps_it_and_fills_new_columns(backend, 
     engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_turns_english_place_and_title_words_into_proper_names(backend, tmp_path, request):
+    """Names written for English prompts ("the Main Street office", "Doctor Patel") become the
+    proper names each language now builds around; names in any other form stay as they were."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from ivr.cli import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else _fresh_postgres_database(request)
+    command.upgrade(alembic_config(url), "0015")
+    engine = create_engine(url)
+    locations = ["the Main Street office", "The Riverside Office", "Downtown Clinic"]
+    providers = ["Doctor Patel", "Dr. Amara Lee", "dr Okafor", "Sam Doctorow", "Nurse Kim"]
+    with engine.begin() as db:
+        db.execute(text("INSERT INTO clinic (id, name, timezone, phone, language, voice_answers, sms_private, "
+                        "retry_wrong_person) VALUES (7, 'C', 'UTC', '+12125550100', 'en', false, false, false)"))
+        db.execute(text("INSERT INTO patient (id, clinic_id, first_name, last_name, phone, language, "
+                        "preferred_channel) VALUES (1, 7, 'A', 'B', '+12125550143', 'en', 'voice')"))
+        for n, name in enumerate(locations, 1):
+            db.execute(text("INSERT INTO location (id, clinic_id, name) VALUES (:id, 7, :name)"),
+                       {"id": n, "name": name})
+        for n, name in enumerate(providers, 1):
+            db.execute(text("INSERT INTO appointment (id, patient_id, location_id, provider_name, starts_at, status) "
+                            "VALUES (:id, 1, 1, :name, '2026-12-01 10:00:00', 'booked')"), {"id": n, "name": name})
+    engine.dispose()
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(url)
+    with engine.connect() as db:
+        assert db.execute(text("SELECT name FROM location ORDER BY id")).scalars().all() == [
+            "Main Street", "Riverside", "Downtown Clinic"]
+        assert db.execute(text("SELECT provider_name, provider_title FROM appointment ORDER BY id")).all() == [
+            ("Patel", "doctor"), ("Amara Lee", "doctor"), ("Okafor", "doctor"), ("Sam Doctorow", None),
+            ("Nurse Kim", None)]
+    engine.dispose()
+    command.downgrade(alembic_config(url), "0015")
+    engine = create_engine(url)
+    with engine.connect() as db:
+        assert db.execute(text("SELECT provider_name FROM appointment ORDER BY id")).scalars().all() == [
+            "Doctor Patel", "Doctor Amara Lee", "Doctor Okafor", "Sam Doctorow", "Nurse Kim"]
+    engine.dispose()
+
+
 def _fresh_postgres_database(request) -> str:
     """An empty PostgreSQL database of its own, dropped after the test."""
     import os

@@ -8,7 +8,7 @@ import pytest
 
 import prompts
 from ivr.messaging.segments import count, plain
-from prompts.spoken import spoken_date, spoken_time, written_number
+from prompts.spoken import spoken_date, spoken_location, spoken_provider, spoken_time, written_number
 
 # The longest a name, a date and a time get in the demo's kind of clinic (a Wednesday in
 # September is the longest English date; a zone is named for a patient elsewhere).
@@ -20,7 +20,8 @@ def values(language):
     return {"clinic": "Riverside Family Clinic", "clinic_phone": written_number("+12125550100"),
             "first_name": "Guadalupe", "date": spoken_date(LONG, "America/New_York", catalogue),
             "time": spoken_time(LONG, "America/New_York", "America/Los_Angeles", catalogue),
-            "location": "the Main Street office", "provider": "Doctor Patel"}
+            "location": spoken_location("Main Street", catalogue),
+            "provider": spoken_provider("Amara Patel", "doctor", catalogue)}
 
 
 @pytest.mark.parametrize("language", prompts.available_languages())

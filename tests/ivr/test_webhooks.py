@@ -65,7 +65,7 @@ def test_signed_call_walks_from_greeting_to_confirmation(twilio, demo, sessions)
     details = spoken(heard(press(twilio, "1")))
     assert details[1] == MENU
     assert re.fullmatch(r"You have an appointment on [A-Z][a-z]+day, [A-Z][a-z]+ \d{1,2} at 9:30 AM, "
-                        r"at the Main Street office, with Doctor Patel\.", details[0]), details[0]
+                        r"at the Main Street office, with Doctor Amara Patel\.", details[0]), details[0]
     verbs = heard(press(twilio, "1"))
     assert [v.name for v in verbs] == ["Say", "Hangup"]
     assert spoken(verbs) == ["Thank you. Your appointment is confirmed. We look forward to seeing you. Goodbye."]

@@ -65,7 +65,7 @@ def test_repeat_plays_the_details_again(live):
     call = place(live, replies=["1", "9", "1"]).transcript
     details = said(call)[1]
     assert said(call)[2] == details and details[1] == MENU
-    assert details[0].endswith("at the Main Street office, with Doctor Patel.")
+    assert details[0].endswith("at the Main Street office, with Doctor Amara Patel.")
 
 
 def test_silence_falls_through_to_the_redirect_and_reasks(live):
@@ -154,5 +154,5 @@ def test_a_los_angeles_patient_of_a_new_york_clinic_hears_the_new_york_time(live
         session.scalars(select(Patient).where(Patient.first_name == "Jane")).one().timezone = "America/Los_Angeles"
     result = place(live, replies=["1", "1"])
     details = said(result.transcript)[1][0]
-    assert " at 9:30 AM Eastern Time, at the Main Street office, with Doctor Patel." in details
+    assert " at 9:30 AM Eastern Time, at the Main Street office, with Doctor Amara Patel." in details
     assert result.outcome["appointment_status"] == "confirmed"

@@ -79,7 +79,7 @@ def test_a_patient_who_prefers_texts_gets_one_and_confirms_by_replying_c(live):
     settle(live, lambda s: s.scalar(select(Message.status).where(Message.kind == "reply")) == "delivered")
     reminder, thanks = texts_to(live, JANE)
     assert reminder.startswith("Riverside Family Clinic: Hi Jane, you have an appointment on ")
-    assert reminder.endswith(" at 9:30 AM, the Main Street office. Reply C to confirm, R for a new time, X to cancel.")
+    assert reminder.endswith(" at 9:30 AM, at the Main Street office. Reply C to confirm, R for a new time, X to cancel.")
     assert thanks == "Thank you. Your appointment is confirmed. Riverside Family Clinic"
     with services(live).sessions() as session:
         touch = session.scalars(select(Touch).where(Touch.appointment_id == jane_appointment(session).id)).one()
