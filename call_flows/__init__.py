@@ -7,17 +7,19 @@ from typing import Any, Mapping
 
 from call_flows import inbound, reminder, text_reminder
 from call_flows.actions import (TASK_KINDS, Action, Answered, Ask, CallerInput, DialResult, FlowError,
-                                Hangup, Keys, OpenTask, OptOut, PlanRetry, Replied, Say,
-                                SetAppointmentStatus, Silence, Spoken, Step, Text, Transfer)
+                                Hangup, Identify, Keys, OpenTask, OptOut, PlanRetry, RememberLanguage,
+                                Replied, Say, SetAppointmentStatus, Silence, Spoken, Step, Text, Transfer,
+                                in_language, split_language)
 
 FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound}
 # Conversations by text: the same engine, fed replies instead of keys.
 TEXT_FLOWS: dict[str, ModuleType] = {"text_reminder": text_reminder}
 
-__all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failure", "Replied", "Text", "Action", "Answered", "Ask", "CallerInput",
-           "DialResult", "FlowError", "Hangup", "Keys", "OpenTask", "OptOut", "PlanRetry", "Say",
-           "SetAppointmentStatus", "Silence", "TASK_KINDS",
-           "Spoken", "Step", "Transfer", "listening"]
+__all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failure", "sensitive", "Replied",
+           "Text", "Action", "Answered", "Ask", "CallerInput", "DialResult", "FlowError", "Hangup", "Identify",
+           "Keys", "OpenTask", "OptOut", "PlanRetry", "RememberLanguage", "Say", "SetAppointmentStatus",
+           "Silence", "TASK_KINDS", "Spoken", "Step", "Transfer", "in_language", "listening",
+           "split_language"]
 
 
 def _flow(name: str) -> ModuleType:
@@ -61,6 +63,12 @@ def listening(flow: str, state: Mapping[str, Any]) -> tuple[str, ...]:
     """The intents a spoken answer to the current question may carry (the recogniser's grammar)."""
     listen = getattr(_flow(flow), "listening", None)
     return tuple(listen(state)) if listen else ()
+
+
+def sensitive(flow: str, state: Mapping[str, Any]) -> bool:
+    """Whether an answer to the current question is personal data the audit trail must not keep
+    (a date of birth): the trail records that an answer came, not what it was."""
+    return state.get("node") in getattr(_flow(flow), "SENSITIVE", ())
 
 
 def failure(can_transfer: bool, can_promise: bool = True) -> Step:

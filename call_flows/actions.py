@@ -46,10 +46,13 @@ class DialResult:
 
 @dataclass(frozen=True)
 class Spoken:
-    """The caller answered by voice: the intent heard (None when nothing usable was heard)."""
+    """The caller answered by voice: the intent heard (None when nothing usable was heard), or
+    for a question that asked for a value (a date), intent names its kind and value holds it
+    ('1952-03-04')."""
 
     intent: str | None
     confidence: float = 0.0
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,17 @@ CallerInput = Union[Keys, Silence, DialResult, Spoken, Replied]
 
 
 # Actions (what the caller hears and what the call does) ----------------------------------------
+
+def in_language(prompt: str, language: str) -> str:
+    """A prompt key said in another language than the call's: 'es:inbound.language_offer'."""
+    return f"{language}:{prompt}"
+
+
+def split_language(prompt: str) -> tuple[str | None, str]:
+    """(language or None, key) of a prompt reference made by in_language or a plain key."""
+    language, sep, key = prompt.partition(":")
+    return (language, key) if sep else (None, prompt)
+
 
 @dataclass(frozen=True)
 class Say:
@@ -81,6 +95,7 @@ class Ask:
     num_digits: int = 1
     timeout: int = 6
     listen: tuple[str, ...] = ()
+    max_seconds: int | None = None  # the longest spoken answer; None: a short one
 
 
 @dataclass(frozen=True)
@@ -125,10 +140,26 @@ class OptOut:
 @dataclass(frozen=True)
 class OpenTask:
     """A person at the clinic now owes the patient what a prompt just promised (a call back, a
-    new time): `within_business_days` 0 means as soon as someone can."""
+    new time, a refill): `within_business_days` 0 means as soon as someone can."""
 
     kind: str
     within_business_days: int = 0
+    prescription_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Identify:
+    """The caller proved to be this patient (their date of birth matched): from now on the call
+    is about them and their next appointment."""
+
+    patient_id: int
+
+
+@dataclass(frozen=True)
+class RememberLanguage:
+    """The caller chose a language: use it for this call and for the next call from their number."""
+
+    language: str
 
 
 @dataclass(frozen=True)
@@ -142,7 +173,7 @@ class PlanRetry:
 TASK_KINDS = ("call_back", "reschedule_request", "wrong_person", "refill_request", "unmatched_text",
               "voicemail_review")
 
-Effect = Union[SetAppointmentStatus, OptOut, OpenTask, PlanRetry]
+Effect = Union[SetAppointmentStatus, OptOut, OpenTask, PlanRetry, Identify, RememberLanguage]
 
 
 @dataclass(frozen=True)

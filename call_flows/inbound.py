@@ -1,34 +1,378 @@
-"""Inbound line, first version: welcome the caller, then a live transfer to the clinic's staff.
+"""The inbound line: a patient calls the clinic. Built for a senior who calls without help.
 
-The caller is not identified, so nothing about any patient is said, to the caller or to staff
-(the whisper says only that an unidentified caller is on the line). Language choice, caller
-identification and the menu for seniors come later and will replace the straight transfer.
+Welcome, what to do in an emergency, and each other language offered in its own words ("para
+español, oprima 2"; silence keeps the language). A caller whose number belongs to patients of the
+clinic enters their date of birth (MMDDYYYY by keys, or said aloud when the clinic takes voice
+answers); it must match exactly one of them, and nothing about any patient is said before it does.
+The date also tells apart the people of a household who share a number, so no name is said to
+find out who is calling. Then at most three choices: the next appointment (hear it, confirm or
+cancel it), a prescription refill (a task for staff), or a person. 0, or saying "person" (the
+operator intent), reaches a person at any question; 9 or "repeat" says the question again; an
+emergency phrase is acted on at any spoken answer; two failed tries at any question lead to a
+person, never a hang-up.
+
+Facts the shell gives each turn (computed from the record, never kept in the state):
+- language: the language the call is in; languages: {key: language} the caller may choose;
+- callers: [{"patient": id, "dob": "MMDDYYYY"}] of the caller's number, until identified;
+- appointment: a fingerprint of the identified patient's next appointment, or None;
+- prescriptions: ids of the identified patient's active prescriptions, in the order they are read;
+- can_transfer, voice_answers, can_call_back (we know a number to call the caller back on).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Mapping
 
-from call_flows.actions import Answered, CallerInput, DialResult, Hangup, Say, Step, Transfer
+from call_flows.actions import (Answered, Ask, CallerInput, DialResult, FlowError, Hangup, Identify, Keys,
+                                OpenTask, RememberLanguage, Say, SetAppointmentStatus, Silence, Spoken,
+                                Step, Transfer, in_language)
+
+MAX_TRIES = 2             # a question asked twice without an answer goes to a person
+DOB_DIGITS = 8            # MMDDYYYY
+MAX_PRESCRIPTIONS = 3     # read one by one; more than that is a person's job
+LANGUAGE_TIMEOUT = 3      # the language offer is skipped by waiting, so it must not wait long
+DOB_TIMEOUT = 10          # eight keys take a senior a while
+DOB_SPOKEN_SECONDS = 10   # "April the twelfth, nineteen fifty", said slowly
+SPOKEN_DATE = "=date"     # listen for a spoken date rather than for intents
+
+QUESTIONS: dict[str, tuple[str, ...]] = {
+    "dob": ("inbound.dob",),
+    "menu": ("inbound.menu",),
+    "appointment": ("reminder.details", "inbound.appointment_menu"),
+    "confirm_cancel": ("reminder.cancel_check",),
+}
+VOICE_QUESTIONS: dict[str, tuple[str, ...]] = {
+    "dob": ("inbound.dob_voice",),
+    "menu": ("inbound.menu_voice",),
+    "appointment": ("reminder.details", "inbound.appointment_menu_voice"),
+    "confirm_cancel": ("reminder.cancel_check_voice",),
+}
+# Spoken intents each question accepts, and the key each one stands for.
+SPOKEN_KEYS: dict[str, dict[str, str]] = {
+    "menu": {"appointment": "1", "refill": "2", "operator": "3", "repeat": "9"},
+    "appointment": {"yes": "1", "cancel": "2", "repeat": "9"},
+    "confirm_cancel": {"yes": "1", "cancel": "1", "no": "2"},
+    "refill": {"repeat": "9"},
+}
+# Whisper prompts staff hear before the caller is put through, by why the caller is coming.
+WHISPERS = {"asked": "inbound.whisper_asked", "stuck": "inbound.whisper_stuck",
+            "not_verified": "inbound.whisper_not_verified", "refill": "inbound.whisper_refill",
+            "emergency": "inbound.whisper_emergency", "unknown": "inbound.whisper"}
+# Decisions after which the caller got what they called for: hanging up then is no missed call.
+SERVED = frozenset({"confirm", "cancel_confirmed", "cancel_withdrawn", "refill_noted"})
+# Nodes whose answers are personal data (a date of birth): the audit trail keeps no digits.
+SENSITIVE = frozenset({"dob"})
+
+
+def listening(state: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a spoken answer to the current question may carry: a date for the date of birth,
+    else intents (person at every question) and the digits of the question's keys."""
+    node = state.get("node")
+    if node == "dob":
+        return (SPOKEN_DATE,)
+    if node not in SPOKEN_KEYS:
+        return ()
+    keys = SPOKEN_KEYS[node]
+    if node == "refill":
+        keys = {**keys, **{str(n): str(n) for n in range(1, int(state.get("choices", 0)) + 1)}}
+    return tuple(dict.fromkeys([*keys, "operator", *sorted(set(keys.values()))]))
 
 
 def start(answered: Answered, facts: Mapping[str, Any]) -> Step:
-    """Welcome, then staff; without a staff number, say when to call instead."""
-    if not facts.get("can_transfer"):
-        return Step(actions=(Say("inbound.welcome"), Say("inbound.no_staff"), Hangup()),
-                    state={"node": "done"}, decision="no_staff_number", outcome="not_transferred")
-    return Step(actions=(Say("inbound.welcome"), Say("inbound.connecting"),
-                         Transfer(whisper="inbound.whisper")),
-                state={"node": "transferring"}, decision="transfer")
+    """Welcome and the emergency instruction; then other languages, each in its own words."""
+    offers = tuple(in_language("inbound.language_offer", language)
+                   for key, language in sorted(facts.get("languages", {}).items())
+                   if language != facts.get("language"))
+    opening = ("inbound.welcome", "common.emergency")
+    if offers:
+        return Step(actions=(Ask((*opening, *offers), timeout=LANGUAGE_TIMEOUT),),
+                    state={"node": "language", "misses": 0}, decision="welcome")
+    return _after_language({}, facts, before=opening, decision="welcome")
 
 
 def advance(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
-    """After the transfer: done when staff answered, an honest apology when nobody did."""
-    if state.get("node") == "transferring" and isinstance(caller_input, DialResult):
-        if caller_input.status in ("completed", "answered"):
-            return Step(actions=(Hangup(),), state={"node": "done"}, decision="staff_answered",
-                        outcome="transferred")
-        return Step(actions=(Say("inbound.nobody_available"), Hangup()), state={"node": "done"},
-                    decision=f"staff_{caller_input.status.replace('-', '_')}",
-                    outcome="transfer_unanswered")
-    return Step(actions=(Hangup(),), state=dict(state), decision="input_after_end")
+    """Take the caller's answer to the question asked in state['node']."""
+    step = _answer(state, caller_input, facts)
+    # What the call keeps for its whole length: its language and who was identified.
+    kept = {k: state[k] for k in ("language", "patient", "served") if k in state and k not in step.state}
+    if step.decision in SERVED:
+        kept["served"] = True
+    return Step(actions=step.actions, state={**step.state, **kept}, effects=step.effects,
+                decision=step.decision, outcome=step.outcome)
+
+
+def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
+    node = state.get("node")
+    if node == "done":
+        return Step(actions=(Hangup(),), state=state, decision="input_after_end")
+    if node == "transferring":
+        return _transfer_result(state, caller_input, facts)
+    if node == "language":
+        return _language(state, caller_input, facts)
+    handler = _HANDLERS.get(node)
+    if handler is None:
+        raise FlowError(f"inbound flow has no node {node!r}")
+    if isinstance(caller_input, Spoken) and caller_input.intent == "emergency":
+        return _emergency(state, facts)
+    key = None
+    if isinstance(caller_input, Keys):
+        key = caller_input.digits
+    elif isinstance(caller_input, Spoken):
+        key = _spoken_key(state, caller_input)
+    if node == "dob" and isinstance(caller_input, Keys) and _dob_by_voice(state, facts):
+        # A recording stops at the first key, which may be the first digit of a birth date
+        # (0 for January to September): every key asks for all eight by keys, where 0 alone
+        # still reaches a person.
+        return _ask_dob({**state, "keypad": True}, facts, decision="dob_by_keys")
+    if key == "0" or (isinstance(caller_input, Spoken) and caller_input.intent == "operator"):
+        return _person(state, facts, "asked" if state.get("patient") else "not_verified",
+                       decision="person_requested")
+    step = handler(state, key, facts) if key else None
+    return step if step is not None else _miss(state, caller_input, facts)
+
+
+def _spoken_key(state: Mapping[str, Any], spoken: Spoken) -> str | None:
+    """The key a spoken answer stands for: a date of birth as its eight digits, an intent's key,
+    or a digit said aloud."""
+    node = state["node"]
+    if node == "dob":
+        if spoken.intent != "date" or not spoken.value:
+            return None
+        day = dt.date.fromisoformat(spoken.value)
+        return f"{day.month:02d}{day.day:02d}{day.year:04d}"
+    keys = SPOKEN_KEYS.get(node, {})
+    intent = spoken.intent or ""
+    return keys.get(intent) or (intent if intent.isdigit() else None)
+
+
+def _language(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
+    """A language's key switches to it and remembers it for the caller's number; anything else
+    (waiting, most likely) carries on in the language the call is in."""
+    chosen = facts.get("languages", {}).get(caller_input.digits[:1]) if isinstance(caller_input, Keys) else None
+    if chosen and chosen != facts.get("language"):
+        return _after_language({"language": chosen}, facts, decision="language_chosen",
+                               effects=(RememberLanguage(chosen),))
+    return _after_language({}, facts, decision="language_kept")
+
+
+def _after_language(state: dict, facts: Mapping[str, Any], *, decision: str,
+                    before: tuple[str, ...] = (), effects: tuple = ()) -> Step:
+    """Ask who is calling when the number is a patient's; else straight to a person."""
+    if not facts.get("callers"):
+        step = _person(state, facts, "unknown", decision=decision, before=(*before, "inbound.not_found"))
+        return Step(actions=step.actions, state=step.state, effects=(*effects, *step.effects),
+                    decision=step.decision, outcome=step.outcome)
+    return _ask_dob({**state, "node": "dob", "misses": 0}, facts, before=before, decision=decision,
+                    effects=effects)
+
+
+def _dob_by_voice(state: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
+    """Whether the date of birth is asked for aloud (a recording), not by keys."""
+    return bool(facts.get("voice_answers")) and not state.get("keypad")
+
+
+def _ask_dob(state: Mapping[str, Any], facts: Mapping[str, Any], *, decision: str, before: tuple[str, ...] = (),
+             effects: tuple = ()) -> Step:
+    """Ask for the date of birth: by keys, or said aloud when the clinic takes voice answers (a
+    caller who presses a key instead is then asked for all eight by keys)."""
+    if _dob_by_voice(state, facts):
+        prompts, listen = VOICE_QUESTIONS["dob"], (SPOKEN_DATE,)
+    else:
+        prompts, listen = QUESTIONS["dob"], ()
+    return Step(actions=(Ask((*before, *prompts, "inbound.person_anytime"), num_digits=DOB_DIGITS,
+                             timeout=DOB_TIMEOUT, listen=listen,
+                             max_seconds=DOB_SPOKEN_SECONDS if listen else None),),
+                state=dict(state), effects=effects, decision=decision)
+
+
+def _dob(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step | None:
+    """Exactly one patient of the number born that day: identified. Two with the same date (twins
+    on one line) cannot be told apart: a person helps. No one: asked again, then a person."""
+    if len(key) != DOB_DIGITS:
+        return None
+    matches = [c["patient"] for c in facts.get("callers", ()) if c.get("dob") == key]
+    if len(matches) == 1:
+        return _ask("menu", {**state, "patient": matches[0]}, facts, decision="identity_confirmed",
+                    before=("inbound.hello",), effects=(Identify(matches[0]),))
+    if len(matches) > 1:
+        return _person(state, facts, "not_verified", decision="identity_ambiguous")
+    misses = int(state.get("misses", 0)) + 1
+    if misses >= MAX_TRIES:
+        return _person(state, facts, "not_verified", decision="identity_not_matched",
+                       before=("inbound.dob_mismatch",))
+    return _ask_dob({**state, "misses": misses}, facts, before=("inbound.dob_mismatch",),
+                    decision="identity_not_matched")
+
+
+def _menu(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step | None:
+    key = key[:1]
+    if key == "1":
+        if facts.get("appointment") is None:
+            return _ask("menu", state, facts, decision="no_appointment", before=("inbound.no_appointment",))
+        return _ask("appointment", {**state, "appointment": facts["appointment"]}, facts,
+                    decision="appointment_heard")
+    if key == "2":
+        return _refill_choices(state, facts)
+    if key == "3":
+        return _person(state, facts, "asked", decision="person_requested")
+    if key == "9":
+        return _ask("menu", state, facts, decision="repeat")
+    return None
+
+
+def _appointment(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step | None:
+    key = key[:1]
+    if _changed_meanwhile(state, facts):
+        return _ask("menu", state, facts, decision="appointment_changed_meanwhile",
+                    before=("inbound.appointment_changed",))
+    if key == "1":
+        return _ask("menu", state, facts, decision="confirm", before=("inbound.confirmed", "inbound.anything_else"),
+                    effects=(SetAppointmentStatus("confirmed"),))
+    if key == "2":
+        return _ask("confirm_cancel", state, facts, decision="cancel_requested")
+    if key == "9":
+        return _ask("appointment", state, facts, decision="repeat")
+    return None
+
+
+def _confirm_cancel(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step | None:
+    key = key[:1]
+    if _changed_meanwhile(state, facts):
+        return _ask("menu", state, facts, decision="appointment_changed_meanwhile",
+                    before=("inbound.appointment_changed",))
+    if key == "1":
+        return _ask("menu", state, facts, decision="cancel_confirmed",
+                    before=("inbound.cancelled", "inbound.anything_else"),
+                    effects=(SetAppointmentStatus("cancelled"),))
+    if key == "2":
+        return _ask("menu", state, facts, decision="cancel_withdrawn",
+                    before=("reminder.kept", "inbound.anything_else"))
+    return None
+
+
+def _changed_meanwhile(state: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
+    """Whether the appointment the caller heard is no longer what it was (staff changed it)."""
+    return state.get("appointment") is not None and facts.get("appointment") != state["appointment"]
+
+
+def _refill_choices(state: Mapping[str, Any], facts: Mapping[str, Any]) -> Step:
+    """Each active prescription read with its key, one per sentence; none, or too many to read,
+    is said plainly (and too many goes to a person)."""
+    prescriptions = list(facts.get("prescriptions", ()))
+    if not prescriptions:
+        return _ask("menu", state, facts, decision="no_prescriptions", before=("inbound.no_prescriptions",))
+    if len(prescriptions) > MAX_PRESCRIPTIONS:
+        return _person(state, facts, "refill", decision="too_many_prescriptions")
+    prompts = tuple(f"inbound.refill_choice_{n}" for n in range(1, len(prescriptions) + 1))
+    choices = {"node": "refill", "misses": 0, "choices": len(prescriptions)}
+    listen = listening(choices) if facts.get("voice_answers") else ()
+    return Step(actions=(Ask(("inbound.refill_which", *prompts, "inbound.repeat_or_person"), listen=listen),),
+                state={**_without_node(state), **choices}, decision="refill_requested")
+
+
+def _refill(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step | None:
+    prescriptions = list(facts.get("prescriptions", ()))
+    key = key[:1]
+    if key == "9":
+        return _refill_choices(state, facts)
+    if key.isdigit() and 1 <= int(key) <= min(len(prescriptions), int(state.get("choices", 0))):
+        chosen = prescriptions[int(key) - 1]
+        return _ask("menu", state, facts, decision="refill_noted",
+                    before=("inbound.refill_noted", "inbound.anything_else"),
+                    effects=(OpenTask("refill_request", within_business_days=1, prescription_id=chosen),))
+    return None
+
+
+_HANDLERS = {"dob": _dob, "menu": _menu, "appointment": _appointment, "confirm_cancel": _confirm_cancel,
+             "refill": _refill}
+
+
+def _question(node: str, facts: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(prompts, listen) for a node: voice wording and listening only when voice answers are on."""
+    if facts.get("voice_answers"):
+        return VOICE_QUESTIONS[node], listening({"node": node})
+    return QUESTIONS[node], ()
+
+
+def _without_node(state: Mapping[str, Any]) -> dict:
+    return {k: v for k, v in state.items() if k not in ("node", "misses", "choices", "appointment", "keypad")}
+
+
+def _ask(node: str, state: Mapping[str, Any], facts: Mapping[str, Any], *, decision: str,
+         before: tuple[str, ...] = (), effects: tuple = ()) -> Step:
+    """Move to node and ask its question; a valid answer resets the miss count."""
+    prompts, listen = _question(node, facts)
+    kept = _without_node(state)
+    if node in ("appointment", "confirm_cancel") and "appointment" in state:
+        kept["appointment"] = state["appointment"]
+    return Step(actions=(Ask((*before, *prompts), listen=listen),), state={**kept, "node": node, "misses": 0},
+                effects=effects, decision=decision)
+
+
+def _person(state: Mapping[str, Any], facts: Mapping[str, Any], reason: str, *, decision: str,
+            before: tuple[str, ...] = ()) -> Step:
+    """Put the caller through to staff, who first hear why; without a staff line, a call back
+    (a task) when we have a number to call, else when to call again."""
+    kept = _without_node(state)
+    if facts.get("can_transfer"):
+        return Step(actions=(*(Say(k) for k in before), Say("inbound.connecting"),
+                             Transfer(whisper=WHISPERS[reason])),
+                    state={**kept, "node": "transferring", "reason": reason}, decision=decision)
+    if kept.get("patient") or facts.get("can_call_back"):
+        return Step(actions=(*(Say(k) for k in before), Say("inbound.call_back"), Hangup()),
+                    state={**kept, "node": "done", "reason": reason}, decision=decision,
+                    effects=(OpenTask("call_back", within_business_days=1),), outcome="call_back_promised")
+    return Step(actions=(*(Say(k) for k in before), Say("inbound.no_staff"), Hangup()),
+                state={**kept, "node": "done", "reason": reason}, decision=decision, outcome="not_transferred")
+
+
+def _transfer_result(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
+    """Staff answered: done. Nobody did: a call back when we can make one, else when to call."""
+    if not isinstance(caller_input, DialResult):
+        return Step(actions=(Hangup(),), state=dict(state), decision="input_after_end")
+    if caller_input.status in ("completed", "answered"):
+        return Step(actions=(Hangup(),), state={**state, "node": "done"}, decision="staff_answered",
+                    outcome="transferred")
+    decision = f"staff_{caller_input.status.replace('-', '_')}"
+    if state.get("patient") or facts.get("can_call_back"):
+        return Step(actions=(Say("inbound.nobody_available_call_back"), Hangup()), state={**state, "node": "done"},
+                    effects=(OpenTask("call_back", within_business_days=1),), decision=decision,
+                    outcome="call_back_promised")
+    return Step(actions=(Say("inbound.nobody_available"), Hangup()), state={**state, "node": "done"},
+                decision=decision, outcome="transfer_unanswered")
+
+
+def _emergency(state: Mapping[str, Any], facts: Mapping[str, Any]) -> Step:
+    """Tell the caller to dial the emergency number, and put them through to staff at once."""
+    if facts.get("can_transfer"):
+        return Step(actions=(Say("common.emergency"), Say("common.emergency_transfer"),
+                             Transfer(whisper=WHISPERS["emergency"])),
+                    state={**_without_node(state), "node": "transferring", "reason": "emergency"},
+                    decision="emergency")
+    return Step(actions=(Say("common.emergency"), Hangup()), state={**_without_node(state), "node": "done"},
+                decision="emergency", outcome="emergency")
+
+
+def _miss(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
+    """Silence, a wrong key or words not understood: asked again once, then a person."""
+    misses = int(state.get("misses", 0)) + 1
+    if isinstance(caller_input, Silence):
+        decision, sorry = "no_input", "common.no_input"
+    elif isinstance(caller_input, Spoken):
+        decision, sorry = "not_understood", "common.not_understood"
+    else:
+        decision, sorry = "invalid_key", "common.invalid_key"
+    node = state["node"]
+    if misses >= MAX_TRIES:
+        reason = "stuck" if state.get("patient") else "not_verified"
+        return _person(state, facts, reason, decision=decision, before=(sorry,))
+    if node == "refill":
+        step = _refill_choices(state, facts)
+        return Step(actions=(Ask((sorry, *step.actions[0].prompts), listen=step.actions[0].listen),),
+                    state={**step.state, "misses": misses}, decision=decision)
+    if node == "dob":
+        return _ask_dob({**state, "misses": misses}, facts, before=(sorry,), decision=decision)
+    prompts, listen = _question(node, facts)
+    return Step(actions=(Ask((sorry, *prompts), listen=listen),), state={**state, "misses": misses},
+                decision=decision)

@@ -27,6 +27,8 @@ class TwimlContext:
     dial_url: str | None = None     # where a transfer reports how it ended (DialCallStatus)
     whisper_url: Callable[[str], str] | None = None  # prompt key -> URL staff hear it from
     audio_url: Callable[[str], str | None] | None = None  # prompt key -> its rendered audio, if any
+    say_language_for: Callable[[str], str] | None = None   # prompt key -> its say language, when
+                                                           # a prompt may be in another language
 
 
 def _speak(target, key: str, context: TwimlContext) -> None:
@@ -35,7 +37,8 @@ def _speak(target, key: str, context: TwimlContext) -> None:
     if url:
         target.play(url)
     else:
-        target.say(xml_safe(context.text(key)), language=context.say_language)
+        language = context.say_language_for(key) if context.say_language_for else context.say_language
+        target.say(xml_safe(context.text(key)), language=language)
 
 
 def render(actions: Iterable[Action], context: TwimlContext) -> str:
@@ -49,7 +52,7 @@ def render(actions: Iterable[Action], context: TwimlContext) -> str:
             for key in action.prompts:
                 _speak(response, key, context)
             response.record(action=context.step_url, method="POST", finish_on_key=RECORD_FINISH_KEYS,
-                            max_length=RECORD_MAX_SECONDS, timeout=RECORD_SILENCE_SECONDS,
+                            max_length=action.max_seconds or RECORD_MAX_SECONDS, timeout=RECORD_SILENCE_SECONDS,
                             play_beep=False, trim="trim-silence")
             response.redirect(context.step_url, method="POST")
         elif isinstance(action, Ask):

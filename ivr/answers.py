@@ -15,6 +15,10 @@ from ivr.telephony import CarrierRecordings
 from speech import SpeechError, SpeechModels, load_wav, recognizer_for
 from speech.audio import AudioError
 from speech.intents import intent_of, phrases_for
+from speech.spoken_values import recognize_value
+
+# What a question that asks for a value (call_flows: Ask.listen) listens for.
+SPOKEN_VALUES = {"=date": "date"}
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +41,30 @@ def recognise(recordings: CarrierRecordings, models: SpeechModels, recording_url
     if result.rejected:
         audit["rejected"] = result.rejected  # heard, but too unsure to act on
     return Spoken(intent, result.confidence), {"speech": audit}
+
+
+def recognise_value(recordings: CarrierRecordings, models: SpeechModels, recording_url: str, language: str,
+                    listen: str) -> tuple[Spoken, dict[str, Any]]:
+    """A spoken value (a date of birth) as Spoken(kind, confidence, value). The answer is first
+    heard against the phrases that work at every question (a person, an emergency): a caller
+    asked for a date may ask for help instead."""
+    kind = SPOKEN_VALUES[listen]
+    try:
+        audio = load_wav(recordings.fetch(recording_url)).telephone()
+        engine = recognizer_for(language, models)
+        asked = engine.recognize(audio, phrases_for(language, ["operator"]))
+        intent = intent_of(language, asked)
+        if intent is not None:
+            return Spoken(intent, asked.confidence), {"speech": {
+                "text": asked.text, "intent": intent, "confidence": round(asked.confidence, 3),
+                "engine": asked.engine, "audio_seconds": round(asked.audio_seconds, 3),
+                "processing_seconds": round(asked.processing_seconds, 4)}}
+        heard = recognize_value(engine, audio, kind)
+    except (RecordingError, AudioError, SpeechError) as exc:
+        log.warning("spoken %s not recognised: %s", kind, type(exc).__name__)
+        return Spoken(None), {"speech": {"error": type(exc).__name__}}
+    value = heard.value.isoformat() if heard.value is not None else None
+    audit = {"text": heard.text, "kind": kind, "value": value, "confidence": round(heard.confidence, 3),
+             "engine": heard.engine, "audio_seconds": round(heard.audio_seconds, 3),
+             "processing_seconds": round(asked.processing_seconds + heard.processing_seconds, 4)}
+    return (Spoken(kind, heard.confidence, value) if value else Spoken(None)), {"speech": audit}

@@ -14,14 +14,14 @@ from sqlalchemy.orm import Session
 import prompts
 from prompts.spoken import (speakable_number, spoken_date, spoken_location, spoken_provider, spoken_time,
                             written_number)
-from call_flows import OpenTask, OptOut, PlanRetry, SetAppointmentStatus, Step
+from call_flows import Identify, OpenTask, OptOut, PlanRetry, RememberLanguage, SetAppointmentStatus, Step
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
 from speech.recognizer import can_recognize
 from ivr import tasks
 from ivr.errors import ConcurrentChange
-from ivr.models import (Appointment, Call, CallEvent, CarrierRecording, Clinic, Location, Patient, Touch,
-                        utcnow)
+from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, CarrierRecording, Clinic, Location,
+                        Patient, Prescription, Touch, utcnow)
 
 # Status callbacks can arrive twice and out of order; a call only ever moves forward.
 STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3,
@@ -116,7 +116,7 @@ def appointment_fingerprint(row: Mapping[str, Any]) -> str | None:
 
 # What prompts on a call about an appointment need to know (nothing more: prompts are lazy).
 _PROMPT_COLUMNS = (
-    Touch.appointment_id, Patient.id.label("patient_id"),
+    Appointment.id.label("appointment_id"), Patient.id.label("patient_id"),
     Appointment.status.label("appointment_status"), Appointment.starts_at,
     Appointment.location_id,
     Appointment.provider_name, Appointment.provider_title, Location.name.label("location"),
@@ -135,14 +135,21 @@ def _joined_from_touch(statement):
 
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
+# A call's appointment and patient are its touch's; an inbound call has them once the caller was
+# identified (call.appointment_id, call.patient_id). The language an inbound caller's number
+# chose before comes with it.
 _TURN = (
-    _joined_from_touch(select(Call.id.label("call_id"), Call.flow, Call.state, Call.turn, Call.last_twiml,
-                              Call.ended_at.label("call_ended_at"), Call.clinic_id,
-                              Call.from_number.label("call_from"), Call.direction,
-                              Touch.step.label("touch_step"), Clinic.retry_wrong_person,
-                              *_PROMPT_COLUMNS)
-                       .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id))
+    select(Call.id.label("call_id"), Call.call_sid, Call.flow, Call.state, Call.turn, Call.last_twiml,
+           Call.ended_at.label("call_ended_at"), Call.clinic_id, Call.from_number.label("call_from"),
+           Call.direction, Touch.step.label("touch_step"), Clinic.retry_wrong_person,
+           CallerLanguage.language.label("caller_language"), *_PROMPT_COLUMNS)
+    .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id)
+    .outerjoin(Appointment, Appointment.id == func.coalesce(Touch.appointment_id, Call.appointment_id))
+    .outerjoin(Location, Appointment.location_id == Location.id)
+    .outerjoin(Patient, Patient.id == func.coalesce(Appointment.patient_id, Call.patient_id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
+    .outerjoin(CallerLanguage, (CallerLanguage.clinic_id == Call.clinic_id)
+               & (CallerLanguage.phone == Call.from_number) & (Call.direction == "inbound"))
     .where(Call.call_sid == bindparam("sid")))
 # A turn that will write locks its call row first (PostgreSQL; SQLite's BEGIN IMMEDIATE already
 # serialises writers), so a duplicate of the same answer waits and then finds itself stale.
@@ -255,10 +262,109 @@ class _LazyValues(Mapping[str, str]):
         return len(self._makers)
 
 
-def context_for(call: CallRecord, fallback_staff_number: str = "") -> CallContext:
-    """Prompt values for a call, in the patient's (else the clinic's) language and time zone.
-    Values about an appointment are only there when the call is about one."""
-    return _context(call.row, fallback_staff_number)
+def context_for(call: CallRecord, fallback_staff_number: str = "", medications: tuple[str, ...] = (),
+                state: Mapping[str, Any] | None = None) -> CallContext:
+    """Prompt values for a call, in the patient's (else the clinic's) language and time zone;
+    an inbound call speaks the language its caller chose (this call, else before: `state` is the
+    call's state when it is newer than the record's), and the identified caller's active
+    prescriptions are `medication_1`... Values about an appointment are only there when the call
+    is about one."""
+    state = call.state if state is None else state
+    chosen = (state.get("language"), call.row["caller_language"]) if call.row["direction"] == "inbound" else ()
+    return _context(call.row, fallback_staff_number, languages=chosen, medications=medications)
+
+
+# An appointment a caller can still confirm or cancel.
+UPCOMING = ("booked", "confirmed")
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What a turn of a call knows before its step: how prompts are said, and the flow's facts."""
+
+    context: CallContext
+    facts: dict[str, Any]
+
+
+def turn_for(session: Session, call: CallRecord, fallback_staff_number: str, speech_models: SpeechModels,
+             now: dt.datetime, state: Mapping[str, Any] | None = None) -> Turn:
+    """The context and facts of a turn. An inbound call also learns the languages on offer, the
+    patients of the caller's number with their dates of birth (until one is identified), and the
+    identified caller's next appointment and active prescriptions."""
+    inbound = call.row["direction"] == "inbound"
+    prescriptions = active_prescriptions(session, call.row["patient_id"]) if inbound else []
+    context = context_for(call, fallback_staff_number, tuple(name for _, name in prescriptions), state)
+    facts = call.facts(context.catalogue.language, fallback_staff_number, speech_models=speech_models)
+    if inbound:
+        row = call.row
+        facts.update(language=context.catalogue.language, languages=prompts.language_choices(),
+                     can_call_back=row["call_from"] is not None,
+                     prescriptions=[prescription_id for prescription_id, _ in prescriptions])
+        if row["patient_id"] is None:
+            facts["callers"] = _callers(session, row["clinic_id"], row["call_from"])
+            facts["appointment"] = None
+        elif row["appointment_status"] not in UPCOMING or row["starts_at"] <= now:
+            facts["appointment"] = None
+    return Turn(context, facts)
+
+
+def _callers(session: Session, clinic_id: int, phone: str | None) -> list[dict[str, Any]]:
+    """The clinic's patients on a number, with the date of birth that proves each of them."""
+    if phone is None:
+        return []
+    rows = session.execute(select(Patient.id, Patient.date_of_birth).where(
+        Patient.clinic_id == clinic_id, Patient.phone == phone, Patient.date_of_birth.is_not(None))
+        .order_by(Patient.id))
+    return [{"patient": patient_id, "dob": born.strftime("%m%d%Y")} for patient_id, born in rows]
+
+
+def active_prescriptions(session: Session, patient_id: int | None) -> list[tuple[int, str]]:
+    """(id, medication) of a patient's prescriptions that can be refilled, in a stable order."""
+    if patient_id is None:
+        return []
+    return [tuple(row) for row in session.execute(
+        select(Prescription.id, Prescription.medication)
+        .where(Prescription.patient_id == patient_id, Prescription.active.is_(True)).order_by(Prescription.id))]
+
+
+def next_appointment_id(session: Session, patient_id: int, now: dt.datetime) -> int | None:
+    """The patient's next appointment that is still on."""
+    return session.scalar(select(Appointment.id).where(
+        Appointment.patient_id == patient_id, Appointment.status.in_(UPCOMING), Appointment.starts_at > now)
+        .order_by(Appointment.starts_at, Appointment.id).limit(1))
+
+
+def apply_before_speaking(session: Session, call: CallRecord, step: Step, now: dt.datetime) -> CallRecord:
+    """Apply what changes the words of the step itself: an identified caller (their name, their
+    appointment) and a chosen language. Returns the call as it now reads; record_step notes both."""
+    changed = False
+    for effect in step.effects:
+        if isinstance(effect, Identify):
+            session.execute(_CALL.update().where(_CALL.c.id == call.call_id).values(
+                patient_id=effect.patient_id,
+                appointment_id=next_appointment_id(session, effect.patient_id, now)))
+            changed = True
+        elif isinstance(effect, RememberLanguage) and call.row["call_from"] and call.row["clinic_id"]:
+            _remember_language(session, call.row["clinic_id"], call.row["call_from"], effect.language, now)
+            changed = True
+    if not changed:
+        return call
+    return load_call(session, call.row["call_sid"], lock=True)
+
+
+def _remember_language(session: Session, clinic_id: int, phone: str, language: str, now: dt.datetime) -> None:
+    """The number's language for next time (one row per clinic and number)."""
+    updated = session.execute(CallerLanguage.__table__.update().where(
+        CallerLanguage.clinic_id == clinic_id, CallerLanguage.phone == phone).values(
+        language=language, chosen_at=now)).rowcount
+    if updated:
+        return
+    try:
+        with session.begin_nested():
+            session.execute(insert(CallerLanguage).values(clinic_id=clinic_id, phone=phone, language=language,
+                                                          chosen_at=now))
+    except IntegrityError:  # another call from the number chose at the same moment
+        pass
 
 
 def touch_context(session: Session, touch_id: int) -> tuple[str, CallContext] | None:
@@ -278,8 +384,9 @@ def text_context(row: RowMapping) -> CallContext:
     return _context(row, for_texts=True)
 
 
-def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool = False) -> CallContext:
-    catalogue = prompts.first_available(row["language"], row["clinic_language"])
+def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool = False,
+             languages: tuple[str | None, ...] = (), medications: tuple[str, ...] = ()) -> CallContext:
+    catalogue = prompts.first_available(*languages, row["language"], row["clinic_language"])
     # A visit happens on the clock of its place; the patient's own zone only decides whether
     # that zone must be named (and, elsewhere, when they may be rung).
     place_zone = row["location_timezone"] or row["clinic_timezone"]
@@ -291,6 +398,7 @@ def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool =
         "time": lambda: spoken_time(row["starts_at"], place_zone, listener_zone, catalogue),
         "location": lambda: spoken_location(row["location"], catalogue),
         "provider": lambda: spoken_provider(row["provider_name"], row["provider_title"], catalogue),
+        **{f"medication_{n}": (lambda name=name: name) for n, name in enumerate(medications, 1)},
     })
     return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None,
                        row["speech_rate"])
@@ -344,6 +452,11 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                                                      "task": effect.kind})
         elif isinstance(effect, PlanRetry):
             detail.setdefault("changes", []).append({"retry_touch_id": _plan_retry(connection, call, effect, now)})
+        elif isinstance(effect, Identify):  # applied before the step spoke (apply_before_speaking)
+            detail.setdefault("changes", []).append({"identified_patient_id": effect.patient_id,
+                                                     "appointment_id": call.appointment_id})
+        elif isinstance(effect, RememberLanguage):
+            detail.setdefault("changes", []).append({"language": effect.language})
     connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "step",
                                        "detail": detail})
 
@@ -353,7 +466,7 @@ def _open_task(connection, call: CallRecord, effect: OpenTask, now) -> int:
     zone = call.row["clinic_timezone"] or "UTC"
     return tasks.open_task(
         connection, kind=effect.kind, clinic_id=call.row["clinic_id"], patient_id=call.row["patient_id"],
-        appointment_id=call.appointment_id, call_id=call.call_id,
+        appointment_id=call.appointment_id, call_id=call.call_id, prescription_id=effect.prescription_id,
         phone=None if call.row["patient_id"] else call.row["call_from"],
         due=tasks.due_at(now, zone, call.row["clinic_phone"], effect.within_business_days))
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.models import Appointment, Clinic, Location, Patient, utcnow
+from ivr.models import Appointment, Clinic, Location, Patient, Prescription, utcnow
 
 DEMO_CLINIC = "Riverside Family Clinic"
 
@@ -18,6 +18,8 @@ PATIENTS = [
     ("Robert", "Miller", "+12125550162", "en", 2, 14, 0, "Daniel Okafor"),
     ("Maria", "Garcia", "+12125550178", "es", 2, 11, 15, "Amara Patel"),
 ]
+# Active prescriptions a demo patient can ask to refill on the inbound line.
+PRESCRIPTIONS = {"Jane": ("metformin", "lisinopril"), "Robert": ("atorvastatin",)}
 
 
 def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool]:
@@ -41,6 +43,8 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
         starts = dt.datetime.combine(today + dt.timedelta(days=days), dt.time(hour, minute), tz)
         session.add(Appointment(patient=patient, location=location, provider_name=provider,
                                 provider_title="doctor", starts_at=starts))
+        for medication in PRESCRIPTIONS.get(first, ()):
+            session.add(Prescription(patient=patient, medication=medication))
     session.add(clinic)
     session.flush()
     return clinic, True

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator,
-                        UniqueConstraint, event, false)
+                        UniqueConstraint, event, false, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from call_flows.text import clean_name
@@ -181,6 +181,10 @@ class Call(Base):
     flow: Mapped[str] = mapped_column(String(40))
     touch_id: Mapped[int | None] = mapped_column(ForeignKey("touch.id"), index=True)
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"), index=True,
+                                                   comment="an inbound caller, once their identity was checked")
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"),
+                                                       comment="that caller's next appointment, when identified")
     from_number: Mapped[str | None] = mapped_column(String(20))
     to_number: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(16), default="queued")
@@ -291,6 +295,37 @@ class PhoneOptOut(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
 
 
+class CallerLanguage(Base):
+    """The language a number chose on a clinic's inbound line, used for its next calls."""
+
+    __tablename__ = "caller_language"
+    __table_args__ = (UniqueConstraint("clinic_id", "phone", name="uq_caller_language"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    phone: Mapped[str] = mapped_column(String(20), comment="E.164")
+    language: Mapped[str] = mapped_column(String(8))
+    chosen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Prescription(Base):
+    """A patient's prescription that the clinic can refill; said by its name after identity check."""
+
+    __tablename__ = "prescription"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    medication: Mapped[str] = mapped_column(String(200), comment="as the patient knows it ('metformin')")
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    patient: Mapped[Patient] = relationship()
+
+    @validates("medication")
+    def _clean(self, _key: str, value: str) -> str:
+        return clean_name(value)
+
+
 TASK_STATUSES = ("open", "done", "cancelled")
 
 
@@ -308,6 +343,8 @@ class Task(Base):
     call_id: Mapped[int | None] = mapped_column(ForeignKey("call.id"))
     phone: Mapped[str | None] = mapped_column(String(20), comment="who to reach, E.164, when no patient is known")
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), comment="the text it is about")
+    prescription_id: Mapped[int | None] = mapped_column(ForeignKey("prescription.id"),
+                                                        comment="the prescription to refill")
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open", index=True)
     due_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

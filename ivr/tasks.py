@@ -51,11 +51,12 @@ def _public_holidays(country: str | None):
 
 def open_task(connection: Connection, *, kind: str, due: dt.datetime, clinic_id: int | None,
               patient_id: int | None = None, appointment_id: int | None = None,
-              call_id: int | None = None, phone: str | None = None, message_id: int | None = None) -> int:
+              call_id: int | None = None, phone: str | None = None, message_id: int | None = None,
+              prescription_id: int | None = None) -> int:
     """Open a task (a Core insert: it runs inside a webhook turn); returns its id."""
     return connection.execute(insert(_TASK).values(
         kind=kind, due_at=due, clinic_id=clinic_id, patient_id=patient_id, appointment_id=appointment_id,
-        call_id=call_id, phone=phone, message_id=message_id, status="open",
+        call_id=call_id, phone=phone, message_id=message_id, prescription_id=prescription_id, status="open",
         created_at=utcnow())).inserted_primary_key[0]
 
 

@@ -22,7 +22,7 @@ from ivr import answers, calls
 from ivr.config import is_e164
 from ivr.db import run_transaction
 from ivr.errors import ConcurrentChange
-from ivr.models import Call
+from ivr.models import Call, utcnow
 from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
@@ -106,8 +106,12 @@ def _spoken_input(sid: str, recording_url: str, answered: int | None) -> tuple[c
             return Silence(), {"speech": {"skipped": "stale"}}
         language = calls.context_for(call).catalogue.language
         intents = call_flows.listening(call.flow, call.state)
-        spoken, audit = answers.recognise(services.recordings, services.settings.speech_models,
-                                          recording_url, language, intents)
+        if len(intents) == 1 and intents[0] in answers.SPOKEN_VALUES:
+            spoken, audit = answers.recognise_value(services.recordings, services.settings.speech_models,
+                                                    recording_url, language, intents[0])
+        else:
+            spoken, audit = answers.recognise(services.recordings, services.settings.speech_models,
+                                              recording_url, language, intents)
     except Exception as exc:  # noqa: BLE001 - the caller is asked again rather than cut off
         _log_failure(sid, exc)
         spoken, audit = call_flows.Spoken(None), {"speech": {"error": type(exc).__name__}}
@@ -183,12 +187,16 @@ def whisper() -> Response:
     try:
         with current_services().sessions() as session:
             call = calls.load_call(session, parent)
-        context = calls.context_for(call) if call is not None else None
-        catalogue, values = (context.catalogue, context.values) if context else (english, {})
+        # Staff hear the clinic's language whatever the caller's, and the caller's first name
+        # only once the caller was identified (the whisper prompts before that name nobody).
+        catalogue = prompts.first_available(call.row["clinic_language"]) if call is not None else english
+        values = calls.context_for(call).values if call is not None else {}
+        services = current_services()
+        player = PromptPlayer(services.prompt_audio, services.settings.public_base_url, catalogue, values,
+                              voice_for(catalogue))
         xml = render((call_flows.Say(key),), TwimlContext(
             text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
-            step_url=url_for("twilio.voice_step"), transfer_number=None,
-            audio_url=_player(context) if context else None))
+            step_url=url_for("twilio.voice_step"), transfer_number=None, audio_url=player))
     except Exception as exc:  # noqa: BLE001 - staff must still hear something, or the transfer drops
         _log_failure(parent, exc)
         response = VoiceResponse()
@@ -266,19 +274,27 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
             log.info("call %s: answer to turn %s while on turn %s: repeated", sid, answered, call.number)
             calls.record_stale_answer(session, call, answered, audit)
             return call.last_twiml or twiml.hangup()
-        fallback = services.settings.fallback_staff_number
-        context = calls.context_for(call, fallback)
-        step = make_step(call, call.facts(context.catalogue.language, fallback,
-                                          speech_models=services.settings.speech_models))
-        player = _player(context)
+        fallback, models, now = services.settings.fallback_staff_number, services.settings.speech_models, utcnow()
+        if call_flows.sensitive(call.flow, call.state):
+            audit_of_input = _redacted(audit)
+        else:
+            audit_of_input = audit
+        turn = calls.turn_for(session, call, fallback, models, now)
+        step = make_step(call, turn.facts)
+        if step.effects or step.state.get("language") != call.state.get("language"):
+            # An identified caller or a chosen language changes the words of this very step.
+            call = calls.apply_before_speaking(session, call, step, now)
+            turn = calls.turn_for(session, call, fallback, models, now, state=step.state)
+        context = turn.context
+        speaker = _Speaker(context)
         following = call.number + 1  # the turn the caller's next answer will answer
         xml = render(step.actions, TwimlContext(
-            text=lambda key: context.catalogue.text(key, context.values),
-            say_language=context.catalogue.say_language,
+            text=speaker.text, say_language=context.catalogue.say_language,
             step_url=url_for("twilio.voice_step", turn=following), transfer_number=context.staff_number,
             dial_url=url_for("twilio.dial_result", turn=following),
-            whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=player))
-        calls.record_step(session, call, step, audit, twiml=xml, said=player.said)
+            whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=speaker.audio_url,
+            say_language_for=speaker.say_language))
+        calls.record_step(session, call, step, audit_of_input, twiml=xml, said=speaker.said)
         return xml
 
     try:
@@ -294,6 +310,53 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
     except Exception as exc:  # noqa: BLE001 - a caller must never hear "an application error"
         _log_failure(sid, exc)
         return _twiml(_fail_call(sid, exc))
+
+
+def _redacted(audit: dict) -> dict:
+    """What the audit trail keeps of an answer that is personal data (a date of birth): that it
+    came and how, never what it said."""
+    kept: dict = {}
+    if "digits" in audit:
+        kept["digits"] = f"{len(audit['digits'])} digits, not kept"
+    if "speech" in audit:
+        kept["speech"] = {k: v for k, v in audit["speech"].items() if k not in ("text", "value")}
+    if "silence" in audit:
+        kept["silence"] = audit["silence"]
+    return kept
+
+
+class _Speaker:
+    """How one turn says its prompts: in the call's language and voice, and a prompt marked for
+    another language (the inbound line's language offer) in that language's own words and voice."""
+
+    def __init__(self, context: calls.CallContext) -> None:
+        self.context = context
+        self.players: dict[str | None, PromptPlayer] = {None: _player(context)}
+
+    def _catalogue(self, language: str | None) -> prompts.Catalogue:
+        return self.context.catalogue if language is None else prompts.load(language)
+
+    def text(self, key: str) -> str:
+        language, plain = call_flows.split_language(key)
+        # Another language's prompt is a clinic prompt: it names nobody.
+        return self._catalogue(language).text(plain, self.context.values if language is None else {})
+
+    def say_language(self, key: str) -> str:
+        return self._catalogue(call_flows.split_language(key)[0]).say_language
+
+    def audio_url(self, key: str) -> str | None:
+        language, plain = call_flows.split_language(key)
+        if language not in self.players:
+            services, catalogue = current_services(), prompts.load(language)
+            self.players[language] = PromptPlayer(services.prompt_audio, services.settings.public_base_url,
+                                                  catalogue, {}, voice_for(catalogue))
+        return self.players[language](plain)
+
+    @property
+    def said(self) -> list[str]:
+        """The prompts said by the carrier's voice because no audio was rendered for them."""
+        return [key if language is None else call_flows.in_language(key, language)
+                for language, player in self.players.items() for key in player.said]
 
 
 def _player(context: calls.CallContext) -> PromptPlayer:

@@ -27,6 +27,7 @@ class Catalogue:
     tts_voice: str     # the local synthesiser's voice (an espeak-ng voice id)
     tts_rate: int      # its words per minute when the patient has no rate of their own
     texts: Mapping[str, str]
+    choice_key: str = ""  # the key that picks this language on the inbound line
 
     def text(self, key: str, values: Mapping[str, object]) -> str:
         """The prompt for key with its placeholders filled from values."""
@@ -75,4 +76,10 @@ def load(language: str) -> Catalogue:
     return Catalogue(language=language, locale=meta["locale"], say_language=meta["say_language"],
                      date_format=meta["date_format"], time_format=meta["time_format"],
                      zoned_time=meta["zoned_time"],
-                     tts_voice=meta["tts_voice"], tts_rate=int(meta["tts_rate"]), texts=texts)
+                     tts_voice=meta["tts_voice"], tts_rate=int(meta["tts_rate"]), texts=texts,
+                   choice_key=str(meta["choice_key"]))
+
+
+def language_choices() -> dict[str, str]:
+    """{key: language} for the inbound line's language offer."""
+    return {load(language).choice_key: language for language in available_languages()}

@@ -12,7 +12,7 @@ MAX_GRADE = 6.0
 # Short neutral values: the grade should judge our wording, not a clinic's long name.
 SAMPLE_VALUES = {"clinic": "the clinic", "clinic_phone": "5 5 5, 1 2 3 4", "first_name": "Jane",
                  "date": "May 3", "time": "9 AM", "location": "at the office", "provider": "Doctor Lee",
-                 "name": "Lee"}
+                 "name": "Lee", "medication_1": "insulin", "medication_2": "aspirin", "medication_3": "statin"}
 
 
 def problems() -> list[str]:
@@ -45,6 +45,15 @@ def problems() -> list[str]:
         zoned = {name for _, name, _, _ in string.Formatter().parse(catalogue.zoned_time) if name}
         if zoned != {"time", "zone"}:
             found.append(f"{language}: zoned_time must use {{time}} and {{zone}}, not {sorted(zoned)}")
+    keys = {}
+    for language in prompts.available_languages():
+        catalogue = prompts.load(language)
+        if catalogue.choice_key in keys:
+            found.append(f"{language}: choice_key {catalogue.choice_key} is {keys[catalogue.choice_key]}'s too")
+        keys[catalogue.choice_key] = language
+        offer = catalogue.texts.get("inbound.language_offer", "")
+        if catalogue.choice_key not in offer:
+            found.append(f"{language}: inbound.language_offer does not say its key {catalogue.choice_key}")
     from prompts.spoken import PROVIDER_TITLES
     found += [f"en: no phrases.{title} to say a provider's title" for title in PROVIDER_TITLES
               if f"phrases.{title}" not in english.texts]

@@ -16,7 +16,7 @@ from call_flows import OpenTask, SetAppointmentStatus, Step
 from call_flows.text import xml_safe
 from ivr import calls, tasks
 from ivr.messaging.segments import count, plain
-from ivr.models import (Appointment, Clinic, Conversation, Message, MessageEvent, Patient, PhoneOptOut,
+from ivr.models import (Appointment, Clinic, Conversation, Message, MessageEvent, Patient, PhoneOptOut, Task,
                         utcnow)
 
 # A reminder costs at most this many segments; a longer one is sent in its short form.
@@ -269,6 +269,8 @@ def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
         reason = "not a call to a clinic"
     elif call.outcome == "transferred":
         reason = "a person took the call"
+    elif (call.state or {}).get("served"):
+        reason = "the menu served the caller"
     elif not phone:
         reason = "no caller number"
     else:
@@ -287,11 +289,15 @@ def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
         message_id = queue_text(session, clinic_id=clinic.id, to=phone, from_=clinic.phone, kind="text_back",
                                 body=text_for(catalogue, "sms.text_back", values), call_id=call_id,
                                 patient_id=patient.id if patient else None)
-        # The text promises a call back within a business day: this task is that promise.
-        task_id = tasks.open_task(session.connection(), kind="call_back", clinic_id=clinic.id, call_id=call_id,
-                                  patient_id=patient.id if patient else None, message_id=message_id,
-                                  phone=None if patient else phone,
-                                  due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone, 1))
+        # The text promises a call back within a business day: this task is that promise (the
+        # one the call itself opened, when it already promised a call back).
+        task_id = session.scalar(select(Task.id).where(Task.call_id == call_id, Task.kind == "call_back",
+                                                       Task.status == "open"))
+        if task_id is None:
+            task_id = tasks.open_task(session.connection(), kind="call_back", clinic_id=clinic.id,
+                                      call_id=call_id, patient_id=patient.id if patient else None,
+                                      message_id=message_id, phone=None if patient else phone,
+                                      due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone, 1))
         detail = {"decision": "sent", "message_id": message_id, "task_id": task_id}
     session.add(CallEvent(call_id=call_id, kind="text_back", detail=detail))
     return detail

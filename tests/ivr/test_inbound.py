@@ -1,18 +1,41 @@
-"""Calls to a clinic's number: welcome, transfer to staff with a whisper, the transfer's result."""
+"""Calls to a clinic's number through the webhooks: language offer, identity by date of birth,
+the menu, refills, and a person with a whisper that says who is calling and why."""
+
+import datetime as dt
 
 from sqlalchemy import select
 
-from ivr.models import Call, CallEvent
+from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, Patient, Prescription, Task, utcnow)
 from speech.common import Voice
 from tests.support import PUBLIC_BASE_URL, call_sid, parse_twiml, spoken
 from tests.twiml_schema import assert_valid
 
 CLINIC_NUMBER = "+12125550100"
+STRANGER = "+12125550111"
+JANE = "+12125550143"          # the demo's Jane Doe, born April 12, 1950
+JANE_DOB = "04121950"
+STEP = "/twilio/voice/step"
+WELCOME = ["Thank you for calling Riverside Family Clinic.",
+           "If this is an emergency, hang up and dial 9 1 1 now.",
+           "Para español, oprima 2.", "Pour le français, appuyez sur 3.", "한국어는 4번을 누르십시오."]
+DOB = ("Please enter your date of birth. Use two numbers for the month, two for the day, and four for "
+       "the year. For April 12, 1950, you would press 0 4 1 2 1 9 5 0.")
+MENU = ("For your next appointment, press 1. For a prescription refill, press 2. To talk to a person, "
+        "press 3. To hear this again, press 9.")
 
 
-def ring(twilio, to=CLINIC_NUMBER, sid=None):
-    return twilio.post("/twilio/voice/inbound", {"CallSid": sid or call_sid(7), "From": "+12125550111",
+def ring(twilio, caller=STRANGER, to=CLINIC_NUMBER, sid=None):
+    return twilio.post("/twilio/voice/inbound", {"CallSid": sid or call_sid(7), "From": caller,
                                                 "To": to, "Direction": "inbound"})
+
+
+def press(twilio, digits, sid=None):
+    """Keys (or silence, None) to the action URL of the call's last TwiML."""
+    sid = sid or call_sid(7)
+    data = {"CallSid": sid}
+    if digits is not None:
+        data["Digits"] = digits
+    return twilio.post(twilio.next_url(sid, "answer" if digits is not None else "silence", STEP), data)
 
 
 def heard(response):
@@ -21,52 +44,171 @@ def heard(response):
     return parse_twiml(response.data)
 
 
-def test_a_call_to_the_clinic_is_welcomed_and_transferred_with_a_whisper(twilio, demo, sessions):
+def identified(twilio, caller=JANE, dob=JANE_DOB, sid=None):
+    """Ring from a number, let the language offer pass, enter a date of birth."""
+    heard(ring(twilio, caller, sid=sid))
+    heard(press(twilio, None, sid))
+    return heard(press(twilio, dob, sid))
+
+
+def whisper_heard(twilio, verbs, sid=None):
+    """What staff hear before the caller in these verbs is put through."""
+    (dial,) = [v for v in verbs if v.name == "Dial"]
+    url = dial.children[0].attrs["url"]
+    return spoken(heard(twilio.post(url, {"CallSid": call_sid(8), "ParentCallSid": sid or call_sid(7)})))
+
+
+def test_the_welcome_says_what_to_do_in_an_emergency_and_offers_each_language_in_its_own_words(twilio, demo):
     verbs = heard(ring(twilio))
-    assert [v.name for v in verbs] == ["Say", "Say", "Dial"]
-    assert spoken(verbs) == ["Thank you for calling Riverside Family Clinic.",
+    (gather,) = [v for v in verbs if v.name == "Gather"]
+    assert gather.attrs["timeout"] == "3" and gather.attrs["numDigits"] == "1"
+    assert spoken(verbs) == WELCOME
+    assert [c.attrs["language"] for c in gather.children] == ["en-US", "en-US", "es-MX", "fr-CA", "ko-KR"]
+
+
+def test_an_unknown_number_goes_to_a_person_whose_whisper_names_no_one(twilio, demo, sessions):
+    heard(ring(twilio))
+    verbs = heard(press(twilio, None))
+    assert spoken(verbs) == ["We could not find your phone number in our records.",
                              "Please hold while I connect you to our staff."]
-    assert verbs[2].attrs == {"action": "/twilio/voice/dial?turn=1", "method": "POST"}
-    assert [(n.name, n.attrs, n.text) for n in verbs[2].children] == [
-        ("Number", {"url": "/twilio/voice/whisper?prompt=inbound.whisper", "method": "POST"},
-         demo.staff_phone)]
+    assert verbs[-1].name == "Dial" and verbs[-1].children[0].text == demo.staff_phone
+    assert whisper_heard(twilio, verbs) == ["A caller from a number we do not know."]
     with sessions() as session:
         call = session.scalars(select(Call)).one()
-        assert (call.direction, call.flow, call.clinic_id, call.touch_id) == ("inbound", "inbound", 1, None)
+        assert (call.direction, call.flow, call.patient_id) == ("inbound", "inbound", None)
 
 
-def test_staff_hear_a_whisper_that_names_no_patient(twilio, demo):
-    heard(ring(twilio))
-    response = twilio.post("/twilio/voice/whisper?prompt=inbound.whisper",
-                           {"CallSid": call_sid(8), "ParentCallSid": call_sid(7),
-                            "Direction": "outbound-dial"})
-    assert spoken(heard(response)) == ["A caller from the patient line. They have not been identified yet."]
-
-
-def test_whisper_refuses_other_prompts(twilio, demo):
-    heard(ring(twilio))
-    response = twilio.post("/twilio/voice/whisper?prompt=reminder.details",
-                           {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)})
-    assert response.status_code == 400
-
-
-def test_answered_transfer_ends_the_call_as_transferred(twilio, demo, sessions):
-    heard(ring(twilio))
-    verbs = heard(twilio.post("/twilio/voice/dial?turn=1", {"CallSid": call_sid(7), "DialCallStatus": "completed",
-                                                     "DialCallDuration": "42"}))
-    assert [v.name for v in verbs] == ["Hangup"]
+def test_a_patient_enters_their_date_of_birth_and_hears_the_menu_by_name(twilio, demo, sessions):
+    heard(ring(twilio, JANE))
+    verbs = heard(press(twilio, None))
+    (gather,) = [v for v in verbs if v.name == "Gather"]
+    assert (gather.attrs["numDigits"], gather.attrs["timeout"]) == ("8", "10")
+    assert spoken(verbs) == [DOB, "To talk to a person at any time, press 0."]
+    verbs = heard(press(twilio, JANE_DOB))
+    assert spoken(verbs) == ["Thank you, Jane.", MENU]
     with sessions() as session:
-        assert session.scalars(select(Call.outcome)).one() == "transferred"
-        details = [e.detail for e in session.scalars(select(CallEvent).where(CallEvent.kind == "step"))]
-    assert details[-1]["input"] == {"dial_status": "completed"}
+        call = session.scalars(select(Call)).one()
+        assert (call.patient_id, call.appointment_id) == (
+            session.scalars(select(Patient.id).where(Patient.phone == JANE)).one(), demo.appointment_id)
+        inputs = [e.detail["input"] for e in session.scalars(select(CallEvent).order_by(CallEvent.id))]
+    # The date of birth is personal data: the audit trail keeps that eight keys came, not which.
+    assert inputs[-1] == {"digits": "8 digits, not kept"}
+    assert JANE_DOB not in str(inputs)
 
 
-def test_unanswered_transfer_is_said_plainly_and_recorded(twilio, demo, sessions):
-    heard(ring(twilio))
-    verbs = heard(twilio.post("/twilio/voice/dial?turn=1", {"CallSid": call_sid(7), "DialCallStatus": "no-answer"}))
-    assert spoken(verbs) == ["Sorry, no one can take your call right now. Please try again later. Goodbye."]
+def test_nothing_personal_is_said_before_the_date_of_birth_matches(twilio, demo, sessions):
+    heard(ring(twilio, JANE))
+    heard(press(twilio, None))
+    said = spoken(heard(press(twilio, "01011990")))
+    assert said == ["Sorry, that date of birth does not match our records.", DOB,
+                    "To talk to a person at any time, press 0."]
+    verbs = heard(press(twilio, "12121950"))
+    assert spoken(verbs)[:2] == ["Sorry, that date of birth does not match our records.",
+                                 "Please hold while I connect you to our staff."]
+    assert whisper_heard(twilio, verbs) == [
+        "A caller from a patient's number. Their date of birth did not match, or was not given. Check who "
+        "they are before you share details."]
     with sessions() as session:
-        assert session.scalars(select(Call.outcome)).one() == "transfer_unanswered"
+        assert session.scalars(select(Call.patient_id)).one() is None
+
+
+def test_the_next_appointment_is_read_and_confirmed(twilio, demo, sessions):
+    identified(twilio)
+    details = spoken(heard(press(twilio, "1")))
+    assert details[0].startswith("You have an appointment on ") and details[0].endswith(
+        "at 9:30 AM, at the Main Street office, with Doctor Amara Patel.")
+    assert details[1] == "To confirm it, press 1. To cancel it, press 2. To hear it again, press 9."
+    assert spoken(heard(press(twilio, "1"))) == [
+        "Thank you. Your appointment is confirmed.", "Is there anything else? If you are done, you can hang up.",
+        MENU]
+    with sessions() as session:
+        assert session.get(Appointment, demo.appointment_id).status == "confirmed"
+
+
+def test_a_cancel_is_asked_again_before_it_happens(twilio, demo, sessions):
+    identified(twilio)
+    heard(press(twilio, "1"))
+    assert spoken(heard(press(twilio, "2"))) == [
+        "You asked to cancel this appointment. To cancel it, press 1. To keep it, press 2."]
+    with sessions() as session:
+        assert session.get(Appointment, demo.appointment_id).status == "booked"
+    assert spoken(heard(press(twilio, "1")))[0] == "Okay. Your appointment is cancelled. We hope to see you soon."
+    with sessions() as session:
+        assert session.get(Appointment, demo.appointment_id).status == "cancelled"
+
+
+def test_a_refill_is_chosen_by_name_and_becomes_a_task_about_that_prescription(twilio, demo, sessions):
+    identified(twilio)
+    assert spoken(heard(press(twilio, "2"))) == [
+        "Which prescription do you want refilled?", "For metformin, press 1.", "For lisinopril, press 2.",
+        "To hear this again, press 9. To talk to a person, press 0."]
+    said = spoken(heard(press(twilio, "2")))
+    assert said[0].startswith("Thank you. We have your refill request.") and said[-1] == MENU
+    with sessions() as session:
+        task = session.scalars(select(Task)).one()
+        prescription = session.get(Prescription, task.prescription_id)
+        assert (task.kind, prescription.medication, task.patient_id) == (
+            "refill_request", "lisinopril", prescription.patient_id)
+        assert task.due_at > utcnow()
+
+
+def test_a_person_hears_who_is_calling_and_why_in_the_clinics_language(twilio, demo, sessions):
+    heard(ring(twilio, JANE))
+    heard(press(twilio, "2"))                       # Jane chooses Spanish for herself
+    heard(press(twilio, JANE_DOB))
+    verbs = heard(press(twilio, "0"))
+    assert spoken(verbs) == ["Espere mientras le comunico con nuestro personal."]
+    assert whisper_heard(twilio, verbs) == [
+        "A call from Jane. Their date of birth matched. They asked for a person."]
+
+
+def test_a_chosen_language_is_remembered_for_the_number(twilio, demo, sessions):
+    heard(ring(twilio, JANE))
+    assert spoken(heard(press(twilio, "2")))[0].startswith("Por favor marque su fecha de nacimiento.")
+    with sessions() as session:
+        assert session.scalars(select(CallerLanguage.language).where(CallerLanguage.phone == JANE)).one() == "es"
+    verbs = heard(ring(twilio, JANE, sid=call_sid(9)))
+    assert spoken(verbs)[0] == "Gracias por llamar a Riverside Family Clinic."
+    assert "For English, press 1." in spoken(verbs) and "Para español, oprima 2." not in spoken(verbs)
+
+
+def test_a_household_sharing_a_number_is_told_apart_by_date_of_birth(twilio, demo, sessions):
+    with sessions.begin() as session:
+        jane = session.scalars(select(Patient).where(Patient.phone == JANE)).one()
+        john = Patient(clinic_id=jane.clinic_id, first_name="John", last_name="Doe", phone=JANE,
+                       date_of_birth=dt.date(1948, 11, 2), language="en")
+        session.add(john)
+        session.flush()
+        john_id = john.id
+    assert spoken(identified(twilio, dob="11021948"))[0] == "Thank you, John."
+    with sessions() as session:
+        call = session.scalars(select(Call)).one()
+        assert (call.patient_id, call.appointment_id) == (john_id, None)
+    assert spoken(heard(press(twilio, "1")))[0] == "We have no upcoming appointment for you."
+
+
+def test_two_misses_at_the_menu_lead_to_a_person_never_a_hang_up(twilio, demo, sessions):
+    identified(twilio)
+    assert spoken(heard(press(twilio, None)))[0] == "Sorry, I did not hear anything."
+    verbs = heard(press(twilio, "7"))
+    assert spoken(verbs) == ["Sorry, that key is not one of the choices.",
+                             "Please hold while I connect you to our staff."]
+    assert whisper_heard(twilio, verbs) == [
+        "A call from Jane. Their date of birth matched. They had trouble with the menu."]
+
+
+def test_nobody_answering_for_an_identified_caller_means_a_call_back_task(twilio, demo, sessions):
+    identified(twilio)
+    heard(press(twilio, "3"))
+    verbs = heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                              {"CallSid": call_sid(7), "DialCallStatus": "no-answer"}))
+    assert spoken(verbs) == ["Sorry, no one could take your call. Someone from our office will call you back "
+                             "within one business day. Goodbye."]
+    with sessions() as session:
+        task = session.scalars(select(Task)).one()
+        call = session.scalars(select(Call)).one()
+        assert (task.kind, task.patient_id, task.call_id, call.outcome) == (
+            "call_back", call.patient_id, call.id, "call_back_promised")
 
 
 def test_a_number_no_clinic_uses_is_not_in_service(twilio, demo, sessions):
@@ -75,6 +217,13 @@ def test_a_number_no_clinic_uses_is_not_in_service(twilio, demo, sessions):
     assert [v.name for v in verbs] == ["Say", "Hangup"]
     with sessions() as session:
         assert session.scalars(select(Call)).all() == []
+
+
+def test_whisper_refuses_other_prompts(twilio, demo):
+    heard(ring(twilio))
+    response = twilio.post("/twilio/voice/whisper?prompt=reminder.details",
+                           {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)})
+    assert response.status_code == 400
 
 
 def test_bad_dial_status_is_400_and_unsigned_inbound_is_403(twilio, client, demo):
@@ -90,20 +239,18 @@ def test_inbound_status_callbacks_use_the_generic_route(twilio, demo, sessions):
         assert (call.status, call.outcome) == ("completed", "hung_up")
 
 
-def test_once_rendered_the_welcome_and_the_whisper_play_in_the_clinics_voice(twilio, demo, runner, app):
-    """`ivr prompts render` covers the inbound line: nothing on it names a patient."""
-    assert runner.invoke(args=["prompts", "render", "--language", "en"]).exit_code == 0
+def test_once_rendered_the_welcome_plays_each_language_in_its_own_voice(twilio, demo, runner, app):
+    """`ivr prompts render` covers the inbound line's opening: nothing in it names a patient."""
+    assert runner.invoke(args=["prompts", "render"]).exit_code == 0
     cache = app.extensions["ivr"].prompt_audio
 
-    def played(verb, text):
-        key = cache.key(Voice("en", "gmw/en-us", 150), text)
-        return (verb.name, verb.text) == ("Play", f"{PUBLIC_BASE_URL}/audio/{key}.wav")
+    def url(voice, text):
+        return f"{PUBLIC_BASE_URL}/audio/{cache.key(voice, text)}.wav"
 
-    verbs = heard(ring(twilio))
-    assert [v.name for v in verbs] == ["Play", "Play", "Dial"]
-    assert played(verbs[0], "Thank you for calling Riverside Family Clinic.")
-    assert played(verbs[1], "Please hold while I connect you to our staff.")
-    whisper = heard(twilio.post("/twilio/voice/whisper?prompt=inbound.whisper",
-                                {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
-    assert len(whisper) == 1 and played(whisper[0], "A caller from the patient line. They have not been "
-                                                    "identified yet.")
+    (gather,) = [v for v in heard(ring(twilio)) if v.name == "Gather"]
+    assert [(c.name, c.text) for c in gather.children] == [
+        ("Play", url(Voice("en", "gmw/en-us", 150), WELCOME[0])),
+        ("Play", url(Voice("en", "gmw/en-us", 150), WELCOME[1])),
+        ("Play", url(Voice("es", "roa/es-419", 150), WELCOME[2])),
+        ("Play", url(Voice("fr", "roa/fr", 150), WELCOME[3])),
+        ("Play", url(Voice("ko", "ko", 150), WELCOME[4]))]

@@ -13,8 +13,12 @@ from ivr.models import Appointment, Clinic, Location, Patient
 
 # The demo's proper names: said as they are in every language.
 PROPER_NAMES = ("Riverside Family Clinic", "Jane", "Main Street", "Amara Patel")
+# Medications are said as the patient knows them (an inbound caller's prescriptions).
+MEDICATIONS = ("metformin", "lisinopril", "atorvastatin")
 # Words spelled the same in English and in the language, each meaning the same thing there.
-SAME_IN_BOTH = {"es": {"no"}, "fr": {"message", "messages", "service"}, "ko": set()}
+SAME_IN_BOTH = {"es": {"no", "use"},
+                "fr": {"message", "messages", "service", "date", "question", "on", "urgent", "patient", "menu"},
+                "ko": set()}
 # The opt-out keywords carriers act on themselves are English words in every language's texts.
 CARRIER_KEYWORDS = {"stop", "start"}
 OTHER_LANGUAGES = [language for language in prompts.available_languages() if language != "en"]
@@ -34,14 +38,15 @@ def rendered(session, touch_id: int, language: str) -> dict[str, str]:
         if key.startswith("phrases."):   # the pieces of values, checked inside them
             continue
         context = text if key.startswith("sms.") else call
-        out[key] = context.catalogue.text(key, context.values)
+        values = {**context.values, **{f"medication_{n}": name for n, name in enumerate(MEDICATIONS, 1)}}
+        out[key] = context.catalogue.text(key, values)
     return out
 
 
 def words(text: str) -> set[str]:
     """The words of a prompt once the proper names are taken out, in lower case; single letters
     ('Reply C', 'a. m.') say nothing about the language."""
-    for name in PROPER_NAMES:
+    for name in (*PROPER_NAMES, *MEDICATIONS):
         text = text.replace(name, " ")
     return {w.lower() for w in re.findall(r"[^\W\d_]{2,}", text)}
 

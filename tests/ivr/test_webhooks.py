@@ -366,7 +366,7 @@ def test_whisper_still_speaks_when_the_database_fails(twilio, demo, monkeypatch)
     monkeypatch.setattr("ivr.calls.load_call", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("down")))
     verbs = heard(twilio.post("/twilio/voice/whisper?prompt=inbound.whisper",
                               {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
-    assert spoken(verbs) == ["A caller from the patient line. They have not been identified yet."]
+    assert spoken(verbs) == ["A caller from a number we do not know."]
 
 
 def test_status_callback_during_a_database_outage_is_503_and_logs_no_numbers(twilio, demo, monkeypatch, caplog):

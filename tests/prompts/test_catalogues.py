@@ -1,5 +1,7 @@
 """Prompt catalogues: every key the flows use exists, with the placeholders the server fills."""
 
+import dataclasses
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -7,23 +9,38 @@ from dataclasses import dataclass
 import pytest
 
 import prompts
-from call_flows import Answered, DialResult, Keys, OpenTask, PlanRetry, Replied, Silence, Spoken
+from call_flows import Answered, DialResult, Keys, OpenTask, PlanRetry, Replied, Silence, Spoken, Transfer
 import call_flows
 
-SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider"}
-PATIENT_VALUES = {"date", "time", "location", "provider", "first_name"}
+MEDICATIONS = {"medication_1", "medication_2", "medication_3"}
+SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider", *MEDICATIONS}
+PATIENT_VALUES = {"date", "time", "location", "provider", "first_name", *MEDICATIONS}
 # Said outside any flow: the staff whisper, a call to a number no clinic uses, and the texts the
 # shell sends on its own (answers to keywords, unmatched texts, missed calls).
 OUTSIDE_FLOWS = {"inbound.whisper", "inbound.unknown_number", "sms.help", "sms.opted_out", "sms.passed_to_staff",
                  "sms.text_back"}
 
 DIAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
-# What the caller may do at any question: every key, silence, words not understood, every intent.
+# What the caller may do at any question: every key, silence, words not understood, every intent,
+# and on the inbound line a right and a wrong date of birth, keyed and said.
 INPUTS = ([Keys(k) for k in "0123456789*#"] + [Silence(), Spoken(None)]
-          + [Spoken(i) for i in ("yes", "no", "cancel", "reschedule", "repeat", "emergency", "stop")]
-          + [DialResult(status) for status in DIAL_STATUSES])
+          + [Spoken(i) for i in ("yes", "no", "cancel", "reschedule", "repeat", "emergency", "stop",
+                                 "appointment", "refill", "operator")]
+          + [DialResult(status) for status in DIAL_STATUSES]
+          + [Keys("04121950"), Keys("01011990"), Spoken("date", 0.9, "1950-04-12"),
+             Spoken("date", 0.9, "1990-01-01")])
 FACTS = [{"voice_answers": voice, "can_transfer": transfer}
          for voice in (False, True) for transfer in (False, True)]
+# The inbound line also knows the caller's number's patients, their prescriptions and whether a
+# call back can be made: every mix of them.
+INBOUND_FACTS = [{**facts, **appointment, "language": "en", "languages": {"1": "en", "2": "es"}, "callers": callers,
+                  "prescriptions": prescriptions, "can_call_back": call_back}
+                 for facts in FACTS
+                 for callers in ([], [{"patient": 1, "dob": "04121950"}],
+                                 [{"patient": 1, "dob": "04121950"}, {"patient": 2, "dob": "04121950"}])
+                 for prescriptions in ([], [11, 12, 13], [11, 12, 13, 14])
+                 for call_back in (False, True)
+                 for appointment in ({}, {"appointment": None})]
 
 
 @dataclass(frozen=True)
@@ -40,8 +57,10 @@ def walk(flow: str):
     """Every step the flow can take, with whether the caller had confirmed who they are before it,
     found by walking every state it can reach from every way a call can be answered, with every
     input, with the appointment changed by someone else at any point."""
-    for facts in FACTS:
-        booked, changed = {**facts, "appointment": "as-called"}, {**facts, "appointment": "changed-since"}
+    for facts in (INBOUND_FACTS if flow == "inbound" else FACTS):
+        # An inbound caller may have no appointment at all (facts say so); else it is as the call
+        # found it, or changed by someone else since.
+        booked, changed = {"appointment": "as-called", **facts}, {**facts, "appointment": "changed-since"}
         frontier = [(call_flows.start(flow, Answered(answered_by), booked), False)
                     for answered_by in (None, "human", "machine_end_beep")]
         seen: set[tuple[str, bool]] = set()
@@ -57,6 +76,7 @@ def walk(flow: str):
                          for caller_input in INPUTS for now in (booked, changed)]
 
 
+@functools.cache
 def heard_in(flow: str) -> set[Heard]:
     """Every prompt the flow can speak. A step whose decision is identity_confirmed speaks after
     identity, and so does everything that follows it."""
@@ -68,9 +88,22 @@ def heard_in(flow: str) -> set[Heard]:
     return found
 
 
+@functools.cache
+def whispers_in(flow: str) -> set[tuple[str, bool]]:
+    """Every whisper staff can hear before a caller of the flow is put through, with whether
+    the caller had proved who they are."""
+    found = set()
+    for step, identified in walk(flow):
+        identified = identified or step.decision == "identity_confirmed"
+        found.update((a.whisper, identified) for a in step.actions if isinstance(a, Transfer) and a.whisper)
+    return found
+
+
 def all_prompt_keys() -> set[str]:
-    """Every key any flow, the failure path or the shell can speak."""
-    keys = {heard.key for flow in call_flows.FLOWS for heard in heard_in(flow)}
+    """Every key any flow, the failure path or the shell can speak (a prompt said in another
+    language than the call's counts as its key)."""
+    keys = {call_flows.split_language(heard.key)[1] for flow in call_flows.FLOWS for heard in heard_in(flow)}
+    keys |= {key for flow in call_flows.FLOWS for key, _ in whispers_in(flow)}
     keys |= {key for flow in call_flows.TEXT_FLOWS for step in walk_texts(flow) for key in step.prompts()}
     for step in failures():
         keys.update(step.prompts())
@@ -101,7 +134,15 @@ def test_nothing_about_the_patient_is_said_before_they_confirm_who_they_are(flow
     assert before, "the walk found nothing said before identity: the test would prove nothing"
     for heard in before:
         allowed = {"first_name"} if heard.identity_question else set()
-        assert catalogue.placeholders(heard.key) & PATIENT_VALUES <= allowed, heard
+        assert catalogue.placeholders(call_flows.split_language(heard.key)[1]) & PATIENT_VALUES <= allowed, heard
+
+
+@pytest.mark.parametrize("flow", sorted(call_flows.FLOWS))
+def test_staff_hear_a_callers_name_only_once_the_caller_proved_who_they_are(flow):
+    catalogue = prompts.load("en")
+    for whisper, identified in whispers_in(flow):
+        if not identified:
+            assert catalogue.placeholders(whisper) & PATIENT_VALUES == set(), whisper
 
 
 def test_the_walk_sees_the_details_after_identity_and_the_name_only_in_its_question():
@@ -141,8 +182,6 @@ def test_the_catalogues_pass_their_own_check():
 
 
 def test_the_check_catches_a_missing_key_a_wrong_placeholder_and_hard_english(monkeypatch):
-    import dataclasses
-
     from prompts import check
 
     real = prompts.load
@@ -173,7 +212,15 @@ PROMISES = {"reminder.reschedule_noted": {OpenTask("reschedule_request", within_
             "common.apology_call_back": {OpenTask("call_back")},
             "sms.reschedule_noted": {OpenTask("reschedule_request", within_business_days=1)},
             "sms.passed_to_staff": {OpenTask("unmatched_text")},
-            "sms.text_back": {OpenTask("call_back", within_business_days=1)}}
+            "sms.text_back": {OpenTask("call_back", within_business_days=1)},
+            "inbound.refill_noted": {OpenTask("refill_request", within_business_days=1)},
+            "inbound.call_back": {OpenTask("call_back", within_business_days=1)},
+            "inbound.nobody_available_call_back": {OpenTask("call_back", within_business_days=1)}}
+
+
+def backing(effects) -> set:
+    """A step's effects as promises name them (which prescription a refill is for aside)."""
+    return {dataclasses.replace(e, prescription_id=None) if isinstance(e, OpenTask) else e for e in effects}
 
 
 def test_the_list_of_promising_prompts_is_complete():
@@ -189,8 +236,8 @@ def test_every_promise_a_flow_speaks_comes_with_a_task_or_a_planned_call(flow):
     for step, _identified in [*walk(flow), *((s, False) for s in failures())]:
         for key in set(step.prompts()) & set(PROMISES):
             spoken += 1
-            assert set(step.effects) & PROMISES[key], (key, step)
-    if flow == "reminder":
+            assert backing(step.effects) & PROMISES[key], (key, step)
+    if flow in ("reminder", "inbound"):
         assert spoken, "the walk met no promise: the test would prove nothing"
 
 
