@@ -296,7 +296,8 @@ def _question(node: str, facts: Mapping[str, Any]) -> tuple[tuple[str, ...], tup
 
 
 def _without_node(state: Mapping[str, Any]) -> dict:
-    return {k: v for k, v in state.items() if k not in ("node", "misses", "choices", "appointment", "keypad")}
+    return {k: v for k, v in state.items()
+            if k not in ("node", "misses", "choices", "appointment", "keypad", "repeated")}
 
 
 def _ask(node: str, state: Mapping[str, Any], facts: Mapping[str, Any], *, decision: str,
@@ -355,24 +356,31 @@ def _emergency(state: Mapping[str, Any], facts: Mapping[str, Any]) -> Step:
 
 
 def _miss(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
-    """Silence, a wrong key or words not understood: asked again once, then a person."""
-    misses = int(state.get("misses", 0)) + 1
+    """Silence, a wrong key or words not understood: asked again once, then a person. In senior
+    mode a question is first said again as it was, before anything counts as a miss."""
     if isinstance(caller_input, Silence):
         decision, sorry = "no_input", "common.no_input"
     elif isinstance(caller_input, Spoken):
         decision, sorry = "not_understood", "common.not_understood"
     else:
         decision, sorry = "invalid_key", "common.invalid_key"
-    node = state["node"]
+    if facts.get("senior") and not state.get("repeated"):
+        return _ask_again({**state, "repeated": True}, facts, before=(), decision="repeated_for_senior")
+    misses = int(state.get("misses", 0)) + 1
     if misses >= MAX_TRIES:
         reason = "stuck" if state.get("patient") else "not_verified"
         return _person(state, facts, reason, decision=decision, before=(sorry,))
+    return _ask_again({**state, "misses": misses}, facts, before=(sorry,), decision=decision)
+
+
+def _ask_again(state: Mapping[str, Any], facts: Mapping[str, Any], *, before: tuple[str, ...],
+               decision: str) -> Step:
+    """The current question once more, as it was first asked."""
+    node = state["node"]
     if node == "refill":
-        step = _refill_choices(state, facts)
-        return Step(actions=(Ask((sorry, *step.actions[0].prompts), listen=step.actions[0].listen),),
-                    state={**step.state, "misses": misses}, decision=decision)
+        ask = _refill_choices(state, facts).actions[0]
+        return Step(actions=(Ask((*before, *ask.prompts), listen=ask.listen),), state=dict(state), decision=decision)
     if node == "dob":
-        return _ask_dob({**state, "misses": misses}, facts, before=(sorry,), decision=decision)
+        return _ask_dob(state, facts, before=before, decision=decision)
     prompts, listen = _question(node, facts)
-    return Step(actions=(Ask((sorry, *prompts), listen=listen),), state={**state, "misses": misses},
-                decision=decision)
+    return Step(actions=(Ask((*before, *prompts), listen=listen),), state=dict(state), decision=decision)

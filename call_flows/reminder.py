@@ -204,20 +204,24 @@ def _emergency(facts) -> Step:
 
 
 def _miss(state: Mapping[str, Any], caller_input: CallerInput, facts) -> Step:
-    """Re-ask after silence, a wrong key or words not understood, or close once re-prompts run out."""
-    misses = int(state.get("misses", 0)) + 1
+    """Re-ask after silence, a wrong key or words not understood, or close once re-prompts run out.
+    In senior mode a question is first said again as it was, before anything counts as a miss."""
     if isinstance(caller_input, Silence):
         decision, sorry = "no_input", "common.no_input"
     elif isinstance(caller_input, Spoken):
         decision, sorry = "not_understood", "common.not_understood"
     else:
         decision, sorry = "invalid_key", "common.invalid_key"
-    if misses > MAX_REPROMPTS:
-        return _finish("no_response", Say("reminder.no_response"), decision=decision)
     node = state["node"]
     if node == "confirm_stop":  # only reached by voice, so it always listens
         prompts, listen = VOICE_QUESTIONS[node], listening(state)
     else:
         prompts, listen = _question(node, facts)
+    if facts.get("senior") and not state.get("repeated"):
+        return Step(actions=(Ask(prompts, listen=listen),), state={**state, "repeated": True},
+                    decision="repeated_for_senior")
+    misses = int(state.get("misses", 0)) + 1
+    if misses > MAX_REPROMPTS:
+        return _finish("no_response", Say("reminder.no_response"), decision=decision)
     return Step(actions=(Ask((sorry, *prompts), listen=listen),),
                 state={**state, "node": node, "misses": misses}, decision=decision)

@@ -14,6 +14,11 @@ from call_flows.text import xml_safe
 RECORD_FINISH_KEYS = "0123456789*#"
 RECORD_MAX_SECONDS = 6      # a short answer; a long recording is a caller talking to someone else
 RECORD_SILENCE_SECONDS = 3  # silence that ends the answer
+# Senior mode: how much longer a question waits for keys (6 s -> 10 s), and how long for a
+# spoken answer to start or go on.
+SLOW_EXTRA_KEYS_SECONDS = 4
+SLOW_SILENCE_SECONDS = 5
+SLOW_EXTRA_RECORD_SECONDS = 4
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class TwimlContext:
     audio_url: Callable[[str], str | None] | None = None  # prompt key -> its rendered audio, if any
     say_language_for: Callable[[str], str] | None = None   # prompt key -> its say language, when
                                                            # a prompt may be in another language
+    slow: bool = False  # senior mode: every question waits longer for keys and for words
 
 
 def _speak(target, key: str, context: TwimlContext) -> None:
@@ -51,12 +57,15 @@ def render(actions: Iterable[Action], context: TwimlContext) -> str:
             # Voice or key on the same prompt: a key ends the recording and arrives as Digits.
             for key in action.prompts:
                 _speak(response, key, context)
+            longest = action.max_seconds or RECORD_MAX_SECONDS
             response.record(action=context.step_url, method="POST", finish_on_key=RECORD_FINISH_KEYS,
-                            max_length=action.max_seconds or RECORD_MAX_SECONDS, timeout=RECORD_SILENCE_SECONDS,
+                            max_length=longest + SLOW_EXTRA_RECORD_SECONDS if context.slow else longest,
+                            timeout=SLOW_SILENCE_SECONDS if context.slow else RECORD_SILENCE_SECONDS,
                             play_beep=False, trim="trim-silence")
             response.redirect(context.step_url, method="POST")
         elif isinstance(action, Ask):
-            gather = Gather(input="dtmf", num_digits=action.num_digits, timeout=action.timeout,
+            timeout = action.timeout + SLOW_EXTRA_KEYS_SECONDS if context.slow else action.timeout
+            gather = Gather(input="dtmf", num_digits=action.num_digits, timeout=timeout,
                             action=context.step_url, method="POST")
             for key in action.prompts:
                 _speak(gather, key, context)

@@ -38,6 +38,7 @@ class CallContext:
     values: Mapping[str, str]
     staff_number: str | None
     speech_rate: int | None = None  # the patient's words per minute, when they have one
+    senior: bool = False            # slower speech, longer waits, a question repeated before a miss
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ _PROMPT_COLUMNS = (
     Patient.language, Patient.timezone, Patient.speech_rate, Clinic.name.label("clinic"),
     Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
     Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"),
-    Clinic.voice_answers)
+    Clinic.voice_answers, Patient.senior_mode.label("patient_senior"), Clinic.senior_mode.label("clinic_senior"))
 
 
 def _joined_from_touch(statement):
@@ -295,6 +296,7 @@ def turn_for(session: Session, call: CallRecord, fallback_staff_number: str, spe
     prescriptions = active_prescriptions(session, call.row["patient_id"]) if inbound else []
     context = context_for(call, fallback_staff_number, tuple(name for _, name in prescriptions), state)
     facts = call.facts(context.catalogue.language, fallback_staff_number, speech_models=speech_models)
+    facts["senior"] = context.senior
     if inbound:
         row = call.row
         facts.update(language=context.catalogue.language, languages=prompts.language_choices(),
@@ -400,8 +402,20 @@ def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool =
         "provider": lambda: spoken_provider(row["provider_name"], row["provider_title"], catalogue),
         **{f"medication_{n}": (lambda name=name: name) for n, name in enumerate(medications, 1)},
     })
-    return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None,
-                       row["speech_rate"])
+    senior = is_senior(row["patient_senior"], row["clinic_senior"])
+    rate = row["speech_rate"] or (round(catalogue.tts_rate * SENIOR_RATE) if senior else None)
+    return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None, rate, senior)
+
+
+# How much slower than the catalogue's rate prompts are said in senior mode (150 -> 120 words a
+# minute in English), unless the patient has a rate of their own.
+SENIOR_RATE = 0.8
+
+
+def is_senior(patient_setting: bool | None, clinic_default: bool | None) -> bool:
+    """Senior mode: the patient's own setting, else the clinic's default (a caller not yet
+    identified gets the clinic's)."""
+    return bool(clinic_default) if patient_setting is None else bool(patient_setting)
 
 
 def clinic_values(name: str, phone: str, for_texts: bool = False) -> dict[str, Callable[[], str]]:

@@ -219,7 +219,8 @@ def clinics_group() -> None:
 @clinics_group.command("list")
 @with_appcontext
 def clinics_list() -> None:
-    """Each clinic with its numbers, language and whether it takes spoken answers."""
+    """Each clinic with its numbers, language, whether it takes spoken answers, and its senior
+    mode default."""
     from ivr.voice_engines import voice_answers_shown
     from ivr.models import Clinic
 
@@ -228,7 +229,8 @@ def clinics_list() -> None:
         for clinic in session.scalars(select(Clinic).order_by(Clinic.id)):
             voice = voice_answers_shown(clinic.voice_answers, clinic.language, services.settings.speech_models)
             click.echo(f"{clinic.id}  {clinic.name}  phone {clinic.phone}  staff {clinic.staff_phone or '-'}  "
-                       f"language {clinic.language}  voice answers {voice}")
+                       f"language {clinic.language}  voice answers {voice}  "
+                       f"senior mode {'on' if clinic.senior_mode else 'off'}")
 
 
 @clinics_group.command("voice-answers")
@@ -261,6 +263,18 @@ def clinics_retry_wrong_person(clinic_id: int, setting: str) -> None:
     task for staff (off, the default)."""
     _set_clinic_flag(clinic_id, "retry_wrong_person", setting == "on")
     click.echo(f"clinic {clinic_id}: retry when someone else answers {setting}")
+
+
+@clinics_group.command("senior-mode")
+@click.argument("clinic_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off"]))
+@with_appcontext
+def clinics_senior_mode(clinic_id: int, setting: str) -> None:
+    """The default for patients without a setting of their own (and callers not yet
+    identified): prompts 20% slower, longer waits for keys and words, and each question said
+    once more before it counts as missed (on); or not (off, the default)."""
+    _set_clinic_flag(clinic_id, "senior_mode", setting == "on")
+    click.echo(f"clinic {clinic_id}: senior mode by default {setting}")
 
 
 def _set_clinic_flag(clinic_id: int, name: str, value: bool) -> None:
@@ -349,6 +363,24 @@ def patients_channel(patient_id: int, channel: str) -> None:
     click.echo(f"patient {patient_id}: reminders by {'text' if channel == 'sms' else 'call'}")
 
 
+@patients_group.command("senior-mode")
+@click.argument("patient_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off", "default"]))
+@with_appcontext
+def patients_senior_mode(patient_id: int, setting: str) -> None:
+    """Senior mode for one patient's calls (on, off), or the clinic's default."""
+    from ivr.models import Clinic, Patient
+
+    with current_services().sessions.begin() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise click.ClickException(f"no patient with id {patient_id}")
+        patient.senior_mode = None if setting == "default" else setting == "on"
+        clinic_default = session.get(Clinic, patient.clinic_id).senior_mode
+    shown = (f"the clinic's default ({'on' if clinic_default else 'off'})" if setting == "default" else setting)
+    click.echo(f"patient {patient_id}: senior mode {shown}")
+
+
 @patients_group.command("speech")
 @click.argument("patient_id", type=int)
 @click.option("--rate", help="Words per minute for this patient's prompts (80-400), or 'default'.")
@@ -384,6 +416,20 @@ def patients_speech(patient_id: int, rate: str | None, language: str | None) -> 
         click.echo(f"patient {patient_id}: language {patient.language}, speech rate {shown}")
 
 
+def _has_seniors(session, clinic, language: str) -> bool:
+    """Whether any of a clinic's patients of a language hears prompts at the senior rate (the
+    clinic's default, or their own setting, without a rate of their own)."""
+    from sqlalchemy import or_
+
+    from ivr.models import Patient
+
+    senior = Patient.senior_mode.is_(True) if not clinic.senior_mode else or_(
+        Patient.senior_mode.is_(None), Patient.senior_mode.is_(True))
+    return session.scalar(select(Patient.id).where(
+        Patient.clinic_id == clinic.id, Patient.language == language, Patient.speech_rate.is_(None), senior)
+        .limit(1)) is not None
+
+
 @click.command("render")
 @click.option("--clinic", "clinic_ids", type=int, multiple=True, help="Only this clinic (repeatable).")
 @click.option("--language", "languages", multiple=True, help="Only this language (repeatable).")
@@ -396,7 +442,7 @@ def prompts_render(clinic_ids: tuple[int, ...], languages: tuple[str, ...], rate
     already rendered are skipped; personal ones are rendered by each call's job."""
     import prompts
     from ivr import prompt_audio
-    from ivr.calls import clinic_values
+    from ivr.calls import SENIOR_RATE, clinic_values
     from ivr.models import Clinic, Patient
 
     services = current_services()
@@ -420,6 +466,8 @@ def prompts_render(clinic_ids: tuple[int, ...], languages: tuple[str, ...], rate
                     select(Patient.speech_rate).distinct().where(
                         Patient.clinic_id == clinic.id, Patient.language == language,
                         Patient.speech_rate.is_not(None))))
+                if clinic is not None and _has_seniors(session, clinic, language):
+                    patient_rates.add(round(catalogue.tts_rate * SENIOR_RATE))
                 values = {} if clinic is None else {
                     name: make() for name, make in clinic_values(clinic.name, clinic.phone).items()}
                 keys = [k for k in prompt_audio.shared_prompt_keys(catalogue)

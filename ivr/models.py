@@ -62,6 +62,10 @@ class Clinic(Base):
     retry_wrong_person: Mapped[bool] = mapped_column(
         default=False, server_default=false(),
         comment="when someone else answers a reminder, ring once more the next day instead of a task")
+    senior_mode: Mapped[bool] = mapped_column(
+        default=False, server_default=false(),
+        comment="the default for patients without their own: slower speech, longer waits, a question "
+                "repeated once before it counts as missed")
 
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
@@ -100,6 +104,7 @@ class Patient(Base):
     timezone: Mapped[str | None] = mapped_column(String(64), comment="None: the clinic's")
     preferred_channel: Mapped[str] = mapped_column(String(10), default="voice")
     speech_rate: Mapped[int | None] = mapped_column(comment="words per minute; None: default")
+    senior_mode: Mapped[bool | None] = mapped_column(comment="None: the clinic's default")
     consent_at: Mapped[dt.datetime | None]
     consent_source: Mapped[str | None] = mapped_column(String(40))
     opted_out_at: Mapped[dt.datetime | None]

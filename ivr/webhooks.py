@@ -293,7 +293,7 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
             step_url=url_for("twilio.voice_step", turn=following), transfer_number=context.staff_number,
             dial_url=url_for("twilio.dial_result", turn=following),
             whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=speaker.audio_url,
-            say_language_for=speaker.say_language))
+            say_language_for=speaker.say_language, slow=context.senior))
         calls.record_step(session, call, step, audit_of_input, twiml=xml, said=speaker.said)
         return xml
 

@@ -209,3 +209,13 @@ def test_the_date_of_birth_question_is_sensitive_and_listens_for_a_date():
     assert call_flows.listening("inbound", asked.state) == ("=date",)
     assert call_flows.listening("inbound", identified().state) == (
         "appointment", "refill", "operator", "repeat", "1", "2", "3", "9")
+
+
+def test_in_senior_mode_a_question_is_said_again_as_it_was_before_a_miss_counts():
+    facts = {**FACTS, "senior": True}
+    again = identified(Silence(), facts=facts)
+    assert again.actions == (Ask(MENU),) and again.decision == "repeated_for_senior"
+    assert identified(Silence(), Silence(), facts=facts).actions == (Ask(("common.no_input", *MENU)),)
+    assert identified(Silence(), Silence(), Silence(), facts=facts).actions[-1].__class__ is Transfer
+    # A new question gets its own repeat.
+    assert identified(Silence(), Keys("1"), Silence(), facts=facts).decision == "repeated_for_senior"

@@ -84,6 +84,19 @@ def test_silence_or_wrong_key_reasks_twice_then_closes(node, caller_input, sorry
     assert step.effects == ()
 
 
+@pytest.mark.parametrize("node", QUESTION)
+def test_in_senior_mode_each_question_is_said_again_once_before_misses_count(node):
+    senior = {"senior": True}
+    state = {"node": node, "misses": 0}
+    step = call_flows.step("reminder", state, Silence(), senior)
+    assert (step.actions, step.decision) == ((Ask((QUESTION[node],)),), "repeated_for_senior")
+    assert step.state == {"node": node, "misses": 0, "repeated": True}
+    for _ in range(MAX_REPROMPTS):
+        step = call_flows.step("reminder", step.state, Silence(), senior)
+        assert step.actions == (Ask(("common.no_input", QUESTION[node])),)
+    assert call_flows.step("reminder", step.state, Silence(), senior).outcome == "no_response"
+
+
 def test_a_valid_answer_resets_the_miss_count():
     state = call_flows.step("reminder", {"node": "identify", "misses": 0}, Silence()).state
     state = call_flows.step("reminder", state, Keys("1")).state

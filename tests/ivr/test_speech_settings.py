@@ -107,7 +107,9 @@ def test_clinics_list_says_when_voice_answers_have_no_engine(runner, sessions):
     german, english, french_off, spanish = add_clinics(sessions, ("de", True), ("en", True), ("fr", False),
                                                        ("es", True))
     lines = {int(line.split()[0]): line for line in runner.invoke(args=["clinics", "list"]).output.splitlines()}
-    assert lines[german].endswith("language de  voice answers on (no engine for de: callers answer by key)")
-    assert lines[spanish].endswith("language es  voice answers on")  # Whisper base (the multilingual extra)
-    assert lines[english].endswith("language en  voice answers on")
-    assert lines[french_off].endswith("language fr  voice answers off")
+    assert lines[german].endswith(
+        "language de  voice answers on (no engine for de: callers answer by key)  senior mode off")
+    # Spanish: Whisper base (the multilingual extra).
+    assert lines[spanish].endswith("language es  voice answers on  senior mode off")
+    assert lines[english].endswith("language en  voice answers on  senior mode off")
+    assert lines[french_off].endswith("language fr  voice answers off  senior mode off")

@@ -29,8 +29,8 @@ INPUTS = ([Keys(k) for k in "0123456789*#"] + [Silence(), Spoken(None)]
           + [DialResult(status) for status in DIAL_STATUSES]
           + [Keys("04121950"), Keys("01011990"), Spoken("date", 0.9, "1950-04-12"),
              Spoken("date", 0.9, "1990-01-01")])
-FACTS = [{"voice_answers": voice, "can_transfer": transfer}
-         for voice in (False, True) for transfer in (False, True)]
+FACTS = [{"voice_answers": voice, "can_transfer": transfer, "senior": senior}
+         for voice in (False, True) for transfer in (False, True) for senior in (False, True)]
 # The inbound line also knows the caller's number's patients, their prescriptions and whether a
 # call back can be made: every mix of them.
 INBOUND_FACTS = [{**facts, **appointment, "language": "en", "languages": {"1": "en", "2": "es"}, "callers": callers,
@@ -158,6 +158,28 @@ def test_the_walk_sees_the_details_after_identity_and_the_name_only_in_its_quest
 def test_shell_prompts_carry_no_patient_details():
     for key in OUTSIDE_FLOWS | {key for step in failures() for key in step.prompts()}:
         assert prompts.load("en").placeholders(key) & PATIENT_VALUES == set(), key
+
+
+def question_keys() -> set[str]:
+    """Every question the call flows ask (the date of birth aside: its example is eight digits)."""
+    from call_flows import inbound, reminder
+
+    keys = {key for flow in (reminder, inbound) for table in (flow.QUESTIONS, flow.VOICE_QUESTIONS)
+            for prompts_ in table.values() for key in prompts_}
+    return keys - {"inbound.dob", "inbound.dob_voice", "reminder.details"}
+
+
+@pytest.mark.parametrize("language", prompts.available_languages())
+def test_menus_read_one_option_per_sentence(language):
+    """A listener keeps one choice in mind at a time: no sentence names two keys."""
+    catalogue = prompts.load(language)
+    values = {name: "X" for name in SERVER_VALUES}
+    checked = 0
+    for key in sorted(question_keys() | {"inbound.repeat_or_person"}):
+        for sentence in re.split(r"(?<=[.?!])\s+", catalogue.text(key, values)):
+            assert len(re.findall(r"(?<!\d)\d(?!\d)", sentence)) <= 1, (key, sentence)
+            checked += 1
+    assert checked > 20
 
 
 def test_missing_key_and_missing_value_are_clear_errors():
