@@ -7,17 +7,19 @@ from typing import Any, Mapping
 
 from call_flows import inbound, reminder, text_reminder
 from call_flows.actions import (TASK_KINDS, Action, Answered, Ask, CallerInput, DialResult, FlowError,
-                                Hangup, Identify, Keys, OpenTask, OptOut, PlanRetry, RememberLanguage,
-                                Replied, Say, SetAppointmentStatus, Silence, Spoken, Step, Text, Transfer,
-                                in_language, split_language)
+                                Hangup, Identify, Keys, OpenTask, OptOut, PlanRetry, Recorded,
+                                RememberLanguage, Replied, Say, SetAppointmentStatus, Silence, Spoken, Step,
+                                TakeMessage, Text, Transfer, in_language, split_language)
 
 FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound}
 # Conversations by text: the same engine, fed replies instead of keys.
 TEXT_FLOWS: dict[str, ModuleType] = {"text_reminder": text_reminder}
 
-__all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failure", "sensitive", "Replied",
+__all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failure", "sensitive",
+           "asks_personal_data", "takes_message", "Replied",
            "Text", "Action", "Answered", "Ask", "CallerInput", "DialResult", "FlowError", "Hangup", "Identify",
-           "Keys", "OpenTask", "OptOut", "PlanRetry", "RememberLanguage", "Say", "SetAppointmentStatus",
+           "Keys", "OpenTask", "OptOut", "PlanRetry", "Recorded", "RememberLanguage", "Say", "SetAppointmentStatus",
+           "TakeMessage",
            "Silence", "TASK_KINDS", "Spoken", "Step", "Transfer", "in_language", "listening",
            "split_language"]
 
@@ -69,6 +71,16 @@ def sensitive(flow: str, state: Mapping[str, Any]) -> bool:
     """Whether an answer to the current question is personal data the audit trail must not keep
     (a date of birth): the trail records that an answer came, not what it was."""
     return state.get("node") in getattr(_flow(flow), "SENSITIVE", ())
+
+
+def takes_message(flow: str, state: Mapping[str, Any]) -> bool:
+    """Whether the current question is a message for staff (a recording to keep, not to recognise)."""
+    return state.get("node") in getattr(_flow(flow), "MESSAGE_NODES", ())
+
+
+def asks_personal_data(flow: str) -> bool:
+    """Whether any question of the flow is sensitive (see `sensitive`)."""
+    return bool(getattr(_flow(flow), "SENSITIVE", ()))
 
 
 def failure(can_transfer: bool, can_promise: bool = True) -> Step:

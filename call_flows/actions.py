@@ -63,7 +63,15 @@ class Replied:
     intent: str | None
 
 
-CallerInput = Union[Keys, Silence, DialResult, Spoken, Replied]
+@dataclass(frozen=True)
+class Recorded:
+    """The caller left a message (TakeMessage): the id it is kept under, and its length."""
+
+    message: str
+    seconds: int = 0
+
+
+CallerInput = Union[Keys, Silence, DialResult, Spoken, Replied, Recorded]
 
 
 # Actions (what the caller hears and what the call does) ----------------------------------------
@@ -99,6 +107,13 @@ class Ask:
 
 
 @dataclass(frozen=True)
+class TakeMessage:
+    """Record a message for staff after a tone (voicemail), up to max_seconds; # ends it."""
+
+    max_seconds: int = 120
+
+
+@dataclass(frozen=True)
 class Transfer:
     """Connect the caller to the clinic's staff number (never a number the caller gave); staff
     hear the whisper prompt before the caller is put through."""
@@ -118,7 +133,7 @@ class Text:
     prompt: str
 
 
-Action = Union[Say, Ask, Transfer, Hangup, Text]
+Action = Union[Say, Ask, TakeMessage, Transfer, Hangup, Text]
 
 
 # Effects (what the record should remember) -----------------------------------------------------
@@ -145,6 +160,7 @@ class OpenTask:
     kind: str
     within_business_days: int = 0
     prescription_id: int | None = None
+    voicemail: str | None = None   # the message the task is about (Recorded.message)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,20 @@ person, never a hang-up.
 Facts the shell gives each turn (computed from the record, never kept in the state):
 - language: the language the call is in; languages: {key: language} the caller may choose;
 - callers: [{"patient": id, "dob": "MMDDYYYY"}] of the caller's number, until identified;
+  number_known: whether any patient has the number (with or without a date of birth on file);
 - appointment: a fingerprint of the identified patient's next appointment, or None;
 - prescriptions: ids of the identified patient's active prescriptions, in the order they are read;
-- can_transfer, voice_answers, can_call_back (we know a number to call the caller back on).
+- can_transfer, voice_answers, can_hear_dates (this machine reads spoken dates in the call's
+  language), can_call_back (we know a number to call the caller back on);
+- open: whether the line is staffed now (False only for a clinic with opening hours, outside
+  them), and opens_known: whether the next opening is known (it is said as the `opens` value).
+
+After hours the caller hears when the clinic opens again and may leave a message for staff (a
+voicemail_review task with the recording); nobody is asked who they are.
+
+Every caller is asked for a date of birth, whether or not their number is a patient's, and a
+date that matches no one is answered the same way: the line never tells a stranger (who can fake
+a caller ID) whether a number belongs to a patient. Staff, who are trusted, are told.
 """
 
 from __future__ import annotations
@@ -25,8 +36,8 @@ import datetime as dt
 from typing import Any, Mapping
 
 from call_flows.actions import (Answered, Ask, CallerInput, DialResult, FlowError, Hangup, Identify, Keys,
-                                OpenTask, RememberLanguage, Say, SetAppointmentStatus, Silence, Spoken,
-                                Step, Transfer, in_language)
+                                OpenTask, Recorded, RememberLanguage, Say, SetAppointmentStatus, Silence,
+                                Spoken, Step, TakeMessage, Transfer, in_language)
 
 MAX_TRIES = 2             # a question asked twice without an answer goes to a person
 DOB_DIGITS = 8            # MMDDYYYY
@@ -61,6 +72,8 @@ WHISPERS = {"asked": "inbound.whisper_asked", "stuck": "inbound.whisper_stuck",
             "emergency": "inbound.whisper_emergency", "unknown": "inbound.whisper"}
 # Decisions after which the caller got what they called for: hanging up then is no missed call.
 SERVED = frozenset({"confirm", "cancel_confirmed", "cancel_withdrawn", "refill_noted"})
+# Nodes whose answer is a message for staff: a recording kept, not recognised.
+MESSAGE_NODES = frozenset({"message"})
 # Nodes whose answers are personal data (a date of birth): the audit trail keeps no digits.
 SENSITIVE = frozenset({"dob"})
 
@@ -75,7 +88,7 @@ def listening(state: Mapping[str, Any]) -> tuple[str, ...]:
         return ()
     keys = SPOKEN_KEYS[node]
     if node == "refill":
-        keys = {**keys, **{str(n): str(n) for n in range(1, int(state.get("choices", 0)) + 1)}}
+        keys = {**keys, **{str(n): str(n) for n in range(1, len(state.get("choices", ())) + 1)}}
     return tuple(dict.fromkeys([*keys, "operator", *sorted(set(keys.values()))]))
 
 
@@ -110,6 +123,8 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
         return _transfer_result(state, caller_input, facts)
     if node == "language":
         return _language(state, caller_input, facts)
+    if node == "message":
+        return _message_left(state, caller_input, facts)
     handler = _HANDLERS.get(node)
     if handler is None:
         raise FlowError(f"inbound flow has no node {node!r}")
@@ -120,13 +135,14 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
         key = caller_input.digits
     elif isinstance(caller_input, Spoken):
         key = _spoken_key(state, caller_input)
-    if node == "dob" and isinstance(caller_input, Keys) and _dob_by_voice(state, facts):
-        # A recording stops at the first key, which may be the first digit of a birth date
-        # (0 for January to September): every key asks for all eight by keys, where 0 alone
-        # still reaches a person.
+    if (node == "dob" and isinstance(caller_input, Keys) and caller_input.digits != "0"
+            and _dob_by_voice(state, facts)):
+        # The spoken question offers the keypad by a key of its own (a recording stops at the
+        # first key, so a date typed into it would lose seven digits): any key but 0 asks for
+        # all eight by keys.
         return _ask_dob({**state, "keypad": True}, facts, decision="dob_by_keys")
     if key == "0" or (isinstance(caller_input, Spoken) and caller_input.intent == "operator"):
-        return _person(state, facts, "asked" if state.get("patient") else "not_verified",
+        return _person(state, facts, "asked" if state.get("patient") else _unverified(facts),
                        decision="person_requested")
     step = handler(state, key, facts) if key else None
     return step if step is not None else _miss(state, caller_input, facts)
@@ -149,6 +165,8 @@ def _spoken_key(state: Mapping[str, Any], spoken: Spoken) -> str | None:
 def _language(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
     """A language's key switches to it and remembers it for the caller's number; anything else
     (waiting, most likely) carries on in the language the call is in."""
+    if isinstance(caller_input, Keys) and caller_input.digits[:1] == "0":
+        return _person(state, facts, _unverified(facts), decision="person_requested")
     chosen = facts.get("languages", {}).get(caller_input.digits[:1]) if isinstance(caller_input, Keys) else None
     if chosen and chosen != facts.get("language"):
         return _after_language({"language": chosen}, facts, decision="language_chosen",
@@ -158,18 +176,38 @@ def _language(state: Mapping[str, Any], caller_input: CallerInput, facts: Mappin
 
 def _after_language(state: dict, facts: Mapping[str, Any], *, decision: str,
                     before: tuple[str, ...] = (), effects: tuple = ()) -> Step:
-    """Ask who is calling when the number is a patient's; else straight to a person."""
-    if not facts.get("callers"):
-        step = _person(state, facts, "unknown", decision=decision, before=(*before, "inbound.not_found"))
-        return Step(actions=step.actions, state=step.state, effects=(*effects, *step.effects),
-                    decision=step.decision, outcome=step.outcome)
+    """Ask every caller for their date of birth; after hours, offer to take a message instead."""
+    if facts.get("open") is False:
+        closed = "inbound.closed_until" if facts.get("opens_known") else "inbound.closed"
+        return Step(actions=(*(Say(k) for k in (*before, closed, "inbound.leave_message")), TakeMessage()),
+                    state={**state, "node": "message", "misses": 0}, effects=effects, decision="closed")
     return _ask_dob({**state, "node": "dob", "misses": 0}, facts, before=before, decision=decision,
                     effects=effects)
 
 
+def _unverified(facts: Mapping[str, Any]) -> str:
+    """Why a caller not identified goes to a person, for staff: their number is a patient's
+    (whose date did not match, or who has none on file), or a number we do not know."""
+    return "not_verified" if facts.get("number_known") or facts.get("callers") else "unknown"
+
+
+def _message_left(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
+    """A message is a task for staff with the recording; no message, a call back when we can."""
+    done = {**_without_node(state), "node": "done"}
+    if isinstance(caller_input, Recorded):
+        return Step(actions=(Say("inbound.message_taken"), Hangup()), state=done, decision="message_left",
+                    effects=(OpenTask("voicemail_review", within_business_days=1, voicemail=caller_input.message),),
+                    outcome="voicemail")
+    if facts.get("can_call_back"):
+        return Step(actions=(Say("inbound.no_message_call_back"), Hangup()), state=done, decision="no_message",
+                    effects=(OpenTask("call_back", within_business_days=1),), outcome="call_back_promised")
+    return Step(actions=(Say("inbound.no_message"), Hangup()), state=done, decision="no_message",
+                outcome="no_message")
+
+
 def _dob_by_voice(state: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
     """Whether the date of birth is asked for aloud (a recording), not by keys."""
-    return bool(facts.get("voice_answers")) and not state.get("keypad")
+    return bool(facts.get("voice_answers")) and bool(facts.get("can_hear_dates")) and not state.get("keypad")
 
 
 def _ask_dob(state: Mapping[str, Any], facts: Mapping[str, Any], *, decision: str, before: tuple[str, ...] = (),
@@ -196,10 +234,10 @@ def _dob(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step |
         return _ask("menu", {**state, "patient": matches[0]}, facts, decision="identity_confirmed",
                     before=("inbound.hello",), effects=(Identify(matches[0]),))
     if len(matches) > 1:
-        return _person(state, facts, "not_verified", decision="identity_ambiguous")
+        return _person(state, facts, _unverified(facts), decision="identity_ambiguous")
     misses = int(state.get("misses", 0)) + 1
     if misses >= MAX_TRIES:
-        return _person(state, facts, "not_verified", decision="identity_not_matched",
+        return _person(state, facts, _unverified(facts), decision="identity_not_matched",
                        before=("inbound.dob_mismatch",))
     return _ask_dob({**state, "misses": misses}, facts, before=("inbound.dob_mismatch",),
                     decision="identity_not_matched")
@@ -265,7 +303,7 @@ def _refill_choices(state: Mapping[str, Any], facts: Mapping[str, Any]) -> Step:
     if len(prescriptions) > MAX_PRESCRIPTIONS:
         return _person(state, facts, "refill", decision="too_many_prescriptions")
     prompts = tuple(f"inbound.refill_choice_{n}" for n in range(1, len(prescriptions) + 1))
-    choices = {"node": "refill", "misses": 0, "choices": len(prescriptions)}
+    choices = {"node": "refill", "misses": 0, "choices": prescriptions}
     listen = listening(choices) if facts.get("voice_answers") else ()
     return Step(actions=(Ask(("inbound.refill_which", *prompts, "inbound.repeat_or_person"), listen=listen),),
                 state={**_without_node(state), **choices}, decision="refill_requested")
@@ -276,8 +314,11 @@ def _refill(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Ste
     key = key[:1]
     if key == "9":
         return _refill_choices(state, facts)
-    if key.isdigit() and 1 <= int(key) <= min(len(prescriptions), int(state.get("choices", 0))):
-        chosen = prescriptions[int(key) - 1]
+    read = list(state.get("choices", ()))    # the prescriptions as they were read, in that order
+    if key.isdigit() and 1 <= int(key) <= len(read):
+        chosen = read[int(key) - 1]
+        if chosen not in prescriptions:  # stopped by staff since it was read: read them again
+            return _refill_choices(state, facts)
         return _ask("menu", state, facts, decision="refill_noted",
                     before=("inbound.refill_noted", "inbound.anything_else"),
                     effects=(OpenTask("refill_request", within_business_days=1, prescription_id=chosen),))
@@ -368,7 +409,7 @@ def _miss(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[st
         return _ask_again({**state, "repeated": True}, facts, before=(), decision="repeated_for_senior")
     misses = int(state.get("misses", 0)) + 1
     if misses >= MAX_TRIES:
-        reason = "stuck" if state.get("patient") else "not_verified"
+        reason = "stuck" if state.get("patient") else _unverified(facts)
         return _person(state, facts, reason, decision=decision, before=(sorry,))
     return _ask_again({**state, "misses": misses}, facts, before=(sorry,), decision=decision)
 

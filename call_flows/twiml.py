@@ -7,13 +7,14 @@ from typing import Callable, Iterable
 
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from call_flows.actions import Action, Ask, Hangup, Say, Transfer
+from call_flows.actions import Action, Ask, Hangup, Say, TakeMessage, Transfer
 from call_flows.text import xml_safe
 
 
 RECORD_FINISH_KEYS = "0123456789*#"
 RECORD_MAX_SECONDS = 6      # a short answer; a long recording is a caller talking to someone else
 RECORD_SILENCE_SECONDS = 3  # silence that ends the answer
+MESSAGE_SILENCE_SECONDS = 5  # a pause this long ends a message left for staff
 # Senior mode: how much longer a question waits for keys (6 s -> 10 s), and how long for a
 # spoken answer to start or go on.
 SLOW_EXTRA_KEYS_SECONDS = 4
@@ -70,6 +71,13 @@ def render(actions: Iterable[Action], context: TwimlContext) -> str:
             for key in action.prompts:
                 _speak(gather, key, context)
             response.append(gather)
+            response.redirect(context.step_url, method="POST")
+        elif isinstance(action, TakeMessage):
+            # After the tone; # or silence ends it. With nothing recorded Twilio goes on to the
+            # Redirect, so the flow still hears that no message came.
+            response.record(action=context.step_url, method="POST", finish_on_key="#",
+                            max_length=action.max_seconds, timeout=MESSAGE_SILENCE_SECONDS, play_beep=True,
+                            trim="trim-silence")
             response.redirect(context.step_url, method="POST")
         elif isinstance(action, Transfer):
             if not context.transfer_number:

@@ -53,7 +53,8 @@ def recognise_value(recordings: CarrierRecordings, models: SpeechModels, recordi
         audio = load_wav(recordings.fetch(recording_url)).telephone()
         engine = recognizer_for(language, models)
         asked = engine.recognize(audio, phrases_for(language, ["operator"]))
-        intent = intent_of(language, asked)
+        # Only a phrase accepted at its threshold (or found in a free transcript) counts here.
+        intent = intent_of(language, asked, trust_unsure_emergency=False)
         if intent is not None:
             return Spoken(intent, asked.confidence), {"speech": {
                 "text": asked.text, "intent": intent, "confidence": round(asked.confidence, 3),

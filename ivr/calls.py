@@ -17,8 +17,9 @@ from prompts.spoken import (speakable_number, spoken_date, spoken_location, spok
 from call_flows import Identify, OpenTask, OptOut, PlanRetry, RememberLanguage, SetAppointmentStatus, Step
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
-from speech.recognizer import can_recognize
+from speech.recognizer import can_hear_values, can_recognize
 from ivr import tasks
+from ivr.inbound.hours import hours_of
 from ivr.errors import ConcurrentChange
 from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, CarrierRecording, Clinic, Location,
                         Patient, Prescription, Touch, utcnow)
@@ -111,7 +112,11 @@ def appointment_fingerprint(row: Mapping[str, Any]) -> str | None:
     opaque value; None when the row is about no appointment."""
     if row["appointment_id"] is None:
         return None
-    read = "|".join(str(row[name]) for name in _APPOINTMENT_AS_READ)
+    read = "|".join(str(row[name]) for name in _APPOINTMENT_AS_READ if name not in ("provider_name", "provider_title"))
+    # The provider as one value, spelled as provider_name was before titles had a column of their
+    # own (migration 0016): a reminder sent before the upgrade still matches its appointment.
+    title = row["provider_title"]
+    read += "|" + (f"{title.capitalize()} {row['provider_name']}" if title else str(row["provider_name"]))
     return hashlib.sha256(read.encode()).hexdigest()[:16]
 
 
@@ -147,7 +152,7 @@ _TURN = (
     .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id)
     .outerjoin(Appointment, Appointment.id == func.coalesce(Touch.appointment_id, Call.appointment_id))
     .outerjoin(Location, Appointment.location_id == Location.id)
-    .outerjoin(Patient, Patient.id == func.coalesce(Appointment.patient_id, Call.patient_id))
+    .outerjoin(Patient, Patient.id == func.coalesce(Call.patient_id, Appointment.patient_id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
     .outerjoin(CallerLanguage, (CallerLanguage.clinic_id == Call.clinic_id)
                & (CallerLanguage.phone == Call.from_number) & (Call.direction == "inbound"))
@@ -264,15 +269,15 @@ class _LazyValues(Mapping[str, str]):
 
 
 def context_for(call: CallRecord, fallback_staff_number: str = "", medications: tuple[str, ...] = (),
-                state: Mapping[str, Any] | None = None) -> CallContext:
+                state: Mapping[str, Any] | None = None, opens: dt.datetime | None = None) -> CallContext:
     """Prompt values for a call, in the patient's (else the clinic's) language and time zone;
     an inbound call speaks the language its caller chose (this call, else before: `state` is the
     call's state when it is newer than the record's), and the identified caller's active
-    prescriptions are `medication_1`... Values about an appointment are only there when the call
-    is about one."""
+    prescriptions are `medication_1`..., and `opens` when a closed clinic opens again. Values about
+    an appointment are only there when the call is about one."""
     state = call.state if state is None else state
     chosen = (state.get("language"), call.row["caller_language"]) if call.row["direction"] == "inbound" else ()
-    return _context(call.row, fallback_staff_number, languages=chosen, medications=medications)
+    return _context(call.row, fallback_staff_number, languages=chosen, medications=medications, opens=opens)
 
 
 # An appointment a caller can still confirm or cancel.
@@ -294,16 +299,23 @@ def turn_for(session: Session, call: CallRecord, fallback_staff_number: str, spe
     identified caller's next appointment and active prescriptions."""
     inbound = call.row["direction"] == "inbound"
     prescriptions = active_prescriptions(session, call.row["patient_id"]) if inbound else []
-    context = context_for(call, fallback_staff_number, tuple(name for _, name in prescriptions), state)
+    hours = hours_of(session, call.row["clinic_id"]) if inbound and call.row["clinic_id"] else None
+    is_open = hours is None or hours.is_open(now)
+    opens = None if is_open else hours.next_opening(now)
+    context = context_for(call, fallback_staff_number, tuple(name for _, name in prescriptions), state, opens)
     facts = call.facts(context.catalogue.language, fallback_staff_number, speech_models=speech_models)
     facts["senior"] = context.senior
     if inbound:
         row = call.row
-        facts.update(language=context.catalogue.language, languages=prompts.language_choices(),
+        facts.update(open=is_open, opens_known=opens is not None,
+                     language=context.catalogue.language, languages=prompts.language_choices(),
                      can_call_back=row["call_from"] is not None,
+                     can_hear_dates=can_hear_values(context.catalogue.language, speech_models),
                      prescriptions=[prescription_id for prescription_id, _ in prescriptions])
         if row["patient_id"] is None:
             facts["callers"] = _callers(session, row["clinic_id"], row["call_from"])
+            facts["number_known"] = bool(facts["callers"]) or _number_known(session, row["clinic_id"],
+                                                                            row["call_from"])
             facts["appointment"] = None
         elif row["appointment_status"] not in UPCOMING or row["starts_at"] <= now:
             facts["appointment"] = None
@@ -318,6 +330,31 @@ def _callers(session: Session, clinic_id: int, phone: str | None) -> list[dict[s
         Patient.clinic_id == clinic_id, Patient.phone == phone, Patient.date_of_birth.is_not(None))
         .order_by(Patient.id))
     return [{"patient": patient_id, "dob": born.strftime("%m%d%Y")} for patient_id, born in rows]
+
+
+def _number_known(session: Session, clinic_id: int, phone: str | None) -> bool:
+    """Whether any patient of the clinic has the number (said to staff only)."""
+    return phone is not None and session.scalar(select(Patient.id).where(
+        Patient.clinic_id == clinic_id, Patient.phone == phone).limit(1)) is not None
+
+
+def follow_next_appointment(session: Session, call: CallRecord, now: dt.datetime) -> CallRecord:
+    """An identified caller's call is about their next appointment that is still on: after they
+    cancel it, or when staff book, move or hand one to another patient during the call, the call
+    moves to the one that is next now (the flow notices the change by its fingerprint)."""
+    row = call.row
+    if row["direction"] != "inbound" or row["patient_id"] is None:
+        return call
+    current = row["appointment_id"]
+    still = (current is not None and row["appointment_status"] in UPCOMING and row["starts_at"] > now
+             and session.scalar(select(Appointment.patient_id).where(Appointment.id == current)) == row["patient_id"])
+    if still:
+        return call
+    following = next_appointment_id(session, row["patient_id"], now)
+    if following == current:
+        return call
+    session.execute(_CALL.update().where(_CALL.c.id == call.call_id).values(appointment_id=following))
+    return load_call(session, row["call_sid"], lock=True)
 
 
 def active_prescriptions(session: Session, patient_id: int | None) -> list[tuple[int, str]]:
@@ -387,7 +424,8 @@ def text_context(row: RowMapping) -> CallContext:
 
 
 def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool = False,
-             languages: tuple[str | None, ...] = (), medications: tuple[str, ...] = ()) -> CallContext:
+             languages: tuple[str | None, ...] = (), medications: tuple[str, ...] = (),
+             opens: dt.datetime | None = None) -> CallContext:
     catalogue = prompts.first_available(*languages, row["language"], row["clinic_language"])
     # A visit happens on the clock of its place; the patient's own zone only decides whether
     # that zone must be named (and, elsewhere, when they may be rung).
@@ -401,6 +439,11 @@ def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool =
         "location": lambda: spoken_location(row["location"], catalogue),
         "provider": lambda: spoken_provider(row["provider_name"], row["provider_title"], catalogue),
         **{f"medication_{n}": (lambda name=name: name) for n, name in enumerate(medications, 1)},
+        # When a closed clinic opens again, on its own clock (a caller's zone is not known).
+        **({"opens": lambda: catalogue.text("phrases.when", {
+            "date": spoken_date(opens, row["clinic_timezone"], catalogue),
+            "time": spoken_time(opens, row["clinic_timezone"], row["clinic_timezone"], catalogue)})}
+           if opens is not None else {}),
     })
     senior = is_senior(row["patient_senior"], row["clinic_senior"])
     rate = row["speech_rate"] or (round(catalogue.tts_rate * SENIOR_RATE) if senior else None)
@@ -481,6 +524,7 @@ def _open_task(connection, call: CallRecord, effect: OpenTask, now) -> int:
     return tasks.open_task(
         connection, kind=effect.kind, clinic_id=call.row["clinic_id"], patient_id=call.row["patient_id"],
         appointment_id=call.appointment_id, call_id=call.call_id, prescription_id=effect.prescription_id,
+        voicemail=effect.voicemail,
         phone=None if call.row["patient_id"] else call.row["call_from"],
         due=tasks.due_at(now, zone, call.row["clinic_phone"], effect.within_business_days))
 

@@ -277,6 +277,117 @@ def clinics_senior_mode(clinic_id: int, setting: str) -> None:
     click.echo(f"clinic {clinic_id}: senior mode by default {setting}")
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _parse_hours(spec: str) -> list[tuple[int, dt.time, dt.time]]:
+    """'mon-fri 08:00-17:00' or 'sat 09:00-12:00' as (weekday, opens, closes) rows."""
+    import re
+
+    match = re.fullmatch(r"\s*([a-z]{3})(?:-([a-z]{3}))?\s+(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})\s*", spec.lower())
+    if not match or match[1] not in WEEKDAYS or (match[2] and match[2] not in WEEKDAYS):
+        raise click.BadParameter(f"{spec!r}: expected like 'mon-fri 08:00-17:00' or 'sat 09:00-12:00'",
+                                 param_hint="--set")
+    first = WEEKDAYS.index(match[1])
+    last = WEEKDAYS.index(match[2]) if match[2] else first
+    try:
+        opens, closes = dt.time(int(match[3]), int(match[4])), dt.time(int(match[5]), int(match[6]))
+    except ValueError:
+        raise click.BadParameter(f"{spec!r}: not a time of day", param_hint="--set") from None
+    if not opens < closes or last < first:
+        raise click.BadParameter(f"{spec!r}: opening must come before closing, and days in week order",
+                                 param_hint="--set")
+    return [(day, opens, closes) for day in range(first, last + 1)]
+
+
+@clinics_group.command("hours")
+@click.argument("clinic_id", type=int)
+@click.option("--set", "specs", multiple=True, help="Replace the hours: 'mon-fri 08:00-17:00' (repeatable).")
+@click.option("--always-open", is_flag=True, help="Remove the hours: the line is always staffed.")
+@with_appcontext
+def clinics_hours(clinic_id: int, specs: tuple[str, ...], always_open: bool) -> None:
+    """When the clinic's line is staffed, on the clinic's own clock; outside those hours, and on
+    public holidays and closures, callers may leave a message. With no option, show them."""
+    from sqlalchemy import delete
+
+    from ivr.models import Clinic, OpeningHours
+
+    rows = [row for spec in specs for row in _parse_hours(spec)]
+    with current_services().sessions.begin() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        if specs or always_open:
+            session.execute(delete(OpeningHours).where(OpeningHours.clinic_id == clinic_id))
+            seen = set()
+            for weekday, opens, closes in rows:
+                if (weekday, opens) in seen:
+                    raise click.ClickException(f"{WEEKDAYS[weekday]} {opens:%H:%M} is given twice")
+                seen.add((weekday, opens))
+                session.add(OpeningHours(clinic_id=clinic_id, weekday=weekday, opens=opens, closes=closes))
+            session.flush()
+        spans = session.execute(select(OpeningHours.weekday, OpeningHours.opens, OpeningHours.closes)
+                                .where(OpeningHours.clinic_id == clinic_id)
+                                .order_by(OpeningHours.weekday, OpeningHours.opens)).all()
+        zone = clinic.timezone
+    if not spans:
+        click.echo(f"clinic {clinic_id}: always open (no hours set)")
+        return
+    shown = ", ".join(f"{WEEKDAYS[d]} {o:%H:%M}-{c:%H:%M}" for d, o, c in spans)
+    click.echo(f"clinic {clinic_id} ({zone}): {shown}")
+
+
+@clinics_group.command("closed")
+@click.argument("clinic_id", type=int)
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--remove", is_flag=True, help="Open on that day after all.")
+@with_appcontext
+def clinics_closed(clinic_id: int, day: dt.datetime, remove: bool) -> None:
+    """A day the clinic is closed besides public holidays (YYYY-MM-DD)."""
+    from sqlalchemy import delete
+
+    from ivr.models import Clinic, ClinicClosure
+
+    with current_services().sessions.begin() as session:
+        if session.get(Clinic, clinic_id) is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        session.execute(delete(ClinicClosure).where(ClinicClosure.clinic_id == clinic_id,
+                                                    ClinicClosure.day == day.date()))
+        if not remove:
+            session.add(ClinicClosure(clinic_id=clinic_id, day=day.date()))
+    click.echo(f"clinic {clinic_id}: {'open' if remove else 'closed'} on {day:%Y-%m-%d}")
+
+
+@clinics_group.command("holidays")
+@click.argument("clinic_id", type=int)
+@click.argument("country")
+@click.argument("subdivision", required=False)
+@with_appcontext
+def clinics_holidays(clinic_id: int, country: str, subdivision: str | None) -> None:
+    """Whose public holidays close the clinic: a country (US, CA, ...) and optionally a state or
+    province (NY, QC). Without this, the country of the clinic's number."""
+    import holidays
+
+    from ivr.models import Clinic
+
+    supported = holidays.list_supported_countries()
+    country = country.upper()
+    if country not in supported:
+        raise click.BadParameter(f"{country!r} is not a country the holidays package knows", param_hint="COUNTRY")
+    if subdivision is not None:
+        subdivision = subdivision.upper()
+        if subdivision not in supported[country]:
+            raise click.BadParameter(f"{country} has no subdivision {subdivision!r} (it has: "
+                                     f"{', '.join(supported[country][:12])}...)", param_hint="SUBDIVISION")
+    with current_services().sessions.begin() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic.holiday_country, clinic.holiday_subdivision = country, subdivision
+    click.echo(f"clinic {clinic_id}: closed on the public holidays of {country}"
+               + (f"-{subdivision}" if subdivision else ""))
+
+
 def _set_clinic_flag(clinic_id: int, name: str, value: bool) -> None:
     """Set one of a clinic's on/off settings; a clinic that does not exist is a one-line error."""
     from ivr.models import Clinic
@@ -312,6 +423,8 @@ def tasks_list(clinic_id: int | None) -> None:
             patient = session.get(Patient, task.patient_id) if task.patient_id else None
             who = f"patient {patient.id} ({patient.phone})" if patient else (task.phone or "-")
             about = (f"appointment {task.appointment_id}" if task.appointment_id
+                     else f"prescription {task.prescription_id}" if task.prescription_id
+                     else "voicemail (ivr tasks voicemail)" if task.voicemail
                      else f"text {task.message_id}" if task.message_id
                      else f"call {task.call_id}" if task.call_id else "-")
             rows.append((str(task.id), task.kind, who, about,
@@ -340,6 +453,34 @@ def tasks_done(task_id: int, by: str | None, cancel: bool) -> None:
         if not close_task(session, task_id, who, "cancelled" if cancel else "done"):
             raise click.ClickException(f"no open task with id {task_id}")
     click.echo(f"task {task_id} {'cancelled' if cancel else 'done'} by {who}")
+
+
+@tasks_group.command("voicemail")
+@click.argument("task_id", type=int)
+@click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="Write the message (WAV) to this file.")
+@with_appcontext
+def tasks_voicemail(task_id: int, out: str) -> None:
+    """Save the message a caller left for a task, to listen to it."""
+    import os
+
+    from ivr.inbound import voicemail
+    from ivr.models import Task
+
+    services = current_services()
+    with services.sessions() as session:
+        task = session.get(Task, task_id)
+        if task is None or not task.voicemail:
+            raise click.ClickException(f"task {task_id} has no message")
+        message = task.voicemail
+    try:
+        audio = voicemail.read(services.settings.voicemail_dir, message)
+    except voicemail.VoicemailError as exc:
+        raise click.ClickException(str(exc)) from None
+    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(audio)
+    click.echo(f"task {task_id}: message saved to {out}")
 
 
 @click.group("patients")

@@ -43,6 +43,7 @@ class Settings:
     proxy_hops: int = 0
     instance_path: str = ""
     prompt_audio_dir: str = ""
+    voicemail_dir: str = ""  # messages callers leave for staff (kept here, deleted at the carrier)
     twilio_unknown_params: str = "refuse"  # or "log": Twilio may add parameters without notice
     vosk_models_dir: str = ""  # where `ivr speech install-model` puts a folder per language
     # IVR_VOSK_MODEL_<LANG>: a language's Vosk model folder, set explicitly ({"es": "/models/es"})
@@ -121,6 +122,8 @@ def _with_defaults(s: Settings) -> Settings:
         changes["database_url"] = f"sqlite:///{(instance / 'ivr.sqlite3').resolve()}"
     if not s.prompt_audio_dir:
         changes["prompt_audio_dir"] = str((instance / "prompt-audio").resolve())
+    if not s.voicemail_dir:
+        changes["voicemail_dir"] = str((instance / "voicemail").resolve())
     # Model folders are found from the instance folder, whatever directory a command runs in.
     changes["vosk_models_dir"] = str((instance / (s.vosk_models_dir or "vosk-models")).resolve())
     changes["whisper_models_dir"] = str((instance / (s.whisper_models_dir or "whisper-models")).resolve())

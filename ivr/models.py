@@ -66,6 +66,9 @@ class Clinic(Base):
         default=False, server_default=false(),
         comment="the default for patients without their own: slower speech, longer waits, a question "
                 "repeated once before it counts as missed")
+    holiday_country: Mapped[str | None] = mapped_column(
+        String(2), comment="ISO country whose public holidays close the clinic; None: its number's")
+    holiday_subdivision: Mapped[str | None] = mapped_column(String(10), comment="a state or province: NY, QC")
 
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
@@ -188,7 +191,7 @@ class Call(Base):
     clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"), index=True)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"), index=True,
                                                    comment="an inbound caller, once their identity was checked")
-    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"),
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"), index=True,
                                                        comment="that caller's next appointment, when identified")
     from_number: Mapped[str | None] = mapped_column(String(20))
     to_number: Mapped[str | None] = mapped_column(String(20))
@@ -300,6 +303,31 @@ class PhoneOptOut(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
 
 
+class OpeningHours(Base):
+    """When a clinic's line is staffed, per weekday, on the clock of the clinic's time zone. A
+    clinic with none is always open; a day may have more than one span (a lunch break)."""
+
+    __tablename__ = "opening_hours"
+    __table_args__ = (UniqueConstraint("clinic_id", "weekday", "opens", name="uq_opening_hours"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    weekday: Mapped[int] = mapped_column(comment="0 Monday ... 6 Sunday")
+    opens: Mapped[dt.time]
+    closes: Mapped[dt.time]
+
+
+class ClinicClosure(Base):
+    """A day the clinic is closed besides its country's public holidays."""
+
+    __tablename__ = "clinic_closure"
+    __table_args__ = (UniqueConstraint("clinic_id", "day", name="uq_clinic_closure"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    day: Mapped[dt.date]
+
+
 class CallerLanguage(Base):
     """The language a number chose on a clinic's inbound line, used for its next calls."""
 
@@ -350,6 +378,7 @@ class Task(Base):
     message_id: Mapped[int | None] = mapped_column(ForeignKey("message.id"), comment="the text it is about")
     prescription_id: Mapped[int | None] = mapped_column(ForeignKey("prescription.id"),
                                                         comment="the prescription to refill")
+    voicemail: Mapped[str | None] = mapped_column(String(64), comment="the message a caller left (its file id)")
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open", index=True)
     due_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

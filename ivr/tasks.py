@@ -24,7 +24,7 @@ def due_at(now: dt.datetime, zone: str, clinic_phone: str | None, business_days:
         return now
     local = now.astimezone(ZoneInfo(zone))
     day, left = local.date(), business_days
-    off = _public_holidays(_country(clinic_phone))
+    off = public_holidays(country_of(clinic_phone))
     while left:
         day += dt.timedelta(days=1)
         if day.weekday() < 5 and day not in off:
@@ -32,7 +32,7 @@ def due_at(now: dt.datetime, zone: str, clinic_phone: str | None, business_days:
     return dt.datetime.combine(day, local.timetz().replace(tzinfo=None), ZoneInfo(zone)).astimezone(dt.timezone.utc)
 
 
-def _country(phone: str | None) -> str | None:
+def country_of(phone: str | None) -> str | None:
     """The country a clinic's number belongs to (its public holidays are the clinic's)."""
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(phone or "", None))
@@ -41,10 +41,11 @@ def _country(phone: str | None) -> str | None:
 
 
 @cache
-def _public_holidays(country: str | None):
-    """The public holidays of a country ({} for none we know)."""
+def public_holidays(country: str | None, subdivision: str | None = None):
+    """The public holidays of a country and, when given, its state or province ({} for none we
+    know)."""
     try:
-        return holidays.country_holidays(country) if country else {}
+        return holidays.country_holidays(country, subdiv=subdivision) if country else {}
     except NotImplementedError:
         return {}
 
@@ -52,11 +53,12 @@ def _public_holidays(country: str | None):
 def open_task(connection: Connection, *, kind: str, due: dt.datetime, clinic_id: int | None,
               patient_id: int | None = None, appointment_id: int | None = None,
               call_id: int | None = None, phone: str | None = None, message_id: int | None = None,
-              prescription_id: int | None = None) -> int:
+              prescription_id: int | None = None, voicemail: str | None = None) -> int:
     """Open a task (a Core insert: it runs inside a webhook turn); returns its id."""
     return connection.execute(insert(_TASK).values(
         kind=kind, due_at=due, clinic_id=clinic_id, patient_id=patient_id, appointment_id=appointment_id,
-        call_id=call_id, phone=phone, message_id=message_id, prescription_id=prescription_id, status="open",
+        call_id=call_id, phone=phone, message_id=message_id, prescription_id=prescription_id,
+        voicemail=voicemail, status="open",
         created_at=utcnow())).inserted_primary_key[0]
 
 

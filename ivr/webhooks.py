@@ -19,6 +19,7 @@ from call_flows import Answered, DialResult, Keys, Silence, Step
 from call_flows import twiml
 from call_flows.twiml import TwimlContext, render
 from ivr import answers, calls
+from ivr.inbound import voicemail
 from ivr.config import is_e164
 from ivr.db import run_transaction
 from ivr.errors import ConcurrentChange
@@ -119,6 +120,30 @@ def _spoken_input(sid: str, recording_url: str, answered: int | None) -> tuple[c
     return spoken, audit
 
 
+def _takes_message(sid: str, answered: int | None) -> bool:
+    """Whether this recording answers a question that takes a message for staff."""
+    try:
+        with current_services().sessions() as session:
+            call = calls.load_call(session, sid)
+    except Exception as exc:  # noqa: BLE001 - the turn itself will fail over
+        _log_failure(sid, exc)
+        return False
+    return (call is not None and call.answers_current_question(answered)
+            and call_flows.takes_message(call.flow, call.state))
+
+
+def _message_input(sid: str, recording_url: str) -> tuple[call_flows.CallerInput, dict]:
+    """Keep a caller's message on this machine before the turn (the carrier's copy is deleted
+    after it); the audit trail notes its id and length, never its words."""
+    services = current_services()
+    try:
+        message, seconds = voicemail.keep(services.recordings, services.settings.voicemail_dir, recording_url)
+    except voicemail.VoicemailError as exc:
+        _log_failure(sid, exc)
+        return Silence(), {"message": {"error": type(exc).__name__}}
+    return call_flows.Recorded(message, seconds), {"message": {"id": message, "seconds": seconds}}
+
+
 @bp.post(f"/voice/outbound/<int(max={MAX_ROW_ID}):touch_id>")
 def outbound_answer(touch_id: int) -> Response:
     """Answer URL of an outbound call placed for a touch: the flow's first words."""
@@ -212,7 +237,10 @@ def voice_step() -> Response:
     caller_input, audit = _caller_input()
     recording = _note_recording(sid)
     recording_url = request.form.get("RecordingUrl", "")
-    if isinstance(caller_input, Silence) and recording_url and request.form.get("Digits") != "hangup":
+    if recording_url and _takes_message(sid, answered):
+        # A message for staff is kept even when the caller hung up to end it.
+        caller_input, audit = _message_input(sid, recording_url)
+    elif isinstance(caller_input, Silence) and recording_url and request.form.get("Digits") != "hangup":
         caller_input, audit = _spoken_input(sid, recording_url, answered)
     response = _turn(sid, lambda session: calls.load_call(session, sid, lock=True),
                      lambda call, facts: call_flows.step(call.flow, call.state, caller_input, facts),
@@ -272,9 +300,13 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
             return _failure_twiml(services.settings.fallback_staff_number)
         if not call.answers_current_question(answered):
             log.info("call %s: answer to turn %s while on turn %s: repeated", sid, answered, call.number)
-            calls.record_stale_answer(session, call, answered, audit)
+            # Which question a stale answer answered is not known: where any question asks for
+            # personal data, none of its content is kept.
+            kept = _redacted(audit) if call_flows.asks_personal_data(call.flow) else audit
+            calls.record_stale_answer(session, call, answered, kept)
             return call.last_twiml or twiml.hangup()
         fallback, models, now = services.settings.fallback_staff_number, services.settings.speech_models, utcnow()
+        call = calls.follow_next_appointment(session, call, now)
         if call_flows.sensitive(call.flow, call.state):
             audit_of_input = _redacted(audit)
         else:

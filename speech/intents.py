@@ -86,11 +86,13 @@ def phrases_for(language: str, intents: Iterable[str]) -> list[str]:
 TRUSTED_WHEN_UNSURE = frozenset({"emergency"})
 
 
-def intent_of(language: str, recognition: Recognition) -> str | None:
+def intent_of(language: str, recognition: Recognition, trust_unsure_emergency: bool = True) -> str | None:
     """The intent of the recognised phrase, or None when nothing usable was heard. A phrase the
-    engine rejected as unsure counts only when it is an emergency."""
+    engine rejected as unsure counts only when it is an emergency, and not even then when the
+    answer was expected to be something else entirely (a date: the best of a grammar it is not
+    in is close to chance)."""
     intent = _intent(language, recognition.text)
-    if intent is None and recognition.rejected:
+    if intent is None and recognition.rejected and trust_unsure_emergency:
         unsure = _intent(language, recognition.rejected)
         intent = unsure if unsure in TRUSTED_WHEN_UNSURE else None
     return intent

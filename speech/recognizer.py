@@ -104,6 +104,19 @@ def can_recognize(language: str, models: SpeechModels) -> bool:
         return False
 
 
+def can_hear_values(language: str, models: SpeechModels) -> bool:
+    """Whether spoken numbers and dates can be read in a language here: only Whisper writes a
+    transcript to read them from, and only in the languages speech/spoken_values.py knows."""
+    from speech.spoken_values import LANGUAGES
+
+    if language not in LANGUAGES:
+        return False
+    try:
+        return _choice(language, models)[0] == "whisper"
+    except UntrustedModelError:
+        return False
+
+
 def available_engines(languages: Sequence[str], models: SpeechModels) -> list[dict]:
     """Which engine each language would use, and why (for `ivr speech engines`)."""
     rows = []

@@ -16,8 +16,8 @@ from call_flows import OpenTask, SetAppointmentStatus, Step
 from call_flows.text import xml_safe
 from ivr import calls, tasks
 from ivr.messaging.segments import count, plain
-from ivr.models import (Appointment, Clinic, Conversation, Message, MessageEvent, Patient, PhoneOptOut, Task,
-                        utcnow)
+from ivr.models import (Appointment, CallerLanguage, Clinic, Conversation, Message, MessageEvent, Patient,
+                        PhoneOptOut, Task, utcnow)
 
 # A reminder costs at most this many segments; a longer one is sent in its short form.
 MAX_REMINDER_SEGMENTS = 2
@@ -283,17 +283,24 @@ def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
             reason = "already texted today"
     detail: dict[str, Any] = {"decision": "suppressed", "reason": reason}
     if reason is None:
-        patient = patient_for_number(session, clinic.id, phone)
-        catalogue = prompts.first_available(patient.language if patient else None, clinic.language)
+        # The caller the line identified, else the number's patient (one, or none if shared);
+        # the language they chose on the line, else the patient's.
+        patient = (session.get(Patient, call.patient_id) if call.patient_id
+                   else patient_for_number(session, clinic.id, phone))
+        chosen = (call.state or {}).get("language") or session.scalar(select(CallerLanguage.language).where(
+            CallerLanguage.clinic_id == clinic.id, CallerLanguage.phone == phone))
+        catalogue = prompts.first_available(chosen, patient.language if patient else None, clinic.language)
         values = {name: make() for name, make in calls.clinic_values(clinic.name, clinic.phone, for_texts=True).items()}
         message_id = queue_text(session, clinic_id=clinic.id, to=phone, from_=clinic.phone, kind="text_back",
                                 body=text_for(catalogue, "sms.text_back", values), call_id=call_id,
                                 patient_id=patient.id if patient else None)
         # The text promises a call back within a business day: this task is that promise (the
         # one the call itself opened, when it already promised a call back).
-        task_id = session.scalar(select(Task.id).where(Task.call_id == call_id, Task.kind == "call_back",
-                                                       Task.status == "open"))
-        if task_id is None:
+        task_id = session.scalar(select(Task.id).where(Task.call_id == call_id, Task.status == "open",
+                                                       Task.kind.in_(("call_back", "voicemail_review"))))
+        if task_id is not None:
+            session.execute(update(Task).where(Task.id == task_id).values(message_id=message_id))
+        else:
             task_id = tasks.open_task(session.connection(), kind="call_back", clinic_id=clinic.id,
                                       call_id=call_id, patient_id=patient.id if patient else None,
                                       message_id=message_id, phone=None if patient else phone,

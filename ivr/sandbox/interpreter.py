@@ -26,6 +26,10 @@ WEBHOOK_TIMEOUT = 15  # seconds: Twilio gives up on a webhook after 15 s in tota
 STAFF_TALK_SECONDS = 30
 
 
+# A question that takes this many keys or more asks for personal data (a date of birth).
+MASKED_DIGITS = 6
+
+
 @dataclass
 class PlacedCall:
     """What the carrier knows about a call when it starts."""
@@ -331,6 +335,10 @@ class _Run:
             num_digits = verb.get("numDigits")
             if num_digits:
                 digits = digits[: int(num_digits)]
+            if num_digits and int(num_digits) >= MASKED_DIGITS:
+                # A long entry is a date of birth or the like: the transcript, kept for a week,
+                # says how many keys, not which.
+                turn.reply = {"kind": "keys", "value": f"{len(digits)} keys (not shown)"}
             if digits:
                 return action, method, {"Digits": digits}
         elif reply.kind == "say" and "speech" in inputs:

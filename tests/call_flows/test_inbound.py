@@ -56,24 +56,29 @@ def test_a_matching_date_of_birth_identifies_the_caller_and_only_then_greets_the
 
 
 def test_a_spoken_date_of_birth_counts_like_keys():
-    facts = {**FACTS, "voice_answers": True}
+    facts = {**FACTS, "voice_answers": True, "can_hear_dates": True}
     asked = walk(Silence(), facts=facts)
     assert asked.actions[0].listen == ("=date",) and asked.actions[0].prompts[0] == "inbound.dob_voice"
     step = walk(Silence(), Spoken("date", 0.8, "1950-04-12"), facts=facts)
     assert step.effects == (Identify(7),)
 
 
+def test_where_spoken_dates_cannot_be_read_the_date_is_asked_for_by_keys():
+    """Voice answers on, but no engine here reads dates in the language (Korean, pocketsphinx)."""
+    asked = walk(Silence(), facts={**FACTS, "voice_answers": True, "can_hear_dates": False})
+    assert asked.actions == (DOB_ASK,)
+
+
 def test_a_key_pressed_instead_of_speaking_asks_for_the_whole_date_by_keys():
     """A recording stops at the first key: the other seven would be lost, so all eight are asked for."""
-    facts = {**FACTS, "voice_answers": True}
+    facts = {**FACTS, "voice_answers": True, "can_hear_dates": True}
     asked = walk(Silence(), facts=facts)
     assert asked.actions[0].max_seconds == 10
     switched = walk(Silence(), Keys("1"), facts=facts)
     assert switched.actions == (DOB_ASK,) and switched.decision == "dob_by_keys"
     assert walk(Silence(), Keys("1"), Keys("04121950"), facts=facts).effects == (Identify(7),)
-    # 0 starts most birth dates: it too asks for the keys, where 0 alone then reaches a person.
-    assert walk(Silence(), Keys("0"), facts=facts).actions == (DOB_ASK,)
-    assert walk(Silence(), Keys("0"), Keys("0"), facts=facts).actions[-1].__class__ is Transfer
+    # 0 is still a person, as the question says.
+    assert walk(Silence(), Keys("0"), facts=facts).actions[-1] == Transfer(whisper="inbound.whisper_not_verified")
 
 
 def test_a_household_is_told_apart_by_date_of_birth_without_saying_a_name():
@@ -97,22 +102,40 @@ def test_a_wrong_date_of_birth_is_asked_again_once_then_a_person():
     assert "patient" not in twice.state
 
 
-def test_an_unknown_number_reaches_a_person_or_a_call_back_or_is_told_when_to_call():
+def test_an_unknown_number_is_asked_and_answered_exactly_like_a_patients_number():
+    """Whether a number is a patient's is not said to whoever calls from it."""
     unknown = {**FACTS, "callers": []}
-    assert walk(Silence(), facts=unknown).actions == (Say("inbound.not_found"), Say("inbound.connecting"),
-                                                      Transfer(whisper="inbound.whisper"))
-    no_staff = walk(Silence(), facts={**unknown, "can_transfer": False})
-    assert no_staff.actions == (Say("inbound.not_found"), Say("inbound.call_back"), Hangup())
+    for inputs in [(Silence(),), (Silence(), Keys("04121950")), (Silence(), Keys("01011990"))]:
+        assert walk(*inputs, facts=unknown).actions == walk(*inputs, facts={**FACTS, "callers": [
+            {"patient": 9, "dob": "12121912"}]}).actions
+    twice = walk(Silence(), Keys("04121950"), Keys("04121950"), facts=unknown)
+    assert twice.actions == (Say("inbound.dob_mismatch"), Say("inbound.connecting"), Transfer(whisper="inbound.whisper"))
+
+
+def test_staff_hear_a_patients_number_apart_from_an_unknown_one():
+    on_file_without_a_date = {**FACTS, "callers": [], "number_known": True}
+    step = walk(Silence(), Keys("0"), facts=on_file_without_a_date)
+    assert step.actions[-1] == Transfer(whisper="inbound.whisper_not_verified")
+
+
+def test_without_staff_a_call_back_when_we_have_the_number_else_when_to_call():
+    unknown = {**FACTS, "callers": [], "can_transfer": False}
+    no_staff = walk(Silence(), Keys("0"), facts=unknown)
+    assert no_staff.actions == (Say("inbound.call_back"), Hangup())
     assert no_staff.effects == (OpenTask("call_back", within_business_days=1),)
-    withheld = walk(Silence(), facts={**unknown, "can_transfer": False, "can_call_back": False})
-    assert withheld.actions == (Say("inbound.not_found"), Say("inbound.no_staff"), Hangup())
-    assert withheld.effects == ()
+    withheld = walk(Silence(), Keys("0"), facts={**unknown, "can_call_back": False})
+    assert withheld.actions == (Say("inbound.no_staff"), Hangup()) and withheld.effects == ()
+
+
+def test_zero_at_the_language_offer_reaches_a_person():
+    assert walk(Keys("0")).actions[-1] == Transfer(whisper="inbound.whisper_not_verified")
 
 
 @pytest.mark.parametrize("node_inputs", [(), (Silence(),), (Silence(), Keys("04121950")),
-                                         (Silence(), Keys("04121950"), Keys("1"))])
+                                         (Silence(), Keys("04121950"), Keys("1")),
+                                         (Silence(), Keys("04121950"), Keys("2"))])
 def test_zero_reaches_a_person_at_any_question(node_inputs):
-    step = walk(*node_inputs, Keys("0")) if node_inputs else walk(Silence(), Keys("0"))
+    step = walk(*node_inputs, Keys("0"))
     assert step.actions[-1].__class__ is Transfer and step.decision == "person_requested"
 
 
@@ -164,6 +187,14 @@ def test_each_prescription_is_read_with_its_key_and_the_chosen_one_becomes_a_tas
     assert identified(Keys("2"), Keys("3")).decision == "invalid_key"   # only two to choose from
 
 
+def test_a_prescription_stopped_since_it_was_read_is_not_taken_for_the_next_one():
+    read = identified(Keys("2"))
+    now = {**FACTS, "prescriptions": [32]}                # 31 was stopped by staff meanwhile
+    step = call_flows.step("inbound", read.state, Keys("1"), now)
+    assert step.effects == () and step.actions == (Ask(("inbound.refill_which", "inbound.refill_choice_1",
+                                                        "inbound.repeat_or_person")),)
+
+
 def test_too_many_prescriptions_to_read_go_to_a_person_and_none_is_said_plainly():
     many = identified(Keys("2"), facts={**FACTS, "prescriptions": [1, 2, 3, 4]})
     assert many.actions[-1] == Transfer(whisper="inbound.whisper_refill")
@@ -194,7 +225,7 @@ def test_the_transfer_result(status, outcome, effects):
 
 def test_nobody_answering_a_caller_we_cannot_call_back_is_told_to_try_later():
     facts = {**FACTS, "callers": [], "can_call_back": False}
-    step = walk(Silence(), DialResult("no-answer"), facts=facts)
+    step = walk(Silence(), Keys("0"), DialResult("no-answer"), facts=facts)
     assert step.actions == (Say("inbound.nobody_available"), Hangup()) and step.effects == ()
 
 

@@ -66,16 +66,45 @@ def test_the_welcome_says_what_to_do_in_an_emergency_and_offers_each_language_in
     assert [c.attrs["language"] for c in gather.children] == ["en-US", "en-US", "es-MX", "fr-CA", "ko-KR"]
 
 
-def test_an_unknown_number_goes_to_a_person_whose_whisper_names_no_one(twilio, demo, sessions):
+def test_an_unknown_number_is_asked_like_any_other_and_staff_hear_it_is_unknown(twilio, demo, sessions):
+    """The line never tells whoever calls whether a number is a patient's."""
     heard(ring(twilio))
-    verbs = heard(press(twilio, None))
-    assert spoken(verbs) == ["We could not find your phone number in our records.",
-                             "Please hold while I connect you to our staff."]
+    assert spoken(heard(press(twilio, None))) == [DOB, "To talk to a person at any time, press 0."]
+    assert spoken(heard(press(twilio, JANE_DOB)))[0] == "Sorry, that date of birth does not match our records."
+    verbs = heard(press(twilio, "0"))
+    assert spoken(verbs) == ["Please hold while I connect you to our staff."]
     assert verbs[-1].name == "Dial" and verbs[-1].children[0].text == demo.staff_phone
     assert whisper_heard(twilio, verbs) == ["A caller from a number we do not know."]
     with sessions() as session:
         call = session.scalars(select(Call)).one()
         assert (call.direction, call.flow, call.patient_id) == ("inbound", "inbound", None)
+
+
+def test_a_repeated_date_of_birth_request_keeps_no_digits_either(twilio, demo, sessions):
+    heard(ring(twilio, JANE))
+    heard(press(twilio, None))
+    url = twilio.next_url(call_sid(7), "answer", STEP)
+    heard(twilio.post(url, {"CallSid": call_sid(7), "Digits": JANE_DOB}))
+    heard(twilio.post(url, {"CallSid": call_sid(7), "Digits": JANE_DOB}))    # the carrier sent it twice
+    with sessions() as session:
+        stale = session.scalars(select(CallEvent).where(CallEvent.kind == "stale_answer")).one()
+        every = [e.detail for e in session.scalars(select(CallEvent))]
+    assert stale.detail["input"] == {"digits": "8 digits, not kept"}
+    assert JANE_DOB not in str(every)
+
+
+def test_after_a_cancel_the_menu_reads_the_next_appointment_there_is(twilio, demo, sessions):
+    with sessions.begin() as session:
+        first = session.get(Appointment, demo.appointment_id)
+        session.add(Appointment(patient_id=first.patient_id, location_id=first.location_id,
+                                provider_name="Daniel Okafor", provider_title="doctor",
+                                starts_at=first.starts_at + dt.timedelta(days=14)))
+    identified(twilio)
+    heard(press(twilio, "1"))
+    heard(press(twilio, "2"))
+    heard(press(twilio, "1"))                     # cancelled
+    details = spoken(heard(press(twilio, "1")))[0]
+    assert details.endswith("with Doctor Daniel Okafor."), details
 
 
 def test_a_patient_enters_their_date_of_birth_and_hears_the_menu_by_name(twilio, demo, sessions):
@@ -184,6 +213,20 @@ def test_a_household_sharing_a_number_is_told_apart_by_date_of_birth(twilio, dem
     with sessions() as session:
         call = session.scalars(select(Call)).one()
         assert (call.patient_id, call.appointment_id) == (john_id, None)
+    assert spoken(heard(press(twilio, "1")))[0] == "We have no upcoming appointment for you."
+
+
+def test_an_appointment_handed_to_another_household_member_mid_call_is_not_read_to_the_caller(
+        twilio, demo, sessions):
+    with sessions.begin() as session:
+        jane = session.scalars(select(Patient).where(Patient.phone == JANE)).one()
+        john = Patient(clinic_id=jane.clinic_id, first_name="John", last_name="Doe", phone=JANE,
+                       date_of_birth=dt.date(1948, 11, 2), language="en")
+        session.add(john)
+    identified(twilio)
+    with sessions.begin() as session:                # staff: "that visit is John's, not Jane's"
+        session.get(Appointment, demo.appointment_id).patient = session.scalars(
+            select(Patient).where(Patient.first_name == "John")).one()
     assert spoken(heard(press(twilio, "1")))[0] == "We have no upcoming appointment for you."
 
 

@@ -38,7 +38,9 @@ def rendered(session, touch_id: int, language: str) -> dict[str, str]:
         if key.startswith("phrases."):   # the pieces of values, checked inside them
             continue
         context = text if key.startswith("sms.") else call
-        values = {**context.values, **{f"medication_{n}": name for n, name in enumerate(MEDICATIONS, 1)}}
+        values = {**context.values, **{f"medication_{n}": name for n, name in enumerate(MEDICATIONS, 1)},
+                  "opens": context.catalogue.text("phrases.when", {"date": context.values["date"],
+                                                                   "time": context.values["time"]})}
         out[key] = context.catalogue.text(key, values)
     return out
 

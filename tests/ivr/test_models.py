@@ -112,6 +112,21 @@ def test_upgrading_a_database_with_data_keeps_it_and_fills_new_columns(backend, 
     engine.dispose()
 
 
+def test_a_reminder_sent_before_titles_had_a_column_still_matches_its_appointment():
+    """Migration 0016 split 'Doctor Patel' into a name and a title; the fingerprint a text or a
+    call remembered from before must still be the appointment's."""
+    import hashlib
+
+    from ivr.calls import appointment_fingerprint
+
+    before = hashlib.sha256("booked|2026-12-02 14:30:00+00:00|1|Doctor Patel".encode()).hexdigest()[:16]
+    row = {"appointment_id": 1, "appointment_status": "booked", "starts_at": "2026-12-02 14:30:00+00:00",
+           "location_id": 1, "provider_name": "Patel", "provider_title": "doctor"}
+    assert appointment_fingerprint(row) == before
+    assert appointment_fingerprint({**row, "provider_name": "Sam Doctorow", "provider_title": None}) == (
+        hashlib.sha256("booked|2026-12-02 14:30:00+00:00|1|Sam Doctorow".encode()).hexdigest()[:16])
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrading_turns_english_place_and_title_words_into_proper_names(backend, tmp_path, request):
     """Names written for English prompts ("the Main Street office", "Doctor Patel") become the
@@ -124,8 +139,9 @@ def test_upgrading_turns_english_place_and_title_words_into_proper_names(backend
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}" if backend == "sqlite" else _fresh_postgres_database(request)
     command.upgrade(alembic_config(url), "0015")
     engine = create_engine(url)
-    locations = ["the Main Street office", "The Riverside Office", "Downtown Clinic"]
-    providers = ["Doctor Patel", "Dr. Amara Lee", "dr Okafor", "Sam Doctorow", "Nurse Kim"]
+    locations = ["the Main Street office", "The Riverside Office", "Downtown Clinic", "Main Street Office",
+                 "the Eastside clinic", "Lakeview"]
+    providers = ["Doctor Patel", "Dr. Amara Lee", "dr Okafor", "Sam Doctorow", "Nurse Kim", "Dr.Park"]
     with engine.begin() as db:
         db.execute(text("INSERT INTO clinic (id, name, timezone, phone, language, voice_answers, sms_private, "
                         "retry_wrong_person) VALUES (7, 'C', 'UTC', '+12125550100', 'en', false, false, false)"))
@@ -142,16 +158,16 @@ def test_upgrading_turns_english_place_and_title_words_into_proper_names(backend
     engine = create_engine(url)
     with engine.connect() as db:
         assert db.execute(text("SELECT name FROM location ORDER BY id")).scalars().all() == [
-            "Main Street", "Riverside", "Downtown Clinic"]
+            "Main Street", "Riverside", "Downtown", "Main Street", "Eastside", "Lakeview"]
         assert db.execute(text("SELECT provider_name, provider_title FROM appointment ORDER BY id")).all() == [
             ("Patel", "doctor"), ("Amara Lee", "doctor"), ("Okafor", "doctor"), ("Sam Doctorow", None),
-            ("Nurse Kim", None)]
+            ("Nurse Kim", None), ("Park", "doctor")]
     engine.dispose()
     command.downgrade(alembic_config(url), "0015")
     engine = create_engine(url)
     with engine.connect() as db:
         assert db.execute(text("SELECT provider_name FROM appointment ORDER BY id")).scalars().all() == [
-            "Doctor Patel", "Doctor Amara Lee", "Doctor Okafor", "Sam Doctorow", "Nurse Kim"]
+            "Doctor Patel", "Doctor Amara Lee", "Doctor Okafor", "Sam Doctorow", "Nurse Kim", "Doctor Park"]
     engine.dispose()
 
 

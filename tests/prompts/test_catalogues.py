@@ -9,11 +9,13 @@ from dataclasses import dataclass
 import pytest
 
 import prompts
-from call_flows import Answered, DialResult, Keys, OpenTask, PlanRetry, Replied, Silence, Spoken, Transfer
+from call_flows import (Answered, DialResult, Keys, OpenTask, PlanRetry, Recorded, Replied, Silence, Spoken,
+                        Transfer)
 import call_flows
 
 MEDICATIONS = {"medication_1", "medication_2", "medication_3"}
-SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider", *MEDICATIONS}
+SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider", "opens",
+                 *MEDICATIONS}
 PATIENT_VALUES = {"date", "time", "location", "provider", "first_name", *MEDICATIONS}
 # Said outside any flow: the staff whisper, a call to a number no clinic uses, and the texts the
 # shell sends on its own (answers to keywords, unmatched texts, missed calls).
@@ -28,12 +30,12 @@ INPUTS = ([Keys(k) for k in "0123456789*#"] + [Silence(), Spoken(None)]
                                  "appointment", "refill", "operator")]
           + [DialResult(status) for status in DIAL_STATUSES]
           + [Keys("04121950"), Keys("01011990"), Spoken("date", 0.9, "1950-04-12"),
-             Spoken("date", 0.9, "1990-01-01")])
+             Spoken("date", 0.9, "1990-01-01"), Recorded("ab" * 16, 12)])
 FACTS = [{"voice_answers": voice, "can_transfer": transfer, "senior": senior}
          for voice in (False, True) for transfer in (False, True) for senior in (False, True)]
 # The inbound line also knows the caller's number's patients, their prescriptions and whether a
 # call back can be made: every mix of them.
-INBOUND_FACTS = [{**facts, **appointment, "language": "en", "languages": {"1": "en", "2": "es"}, "callers": callers,
+INBOUND_FACTS = [{**facts, **appointment, "can_hear_dates": facts["voice_answers"], "language": "en", "languages": {"1": "en", "2": "es"}, "callers": callers,
                   "prescriptions": prescriptions, "can_call_back": call_back}
                  for facts in FACTS
                  for callers in ([], [{"patient": 1, "dob": "04121950"}],
@@ -41,6 +43,11 @@ INBOUND_FACTS = [{**facts, **appointment, "language": "en", "languages": {"1": "
                  for prescriptions in ([], [11, 12, 13], [11, 12, 13, 14])
                  for call_back in (False, True)
                  for appointment in ({}, {"appointment": None})]
+# After hours, with and without a known next opening, a number to call back, languages to offer.
+INBOUND_FACTS += [{**INBOUND_FACTS[0], "open": False, "opens_known": known, "can_call_back": call_back,
+                   "languages": languages}
+                  for known in (False, True) for call_back in (False, True)
+                  for languages in ({"1": "en"}, {"1": "en", "2": "es"})]
 
 
 @dataclass(frozen=True)
@@ -193,8 +200,8 @@ def test_missing_key_and_missing_value_are_clear_errors():
 def test_every_catalogue_key_is_spoken_somewhere():
     """A prompt no flow uses is dead text that translators would still have to keep up."""
     from prompts.spoken import PROVIDER_TITLES
-    # The pieces of values: where a visit is, and each title a provider may have.
-    value_phrases = {"phrases.at_location"} | {f"phrases.{title}" for title in PROVIDER_TITLES}
+    # The pieces of values: where a visit is, when a closed clinic opens, each title a provider may have.
+    value_phrases = {"phrases.at_location", "phrases.when"} | {f"phrases.{title}" for title in PROVIDER_TITLES}
     assert set(prompts.load("en").texts) - all_prompt_keys() - value_phrases == set()
 
 
@@ -237,12 +244,15 @@ PROMISES = {"reminder.reschedule_noted": {OpenTask("reschedule_request", within_
             "sms.text_back": {OpenTask("call_back", within_business_days=1)},
             "inbound.refill_noted": {OpenTask("refill_request", within_business_days=1)},
             "inbound.call_back": {OpenTask("call_back", within_business_days=1)},
-            "inbound.nobody_available_call_back": {OpenTask("call_back", within_business_days=1)}}
+            "inbound.nobody_available_call_back": {OpenTask("call_back", within_business_days=1)},
+            "inbound.message_taken": {OpenTask("voicemail_review", within_business_days=1)},
+            "inbound.no_message_call_back": {OpenTask("call_back", within_business_days=1)}}
 
 
 def backing(effects) -> set:
     """A step's effects as promises name them (which prescription a refill is for aside)."""
-    return {dataclasses.replace(e, prescription_id=None) if isinstance(e, OpenTask) else e for e in effects}
+    return {dataclasses.replace(e, prescription_id=None, voicemail=None) if isinstance(e, OpenTask) else e
+            for e in effects}
 
 
 def test_the_list_of_promising_prompts_is_complete():

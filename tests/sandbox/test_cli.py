@@ -123,14 +123,13 @@ def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
                                                   ("no-answer", "no-answer", "call_back_promised")])
 def test_an_unknown_caller_reaches_staff_with_a_whisper(admin, staff, status, outcome):
     runner, demo = admin
-    result = runner.invoke(args=["sandbox", "call", "--inbound", "--staff", staff, "--json"])
+    result = runner.invoke(args=["sandbox", "call", "--inbound", "--staff", staff, "--keys", "silence,0", "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
-    (welcome, turn, *rest) = document["call"]["turns"]
+    (welcome, _date_of_birth, turn, *rest) = document["call"]["turns"]
     assert [p["say"] for p in welcome["prompts"]][:2] == ["Thank you for calling Riverside Family Clinic.",
                                                           "If this is an emergency, hang up and dial 9 1 1 now."]
-    assert [p["say"] for p in turn["prompts"]] == ["We could not find your phone number in our records.",
-                                                   "Please hold while I connect you to our staff."]
+    assert [p["say"] for p in turn["prompts"]] == ["Please hold while I connect you to our staff."]
     assert turn["dial"]["to"] == demo.staff_phone and turn["dial"]["status"] == status
     if staff == "answers":
         assert turn["dial"]["whisper"] == [{"say": "A caller from a number we do not know.", "language": "en-US"}]
@@ -146,7 +145,9 @@ def test_a_patient_calls_in_with_keys_and_the_transcript_shows_it(admin):
     runner, _ = admin
     lines = runner.invoke(args=["sandbox", "call", "--inbound", "--from", "+12125550143",
                                 "--keys", "silence,04121950,1,1,0"]).output.splitlines()
-    assert "      caller: presses 04121950" in lines and "      says:   Thank you, Jane." in lines
+    # The date of birth is not shown: a transcript is kept for a week.
+    assert "      caller: presses 8 keys (not shown)" in lines and "      says:   Thank you, Jane." in lines
+    assert not any("04121950" in line for line in lines)
     assert "      staff hears: A call from Jane. Their date of birth matched. They asked for a person." in lines
     assert "      transfer to +12125550199: completed" in lines
     assert lines[-1] == "  recorded: call outcome transferred"

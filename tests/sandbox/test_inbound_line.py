@@ -84,6 +84,14 @@ def test_a_date_of_birth_said_aloud_identifies_the_caller(live, tmp_path):
     assert speech["kind"] == "date" and "value" not in speech and "text" not in speech
 
 
+@pytest.mark.parametrize("words", ["March fourth, nineteen fifty-two", "December twenty-first, nineteen eighty",
+                                   "the fourth of July, nineteen forty-five"])
+def test_a_spoken_date_that_is_not_the_patients_is_a_mismatch_never_an_emergency(live, tmp_path, words):
+    result = call_in(live, JANE, ["silence", {"audio": spoken_date(tmp_path, words)}, "hangup"], voice=True)
+    assert said(result)[2][0] == "Sorry, that date of birth does not match our records."
+    assert result.outcome["call_outcome"] != "emergency"
+
+
 def test_a_wrong_date_twice_reaches_a_person_warned_that_the_caller_is_not_verified(live):
     result = call_in(live, JANE, ["silence", "01011990", "02021990"])
     assert whisper(result) == ["A caller from a patient's number. Their date of birth did not match, or was "
@@ -109,7 +117,7 @@ def test_a_caller_the_menu_served_gets_no_missed_call_text(live):
 
 
 def test_nobody_answering_an_unknown_caller_means_one_promise_one_text_one_task(live):
-    result = call_in(live, STRANGER, ["silence"], staff="no-answer")
+    result = call_in(live, STRANGER, ["silence", "0"], staff="no-answer")
     assert said(result)[-1] == ["Sorry, no one could take your call. Someone from our office will call you back "
                                 "within one business day. Goodbye."]
     assert len(result.transcript["texts"]) == 1
@@ -129,3 +137,26 @@ def test_a_refill_by_keys_becomes_a_task_for_that_prescription(live):
         assert (task.kind, session.get(Prescription, task.prescription_id).medication) == (
             "refill_request", "metformin")
     assert result.transcript["texts"] == []      # served: no missed-call text
+
+
+def test_after_hours_a_message_becomes_a_task_for_staff_and_the_caller_gets_one_text(live, clips):
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from ivr.models import ClinicClosure, OpeningHours
+
+    with live.extensions["ivr"].sessions.begin() as session:
+        clinic = session.scalars(select(Clinic)).one()
+        session.add(OpeningHours(clinic_id=clinic.id, weekday=0, opens=dt.time(9), closes=dt.time(17)))
+        session.add(ClinicClosure(clinic_id=clinic.id, day=dt.datetime.now(ZoneInfo(clinic.timezone)).date()))
+    message = str(sorted((clips / "yes").glob("*.wav"))[0])      # a real voice says "yes" as its message
+    result = call_in(live, STRANGER, ["silence", {"audio": message}])
+    heard = said(result)
+    assert heard[1][0].startswith("Our office is closed now. We open again ")
+    assert heard[2] == ["Thank you. We have your message. Someone from our office will call you back within one "
+                        "business day. Goodbye."]
+    with live.extensions["ivr"].sessions() as session:
+        (task,) = session.scalars(select(Task)).all()
+        text = session.scalars(select(Message).where(Message.kind == "text_back")).one()
+    assert (task.kind, task.phone, task.message_id) == ("voicemail_review", STRANGER, text.id)
+    assert len(result.transcript["texts"]) == 1

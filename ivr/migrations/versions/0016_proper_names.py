@@ -2,8 +2,10 @@
 of the English words each language now builds around them
 
 "the Main Street office" becomes "Main Street" (the catalogue says "at the Main Street office",
-"en el consultorio de Main Street"); "Doctor Patel" or "Dr. Patel" becomes "Patel" with the title
-doctor. Names in any other form are kept as they are.
+"en el consultorio de Main Street"): a leading "the" and a trailing "office" or "clinic" are
+taken off. "Doctor Patel", "Dr. Patel" or "Dr.Patel" becomes "Patel" with the title doctor.
+Names in any other form are kept as they are. (Appointment fingerprints read the provider as
+"Doctor <name>", so reminders sent before the upgrade about "Doctor ..." providers still match.)
 
 Revision ID: 0016
 Revises: 0015
@@ -21,8 +23,8 @@ down_revision: Union[str, Sequence[str], None] = '0015'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
-_OFFICE = re.compile(r"^the (.+) office$", re.IGNORECASE)
-_DOCTOR = re.compile(r"^(?:doctor|dr\.?)\s+(.+)$", re.IGNORECASE)
+_PLACE = re.compile(r"^(?:the\s+)?(.+?)(?:\s+(?:office|clinic))?$", re.IGNORECASE)
+_DOCTOR = re.compile(r"^(?:doctor\s+|dr\.\s*|dr\s+)(.+)$", re.IGNORECASE)
 
 
 def upgrade() -> None:
@@ -38,9 +40,10 @@ def upgrade() -> None:
                                       "phrase around it; said only after identity check")
     bind = op.get_bind()
     for location_id, name in bind.execute(sa.text("SELECT id, name FROM location")).all():
-        if match := _OFFICE.match(name):
+        place = _PLACE.match(name.strip())[1]
+        if place != name:
             bind.execute(sa.text("UPDATE location SET name = :name WHERE id = :id"),
-                         {"name": match[1], "id": location_id})
+                         {"name": place, "id": location_id})
     for appointment_id, name in bind.execute(sa.text("SELECT id, provider_name FROM appointment")).all():
         if match := _DOCTOR.match(name):
             bind.execute(sa.text("UPDATE appointment SET provider_name = :name, provider_title = 'doctor' "
