@@ -119,6 +119,7 @@ class Transfer:
     hear the whisper prompt before the caller is put through."""
 
     whisper: str | None = None
+    line: int = 0   # which of the clinic's staff lines, in order (0: its staff phone)
 
 
 @dataclass(frozen=True)
@@ -185,11 +186,27 @@ class PlanRetry:
     after_days: int = 1
 
 
+@dataclass(frozen=True)
+class Escalate:
+    """The caller is being handed to a person, for this reason (the start of an escalation)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class EscalationEnded:
+    """How the hand-over ended: answered (on staff line `line`), call_back, voicemail, unanswered."""
+
+    outcome: str
+    line: int | None = None
+
+
 # What a task is for. Every prompt that promises a person will act names one of these.
 TASK_KINDS = ("call_back", "reschedule_request", "wrong_person", "refill_request", "unmatched_text",
               "voicemail_review")
 
-Effect = Union[SetAppointmentStatus, OptOut, OpenTask, PlanRetry, Identify, RememberLanguage]
+Effect = Union[SetAppointmentStatus, OptOut, OpenTask, PlanRetry, Identify, RememberLanguage, Escalate,
+               EscalationEnded]
 
 
 @dataclass(frozen=True)

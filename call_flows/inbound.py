@@ -20,7 +20,8 @@ Facts the shell gives each turn (computed from the record, never kept in the sta
 - can_transfer, voice_answers, can_hear_dates (this machine reads spoken dates in the call's
   language), can_call_back (we know a number to call the caller back on);
 - open: whether the line is staffed now (False only for a clinic with opening hours, outside
-  them), and opens_known: whether the next opening is known (it is said as the `opens` value).
+  them), and opens_known: whether the next opening is known (it is said as the `opens` value);
+- staff_lines: how many staff numbers may be tried in turn (the staff phone, then other lines).
 
 After hours the caller hears when the clinic opens again and may leave a message for staff (a
 voicemail_review task with the recording); nobody is asked who they are.
@@ -35,7 +36,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from call_flows.actions import (Answered, Ask, CallerInput, DialResult, FlowError, Hangup, Identify, Keys,
+from call_flows.actions import (Answered, Ask, CallerInput, DialResult, Escalate, EscalationEnded, FlowError,
+                                Hangup, Identify, Keys,
                                 OpenTask, Recorded, RememberLanguage, Say, SetAppointmentStatus, Silence,
                                 Spoken, Step, TakeMessage, Transfer, in_language)
 
@@ -338,7 +340,7 @@ def _question(node: str, facts: Mapping[str, Any]) -> tuple[tuple[str, ...], tup
 
 def _without_node(state: Mapping[str, Any]) -> dict:
     return {k: v for k, v in state.items()
-            if k not in ("node", "misses", "choices", "appointment", "keypad", "repeated")}
+            if k not in ("node", "misses", "choices", "appointment", "keypad", "repeated", "line")}
 
 
 def _ask(node: str, state: Mapping[str, Any], facts: Mapping[str, Any], *, decision: str,
@@ -360,13 +362,16 @@ def _person(state: Mapping[str, Any], facts: Mapping[str, Any], reason: str, *, 
     if facts.get("can_transfer"):
         return Step(actions=(*(Say(k) for k in before), Say("inbound.connecting"),
                              Transfer(whisper=WHISPERS[reason])),
-                    state={**kept, "node": "transferring", "reason": reason}, decision=decision)
+                    state={**kept, "node": "transferring", "reason": reason}, decision=decision,
+                    effects=(Escalate(reason),))
     if kept.get("patient") or facts.get("can_call_back"):
         return Step(actions=(*(Say(k) for k in before), Say("inbound.call_back"), Hangup()),
                     state={**kept, "node": "done", "reason": reason}, decision=decision,
-                    effects=(OpenTask("call_back", within_business_days=1),), outcome="call_back_promised")
+                    effects=(Escalate(reason), OpenTask("call_back", within_business_days=1),
+                             EscalationEnded("call_back")), outcome="call_back_promised")
     return Step(actions=(*(Say(k) for k in before), Say("inbound.no_staff"), Hangup()),
-                state={**kept, "node": "done", "reason": reason}, decision=decision, outcome="not_transferred")
+                state={**kept, "node": "done", "reason": reason}, decision=decision, outcome="not_transferred",
+                effects=(Escalate(reason), EscalationEnded("unanswered")))
 
 
 def _transfer_result(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
@@ -375,14 +380,19 @@ def _transfer_result(state: Mapping[str, Any], caller_input: CallerInput, facts:
         return Step(actions=(Hangup(),), state=dict(state), decision="input_after_end")
     if caller_input.status in ("completed", "answered"):
         return Step(actions=(Hangup(),), state={**state, "node": "done"}, decision="staff_answered",
-                    outcome="transferred")
+                    outcome="transferred", effects=(EscalationEnded("answered", int(state.get("line", 0))),))
     decision = f"staff_{caller_input.status.replace('-', '_')}"
+    line = int(state.get("line", 0)) + 1
+    if line < int(facts.get("staff_lines", 1)) and state.get("reason") in WHISPERS:
+        # Nobody took it there (or staff passed it): the next line, in order.
+        return Step(actions=(Say("inbound.still_trying"), Transfer(whisper=WHISPERS[state["reason"]], line=line)),
+                    state={**state, "line": line}, decision=decision)
     if state.get("patient") or facts.get("can_call_back"):
         return Step(actions=(Say("inbound.nobody_available_call_back"), Hangup()), state={**state, "node": "done"},
-                    effects=(OpenTask("call_back", within_business_days=1),), decision=decision,
-                    outcome="call_back_promised")
+                    effects=(OpenTask("call_back", within_business_days=1), EscalationEnded("call_back")),
+                    decision=decision, outcome="call_back_promised")
     return Step(actions=(Say("inbound.nobody_available"), Hangup()), state={**state, "node": "done"},
-                decision=decision, outcome="transfer_unanswered")
+                decision=decision, outcome="transfer_unanswered", effects=(EscalationEnded("unanswered"),))
 
 
 def _emergency(state: Mapping[str, Any], facts: Mapping[str, Any]) -> Step:
@@ -391,7 +401,7 @@ def _emergency(state: Mapping[str, Any], facts: Mapping[str, Any]) -> Step:
         return Step(actions=(Say("common.emergency"), Say("common.emergency_transfer"),
                              Transfer(whisper=WHISPERS["emergency"])),
                     state={**_without_node(state), "node": "transferring", "reason": "emergency"},
-                    decision="emergency")
+                    decision="emergency", effects=(Escalate("emergency"),))
     return Step(actions=(Say("common.emergency"), Hangup()), state={**_without_node(state), "node": "done"},
                 decision="emergency", outcome="emergency")
 

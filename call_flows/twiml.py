@@ -36,6 +36,7 @@ class TwimlContext:
     say_language_for: Callable[[str], str] | None = None   # prompt key -> its say language, when
                                                            # a prompt may be in another language
     slow: bool = False  # senior mode: every question waits longer for keys and for words
+    staff_numbers: tuple[str, ...] = ()  # every staff line in order (transfer_number first)
 
 
 def _speak(target, key: str, context: TwimlContext) -> None:
@@ -48,8 +49,9 @@ def _speak(target, key: str, context: TwimlContext) -> None:
         target.say(xml_safe(context.text(key)), language=language)
 
 
-def render(actions: Iterable[Action], context: TwimlContext) -> str:
-    """TwiML for a step: every Gather is followed by a Redirect so silence still reaches us."""
+def render(actions: Iterable[Action], context: TwimlContext, redirect_after_ask: bool = True) -> str:
+    """TwiML for a step: every Gather is followed by a Redirect so silence still reaches us
+    (unless redirect_after_ask is False: then the verbs after it say what silence does)."""
     response = VoiceResponse()
     for action in actions:
         if isinstance(action, Say):
@@ -71,7 +73,8 @@ def render(actions: Iterable[Action], context: TwimlContext) -> str:
             for key in action.prompts:
                 _speak(gather, key, context)
             response.append(gather)
-            response.redirect(context.step_url, method="POST")
+            if redirect_after_ask:
+                response.redirect(context.step_url, method="POST")
         elif isinstance(action, TakeMessage):
             # After the tone; # or silence ends it. With nothing recorded Twilio goes on to the
             # Redirect, so the flow still hears that no message came.
@@ -80,13 +83,15 @@ def render(actions: Iterable[Action], context: TwimlContext) -> str:
                             trim="trim-silence")
             response.redirect(context.step_url, method="POST")
         elif isinstance(action, Transfer):
-            if not context.transfer_number:
+            number = (context.staff_numbers[action.line] if action.line < len(context.staff_numbers)
+                      else context.transfer_number)
+            if not number:
                 raise ValueError("a Transfer needs the clinic's staff number")
             dial = Dial(action=context.dial_url, method="POST") if context.dial_url else Dial()
             if action.whisper and context.whisper_url:
-                dial.number(context.transfer_number, url=context.whisper_url(action.whisper), method="POST")
+                dial.number(number, url=context.whisper_url(action.whisper), method="POST")
             else:
-                dial.number(context.transfer_number)
+                dial.number(number)
             response.append(dial)
         elif isinstance(action, Hangup):
             response.hangup()

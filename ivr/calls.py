@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from sqlalchemy import RowMapping, bindparam, func, insert, select
@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 import prompts
 from prompts.spoken import (speakable_number, spoken_date, spoken_location, spoken_provider, spoken_time,
                             written_number)
-from call_flows import Identify, OpenTask, OptOut, PlanRetry, RememberLanguage, SetAppointmentStatus, Step
+from call_flows import (Escalate, EscalationEnded, Identify, OpenTask, OptOut, PlanRetry, RememberLanguage,
+                        SetAppointmentStatus, Step)
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
 from speech.recognizer import can_hear_values, can_recognize
@@ -22,7 +23,7 @@ from ivr import tasks
 from ivr.inbound.hours import hours_of
 from ivr.errors import ConcurrentChange
 from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, CarrierRecording, Clinic, Location,
-                        Patient, Prescription, Touch, utcnow)
+                        Escalation, Patient, Prescription, StaffLine, Touch, utcnow)
 
 # Status callbacks can arrive twice and out of order; a call only ever moves forward.
 STATUS_RANK = {"queued": 0, "initiated": 1, "ringing": 2, "in-progress": 3,
@@ -40,6 +41,7 @@ class CallContext:
     staff_number: str | None
     speech_rate: int | None = None  # the patient's words per minute, when they have one
     senior: bool = False            # slower speech, longer waits, a question repeated before a miss
+    staff_numbers: tuple[str, ...] = ()  # the staff lines an inbound caller may be put through to, in order
 
 
 @dataclass(frozen=True)
@@ -303,11 +305,13 @@ def turn_for(session: Session, call: CallRecord, fallback_staff_number: str, spe
     is_open = hours is None or hours.is_open(now)
     opens = None if is_open else hours.next_opening(now)
     context = context_for(call, fallback_staff_number, tuple(name for _, name in prescriptions), state, opens)
+    if inbound and context.staff_number:
+        context = replace(context, staff_numbers=(context.staff_number, *staff_lines(session, call.row["clinic_id"])))
     facts = call.facts(context.catalogue.language, fallback_staff_number, speech_models=speech_models)
     facts["senior"] = context.senior
     if inbound:
         row = call.row
-        facts.update(open=is_open, opens_known=opens is not None,
+        facts.update(open=is_open, opens_known=opens is not None, staff_lines=len(context.staff_numbers),
                      language=context.catalogue.language, languages=prompts.language_choices(),
                      can_call_back=row["call_from"] is not None,
                      can_hear_dates=can_hear_values(context.catalogue.language, speech_models),
@@ -330,6 +334,12 @@ def _callers(session: Session, clinic_id: int, phone: str | None) -> list[dict[s
         Patient.clinic_id == clinic_id, Patient.phone == phone, Patient.date_of_birth.is_not(None))
         .order_by(Patient.id))
     return [{"patient": patient_id, "dob": born.strftime("%m%d%Y")} for patient_id, born in rows]
+
+
+def staff_lines(session: Session, clinic_id: int | None) -> list[str]:
+    """The numbers tried, in order, after a clinic's staff phone."""
+    return list(session.scalars(select(StaffLine.phone).where(StaffLine.clinic_id == clinic_id)
+                                .order_by(StaffLine.position)))
 
 
 def _number_known(session: Session, clinic_id: int, phone: str | None) -> bool:
@@ -514,6 +524,20 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                                                      "appointment_id": call.appointment_id})
         elif isinstance(effect, RememberLanguage):
             detail.setdefault("changes", []).append({"language": effect.language})
+        elif isinstance(effect, Escalate):
+            connection.execute(insert(Escalation).values(
+                call_id=call.call_id, clinic_id=call.row["clinic_id"], reason=effect.reason,
+                verified=call.row["patient_id"] is not None, started_at=now))
+            detail.setdefault("changes", []).append({"escalation": effect.reason})
+        elif isinstance(effect, EscalationEnded):
+            ended: dict[str, Any] = {"outcome": effect.outcome, "ended_at": now}
+            if effect.outcome == "answered":
+                numbers = (call.staff_number, *staff_lines(session, call.row["clinic_id"]))
+                ended.update(answered_at=now, staff_phone=numbers[effect.line] if effect.line is not None
+                             and effect.line < len(numbers) else call.staff_number)
+            connection.execute(Escalation.__table__.update().where(
+                Escalation.call_id == call.call_id, Escalation.outcome.is_(None)).values(**ended))
+            detail.setdefault("changes", []).append({"escalation_outcome": effect.outcome})
     connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "step",
                                        "detail": detail})
 
@@ -568,6 +592,14 @@ def record_failure(session: Session, call: CallRecord, error: BaseException, fai
     connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "error", "detail": detail})
 
 
+def record_staff_choice(session: Session, call_sid: str, accepted: bool) -> None:
+    """Note on a caller's call that staff took it, or passed it, at the whisper."""
+    call_id = session.scalar(select(Call.id).where(Call.call_sid == call_sid))
+    if call_id is not None:
+        session.connection().execute(_INSERT_EVENT, {"call_id": call_id, "at": utcnow(), "kind": "staff",
+                                                     "detail": {"accepted": accepted}})
+
+
 def note_recording(session: Session, sid: str, call_id: int | None) -> int:
     """The row of a recording the carrier holds (made once, however often it is reported)."""
     found = session.scalar(select(CarrierRecording.id).where(CarrierRecording.sid == sid))
@@ -605,6 +637,9 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         changes["last_twiml"] = hangup_twiml()
         if call["outcome"] is None:
             changes["outcome"] = "unreached" if status in UNREACHED else "hung_up"
+        # A caller who hangs up while being put through gave up waiting.
+        connection.execute(Escalation.__table__.update().where(
+            Escalation.call_id == call["id"], Escalation.outcome.is_(None)).values(outcome="abandoned", ended_at=now))
         if call["touch_id"] is not None:
             connection.execute(_UPDATE_TOUCH, {"touch_id_": call["touch_id"], "updated_at": now,
                                                "status": "unreached" if status in UNREACHED else "completed"})

@@ -388,6 +388,38 @@ def clinics_holidays(clinic_id: int, country: str, subdivision: str | None) -> N
                + (f"-{subdivision}" if subdivision else ""))
 
 
+@clinics_group.command("staff-lines")
+@click.argument("clinic_id", type=int)
+@click.argument("numbers", nargs=-1)
+@click.option("--clear", is_flag=True, help="Remove every line besides the staff phone.")
+@with_appcontext
+def clinics_staff_lines(clinic_id: int, numbers: tuple[str, ...], clear: bool) -> None:
+    """Numbers the inbound line tries, in this order, when the staff phone does not take a call
+    (E.164, e.g. +12125550198). With none, show them."""
+    from sqlalchemy import delete
+
+    from ivr.config import is_e164
+    from ivr.models import Clinic, StaffLine
+
+    bad = [n for n in numbers if not is_e164(n)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a phone number in E.164 form (+12125550198)",
+                                 param_hint="NUMBERS")
+    with current_services().sessions.begin() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        if numbers or clear:
+            session.execute(delete(StaffLine).where(StaffLine.clinic_id == clinic_id))
+            session.flush()
+            for position, number in enumerate(numbers, 1):
+                session.add(StaffLine(clinic_id=clinic_id, position=position, phone=number))
+            session.flush()
+        lines = [clinic.staff_phone or "(no staff phone)", *session.scalars(
+            select(StaffLine.phone).where(StaffLine.clinic_id == clinic_id).order_by(StaffLine.position))]
+    click.echo(f"clinic {clinic_id}: staff lines in order: {', '.join(lines)}")
+
+
 def _set_clinic_flag(clinic_id: int, name: str, value: bool) -> None:
     """Set one of a clinic's on/off settings; a clinic that does not exist is a one-line error."""
     from ivr.models import Clinic

@@ -317,6 +317,41 @@ class OpeningHours(Base):
     closes: Mapped[dt.time]
 
 
+ESCALATION_OUTCOMES = ("answered", "call_back", "voicemail", "abandoned", "unanswered")
+
+
+class Escalation(Base):
+    """A caller on the inbound line handed to a person: why, when, how long until someone took
+    the call, and how it ended."""
+
+    __tablename__ = "escalation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("call.id"), unique=True)
+    clinic_id: Mapped[int | None] = mapped_column(ForeignKey("clinic.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(24), comment="asked, stuck, not_verified, refill, emergency, unknown")
+    verified: Mapped[bool] = mapped_column(comment="the caller's date of birth had matched")
+    started_at: Mapped[dt.datetime] = mapped_column(comment="when the caller was first put through or promised")
+    answered_at: Mapped[dt.datetime | None] = mapped_column(comment="when a person took the call")
+    staff_phone: Mapped[str | None] = mapped_column(String(20), comment="the line that took it")
+    outcome: Mapped[str | None] = mapped_column(String(16), comment="answered, call_back, voicemail, abandoned, "
+                                                                    "unanswered; None while it lasts")
+    ended_at: Mapped[dt.datetime | None]
+
+
+class StaffLine(Base):
+    """Another number the inbound line tries, in order, when the clinic's staff phone does not
+    take a call (clinic.staff_phone is always tried first)."""
+
+    __tablename__ = "staff_line"
+    __table_args__ = (UniqueConstraint("clinic_id", "position", name="uq_staff_line"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"))
+    position: Mapped[int] = mapped_column(comment="1 is tried right after clinic.staff_phone")
+    phone: Mapped[str] = mapped_column(String(20), comment="E.164")
+
+
 class ClinicClosure(Base):
     """A day the clinic is closed besides its country's public holidays."""
 

@@ -62,6 +62,7 @@ ROUTES: dict[str, frozenset[str]] = {
     "twilio.dial_result": CALL | DIAL,
     "twilio.failover_dial_result": CALL | DIAL,
     "twilio.whisper": CALL,
+    "twilio.whisper_answer": CALL | GATHER,
     "twilio.status_callback": CALL | STATUS,
     "twilio_sms.inbound": SMS_INBOUND,
     "twilio_sms.status": SMS_STATUS,

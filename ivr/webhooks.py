@@ -219,15 +219,42 @@ def whisper() -> Response:
         services = current_services()
         player = PromptPlayer(services.prompt_audio, services.settings.public_base_url, catalogue, values,
                               voice_for(catalogue))
-        xml = render((call_flows.Say(key),), TwimlContext(
-            text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
-            step_url=url_for("twilio.voice_step"), transfer_number=None, audio_url=player))
+        # Staff take the call with 1, or pass it with 2 or by waiting: the caller is then offered
+        # the next staff line or a call back (the Dial ends as not answered).
+        xml = render((call_flows.Ask((key, "inbound.staff_choice"), timeout=STAFF_CHOICE_SECONDS), call_flows.Hangup()),
+                     TwimlContext(text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
+                                  step_url=url_for("twilio.whisper_answer"), transfer_number=None, audio_url=player),
+                     redirect_after_ask=False)
     except Exception as exc:  # noqa: BLE001 - staff must still hear something, or the transfer drops
         _log_failure(parent, exc)
         response = VoiceResponse()
         response.say(english.text(key, {}), language=english.say_language)
         xml = str(response)
     return _twiml(xml)
+
+
+# How long staff have to press 1 (take the call) after the whisper.
+STAFF_CHOICE_SECONDS = 8
+
+
+@bp.post("/voice/whisper/answer")
+def whisper_answer() -> Response:
+    """Staff answered the whisper's question: 1 puts the caller through, anything else passes.
+    The choice is noted on the caller's call."""
+    parent = request.form.get("ParentCallSid", "")
+    if not CALL_SID.fullmatch(parent):
+        abort(400, description="ParentCallSid is missing or malformed")
+    caller_input, _audit = _caller_input()
+    accepted = isinstance(caller_input, Keys) and caller_input.digits[:1] == "1"
+    try:
+        run_transaction(current_services().sessions,
+                        lambda session: calls.record_staff_choice(session, parent, accepted))
+    except Exception as exc:  # noqa: BLE001 - the choice still stands when it cannot be noted
+        _log_failure(parent, exc)
+    response = VoiceResponse()
+    if not accepted:
+        response.hangup()
+    return _twiml(str(response))
 
 
 @bp.post("/voice/step")
@@ -325,7 +352,7 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
             step_url=url_for("twilio.voice_step", turn=following), transfer_number=context.staff_number,
             dial_url=url_for("twilio.dial_result", turn=following),
             whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=speaker.audio_url,
-            say_language_for=speaker.say_language, slow=context.senior))
+            say_language_for=speaker.say_language, slow=context.senior, staff_numbers=context.staff_numbers))
         calls.record_step(session, call, step, audit_of_input, twiml=xml, said=speaker.said)
         return xml
 

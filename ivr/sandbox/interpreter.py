@@ -129,6 +129,7 @@ class _Run:
 
     def __init__(self, player: CallPlayer, call: PlacedCall, script: Script) -> None:
         self.player, self.call, self.script = player, call, script
+        self.transfers = 0  # transfers to staff so far (each takes the script's next staff behaviour)
         self.http = player.http or requests.Session()  # one per call: Sessions are not thread-safe
         self.transcript = Transcript(call.sid, call.direction, call.from_, call.to)
         self.replies_used = 0
@@ -378,22 +379,42 @@ class _Run:
             self._say(child, url, side)  # only Say, Play and Pause are heard
         return side.prompts, {child.tag for child in document}
 
+    def _staff(self) -> str:
+        """What the staff phone does at this transfer: the script's next behaviour (the last one
+        for every transfer after)."""
+        behaviours = [b.strip() for b in self.script.staff.split(",")]
+        chosen = behaviours[min(self.transfers, len(behaviours) - 1)]
+        self.transfers += 1
+        return chosen
+
     def _verb_dial(self, verb, url, turn, first):
         numbers = [child for child in verb if child.tag == "Number"]
         queues = [child for child in verb if child.tag == "Queue"]
         target = (numbers[0].text if numbers else queues[0].text if queues else verb.text) or ""
         turn.dial = {"to": target.strip()}
-        if self.script.staff != "answers":
-            status = self.script.staff
+        staff = self._staff() if numbers or not queues else self.script.staff.split(",")[0].strip()
+        if staff not in ("answers", "passes"):
+            status = staff
         else:
             status = "completed"
             whisper_url = numbers[0].get("url") if numbers else None
             if whisper_url:
-                turn.dial["whisper"], verbs = self._side_document(
-                    urljoin(url, whisper_url), numbers[0].get("method", "POST"),
-                    {"Direction": "outbound-dial", "ParentCallSid": self.call.sid})
+                extra = {"Direction": "outbound-dial", "ParentCallSid": self.call.sid,
+                         "CallSid": "CA" + secrets.token_hex(16)}
+                turn.dial["whisper"], verbs, gather = self._whisper(urljoin(url, whisper_url),
+                                                                    numbers[0].get("method", "POST"), extra)
+                if gather is not None:
+                    # Staff choose by key: 1 takes the call, anything else passes.
+                    key = "1" if staff == "answers" else "2"
+                    turn.dial["staff_pressed"] = key
+                    _prompts, verbs = self._side_document(urljoin(url, gather.get("action") or whisper_url),
+                                                          gather.get("method", "POST"), {**extra, "Digits": key})
                 if "Hangup" in verbs:
-                    status = "no-answer"  # the staff side declined before the bridge
+                    # Twilio: a whisper that hangs up declines the call; the caller's Dial ends
+                    # as not answered and goes on to its action.
+                    status = "no-answer"
+            elif staff == "passes":
+                status = "no-answer"
             if status == "completed":
                 self.bridged_seconds += STAFF_TALK_SECONDS
         turn.dial["status"] = status
@@ -404,6 +425,20 @@ class _Run:
         if status == "completed":
             raise _Hangup("completed")  # the conversation happened; the caller hangs up after it
         return None
+
+    def _whisper(self, url: str, method: str, extra: dict[str, str]):
+        """The whisper staff hear: its prompts (those inside a Gather too), its verbs, its Gather."""
+        side = Turn(url=url)
+        document = self._fetch(url, method, extra)
+        gather = None
+        for child in document:
+            if child.tag == "Gather":
+                gather = child
+                for inner in child:
+                    self._say(inner, url, side)
+            else:
+                self._say(child, url, side)
+        return side.prompts, {child.tag for child in document}, gather
 
     def _verb_enqueue(self, verb, url, turn, first):
         name = (verb.text or "").strip()

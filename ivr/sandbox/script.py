@@ -9,7 +9,8 @@
       - {say: "yes"}         # a speech result for a Gather that listens for speech
       - hangup               # hang up at this question
     then: silence            # when replies run out: silence (default) or hangup
-    staff: answers           # a transfer to staff: answers, no-answer or busy
+    staff: answers           # a transfer to staff: answers, passes (presses 2 at the whisper),
+                             # no-answer or busy; "passes,answers" for each transfer in turn
     callbacks: {duplicate: true, reorder: true}   # misbehave like a real carrier can
     callbacks: {lose: [completed]}                # these events' callbacks never arrive
     texts:                   # texts sent to this phone
@@ -30,7 +31,7 @@ from ivr.errors import IvrError
 ANSWERS = ("human", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other",
            "fax", "unknown", "busy", "no-answer", "failed")
 UNANSWERED = ("busy", "no-answer", "failed")
-STAFF = ("answers", "no-answer", "busy")
+STAFF = ("answers", "passes", "no-answer", "busy")
 CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 TEXT_STATUSES = ("delivered", "undelivered", "failed", "landline")
 
@@ -104,8 +105,10 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
     if then not in ("silence", "hangup"):
         raise ScriptError(f"then must be silence or hangup, not {then!r}")
     staff = str(data.get("staff", "answers"))
-    if staff not in STAFF:
-        raise ScriptError(f"staff must be one of {', '.join(STAFF)}, not {staff!r}")
+    for each in staff.split(","):
+        if each.strip() not in STAFF:
+            raise ScriptError(f"staff must be one of {', '.join(STAFF)} (or several, comma-separated, one per "
+                              f"transfer), not {each.strip()!r}")
     raw_replies = data.get("replies") or []
     if not isinstance(raw_replies, list):
         raise ScriptError("replies must be a list")

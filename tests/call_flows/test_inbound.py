@@ -4,14 +4,19 @@ at most three choices, a person whenever asked or after two misses, emergencies 
 import pytest
 
 import call_flows
-from call_flows import (Answered, Ask, DialResult, Hangup, Identify, Keys, OpenTask, RememberLanguage, Say,
-                        SetAppointmentStatus, Silence, Spoken, Transfer)
+from call_flows import (Answered, Ask, DialResult, Escalate, EscalationEnded, Hangup, Identify, Keys, OpenTask,
+                        RememberLanguage, Say, SetAppointmentStatus, Silence, Spoken, Transfer)
 
 JANE = {"patient": 7, "dob": "04121950"}
 FACTS = {"language": "en", "languages": {"1": "en", "2": "es"}, "callers": [JANE], "can_transfer": True,
          "can_call_back": True, "appointment": "fp-1", "prescriptions": [31, 32]}
 DOB_ASK = Ask(("inbound.dob", "inbound.person_anytime"), num_digits=8, timeout=10)
 MENU = ("inbound.menu",)
+
+
+def tasks(step):
+    """The tasks a step opens (its escalation records aside)."""
+    return tuple(e for e in step.effects if isinstance(e, OpenTask))
 
 
 def walk(*inputs, facts=FACTS):
@@ -89,7 +94,8 @@ def test_a_household_is_told_apart_by_date_of_birth_without_saying_a_name():
 def test_twins_on_one_number_go_to_a_person_unverified():
     twins = {**FACTS, "callers": [JANE, {"patient": 9, "dob": "04121950"}]}
     step = walk(Silence(), Keys("04121950"), facts=twins)
-    assert step.actions[-1] == Transfer(whisper="inbound.whisper_not_verified") and step.effects == ()
+    assert step.actions[-1] == Transfer(whisper="inbound.whisper_not_verified")
+    assert step.effects == (Escalate("not_verified"),)
 
 
 def test_a_wrong_date_of_birth_is_asked_again_once_then_a_person():
@@ -122,9 +128,11 @@ def test_without_staff_a_call_back_when_we_have_the_number_else_when_to_call():
     unknown = {**FACTS, "callers": [], "can_transfer": False}
     no_staff = walk(Silence(), Keys("0"), facts=unknown)
     assert no_staff.actions == (Say("inbound.call_back"), Hangup())
-    assert no_staff.effects == (OpenTask("call_back", within_business_days=1),)
+    assert no_staff.effects == (Escalate("unknown"), OpenTask("call_back", within_business_days=1),
+                                EscalationEnded("call_back"))
     withheld = walk(Silence(), Keys("0"), facts={**unknown, "can_call_back": False})
-    assert withheld.actions == (Say("inbound.no_staff"), Hangup()) and withheld.effects == ()
+    assert withheld.actions == (Say("inbound.no_staff"), Hangup())
+    assert withheld.effects == (Escalate("unknown"), EscalationEnded("unanswered"))
 
 
 def test_zero_at_the_language_offer_reaches_a_person():
@@ -210,13 +218,13 @@ def test_two_misses_at_any_question_lead_to_a_person_never_a_hang_up():
                              Transfer(whisper="inbound.whisper_stuck"))
     no_staff = identified(Silence(), Silence(), facts={**FACTS, "can_transfer": False})
     assert no_staff.actions[-2:] == (Say("inbound.call_back"), Hangup())
-    assert no_staff.effects == (OpenTask("call_back", within_business_days=1),)
+    assert tasks(no_staff) == (OpenTask("call_back", within_business_days=1),)
 
 
 @pytest.mark.parametrize("status,outcome,effects", [
-    ("completed", "transferred", ()),
-    ("no-answer", "call_back_promised", (OpenTask("call_back", within_business_days=1),)),
-    ("busy", "call_back_promised", (OpenTask("call_back", within_business_days=1),)),
+    ("completed", "transferred", (EscalationEnded("answered", 0),)),
+    ("no-answer", "call_back_promised", (OpenTask("call_back", within_business_days=1), EscalationEnded("call_back"))),
+    ("busy", "call_back_promised", (OpenTask("call_back", within_business_days=1), EscalationEnded("call_back"))),
 ])
 def test_the_transfer_result(status, outcome, effects):
     step = identified(Keys("3"), DialResult(status))
@@ -226,7 +234,7 @@ def test_the_transfer_result(status, outcome, effects):
 def test_nobody_answering_a_caller_we_cannot_call_back_is_told_to_try_later():
     facts = {**FACTS, "callers": [], "can_call_back": False}
     step = walk(Silence(), Keys("0"), DialResult("no-answer"), facts=facts)
-    assert step.actions == (Say("inbound.nobody_available"), Hangup()) and step.effects == ()
+    assert step.actions == (Say("inbound.nobody_available"), Hangup()) and tasks(step) == ()
 
 
 def test_anything_after_the_end_hangs_up():
@@ -250,3 +258,15 @@ def test_in_senior_mode_a_question_is_said_again_as_it_was_before_a_miss_counts(
     assert identified(Silence(), Silence(), Silence(), facts=facts).actions[-1].__class__ is Transfer
     # A new question gets its own repeat.
     assert identified(Silence(), Keys("1"), Silence(), facts=facts).decision == "repeated_for_senior"
+
+
+def test_an_unanswered_or_passed_transfer_tries_the_next_staff_line_then_offers_a_call_back():
+    facts = {**FACTS, "staff_lines": 2}
+    first = identified(Keys("3"), facts=facts)
+    assert first.actions[-1] == Transfer(whisper="inbound.whisper_asked", line=0)
+    second = identified(Keys("3"), DialResult("no-answer"), facts=facts)
+    assert second.actions == (Say("inbound.still_trying"), Transfer(whisper="inbound.whisper_asked", line=1))
+    last = identified(Keys("3"), DialResult("no-answer"), DialResult("no-answer"), facts=facts)
+    assert last.outcome == "call_back_promised" and tasks(last) == (OpenTask("call_back", within_business_days=1),)
+    taken = identified(Keys("3"), DialResult("no-answer"), DialResult("completed"), facts=facts)
+    assert taken.outcome == "transferred"

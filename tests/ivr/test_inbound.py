@@ -5,7 +5,8 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, Patient, Prescription, Task, utcnow)
+from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, Escalation, Patient, Prescription, Task,
+                        utcnow)
 from speech.common import Voice
 from tests.support import PUBLIC_BASE_URL, call_sid, parse_twiml, spoken
 from tests.twiml_schema import assert_valid
@@ -51,11 +52,17 @@ def identified(twilio, caller=JANE, dob=JANE_DOB, sid=None):
     return heard(press(twilio, dob, sid))
 
 
+STAFF_CHOICE = "Press 1 to take the call. Press 2 to pass."
+
+
 def whisper_heard(twilio, verbs, sid=None):
-    """What staff hear before the caller in these verbs is put through."""
+    """What staff hear before the caller in these verbs is put through, before they are asked to
+    take the call or pass it."""
     (dial,) = [v for v in verbs if v.name == "Dial"]
     url = dial.children[0].attrs["url"]
-    return spoken(heard(twilio.post(url, {"CallSid": call_sid(8), "ParentCallSid": sid or call_sid(7)})))
+    said = spoken(heard(twilio.post(url, {"CallSid": call_sid(8), "ParentCallSid": sid or call_sid(7)})))
+    assert said[-1] == STAFF_CHOICE
+    return said[:-1]
 
 
 def test_the_welcome_says_what_to_do_in_an_emergency_and_offers_each_language_in_its_own_words(twilio, demo):
@@ -297,3 +304,68 @@ def test_once_rendered_the_welcome_plays_each_language_in_its_own_voice(twilio, 
         ("Play", url(Voice("es", "roa/es-419", 150), WELCOME[2])),
         ("Play", url(Voice("fr", "roa/fr", 150), WELCOME[3])),
         ("Play", url(Voice("ko", "ko", 150), WELCOME[4]))]
+
+
+def test_staff_take_the_call_with_1_or_pass_it_and_the_choice_is_noted(twilio, demo, sessions):
+    identified(twilio)
+    verbs = heard(press(twilio, "3"))
+    (dial,) = [v for v in verbs if v.name == "Dial"]
+    whisper = heard(twilio.post(dial.children[0].attrs["url"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
+    (gather,) = [v for v in whisper if v.name == "Gather"]
+    assert (gather.attrs["numDigits"], gather.attrs["timeout"], whisper[-1].name) == ("1", "8", "Hangup")
+    take = heard(twilio.post(gather.attrs["action"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7),
+                                                      "Digits": "1"}))
+    passed = heard(twilio.post(gather.attrs["action"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7),
+                                                        "Digits": "2"}))
+    assert (take, [v.name for v in passed]) == ([], ["Hangup"])
+    with sessions() as session:
+        choices = [e.detail for e in session.scalars(select(CallEvent).where(CallEvent.kind == "staff")
+                                                     .order_by(CallEvent.id))]
+    assert choices == [{"accepted": True}, {"accepted": False}]
+
+
+def test_a_second_staff_line_is_tried_when_the_first_does_not_take_the_call(twilio, demo, sessions, runner):
+    result = runner.invoke(args=["clinics", "staff-lines", "1", "+12125550198"])
+    assert result.output.strip() == f"clinic 1: staff lines in order: {demo.staff_phone}, +12125550198"
+    identified(twilio)
+    first = heard(press(twilio, "3"))
+    assert [v for v in first if v.name == "Dial"][0].children[0].text == demo.staff_phone
+    second = heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                               {"CallSid": call_sid(7), "DialCallStatus": "no-answer"}))
+    assert spoken(second) == ["Please stay on the line. I am trying someone else."]
+    assert [v for v in second if v.name == "Dial"][0].children[0].text == "+12125550198"
+    bad = runner.invoke(args=["clinics", "staff-lines", "1", "555-0198"])
+    assert bad.exit_code == 2 and "'555-0198' is not a phone number in E.164 form" in bad.output
+
+
+def escalations(sessions):
+    with sessions() as session:
+        return [(e.reason, e.verified, e.outcome, e.staff_phone, e.answered_at is not None)
+                for e in session.scalars(select(Escalation).order_by(Escalation.id))]
+
+
+def test_an_escalation_records_why_who_took_it_and_how_long_it_took(twilio, demo, sessions, runner):
+    runner.invoke(args=["clinics", "staff-lines", "1", "+12125550198"])
+    identified(twilio)
+    heard(press(twilio, "3"))
+    assert escalations(sessions) == [("asked", True, None, None, False)]
+    heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                      {"CallSid": call_sid(7), "DialCallStatus": "no-answer"}))
+    heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                      {"CallSid": call_sid(7), "DialCallStatus": "completed"}))
+    assert escalations(sessions) == [("asked", True, "answered", "+12125550198", True)]
+
+
+def test_a_caller_who_hangs_up_while_being_put_through_abandoned_it(twilio, demo, sessions):
+    heard(ring(twilio))
+    heard(press(twilio, "0"))                    # a person, at the language offer
+    twilio.post("/twilio/status", {"CallSid": call_sid(7), "CallStatus": "completed"})
+    assert escalations(sessions) == [("unknown", False, "abandoned", None, False)]
+
+
+def test_no_answer_anywhere_ends_the_escalation_with_a_call_back(twilio, demo, sessions):
+    identified(twilio)
+    heard(press(twilio, "3"))
+    heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                      {"CallSid": call_sid(7), "DialCallStatus": "busy"}))
+    assert escalations(sessions) == [("asked", True, "call_back", None, False)]

@@ -19,7 +19,7 @@ SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "locati
 PATIENT_VALUES = {"date", "time", "location", "provider", "first_name", *MEDICATIONS}
 # Said outside any flow: the staff whisper, a call to a number no clinic uses, and the texts the
 # shell sends on its own (answers to keywords, unmatched texts, missed calls).
-OUTSIDE_FLOWS = {"inbound.whisper", "inbound.unknown_number", "sms.help", "sms.opted_out", "sms.passed_to_staff",
+OUTSIDE_FLOWS = {"inbound.whisper", "inbound.staff_choice", "inbound.unknown_number", "sms.help", "sms.opted_out", "sms.passed_to_staff",
                  "sms.text_back"}
 
 DIAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
@@ -35,7 +35,8 @@ FACTS = [{"voice_answers": voice, "can_transfer": transfer, "senior": senior}
          for voice in (False, True) for transfer in (False, True) for senior in (False, True)]
 # The inbound line also knows the caller's number's patients, their prescriptions and whether a
 # call back can be made: every mix of them.
-INBOUND_FACTS = [{**facts, **appointment, "can_hear_dates": facts["voice_answers"], "language": "en", "languages": {"1": "en", "2": "es"}, "callers": callers,
+INBOUND_FACTS = [{**facts, **appointment, "can_hear_dates": facts["voice_answers"], "staff_lines": 2,
+                  "language": "en", "languages": {"1": "en", "2": "es"}, "callers": callers,
                   "prescriptions": prescriptions, "can_call_back": call_back}
                  for facts in FACTS
                  for callers in ([], [{"patient": 1, "dob": "04121950"}],

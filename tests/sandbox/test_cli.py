@@ -132,7 +132,9 @@ def test_an_unknown_caller_reaches_staff_with_a_whisper(admin, staff, status, ou
     assert [p["say"] for p in turn["prompts"]] == ["Please hold while I connect you to our staff."]
     assert turn["dial"]["to"] == demo.staff_phone and turn["dial"]["status"] == status
     if staff == "answers":
-        assert turn["dial"]["whisper"] == [{"say": "A caller from a number we do not know.", "language": "en-US"}]
+        assert turn["dial"]["whisper"] == [{"say": "A caller from a number we do not know.", "language": "en-US"},
+                                           {"say": "Press 1 to take the call. Press 2 to pass.", "language": "en-US"}]
+        assert turn["dial"]["staff_pressed"] == "1"
     else:
         assert [p["say"] for p in rest[0]["prompts"]] == [
             "Sorry, no one could take your call. Someone from our office will call you back within one "

@@ -36,9 +36,15 @@ def said(result):
     return [[calling.heard(p) for p in turn.get("prompts", [])] for turn in result.transcript["turns"]]
 
 
+STAFF_CHOICE = "Press 1 to take the call. Press 2 to pass."
+
+
 def whisper(result):
+    """What staff heard before they took the call (pressed 1) or passed it."""
     (dial,) = [t["dial"] for t in result.transcript["turns"] if "dial" in t]
-    return [p["say"] for p in dial["whisper"]]
+    said = [p["say"] for p in dial["whisper"]]
+    assert said[-1] == STAFF_CHOICE
+    return said[:-1]
 
 
 def the_call(app, sid):
@@ -160,3 +166,20 @@ def test_after_hours_a_message_becomes_a_task_for_staff_and_the_caller_gets_one_
         text = session.scalars(select(Message).where(Message.kind == "text_back")).one()
     assert (task.kind, task.phone, task.message_id) == ("voicemail_review", STRANGER, text.id)
     assert len(result.transcript["texts"]) == 1
+
+
+def test_staff_who_pass_send_the_caller_to_the_next_line_who_takes_it(live):
+    from ivr.models import StaffLine
+
+    with live.extensions["ivr"].sessions.begin() as session:
+        clinic = session.scalars(select(Clinic)).one()
+        session.add(StaffLine(clinic_id=clinic.id, position=1, phone="+12125550198"))
+    result = call_in(live, JANE, ["silence", "04121950", "3"], staff="passes,answers")
+    dials = [t["dial"] for t in result.transcript["turns"] if "dial" in t]
+    assert [(d["to"], d["staff_pressed"], d["status"]) for d in dials] == [
+        ("+12125550199", "2", "no-answer"), ("+12125550198", "1", "completed")]
+    assert said(result)[-2] == ["Please stay on the line. I am trying someone else."]
+    assert the_call(live, result.outcome["call_sid"]).outcome == "transferred"
+    with live.extensions["ivr"].sessions() as session:
+        choices = session.scalars(select(CallEvent.detail).where(CallEvent.kind == "staff").order_by(CallEvent.id))
+        assert list(choices) == [{"accepted": False}, {"accepted": True}]

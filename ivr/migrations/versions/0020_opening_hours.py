@@ -1,4 +1,5 @@
-"""Opening hours, closures, a clinic's holiday country and subdivision, voicemail on tasks
+"""Opening hours, closures, a clinic's holiday country and subdivision, voicemail on tasks,
+staff lines tried after the staff phone, escalations
 
 Revision ID: 0020
 Revises: 0019
@@ -37,6 +38,36 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id']),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('clinic_id', 'day', name='uq_clinic_closure'))
+    op.create_table(
+        'staff_line',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('clinic_id', sa.Integer(), nullable=False),
+        sa.Column('position', sa.Integer(), nullable=False, comment='1 is tried right after clinic.staff_phone'),
+        sa.Column('phone', sa.String(length=20), nullable=False, comment='E.164'),
+        sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id']),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('clinic_id', 'position', name='uq_staff_line'))
+    op.create_table(
+        'escalation',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('call_id', sa.Integer(), nullable=False),
+        sa.Column('clinic_id', sa.Integer(), nullable=True),
+        sa.Column('reason', sa.String(length=24), nullable=False,
+                  comment='asked, stuck, not_verified, refill, emergency, unknown'),
+        sa.Column('verified', sa.Boolean(), nullable=False, comment="the caller's date of birth had matched"),
+        sa.Column('started_at', sa.DateTime(), nullable=False,
+                  comment='when the caller was first put through or promised'),
+        sa.Column('answered_at', sa.DateTime(), nullable=True, comment='when a person took the call'),
+        sa.Column('staff_phone', sa.String(length=20), nullable=True, comment='the line that took it'),
+        sa.Column('outcome', sa.String(length=16), nullable=True,
+                  comment='answered, call_back, voicemail, abandoned, unanswered; None while it lasts'),
+        sa.Column('ended_at', sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['call_id'], ['call.id']),
+        sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id']),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('call_id'))
+    with op.batch_alter_table('escalation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_escalation_clinic_id'), ['clinic_id'], unique=False)
     with op.batch_alter_table('clinic', schema=None) as batch_op:
         batch_op.add_column(sa.Column('holiday_country', sa.String(length=2), nullable=True,
                                       comment="ISO country whose public holidays close the clinic; None: its number's"))
@@ -54,6 +85,10 @@ def downgrade() -> None:
         batch_op.drop_column('holiday_subdivision')
         batch_op.drop_column('holiday_country')
     op.drop_table('clinic_closure')
+    op.drop_table('staff_line')
+    with op.batch_alter_table('escalation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_escalation_clinic_id'))
+    op.drop_table('escalation')
     with op.batch_alter_table('opening_hours', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_opening_hours_clinic_id'))
     op.drop_table('opening_hours')
