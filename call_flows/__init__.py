@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from call_flows import inbound, reminder, text_reminder
 from call_flows.actions import (TASK_KINDS, Action, Answered, Ask, CallerInput, DialResult, Escalate,
                                 EscalationEnded, FlowError,
-                                Hangup, Identify, Keys, OpenTask, OptOut, PlanRetry, Recorded,
+                                Hangup, Identify, Keys, OpenTask, OptOut, PlanCallBack, PlanRetry, Recorded,
                                 RememberLanguage, Replied, Say, SetAppointmentStatus, Silence, Spoken, Step,
                                 TakeMessage, Text, Transfer, in_language, split_language)
 
@@ -20,7 +20,7 @@ __all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failu
            "asks_personal_data", "takes_message", "Replied",
            "Text", "Action", "Answered", "Ask", "CallerInput", "DialResult", "Escalate", "EscalationEnded",
            "FlowError", "Hangup", "Identify",
-           "Keys", "OpenTask", "OptOut", "PlanRetry", "Recorded", "RememberLanguage", "Say", "SetAppointmentStatus",
+           "Keys", "OpenTask", "OptOut", "PlanCallBack", "PlanRetry", "Recorded", "RememberLanguage", "Say", "SetAppointmentStatus",
            "TakeMessage",
            "Silence", "TASK_KINDS", "Spoken", "Step", "Transfer", "in_language", "listening",
            "split_language"]

@@ -194,6 +194,12 @@ class Escalate:
 
 
 @dataclass(frozen=True)
+class PlanCallBack:
+    """Virtual hold: ring a staff line as soon as possible and, when someone takes it, connect
+    them to the caller (once; if nobody does, a call_back task)."""
+
+
+@dataclass(frozen=True)
 class EscalationEnded:
     """How the hand-over ended: answered (on staff line `line`), call_back, voicemail, unanswered."""
 
@@ -206,7 +212,7 @@ TASK_KINDS = ("call_back", "reschedule_request", "wrong_person", "refill_request
               "voicemail_review")
 
 Effect = Union[SetAppointmentStatus, OptOut, OpenTask, PlanRetry, Identify, RememberLanguage, Escalate,
-               EscalationEnded]
+               EscalationEnded, PlanCallBack]
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import datetime as dt
 from typing import Any, Mapping
 
 from call_flows.actions import (Answered, Ask, CallerInput, DialResult, Escalate, EscalationEnded, FlowError,
-                                Hangup, Identify, Keys,
+                                Hangup, Identify, Keys, PlanCallBack,
                                 OpenTask, Recorded, RememberLanguage, Say, SetAppointmentStatus, Silence,
                                 Spoken, Step, TakeMessage, Transfer, in_language)
 
@@ -127,6 +127,8 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
         return _language(state, caller_input, facts)
     if node == "message":
         return _message_left(state, caller_input, facts)
+    if node == "no_one_free":
+        return _no_one_free(state, caller_input, facts)
     handler = _HANDLERS.get(node)
     if handler is None:
         raise FlowError(f"inbound flow has no node {node!r}")
@@ -193,16 +195,35 @@ def _unverified(facts: Mapping[str, Any]) -> str:
     return "not_verified" if facts.get("number_known") or facts.get("callers") else "unknown"
 
 
+def _no_one_free(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
+    """1: keep their place and hang up for a call back when someone is free; 2: a message for
+    staff; anything else (waiting, most likely): a call back by a person within a business day."""
+    done = {**state, "node": "done"}
+    key = caller_input.digits[:1] if isinstance(caller_input, Keys) else None
+    if key == "1":
+        return Step(actions=(Say("inbound.call_back_planned"), Hangup()), state=done, decision="call_back_chosen",
+                    effects=(PlanCallBack(), EscalationEnded("call_back")), outcome="call_back_planned")
+    if key == "2":
+        return Step(actions=(Say("inbound.leave_message"), TakeMessage()), state={**state, "node": "message"},
+                    decision="message_chosen")
+    return Step(actions=(Say("inbound.nobody_available_call_back"), Hangup()), state=done,
+                effects=(OpenTask("call_back", within_business_days=1), EscalationEnded("call_back")),
+                decision="no_choice", outcome="call_back_promised")
+
+
 def _message_left(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
     """A message is a task for staff with the recording; no message, a call back when we can."""
     done = {**_without_node(state), "node": "done"}
+    # After nobody took the call, the message ends its escalation.
+    ended = (EscalationEnded("voicemail"),) if state.get("reason") else ()
     if isinstance(caller_input, Recorded):
         return Step(actions=(Say("inbound.message_taken"), Hangup()), state=done, decision="message_left",
-                    effects=(OpenTask("voicemail_review", within_business_days=1, voicemail=caller_input.message),),
-                    outcome="voicemail")
-    if facts.get("can_call_back"):
+                    effects=(OpenTask("voicemail_review", within_business_days=1, voicemail=caller_input.message),
+                             *ended), outcome="voicemail")
+    if facts.get("can_call_back") or state.get("patient"):
         return Step(actions=(Say("inbound.no_message_call_back"), Hangup()), state=done, decision="no_message",
-                    effects=(OpenTask("call_back", within_business_days=1),), outcome="call_back_promised")
+                    effects=(OpenTask("call_back", within_business_days=1),
+                             *((EscalationEnded("call_back"),) if ended else ())), outcome="call_back_promised")
     return Step(actions=(Say("inbound.no_message"), Hangup()), state=done, decision="no_message",
                 outcome="no_message")
 
@@ -388,9 +409,9 @@ def _transfer_result(state: Mapping[str, Any], caller_input: CallerInput, facts:
         return Step(actions=(Say("inbound.still_trying"), Transfer(whisper=WHISPERS[state["reason"]], line=line)),
                     state={**state, "line": line}, decision=decision)
     if state.get("patient") or facts.get("can_call_back"):
-        return Step(actions=(Say("inbound.nobody_available_call_back"), Hangup()), state={**state, "node": "done"},
-                    effects=(OpenTask("call_back", within_business_days=1), EscalationEnded("call_back")),
-                    decision=decision, outcome="call_back_promised")
+        # Virtual hold: a call back as soon as someone is free, or a message.
+        return Step(actions=(Ask(("inbound.offer_call_back",)),), state={**state, "node": "no_one_free", "misses": 0},
+                    decision=decision)
     return Step(actions=(Say("inbound.nobody_available"), Hangup()), state={**state, "node": "done"},
                 decision=decision, outcome="transfer_unanswered", effects=(EscalationEnded("unanswered"),))
 

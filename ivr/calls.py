@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 import prompts
 from prompts.spoken import (speakable_number, spoken_date, spoken_location, spoken_provider, spoken_time,
                             written_number)
-from call_flows import (Escalate, EscalationEnded, Identify, OpenTask, OptOut, PlanRetry, RememberLanguage,
-                        SetAppointmentStatus, Step)
+from call_flows import (Escalate, EscalationEnded, Identify, OpenTask, OptOut, PlanCallBack, PlanRetry,
+                        RememberLanguage, SetAppointmentStatus, Step)
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
 from speech.recognizer import can_hear_values, can_recognize
@@ -529,6 +529,10 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                 call_id=call.call_id, clinic_id=call.row["clinic_id"], reason=effect.reason,
                 verified=call.row["patient_id"] is not None, started_at=now))
             detail.setdefault("changes", []).append({"escalation": effect.reason})
+        elif isinstance(effect, PlanCallBack):
+            connection.execute(Escalation.__table__.update().where(Escalation.call_id == call.call_id)
+                               .values(callback_status="planned"))
+            detail.setdefault("changes", []).append({"callback": "planned"})
         elif isinstance(effect, EscalationEnded):
             ended: dict[str, Any] = {"outcome": effect.outcome, "ended_at": now}
             if effect.outcome == "answered":
@@ -598,6 +602,28 @@ def record_staff_choice(session: Session, call_sid: str, accepted: bool) -> None
     if call_id is not None:
         session.connection().execute(_INSERT_EVENT, {"call_id": call_id, "at": utcnow(), "kind": "staff",
                                                      "detail": {"accepted": accepted}})
+
+
+def call_back_of(session: Session, escalation_id: int) -> tuple[CallRecord, bool] | None:
+    """The caller's call behind a planned call back, and whether they had proved who they are."""
+    found = session.execute(select(Call.call_sid, Escalation.verified).join(Escalation, Escalation.call_id == Call.id)
+                            .where(Escalation.id == escalation_id)).one_or_none()
+    if found is None:
+        return None
+    call = load_call(session, found.call_sid)
+    return (call, bool(found.verified)) if call is not None else None
+
+
+def finish_call_back(session: Session, escalation_id: int, *, connected: bool) -> None:
+    """A call back connected the caller (done), or never will (failed: a call_back task, once)."""
+    from outbound.callbacks import fail
+
+    if connected:
+        session.execute(Escalation.__table__.update().where(
+            Escalation.id == escalation_id, Escalation.callback_status == "dialing")
+            .values(callback_status="done", answered_at=utcnow()))
+        return
+    fail(session, escalation_id)
 
 
 def note_recording(session: Session, sid: str, call_id: int | None) -> int:

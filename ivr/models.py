@@ -337,6 +337,12 @@ class Escalation(Base):
     outcome: Mapped[str | None] = mapped_column(String(16), comment="answered, call_back, voicemail, abandoned, "
                                                                     "unanswered; None while it lasts")
     ended_at: Mapped[dt.datetime | None]
+    callback_status: Mapped[str | None] = mapped_column(
+        String(12), comment="virtual hold: planned, dialing, done, failed; None: not asked for")
+    callback_call_sid: Mapped[str | None] = mapped_column(String(64), comment="the call to staff that calls back")
+
+
+CALLBACK_STATUSES = ("planned", "dialing", "done", "failed")
 
 
 class StaffLine(Base):

@@ -27,6 +27,7 @@ from ivr.models import Call, utcnow
 from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
+from outbound.callbacks import queue_call_back_soon
 from outbound.recordings import queue_deletion_soon, queue_sweep_soon
 from outbound.texts import queue_text_back_soon
 
@@ -257,6 +258,85 @@ def whisper_answer() -> Response:
     return _twiml(str(response))
 
 
+@bp.post(f"/voice/callback/<int(max={MAX_ROW_ID}):escalation_id>")
+def callback_answer(escalation_id: int) -> Response:
+    """Staff answered the call-back call: who asked (the first name only of a caller who was
+    identified), then 1 to call them now."""
+    english = prompts.load("en")
+    try:
+        with current_services().sessions() as session:
+            found = calls.call_back_of(session, escalation_id)
+        if found is None:
+            abort(404, description="no such call back")
+        call, verified = found
+        catalogue = prompts.first_available(call.row["clinic_language"])
+        values = calls.context_for(call).values
+        key = "inbound.callback_whisper_patient" if verified else "inbound.callback_whisper"
+        xml = render((call_flows.Ask((key,), timeout=STAFF_CHOICE_SECONDS), call_flows.Hangup()),
+                     TwimlContext(text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
+                                  step_url=url_for("twilio.callback_accept", escalation_id=escalation_id),
+                                  transfer_number=None),
+                     redirect_after_ask=False)
+    except HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - staff hear why nothing happens; a task is owed
+        _log_failure(_call_sid(), exc)
+        response = VoiceResponse()
+        response.say(english.text("common.apology_call_again", {}), language=english.say_language)
+        response.hangup()
+        xml = str(response)
+    return _twiml(xml)
+
+
+@bp.post(f"/voice/callback/<int(max={MAX_ROW_ID}):escalation_id>/accept")
+def callback_accept(escalation_id: int) -> Response:
+    """Staff pressed a key: 1 dials the caller from the clinic's number; anything else hangs up
+    (the status callback then leaves the call back to a person, as a task)."""
+    caller_input, _audit = _caller_input()
+    response = VoiceResponse()
+    if not (isinstance(caller_input, Keys) and caller_input.digits[:1] == "1"):
+        response.hangup()
+        return _twiml(str(response))
+    with current_services().sessions() as session:
+        found = calls.call_back_of(session, escalation_id)
+    if found is None or not found[0].row["call_from"]:
+        abort(404, description="no such call back")
+    call, _verified = found
+    dial = response.dial(action=url_for("twilio.callback_result", escalation_id=escalation_id), method="POST",
+                         caller_id=call.row["clinic_phone"])
+    dial.number(call.row["call_from"])
+    return _twiml(str(response))
+
+
+@bp.post(f"/voice/callback/<int(max={MAX_ROW_ID}):escalation_id>/result")
+def callback_result(escalation_id: int) -> Response:
+    """How the call to the caller ended: connected, or a task for a person."""
+    status = request.form.get("DialCallStatus", "")
+    if status not in DIAL_STATUSES:
+        abort(400, description="DialCallStatus is missing or unknown")
+    run_transaction(current_services().sessions,
+                    lambda session: calls.finish_call_back(session, escalation_id, connected=status == "completed"))
+    response = VoiceResponse()
+    response.hangup()
+    return _twiml(str(response))
+
+
+@bp.post(f"/status/callback/<int(max={MAX_ROW_ID}):escalation_id>")
+def callback_status(escalation_id: int) -> Response:
+    """The staff call ended: if it never connected the caller, a person owes them a call."""
+    status = request.form.get("CallStatus", "")
+    if status not in calls.STATUS_RANK:
+        abort(400, description="CallStatus is missing or unknown")
+    if status in calls.TERMINAL:
+        try:
+            run_transaction(current_services().sessions,
+                            lambda session: calls.finish_call_back(session, escalation_id, connected=False))
+        except Exception as exc:  # noqa: BLE001 - the carrier retries a failed callback
+            _log_failure(_call_sid(), exc)
+            return Response(status=503)
+    return Response(status=204)
+
+
 @bp.post("/voice/step")
 def voice_step() -> Response:
     """Action URL of every question, and the Redirect that follows it when the caller is silent."""
@@ -317,8 +397,10 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
     an earlier question (a duplicate or a replay) changes nothing and hears the current question
     again. Any failure still answers TwiML."""
     services = current_services()
+    planned_call_back: list[bool] = []
 
     def work(session: Session) -> str:
+        planned_call_back.clear()
         call = load(session)
         if call is None:
             if unknown is not None:
@@ -354,12 +436,16 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
             whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=speaker.audio_url,
             say_language_for=speaker.say_language, slow=context.senior, staff_numbers=context.staff_numbers))
         calls.record_step(session, call, step, audit_of_input, twiml=xml, said=speaker.said)
+        planned_call_back.extend(isinstance(e, call_flows.PlanCallBack) for e in step.effects)
         return xml
 
     try:
         for attempt in range(CONCURRENT_RETRIES + 1):
             try:
-                return _twiml(run_transaction(services.sessions, work))
+                response = _twiml(run_transaction(services.sessions, work))
+                if any(planned_call_back):  # committed: the worker may ring staff now
+                    response.call_on_close(lambda: queue_call_back_soon(services, sid))
+                return response
             except ConcurrentChange:
                 if attempt == CONCURRENT_RETRIES:
                     raise

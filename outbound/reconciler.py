@@ -18,6 +18,7 @@ from ivr.telephony import CallStatus
 from outbound import planning
 from outbound.queueing import outbound_queue, reconcile
 from outbound.recordings import requeue_deletions, requeue_sweeps
+from outbound.callbacks import requeue_call_backs
 from outbound.texts import requeue_text_backs, requeue_texts
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Report:
     recordings: int = 0  # recordings still at the carrier whose deletion was queued again
     sweeps: int = 0      # ended calls whose check for recordings left at the carrier was queued
     texts: int = 0       # texts (and missed-call text decisions) whose lost jobs were queued again
+    call_backs: int = 0  # planned call backs (virtual hold) whose lost jobs were queued again
 
     def summary(self) -> str:
         """One line for people (the command's output, the worker's log)."""
@@ -60,6 +62,8 @@ class Report:
             text += f"; {self.sweeps} ended call(s) to check for recordings left at the carrier"
         if self.texts:
             text += f"; {self.texts} text(s) queued again"
+        if self.call_backs:
+            text += f"; {self.call_backs} call back(s) queued again"
         return text
 
 
@@ -77,8 +81,10 @@ def reconcile_all(services: Services, now: dt.datetime, horizon: dt.timedelta | 
         recordings, _ = requeue_deletions(queue, session)
         sweeps = requeue_sweeps(queue, session)
         lost_texts = requeue_texts(queue, session) + requeue_text_backs(queue, session, now - TEXT_BACK_WINDOW)
+        call_backs = requeue_call_backs(queue, session)
     queued, live = reconcile(queue, planned)
-    return Report(len(planned), queued, live, stuck, settled, unsettled, unknown, recordings, sweeps, lost_texts)
+    return Report(len(planned), queued, live, stuck, settled, unsettled, unknown, recordings, sweeps, lost_texts,
+                  call_backs)
 
 
 def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int, int]:

@@ -16,8 +16,8 @@ from call_flows import OpenTask, SetAppointmentStatus, Step
 from call_flows.text import xml_safe
 from ivr import calls, tasks
 from ivr.messaging.segments import count, plain
-from ivr.models import (Appointment, CallerLanguage, Clinic, Conversation, Message, MessageEvent, Patient,
-                        PhoneOptOut, Task, utcnow)
+from ivr.models import (Appointment, CallerLanguage, Clinic, Conversation, Escalation, Message, MessageEvent,
+                        Patient, PhoneOptOut, Task, utcnow)
 
 # A reminder costs at most this many segments; a longer one is sent in its short form.
 MAX_REMINDER_SEGMENTS = 2
@@ -271,6 +271,9 @@ def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
         reason = "a person took the call"
     elif (call.state or {}).get("served"):
         reason = "the menu served the caller"
+    elif session.scalar(select(Escalation.id).where(Escalation.call_id == call_id,
+                                                    Escalation.callback_status.in_(("planned", "dialing", "done")))):
+        reason = "a call back is planned"
     elif not phone:
         reason = "no caller number"
     else:

@@ -5,7 +5,8 @@ import pytest
 
 import call_flows
 from call_flows import (Answered, Ask, DialResult, Escalate, EscalationEnded, Hangup, Identify, Keys, OpenTask,
-                        RememberLanguage, Say, SetAppointmentStatus, Silence, Spoken, Transfer)
+                        PlanCallBack, Recorded, RememberLanguage, Say, SetAppointmentStatus, Silence, Spoken,
+                        TakeMessage, Transfer)
 
 JANE = {"patient": 7, "dob": "04121950"}
 FACTS = {"language": "en", "languages": {"1": "en", "2": "es"}, "callers": [JANE], "can_transfer": True,
@@ -221,14 +222,25 @@ def test_two_misses_at_any_question_lead_to_a_person_never_a_hang_up():
     assert tasks(no_staff) == (OpenTask("call_back", within_business_days=1),)
 
 
-@pytest.mark.parametrize("status,outcome,effects", [
-    ("completed", "transferred", (EscalationEnded("answered", 0),)),
-    ("no-answer", "call_back_promised", (OpenTask("call_back", within_business_days=1), EscalationEnded("call_back"))),
-    ("busy", "call_back_promised", (OpenTask("call_back", within_business_days=1), EscalationEnded("call_back"))),
-])
-def test_the_transfer_result(status, outcome, effects):
-    step = identified(Keys("3"), DialResult(status))
-    assert (step.outcome, step.effects) == (outcome, effects)
+def test_staff_taking_the_call_ends_it_as_answered():
+    step = identified(Keys("3"), DialResult("completed"))
+    assert (step.outcome, step.effects) == ("transferred", (EscalationEnded("answered", 0),))
+
+
+@pytest.mark.parametrize("status", ["no-answer", "busy", "failed"])
+def test_when_nobody_takes_the_call_the_caller_chooses_a_call_back_or_a_message(status):
+    offer = identified(Keys("3"), DialResult(status))
+    assert offer.actions == (Ask(("inbound.offer_call_back",)),) and offer.effects == ()
+    hold = identified(Keys("3"), DialResult(status), Keys("1"))
+    assert (hold.outcome, hold.effects) == ("call_back_planned", (PlanCallBack(), EscalationEnded("call_back")))
+    message = identified(Keys("3"), DialResult(status), Keys("2"))
+    assert message.actions == (Say("inbound.leave_message"), TakeMessage())
+    left = identified(Keys("3"), DialResult(status), Keys("2"), Recorded("ab" * 16, 9))
+    assert left.effects == (OpenTask("voicemail_review", within_business_days=1, voicemail="ab" * 16),
+                            EscalationEnded("voicemail"))
+    waited = identified(Keys("3"), DialResult(status), Silence())
+    assert (waited.outcome, waited.effects) == ("call_back_promised", (
+        OpenTask("call_back", within_business_days=1), EscalationEnded("call_back")))
 
 
 def test_nobody_answering_a_caller_we_cannot_call_back_is_told_to_try_later():
@@ -267,6 +279,6 @@ def test_an_unanswered_or_passed_transfer_tries_the_next_staff_line_then_offers_
     second = identified(Keys("3"), DialResult("no-answer"), facts=facts)
     assert second.actions == (Say("inbound.still_trying"), Transfer(whisper="inbound.whisper_asked", line=1))
     last = identified(Keys("3"), DialResult("no-answer"), DialResult("no-answer"), facts=facts)
-    assert last.outcome == "call_back_promised" and tasks(last) == (OpenTask("call_back", within_business_days=1),)
+    assert last.actions == (Ask(("inbound.offer_call_back",)),)
     taken = identified(Keys("3"), DialResult("no-answer"), DialResult("completed"), facts=facts)
     assert taken.outcome == "transferred"

@@ -247,11 +247,12 @@ def test_two_misses_at_the_menu_lead_to_a_person_never_a_hang_up(twilio, demo, s
         "A call from Jane. Their date of birth matched. They had trouble with the menu."]
 
 
-def test_nobody_answering_for_an_identified_caller_means_a_call_back_task(twilio, demo, sessions):
+def test_nobody_answering_a_caller_who_then_waits_means_a_call_back_task(twilio, demo, sessions):
     identified(twilio)
     heard(press(twilio, "3"))
-    verbs = heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
-                              {"CallSid": call_sid(7), "DialCallStatus": "no-answer"}))
+    heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                      {"CallSid": call_sid(7), "DialCallStatus": "no-answer"}))
+    verbs = heard(press(twilio, None))         # no choice between a call back and a message
     assert spoken(verbs) == ["Sorry, no one could take your call. Someone from our office will call you back "
                              "within one business day. Goodbye."]
     with sessions() as session:
@@ -368,4 +369,95 @@ def test_no_answer_anywhere_ends_the_escalation_with_a_call_back(twilio, demo, s
     heard(press(twilio, "3"))
     heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
                       {"CallSid": call_sid(7), "DialCallStatus": "busy"}))
+    assert escalations(sessions) == [("asked", True, None, None, False)]      # offered a call back
+    heard(press(twilio, None))
     assert escalations(sessions) == [("asked", True, "call_back", None, False)]
+
+
+def chose_a_call_back(twilio):
+    identified(twilio)
+    heard(press(twilio, "3"))
+    offer = spoken(heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                                     {"CallSid": call_sid(7), "DialCallStatus": "no-answer"})))
+    assert offer == ["No one is free to take your call right now. To get a call back as soon as someone is "
+                     "free, press 1. To leave a message, press 2."]
+    return spoken(heard(press(twilio, "1")))
+
+
+def test_a_caller_who_chooses_a_call_back_is_rung_once_staff_take_it(app, twilio, demo, sessions, dialer):
+    from outbound.callbacks import call_back
+
+    assert chose_a_call_back(twilio) == ["Thank you. We will call you back as soon as someone is free. Goodbye."]
+    with sessions() as session:
+        escalation = session.scalars(select(Escalation)).one()
+        assert (escalation.outcome, escalation.callback_status) == ("call_back", "planned")
+    with app.app_context():
+        first, again = call_back(escalation.id), call_back(escalation.id)   # a job that runs twice
+    assert again is None and [r.to for r in dialer.requests] == [demo.staff_phone]
+    assert dialer.requests[0].url.endswith(f"/twilio/voice/callback/{escalation.id}")
+    staff_sid = call_sid(9)
+    whisper = heard(twilio.post(f"/twilio/voice/callback/{escalation.id}", {"CallSid": staff_sid}))
+    assert spoken(whisper) == ["A call back for Jane, who asked to talk to someone. Their date of birth matched. "
+                               "Press 1 to call them now."]
+    (gather,) = [v for v in whisper if v.name == "Gather"]
+    dial = heard(twilio.post(gather.attrs["action"], {"CallSid": staff_sid, "Digits": "1"}))
+    assert [(v.name, v.attrs.get("callerId"), v.children[0].text) for v in dial] == [
+        ("Dial", "+12125550100", JANE)]
+    heard(twilio.post(dial[0].attrs["action"], {"CallSid": staff_sid, "DialCallStatus": "completed"}))
+    twilio.post(f"/twilio/status/callback/{escalation.id}", {"CallSid": staff_sid, "CallStatus": "completed"})
+    with sessions() as session:
+        done = session.get(Escalation, escalation.id)
+        assert (done.callback_status, done.answered_at is not None, first) == ("done", True, done.callback_call_sid)
+        assert session.scalars(select(Task)).all() == []
+
+
+def test_staff_who_do_not_take_the_call_back_leave_it_to_a_person_as_a_task(app, twilio, demo, sessions, dialer):
+    from outbound.callbacks import call_back
+
+    chose_a_call_back(twilio)
+    with sessions() as session:
+        escalation_id = session.scalars(select(Escalation.id)).one()
+    with app.app_context():
+        call_back(escalation_id)
+    hung_up = heard(twilio.post(f"/twilio/voice/callback/{escalation_id}/accept", {"CallSid": call_sid(9), "Digits": "2"}))
+    assert [v.name for v in hung_up] == ["Hangup"]
+    for _ in range(2):                                  # the carrier may repeat a callback
+        twilio.post(f"/twilio/status/callback/{escalation_id}", {"CallSid": call_sid(9), "CallStatus": "completed"})
+    with sessions() as session:
+        assert session.get(Escalation, escalation_id).callback_status == "failed"
+        task = session.scalars(select(Task)).one()
+        assert (task.kind, task.patient_id is not None) == ("call_back", True)
+
+
+def test_a_call_back_for_a_caller_not_identified_names_no_one(app, twilio, demo, sessions, dialer):
+    from outbound.callbacks import call_back
+
+    heard(ring(twilio))
+    heard(press(twilio, "0"))                           # a person, before any date of birth
+    heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                      {"CallSid": call_sid(7), "DialCallStatus": "busy"}))
+    heard(press(twilio, "1"))
+    with sessions() as session:
+        escalation_id = session.scalars(select(Escalation.id)).one()
+    with app.app_context():
+        call_back(escalation_id)
+    whisper = spoken(heard(twilio.post(f"/twilio/voice/callback/{escalation_id}", {"CallSid": call_sid(9)})))
+    assert whisper == ["A call back for a caller who asked to talk to someone. Check who they are before you share "
+                       "details. Press 1 to call them now."]
+
+
+def test_a_planned_call_back_whose_job_was_lost_is_queued_again_by_reconcile(app, twilio, demo, sessions):
+    from outbound.callbacks import job_id_for_call_back
+    from outbound.queueing import outbound_queue
+    from outbound.reconciler import reconcile_all
+
+    chose_a_call_back(twilio)
+    with sessions() as session:
+        escalation_id = session.scalars(select(Escalation.id)).one()
+    services = app.extensions["ivr"]
+    queue = outbound_queue(services.redis)
+    queue.fetch_job(job_id_for_call_back(escalation_id)).delete()     # Redis lost it
+    report = reconcile_all(services, utcnow())
+    assert report.call_backs == 1 and "1 call back(s) queued again" in report.summary()
+    assert queue.fetch_job(job_id_for_call_back(escalation_id)) is not None
+    assert reconcile_all(services, utcnow()).call_backs == 0

@@ -183,3 +183,37 @@ def test_staff_who_pass_send_the_caller_to_the_next_line_who_takes_it(live):
     with live.extensions["ivr"].sessions() as session:
         choices = session.scalars(select(CallEvent.detail).where(CallEvent.kind == "staff").order_by(CallEvent.id))
         assert list(choices) == [{"accepted": False}, {"accepted": True}]
+
+
+def test_a_caller_on_virtual_hold_is_called_back_exactly_once_when_staff_take_it(live):
+    """Nobody takes the call; the caller presses 1 and hangs up; the worker rings staff (twice
+    queued, once rung), staff press 1, and the caller's phone is dialled from the clinic's number."""
+    import time
+
+    from ivr.models import Escalation
+    from ivr.sandbox.carrier import SandboxCarrier
+    from outbound.callbacks import enqueue_call_back
+    from outbound.queueing import outbound_queue
+
+    services = live.extensions["ivr"]
+    store = SandboxCarrier.store_for(services.settings, services.redis)
+    store.set_phone("+12125550199", scripts.parse({"replies": ["1"], "staff": "answers"}))
+    result = call_in(live, JANE, ["silence", "04121950", "3", "1"], staff="no-answer")
+    assert said(result)[-1] == ["Thank you. We will call you back as soon as someone is free. Goodbye."]
+    assert result.transcript["texts"] == []               # a call back is planned: no missed-call text
+    with services.sessions() as session:
+        escalation_id = session.scalars(select(Escalation.id)).one()
+    assert enqueue_call_back(outbound_queue(services.redis), escalation_id) is False   # queued already
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        calling._work(live)
+        with services.sessions() as session:
+            escalation = session.get(Escalation, escalation_id)
+            if escalation.callback_status in ("done", "failed"):
+                break
+        time.sleep(0.2)
+    assert (escalation.callback_status, escalation.outcome) == ("done", "call_back")
+    staff_calls = [c for c in store.calls() if c["to"] == "+12125550199"]
+    assert len(staff_calls) == 1
+    with services.sessions() as session:
+        assert session.scalars(select(Task)).all() == []
