@@ -169,7 +169,7 @@ def _spoken_key(state: Mapping[str, Any], spoken: Spoken) -> str | None:
 def _language(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
     """A language's key switches to it and remembers it for the caller's number; anything else
     (waiting, most likely) carries on in the language the call is in."""
-    if isinstance(caller_input, Keys) and caller_input.digits[:1] == "0":
+    if isinstance(caller_input, Keys) and caller_input.digits[:1] == "0" and facts.get("open") is not False:
         return _person(state, facts, _unverified(facts), decision="person_requested")
     chosen = facts.get("languages", {}).get(caller_input.digits[:1]) if isinstance(caller_input, Keys) else None
     if chosen and chosen != facts.get("language"):
@@ -217,7 +217,10 @@ def _message_left(state: Mapping[str, Any], caller_input: CallerInput, facts: Ma
     # After nobody took the call, the message ends its escalation.
     ended = (EscalationEnded("voicemail"),) if state.get("reason") else ()
     if isinstance(caller_input, Recorded):
-        return Step(actions=(Say("inbound.message_taken"), Hangup()), state=done, decision="message_left",
+        # A call back is promised only to a number we may ring (or a patient we know).
+        thanks = "inbound.message_taken" if facts.get("can_call_back") or state.get("patient") \
+            else "inbound.message_taken_no_number"
+        return Step(actions=(Say(thanks), Hangup()), state=done, decision="message_left",
                     effects=(OpenTask("voicemail_review", within_business_days=1, voicemail=caller_input.message),
                              *ended), outcome="voicemail")
     if facts.get("can_call_back") or state.get("patient"):

@@ -79,7 +79,8 @@ def render(actions: Iterable[Action], context: TwimlContext, redirect_after_ask:
             # After the tone; # or silence ends it. With nothing recorded Twilio goes on to the
             # Redirect, so the flow still hears that no message came.
             response.record(action=context.step_url, method="POST", finish_on_key="#",
-                            max_length=action.max_seconds, timeout=MESSAGE_SILENCE_SECONDS, play_beep=True,
+                            max_length=action.max_seconds, play_beep=True,
+                            timeout=MESSAGE_SILENCE_SECONDS + (SLOW_EXTRA_KEYS_SECONDS if context.slow else 0),
                             trim="trim-silence")
             response.redirect(context.step_url, method="POST")
         elif isinstance(action, Transfer):

@@ -11,6 +11,8 @@ from sqlalchemy import RowMapping, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+import phonenumbers
+
 import prompts
 from prompts.spoken import (speakable_number, spoken_date, spoken_location, spoken_provider, spoken_time,
                             written_number)
@@ -132,7 +134,8 @@ _PROMPT_COLUMNS = (
     Patient.language, Patient.timezone, Patient.speech_rate, Clinic.name.label("clinic"),
     Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
     Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"),
-    Clinic.voice_answers, Patient.senior_mode.label("patient_senior"), Clinic.senior_mode.label("clinic_senior"))
+    Clinic.voice_answers, Patient.senior_mode.label("patient_senior"), Clinic.senior_mode.label("clinic_senior"),
+    Clinic.holiday_country, Clinic.holiday_subdivision)
 
 
 def _joined_from_touch(statement):
@@ -313,7 +316,7 @@ def turn_for(session: Session, call: CallRecord, fallback_staff_number: str, spe
         row = call.row
         facts.update(open=is_open, opens_known=opens is not None, staff_lines=len(context.staff_numbers),
                      language=context.catalogue.language, languages=prompts.language_choices(),
-                     can_call_back=row["call_from"] is not None,
+                     can_call_back=can_call_back(row["call_from"], row["clinic_phone"]),
                      can_hear_dates=can_hear_values(context.catalogue.language, speech_models),
                      prescriptions=[prescription_id for prescription_id, _ in prescriptions])
         if row["patient_id"] is None:
@@ -340,6 +343,25 @@ def staff_lines(session: Session, clinic_id: int | None) -> list[str]:
     """The numbers tried, in order, after a clinic's staff phone."""
     return list(session.scalars(select(StaffLine.phone).where(StaffLine.clinic_id == clinic_id)
                                 .order_by(StaffLine.position)))
+
+
+# Numbers a call back may ring: ordinary lines, never premium, shared-cost or other paid ones.
+_CALLABLE_TYPES = frozenset({phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE,
+                             phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def can_call_back(caller: str | None, clinic_phone: str | None) -> bool:
+    """Whether we may ring a caller's number back: a caller ID can be forged, so only an ordinary
+    line or mobile in the clinic's own country (no toll fraud through our call backs)."""
+    if not caller or not clinic_phone:
+        return False
+    try:
+        number, clinic = phonenumbers.parse(caller, None), phonenumbers.parse(clinic_phone, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return (phonenumbers.is_valid_number(number)
+            and phonenumbers.region_code_for_number(number) == phonenumbers.region_code_for_number(clinic)
+            and phonenumbers.number_type(number) in _CALLABLE_TYPES)
 
 
 def _number_known(session: Session, clinic_id: int, phone: str | None) -> bool:
@@ -554,7 +576,8 @@ def _open_task(connection, call: CallRecord, effect: OpenTask, now) -> int:
         appointment_id=call.appointment_id, call_id=call.call_id, prescription_id=effect.prescription_id,
         voicemail=effect.voicemail,
         phone=None if call.row["patient_id"] else call.row["call_from"],
-        due=tasks.due_at(now, zone, call.row["clinic_phone"], effect.within_business_days))
+        due=tasks.due_at(now, zone, call.row["clinic_phone"], effect.within_business_days,
+                         call.row["holiday_country"], call.row["holiday_subdivision"]))
 
 
 def _plan_retry(connection, call: CallRecord, effect: PlanRetry, now) -> int | None:
@@ -597,11 +620,33 @@ def record_failure(session: Session, call: CallRecord, error: BaseException, fai
 
 
 def record_staff_choice(session: Session, call_sid: str, accepted: bool) -> None:
-    """Note on a caller's call that staff took it, or passed it, at the whisper."""
-    call_id = session.scalar(select(Call.id).where(Call.call_sid == call_sid))
-    if call_id is not None:
-        session.connection().execute(_INSERT_EVENT, {"call_id": call_id, "at": utcnow(), "kind": "staff",
-                                                     "detail": {"accepted": accepted}})
+    """Note on a caller's call that staff took it, or passed it, at the whisper. Taken, the call
+    and its escalation are answered at once: the caller's own status callback may come before
+    the transfer's result, and must not find an escalation abandoned or a caller nobody served."""
+    call = load_call(session, call_sid, lock=True)
+    if call is None:
+        return
+    now = utcnow()
+    session.connection().execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "staff",
+                                                 "detail": {"accepted": accepted}})
+    if not accepted:
+        return
+    line = int(call.state.get("line", 0))
+    numbers = (call.staff_number, *staff_lines(session, call.row["clinic_id"]))
+    session.execute(Escalation.__table__.update().where(
+        Escalation.call_id == call.call_id, Escalation.outcome.is_(None)).values(
+        outcome="answered", answered_at=now, ended_at=now,
+        staff_phone=numbers[line] if line < len(numbers) else call.staff_number))
+    session.execute(_CALL.update().where(_CALL.c.id == call.call_id, _CALL.c.outcome.is_(None))
+                    .values(outcome="transferred"))
+
+
+def staff_passed(session: Session, call_sid: str) -> bool:
+    """Whether the last choice staff made at this call's whisper was to pass it (a transfer the
+    carrier reports completed was then not taken: the staff leg answered only to decline)."""
+    last = session.scalars(select(CallEvent.detail).join(Call, Call.id == CallEvent.call_id).where(
+        Call.call_sid == call_sid, CallEvent.kind == "staff").order_by(CallEvent.id.desc()).limit(1)).first()
+    return last is not None and not last.get("accepted")
 
 
 def call_back_of(session: Session, escalation_id: int) -> tuple[CallRecord, bool] | None:
@@ -614,16 +659,28 @@ def call_back_of(session: Session, escalation_id: int) -> tuple[CallRecord, bool
     return (call, bool(found.verified)) if call is not None else None
 
 
-def finish_call_back(session: Session, escalation_id: int, *, connected: bool) -> None:
-    """A call back connected the caller (done), or never will (failed: a call_back task, once)."""
+def start_connecting(session: Session, escalation_id: int, staff_sid: str) -> bool:
+    """Staff took the call back: dialing -> connecting, from the staff call this call back placed
+    (its SID, once the job has recorded it). False: a replay, or too late."""
+    table = Escalation.__table__
+    return session.execute(table.update().where(
+        table.c.id == escalation_id, table.c.callback_status == "dialing",
+        (table.c.callback_call_sid.is_(None)) | (table.c.callback_call_sid == staff_sid))
+        .values(callback_status="connecting")).rowcount == 1
+
+
+def finish_call_back(session: Session, escalation_id: int, *, connected: bool, staff_call_ended: bool = False) -> None:
+    """The caller was dialled: connected (done) or not (failed: a call_back task, once). When the
+    staff call itself ends first, only a call back that never reached the caller fails: one
+    that is connecting waits for its result."""
     from outbound.callbacks import fail
 
     if connected:
         session.execute(Escalation.__table__.update().where(
-            Escalation.id == escalation_id, Escalation.callback_status == "dialing")
+            Escalation.id == escalation_id, Escalation.callback_status == "connecting")
             .values(callback_status="done", answered_at=utcnow()))
         return
-    fail(session, escalation_id)
+    fail(session, escalation_id, states=("planned", "dialing") if staff_call_ended else ("connecting",))
 
 
 def note_recording(session: Session, sid: str, call_id: int | None) -> int:

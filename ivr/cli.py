@@ -291,7 +291,9 @@ def _parse_hours(spec: str) -> list[tuple[int, dt.time, dt.time]]:
     first = WEEKDAYS.index(match[1])
     last = WEEKDAYS.index(match[2]) if match[2] else first
     try:
-        opens, closes = dt.time(int(match[3]), int(match[4])), dt.time(int(match[5]), int(match[6]))
+        opens = dt.time(int(match[3]), int(match[4]))
+        # 24:00 is the end of the day (a line open around the clock: "mon-sun 00:00-24:00").
+        closes = dt.time.max if (match[5], match[6]) == ("24", "00") else dt.time(int(match[5]), int(match[6]))
     except ValueError:
         raise click.BadParameter(f"{spec!r}: not a time of day", param_hint="--set") from None
     if not opens < closes or last < first:
@@ -333,7 +335,8 @@ def clinics_hours(clinic_id: int, specs: tuple[str, ...], always_open: bool) -> 
     if not spans:
         click.echo(f"clinic {clinic_id}: always open (no hours set)")
         return
-    shown = ", ".join(f"{WEEKDAYS[d]} {o:%H:%M}-{c:%H:%M}" for d, o, c in spans)
+    shown = ", ".join(f"{WEEKDAYS[d]} {o:%H:%M}-{'24:00' if c == dt.time.max else f'{c:%H:%M}'}"
+                      for d, o, c in spans)
     click.echo(f"clinic {clinic_id} ({zone}): {shown}")
 
 
@@ -480,10 +483,17 @@ def tasks_done(task_id: int, by: str | None, cancel: bool) -> None:
 
     from ivr.tasks import close_task
 
+    from ivr.inbound import voicemail
+    from ivr.models import Task
+
     who = by or getpass.getuser()
-    with current_services().sessions.begin() as session:
+    services = current_services()
+    with services.sessions.begin() as session:
         if not close_task(session, task_id, who, "cancelled" if cancel else "done"):
             raise click.ClickException(f"no open task with id {task_id}")
+        message = session.scalar(select(Task.voicemail).where(Task.id == task_id))
+    # A caller's message is kept only while someone still has to act on it.
+    voicemail.forget(services.settings.voicemail_dir, message)
     click.echo(f"task {task_id} {'cancelled' if cancel else 'done'} by {who}")
 
 
@@ -509,7 +519,10 @@ def tasks_voicemail(task_id: int, out: str) -> None:
         audio = voicemail.read(services.settings.voicemail_dir, message)
     except voicemail.VoicemailError as exc:
         raise click.ClickException(str(exc)) from None
-    descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:  # a new file of the user's own: never through a link, never over another file
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise click.ClickException(f"{out} exists; choose a new file name") from None
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(audio)
     click.echo(f"task {task_id}: message saved to {out}")

@@ -338,11 +338,11 @@ class Escalation(Base):
                                                                     "unanswered; None while it lasts")
     ended_at: Mapped[dt.datetime | None]
     callback_status: Mapped[str | None] = mapped_column(
-        String(12), comment="virtual hold: planned, dialing, done, failed; None: not asked for")
+        String(12), comment="virtual hold: planned, dialing, connecting, done, failed; None: not asked for")
     callback_call_sid: Mapped[str | None] = mapped_column(String(64), comment="the call to staff that calls back")
 
 
-CALLBACK_STATUSES = ("planned", "dialing", "done", "failed")
+CALLBACK_STATUSES = ("planned", "dialing", "connecting", "done", "failed")
 
 
 class StaffLine(Base):

@@ -17,14 +17,16 @@ from ivr.models import Task, utcnow
 _TASK = Task.__table__
 
 
-def due_at(now: dt.datetime, zone: str, clinic_phone: str | None, business_days: int) -> dt.datetime:
+def due_at(now: dt.datetime, zone: str, clinic_phone: str | None, business_days: int,
+           country: str | None = None, subdivision: str | None = None) -> dt.datetime:
     """`business_days` working days after `now` in the clinic's zone (weekends and the public
-    holidays of the clinic's country skipped), at the same local time; 0 is now."""
+    holidays of the clinic's country skipped: `country` and `subdivision` as the clinic set them,
+    else the country of its number), at the same local time; 0 is now."""
     if business_days <= 0:
         return now
     local = now.astimezone(ZoneInfo(zone))
     day, left = local.date(), business_days
-    off = public_holidays(country_of(clinic_phone))
+    off = public_holidays(country or country_of(clinic_phone), subdivision if country else None)
     while left:
         day += dt.timedelta(days=1)
         if day.weekday() < 5 and day not in off:

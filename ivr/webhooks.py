@@ -196,9 +196,18 @@ def dial_result() -> Response:
     status = request.form.get("DialCallStatus", "")
     if status not in DIAL_STATUSES:
         abort(400, description="DialCallStatus is missing or unknown")
+    audit = {"dial_status": status}
+    if status == "completed":
+        try:
+            with current_services().sessions() as session:
+                if calls.staff_passed(session, sid):
+                    # Staff answered only to pass it: nobody took the call.
+                    status, audit = "no-answer", {"dial_status": "completed", "staff": "passed"}
+        except Exception as exc:  # noqa: BLE001 - the turn itself fails over if the database is down
+            _log_failure(sid, exc)
     return _turn(sid, lambda session: calls.load_call(session, sid, lock=True),
                  lambda call, facts: call_flows.step(call.flow, call.state, DialResult(status), facts),
-                 {"dial_status": status}, answered=_answered_turn())
+                 audit, answered=_answered_turn())
 
 
 @bp.post("/voice/whisper")
@@ -297,10 +306,20 @@ def callback_accept(escalation_id: int) -> Response:
     if not (isinstance(caller_input, Keys) and caller_input.digits[:1] == "1"):
         response.hangup()
         return _twiml(str(response))
-    with current_services().sessions() as session:
+    staff_sid = _call_sid()
+
+    def claim(session: Session):
         found = calls.call_back_of(session, escalation_id)
-    if found is None or not found[0].row["call_from"]:
-        abort(404, description="no such call back")
+        if found is None or not calls.can_call_back(found[0].row["call_from"], found[0].row["clinic_phone"]):
+            return None
+        # Only the staff call this call back placed, and only once: a replay, or a call back
+        # already failed to a task, dials nobody.
+        return found if calls.start_connecting(session, escalation_id, staff_sid) else None
+
+    found = run_transaction(current_services().sessions, claim)
+    if found is None:
+        response.hangup()
+        return _twiml(str(response))
     call, _verified = found
     dial = response.dial(action=url_for("twilio.callback_result", escalation_id=escalation_id), method="POST",
                          caller_id=call.row["clinic_phone"])
@@ -330,8 +349,9 @@ def callback_status(escalation_id: int) -> Response:
     if status in calls.TERMINAL:
         try:
             run_transaction(current_services().sessions,
-                            lambda session: calls.finish_call_back(session, escalation_id, connected=False))
-        except Exception as exc:  # noqa: BLE001 - the carrier retries a failed callback
+                            lambda session: calls.finish_call_back(session, escalation_id, connected=False,
+                                                                   staff_call_ended=True))
+        except Exception as exc:  # noqa: BLE001 - reconcile fails a call back left dialling to a task
             _log_failure(_call_sid(), exc)
             return Response(status=503)
     return Response(status=204)

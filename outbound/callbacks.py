@@ -35,6 +35,14 @@ def enqueue_call_back(queue, escalation_id: int) -> bool:
                         job_id_for_call_back(escalation_id), f"call back for escalation {escalation_id}", RETRY)
 
 
+def fail_stuck_call_backs(session, before) -> int:
+    """Call backs left dialling or connecting since before `before` (a worker that died after
+    claiming one, a lost status callback) fail to a task: the caller was promised a call."""
+    stuck = session.scalars(select(Escalation.id).where(
+        Escalation.callback_status.in_(("dialing", "connecting")), Escalation.ended_at < before))
+    return sum(fail(session, escalation_id) for escalation_id in list(stuck))
+
+
 def requeue_call_backs(queue, session) -> int:
     """Give every planned call back without a live job one (after Redis lost its data)."""
     from outbound.queueing import has_live_job
@@ -74,9 +82,11 @@ def call_back(escalation_id: int) -> str | None:
         if not staff:
             fail(session, escalation_id)
             return None
+        # Staff answer at once to a person's voice: no answering-machine detection's dead air.
         request = CallRequest(to=staff, from_=(clinic.phone if clinic else None) or settings.from_number,
                               url=f"{settings.public_base_url}/twilio/voice/callback/{escalation_id}",
-                              status_callback=f"{settings.public_base_url}/twilio/status/callback/{escalation_id}")
+                              status_callback=f"{settings.public_base_url}/twilio/status/callback/{escalation_id}",
+                              machine_detection=False)
     try:
         sid = services.dialer.place_call(request)
     except PermanentDialError:
@@ -100,10 +110,10 @@ def call_back(escalation_id: int) -> str | None:
     return sid
 
 
-def fail(session, escalation_id: int) -> bool:
+def fail(session, escalation_id: int, states: tuple[str, ...] = ("planned", "dialing", "connecting")) -> bool:
     """The call back did not connect anyone: a person owes the caller a call (a task, once)."""
     changed = session.execute(update(Escalation).where(
-        Escalation.id == escalation_id, Escalation.callback_status.in_(("planned", "dialing")))
+        Escalation.id == escalation_id, Escalation.callback_status.in_(states))
         .values(callback_status="failed")).rowcount
     if not changed:
         return False
@@ -114,5 +124,7 @@ def fail(session, escalation_id: int) -> bool:
                     patient_id=call.patient_id, call_id=call.id,
                     phone=None if call.patient_id else call.from_number,
                     due=tasks.due_at(utcnow(), clinic.timezone if clinic else "UTC",
-                                     clinic.phone if clinic else None, 1))
+                                     clinic.phone if clinic else None, 1,
+                                     clinic.holiday_country if clinic else None,
+                                     clinic.holiday_subdivision if clinic else None))
     return True

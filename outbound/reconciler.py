@@ -18,7 +18,7 @@ from ivr.telephony import CallStatus
 from outbound import planning
 from outbound.queueing import outbound_queue, reconcile
 from outbound.recordings import requeue_deletions, requeue_sweeps
-from outbound.callbacks import requeue_call_backs
+from outbound.callbacks import fail_stuck_call_backs, requeue_call_backs
 from outbound.texts import requeue_text_backs, requeue_texts
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Report:
     sweeps: int = 0      # ended calls whose check for recordings left at the carrier was queued
     texts: int = 0       # texts (and missed-call text decisions) whose lost jobs were queued again
     call_backs: int = 0  # planned call backs (virtual hold) whose lost jobs were queued again
+    call_backs_failed: int = 0  # call backs stuck dialling for an hour, left to people as tasks
 
     def summary(self) -> str:
         """One line for people (the command's output, the worker's log)."""
@@ -64,6 +65,8 @@ class Report:
             text += f"; {self.texts} text(s) queued again"
         if self.call_backs:
             text += f"; {self.call_backs} call back(s) queued again"
+        if self.call_backs_failed:
+            text += f"; {self.call_backs_failed} call back(s) stuck, left to people as tasks"
         return text
 
 
@@ -82,9 +85,11 @@ def reconcile_all(services: Services, now: dt.datetime, horizon: dt.timedelta | 
         sweeps = requeue_sweeps(queue, session)
         lost_texts = requeue_texts(queue, session) + requeue_text_backs(queue, session, now - TEXT_BACK_WINDOW)
         call_backs = requeue_call_backs(queue, session)
+    with services.sessions.begin() as session:
+        call_backs_failed = fail_stuck_call_backs(session, cutoff)
     queued, live = reconcile(queue, planned)
     return Report(len(planned), queued, live, stuck, settled, unsettled, unknown, recordings, sweeps, lost_texts,
-                  call_backs)
+                  call_backs, call_backs_failed)
 
 
 def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int, int]:

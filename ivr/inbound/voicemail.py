@@ -29,6 +29,7 @@ def keep(recordings: CarrierRecordings, folder: str | os.PathLike, url: str) -> 
     message_id = secrets.token_hex(16)
     path = _path(folder, message_id)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)  # a folder made before, by hand or older code, is closed too
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as out:
         out.write(audio)
@@ -43,6 +44,17 @@ def read(folder: str | os.PathLike, message_id: str) -> bytes:
         return _path(folder, message_id).read_bytes()
     except FileNotFoundError:
         raise VoicemailError(f"message {message_id} is not in {folder}") from None
+
+
+def forget(folder: str | os.PathLike, message_id: str | None) -> bool:
+    """Delete a kept message once its task is closed; False when there was none."""
+    if not message_id or not _ID.match(message_id):
+        return False
+    try:
+        _path(folder, message_id).unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _path(folder: str | os.PathLike, message_id: str) -> Path:

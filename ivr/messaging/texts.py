@@ -211,7 +211,8 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
                                           patient_id=conversation.patient_id,
                                           appointment_id=conversation.appointment_id, message_id=message_id,
                                           due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone,
-                                                           effect.within_business_days))
+                                                           effect.within_business_days, clinic.holiday_country,
+                                                           clinic.holiday_subdivision))
             changes.append({"task_id": task_id, "task": effect.kind})
     conversation.state = dict(step.state)
     if step.done:
@@ -272,7 +273,7 @@ def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
     elif (call.state or {}).get("served"):
         reason = "the menu served the caller"
     elif session.scalar(select(Escalation.id).where(Escalation.call_id == call_id,
-                                                    Escalation.callback_status.in_(("planned", "dialing", "done")))):
+                                                    Escalation.callback_status.in_(("planned", "dialing", "connecting", "done")))):
         reason = "a call back is planned"
     elif not phone:
         reason = "no caller number"
@@ -307,7 +308,8 @@ def missed_call_text(session: Session, call_id: int) -> dict[str, Any]:
             task_id = tasks.open_task(session.connection(), kind="call_back", clinic_id=clinic.id,
                                       call_id=call_id, patient_id=patient.id if patient else None,
                                       message_id=message_id, phone=None if patient else phone,
-                                      due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone, 1))
+                                      due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone, 1,
+                                                       clinic.holiday_country, clinic.holiday_subdivision))
         detail = {"decision": "sent", "message_id": message_id, "task_id": task_id}
     session.add(CallEvent(call_id=call_id, kind="text_back", detail=detail))
     return detail

@@ -395,7 +395,8 @@ def test_a_caller_who_chooses_a_call_back_is_rung_once_staff_take_it(app, twilio
         first, again = call_back(escalation.id), call_back(escalation.id)   # a job that runs twice
     assert again is None and [r.to for r in dialer.requests] == [demo.staff_phone]
     assert dialer.requests[0].url.endswith(f"/twilio/voice/callback/{escalation.id}")
-    staff_sid = call_sid(9)
+    assert dialer.requests[0].machine_detection is False       # staff hear the whisper at once
+    staff_sid = first
     whisper = heard(twilio.post(f"/twilio/voice/callback/{escalation.id}", {"CallSid": staff_sid}))
     assert spoken(whisper) == ["A call back for Jane, who asked to talk to someone. Their date of birth matched. "
                                "Press 1 to call them now."]
@@ -403,8 +404,11 @@ def test_a_caller_who_chooses_a_call_back_is_rung_once_staff_take_it(app, twilio
     dial = heard(twilio.post(gather.attrs["action"], {"CallSid": staff_sid, "Digits": "1"}))
     assert [(v.name, v.attrs.get("callerId"), v.children[0].text) for v in dial] == [
         ("Dial", "+12125550100", JANE)]
-    heard(twilio.post(dial[0].attrs["action"], {"CallSid": staff_sid, "DialCallStatus": "completed"}))
+    replay = heard(twilio.post(gather.attrs["action"], {"CallSid": staff_sid, "Digits": "1"}))
+    assert [v.name for v in replay] == ["Hangup"]                  # dialled once, however often asked
+    # The staff call's end may be reported before the caller's leg's result: it waits for it.
     twilio.post(f"/twilio/status/callback/{escalation.id}", {"CallSid": staff_sid, "CallStatus": "completed"})
+    heard(twilio.post(dial[0].attrs["action"], {"CallSid": staff_sid, "DialCallStatus": "completed"}))
     with sessions() as session:
         done = session.get(Escalation, escalation.id)
         assert (done.callback_status, done.answered_at is not None, first) == ("done", True, done.callback_call_sid)
@@ -418,11 +422,11 @@ def test_staff_who_do_not_take_the_call_back_leave_it_to_a_person_as_a_task(app,
     with sessions() as session:
         escalation_id = session.scalars(select(Escalation.id)).one()
     with app.app_context():
-        call_back(escalation_id)
-    hung_up = heard(twilio.post(f"/twilio/voice/callback/{escalation_id}/accept", {"CallSid": call_sid(9), "Digits": "2"}))
+        staff_sid = call_back(escalation_id)
+    hung_up = heard(twilio.post(f"/twilio/voice/callback/{escalation_id}/accept", {"CallSid": staff_sid, "Digits": "2"}))
     assert [v.name for v in hung_up] == ["Hangup"]
     for _ in range(2):                                  # the carrier may repeat a callback
-        twilio.post(f"/twilio/status/callback/{escalation_id}", {"CallSid": call_sid(9), "CallStatus": "completed"})
+        twilio.post(f"/twilio/status/callback/{escalation_id}", {"CallSid": staff_sid, "CallStatus": "completed"})
     with sessions() as session:
         assert session.get(Escalation, escalation_id).callback_status == "failed"
         task = session.scalars(select(Task)).one()
@@ -461,3 +465,41 @@ def test_a_planned_call_back_whose_job_was_lost_is_queued_again_by_reconcile(app
     assert report.call_backs == 1 and "1 call back(s) queued again" in report.summary()
     assert queue.fetch_job(job_id_for_call_back(escalation_id)) is not None
     assert reconcile_all(services, utcnow()).call_backs == 0
+
+
+def test_a_call_staff_took_stays_answered_whatever_order_the_carrier_reports_in(twilio, demo, sessions):
+    """The caller's own 'completed' may arrive before the transfer's result."""
+    identified(twilio)
+    verbs = heard(press(twilio, "3"))
+    (dial,) = [v for v in verbs if v.name == "Dial"]
+    whisper = heard(twilio.post(dial.children[0].attrs["url"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
+    (gather,) = [v for v in whisper if v.name == "Gather"]
+    twilio.post(gather.attrs["action"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7), "Digits": "1"})
+    twilio.post("/twilio/status", {"CallSid": call_sid(7), "CallStatus": "completed"})
+    twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                {"CallSid": call_sid(7), "DialCallStatus": "completed"})
+    assert escalations(sessions) == [("asked", True, "answered", demo.staff_phone, True)]
+    with sessions() as session:
+        call = session.scalars(select(Call)).one()
+        assert call.outcome == "transferred"
+
+
+def test_a_transfer_staff_passed_is_not_taken_even_if_the_carrier_says_completed(twilio, demo, sessions):
+    identified(twilio)
+    verbs = heard(press(twilio, "3"))
+    (dial,) = [v for v in verbs if v.name == "Dial"]
+    whisper = heard(twilio.post(dial.children[0].attrs["url"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
+    (gather,) = [v for v in whisper if v.name == "Gather"]
+    twilio.post(gather.attrs["action"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7), "Digits": "2"})
+    after = spoken(heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                                     {"CallSid": call_sid(7), "DialCallStatus": "completed"})))
+    assert after[0].startswith("No one is free to take your call right now.")
+
+
+def test_a_caller_id_abroad_or_premium_is_never_offered_a_call_back(twilio, demo, sessions):
+    """A forged caller ID must not make the clinic ring a paid or foreign number."""
+    heard(ring(twilio, caller="+33142685300"))
+    heard(press(twilio, "0"))
+    said = spoken(heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
+                                    {"CallSid": call_sid(7), "DialCallStatus": "no-answer"})))
+    assert said == ["Sorry, no one can take your call right now. Please try again later. Goodbye."]

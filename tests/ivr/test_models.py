@@ -158,7 +158,7 @@ def test_upgrading_turns_english_place_and_title_words_into_proper_names(backend
     engine = create_engine(url)
     with engine.connect() as db:
         assert db.execute(text("SELECT name FROM location ORDER BY id")).scalars().all() == [
-            "Main Street", "Riverside", "Downtown", "Main Street", "Eastside", "Lakeview"]
+            "Main Street", "Riverside", "Downtown Clinic", "Main Street", "Eastside clinic", "Lakeview"]
         assert db.execute(text("SELECT provider_name, provider_title FROM appointment ORDER BY id")).all() == [
             ("Patel", "doctor"), ("Amara Lee", "doctor"), ("Okafor", "doctor"), ("Sam Doctorow", None),
             ("Nurse Kim", None), ("Park", "doctor")]

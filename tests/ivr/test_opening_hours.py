@@ -117,9 +117,32 @@ def test_after_hours_the_caller_hears_when_the_clinic_opens_and_can_leave_a_mess
     out = tmp_path / "message.wav"
     result = runner.invoke(args=["tasks", "voicemail", str(task.id), "--out", str(out)])
     assert result.exit_code == 0 and out.read_bytes() == wav(3.0)
+    again = runner.invoke(args=["tasks", "voicemail", str(task.id), "--out", str(out)])
+    assert again.exit_code == 1 and "exists; choose a new file name" in again.output
+    assert runner.invoke(args=["tasks", "done", str(task.id), "--by", "nurse kim"]).exit_code == 0
+    assert not os.path.exists(kept)          # the message goes once nobody has to act on it
     # The carrier's copy goes, as every recording's does: it was noted for deletion.
     with sessions() as session:
         assert session.scalars(select(CarrierRecording.sid)).all() == ["RE" + "1" * 32]
+
+
+def test_after_hours_zero_at_the_welcome_leads_to_the_message_not_to_staff(twilio, sessions, closed_today):
+    ring(twilio)
+    said = spoken(parse_twiml(twilio.post(twilio.next_url(call_sid(7), "answer", STEP),
+                                          {"CallSid": call_sid(7), "Digits": "0"}).data))
+    assert said[0].startswith("Our office is closed now.")
+
+
+def test_after_hours_a_message_from_a_number_we_cannot_ring_promises_no_call(
+        twilio, sessions, closed_today, recordings):
+    ring(twilio, caller="+33142685300")
+    twilio.post(twilio.next_url(call_sid(7), "silence", STEP), {"CallSid": call_sid(7)})
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE" + "2" * 32
+    recordings.audio[url] = wav(2.0)
+    said = spoken(parse_twiml(twilio.post(twilio.next_url(call_sid(7), "answer", STEP),
+                                          {"CallSid": call_sid(7), "RecordingUrl": url}).data))
+    assert said == ["Thank you. We have your message. Our staff will listen to it on the next business day. "
+                    "Goodbye."]
 
 
 def test_after_hours_without_a_message_a_call_back_is_promised_with_its_task(twilio, sessions, closed_today):
@@ -155,6 +178,10 @@ def test_the_hours_commands(runner, sessions, demo):
     assert bad.exit_code == 2 and "expected like 'mon-fri 08:00-17:00'" in bad.output
     backwards = runner.invoke(args=["clinics", "hours", "1", "--set", "mon 17:00-08:00"])
     assert backwards.exit_code == 2 and "opening must come before closing" in backwards.output
+    around = runner.invoke(args=["clinics", "hours", "1", "--set", "mon-sun 00:00-24:00"])
+    assert around.output.strip().endswith("sun 00:00-24:00")
+    assert Hours("America/New_York", {d: ((dt.time(0), dt.time.max),) for d in range(7)}, frozenset(), None,
+                 None).is_open(at(2026, 12, 1, 23, 59, 59))
     assert runner.invoke(args=["clinics", "hours", "1", "--always-open"]).output.strip() == (
         "clinic 1: always open (no hours set)")
     assert runner.invoke(args=["clinics", "closed", "1", "2026-12-24"]).output.strip() == (

@@ -74,6 +74,15 @@ def test_business_days_skip_weekends_and_the_clinics_public_holidays(now, days, 
     assert due_at(now, NEW_YORK, "+12125550100", days) == due.replace(tzinfo=ZoneInfo(NEW_YORK))
 
 
+def test_a_clinic_that_names_its_country_and_state_gets_their_holidays_not_its_numbers():
+    """A New York number, a clinic in Quebec: Saint-Jean-Baptiste (June 24, 2027, a Thursday) is a
+    holiday there and not in New York."""
+    wednesday = dt.datetime(2027, 6, 23, 15, 0, tzinfo=dt.timezone.utc)
+    assert due_at(wednesday, NEW_YORK, "+12125550100", 1) == dt.datetime(2027, 6, 24, 11, 0, tzinfo=ZoneInfo(NEW_YORK))
+    assert due_at(wednesday, NEW_YORK, "+12125550100", 1, "CA", "QC") == dt.datetime(
+        2027, 6, 25, 11, 0, tzinfo=ZoneInfo(NEW_YORK))
+
+
 def test_staff_list_and_close_tasks_from_the_command_line(twilio, demo, sessions, runner):
     call_through(twilio, demo, "1", "3")
     (task,) = tasks(sessions)

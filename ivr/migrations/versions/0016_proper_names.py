@@ -2,8 +2,8 @@
 of the English words each language now builds around them
 
 "the Main Street office" becomes "Main Street" (the catalogue says "at the Main Street office",
-"en el consultorio de Main Street"): a leading "the" and a trailing "office" or "clinic" are
-taken off. "Doctor Patel", "Dr. Patel" or "Dr.Patel" becomes "Patel" with the title doctor.
+"en el consultorio de Main Street"): a leading "the" and a trailing "office" are taken off (a
+name like "Riverside Family Clinic" is kept whole). "Doctor Patel", "Dr. Patel" or "Dr.Patel" becomes "Patel" with the title doctor.
 Names in any other form are kept as they are. (Appointment fingerprints read the provider as
 "Doctor <name>", so reminders sent before the upgrade about "Doctor ..." providers still match.)
 
@@ -23,7 +23,7 @@ down_revision: Union[str, Sequence[str], None] = '0015'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
-_PLACE = re.compile(r"^(?:the\s+)?(.+?)(?:\s+(?:office|clinic))?$", re.IGNORECASE)
+_PLACE = re.compile(r"^(?:the\s+)?(.+?)(?:\s+office)?$", re.IGNORECASE)
 _DOCTOR = re.compile(r"^(?:doctor\s+|dr\.\s*|dr\s+)(.+)$", re.IGNORECASE)
 
 

@@ -63,7 +63,7 @@ def upgrade() -> None:
                   comment='answered, call_back, voicemail, abandoned, unanswered; None while it lasts'),
         sa.Column('ended_at', sa.DateTime(), nullable=True),
         sa.Column('callback_status', sa.String(length=12), nullable=True,
-                  comment='virtual hold: planned, dialing, done, failed; None: not asked for'),
+                  comment='virtual hold: planned, dialing, connecting, done, failed; None: not asked for'),
         sa.Column('callback_call_sid', sa.String(length=64), nullable=True,
                   comment='the call to staff that calls back'),
         sa.ForeignKeyConstraint(['call_id'], ['call.id']),
