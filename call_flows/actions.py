@@ -74,6 +74,16 @@ class Recorded:
 CallerInput = Union[Keys, Silence, DialResult, Spoken, Replied, Recorded]
 
 
+def missed(caller_input: CallerInput) -> tuple[str, str]:
+    """(decision, apology prompt) for an answer a question could not take: silence, words not
+    understood, or a key that is not one of the choices."""
+    if isinstance(caller_input, Silence):
+        return "no_input", "common.no_input"
+    if isinstance(caller_input, Spoken):
+        return "not_understood", "common.not_understood"
+    return "invalid_key", "common.invalid_key"
+
+
 # Actions (what the caller hears and what the call does) ----------------------------------------
 
 def in_language(prompt: str, language: str) -> str:

@@ -37,9 +37,9 @@ import datetime as dt
 from typing import Any, Mapping
 
 from call_flows.actions import (Answered, Ask, CallerInput, DialResult, Escalate, EscalationEnded, FlowError,
-                                Hangup, Identify, Keys, PlanCallBack,
-                                OpenTask, Recorded, RememberLanguage, Say, SetAppointmentStatus, Silence,
-                                Spoken, Step, TakeMessage, Transfer, in_language)
+                                Hangup, Identify, Keys, OpenTask, PlanCallBack, Recorded, RememberLanguage, Say,
+                                SetAppointmentStatus, Spoken, Step, TakeMessage, Transfer, in_language,
+                                missed)
 
 MAX_TRIES = 2             # a question asked twice without an answer goes to a person
 DOB_DIGITS = 8            # MMDDYYYY
@@ -433,12 +433,7 @@ def _emergency(state: Mapping[str, Any], facts: Mapping[str, Any]) -> Step:
 def _miss(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
     """Silence, a wrong key or words not understood: asked again once, then a person. In senior
     mode a question is first said again as it was, before anything counts as a miss."""
-    if isinstance(caller_input, Silence):
-        decision, sorry = "no_input", "common.no_input"
-    elif isinstance(caller_input, Spoken):
-        decision, sorry = "not_understood", "common.not_understood"
-    else:
-        decision, sorry = "invalid_key", "common.invalid_key"
+    decision, sorry = missed(caller_input)
     if facts.get("senior") and not state.get("repeated"):
         return _ask_again({**state, "repeated": True}, facts, before=(), decision="repeated_for_senior")
     misses = int(state.get("misses", 0)) + 1

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping
 
-from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, OpenTask, OptOut,
-                                PlanRetry, Say, SetAppointmentStatus, Silence, Spoken, Step, Transfer)
+from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, OpenTask, OptOut, PlanRetry,
+                                Say, SetAppointmentStatus, Spoken, Step, Transfer, missed)
 
 MAX_REPROMPTS = 2
 
@@ -206,12 +206,7 @@ def _emergency(facts) -> Step:
 def _miss(state: Mapping[str, Any], caller_input: CallerInput, facts) -> Step:
     """Re-ask after silence, a wrong key or words not understood, or close once re-prompts run out.
     In senior mode a question is first said again as it was, before anything counts as a miss."""
-    if isinstance(caller_input, Silence):
-        decision, sorry = "no_input", "common.no_input"
-    elif isinstance(caller_input, Spoken):
-        decision, sorry = "not_understood", "common.not_understood"
-    else:
-        decision, sorry = "invalid_key", "common.invalid_key"
+    decision, sorry = missed(caller_input)
     node = state["node"]
     if node == "confirm_stop":  # only reached by voice, so it always listens
         prompts, listen = VOICE_QUESTIONS[node], listening(state)

@@ -34,6 +34,23 @@ def test_a_listening_question_says_then_records_with_keys_ending_it():
                               "playBeep": "false", "trim": "trim-silence"}
 
 
+def test_senior_mode_waits_longer_at_every_kind_of_question():
+    import dataclasses
+
+    from call_flows import TakeMessage
+
+    slow = dataclasses.replace(CONTEXT, slow=True)
+    keys = parse_twiml(render([Ask(("a",))], slow))[0]
+    spoken = parse_twiml(render([Ask(("a",), listen=("yes",))], slow))[1]
+    date = parse_twiml(render([Ask(("a",), listen=("=date",), max_seconds=10)], slow))[1]
+    message = parse_twiml(render([TakeMessage()], slow))[0]
+    plain = parse_twiml(render([TakeMessage()], CONTEXT))[0]
+    assert keys.attrs["timeout"] == "10"
+    assert (spoken.attrs["timeout"], spoken.attrs["maxLength"]) == ("5", "10")
+    assert (date.attrs["timeout"], date.attrs["maxLength"]) == ("5", "14")
+    assert (message.attrs["timeout"], plain.attrs["timeout"], message.attrs["maxLength"]) == ("9", "5", "120")
+
+
 def test_say_then_hangup():
     verbs = parse_twiml(render([Say("a"), Hangup()], CONTEXT))
     assert [(v.name, v.text) for v in verbs] == [("Say", "First."), ("Hangup", "")]

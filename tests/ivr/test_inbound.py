@@ -467,14 +467,19 @@ def test_a_planned_call_back_whose_job_was_lost_is_queued_again_by_reconcile(app
     assert reconcile_all(services, utcnow()).call_backs == 0
 
 
-def test_a_call_staff_took_stays_answered_whatever_order_the_carrier_reports_in(twilio, demo, sessions):
-    """The caller's own 'completed' may arrive before the transfer's result."""
+def staff_press(twilio, key):
+    """Jane asks for a person; the staff phone answers, hears the whisper and presses a key."""
     identified(twilio)
     verbs = heard(press(twilio, "3"))
     (dial,) = [v for v in verbs if v.name == "Dial"]
     whisper = heard(twilio.post(dial.children[0].attrs["url"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
     (gather,) = [v for v in whisper if v.name == "Gather"]
-    twilio.post(gather.attrs["action"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7), "Digits": "1"})
+    twilio.post(gather.attrs["action"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7), "Digits": key})
+
+
+def test_a_call_staff_took_stays_answered_whatever_order_the_carrier_reports_in(twilio, demo, sessions):
+    """The caller's own 'completed' may arrive before the transfer's result."""
+    staff_press(twilio, "1")
     twilio.post("/twilio/status", {"CallSid": call_sid(7), "CallStatus": "completed"})
     twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
                 {"CallSid": call_sid(7), "DialCallStatus": "completed"})
@@ -485,12 +490,7 @@ def test_a_call_staff_took_stays_answered_whatever_order_the_carrier_reports_in(
 
 
 def test_a_transfer_staff_passed_is_not_taken_even_if_the_carrier_says_completed(twilio, demo, sessions):
-    identified(twilio)
-    verbs = heard(press(twilio, "3"))
-    (dial,) = [v for v in verbs if v.name == "Dial"]
-    whisper = heard(twilio.post(dial.children[0].attrs["url"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7)}))
-    (gather,) = [v for v in whisper if v.name == "Gather"]
-    twilio.post(gather.attrs["action"], {"CallSid": call_sid(8), "ParentCallSid": call_sid(7), "Digits": "2"})
+    staff_press(twilio, "2")
     after = spoken(heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
                                      {"CallSid": call_sid(7), "DialCallStatus": "completed"})))
     assert after[0].startswith("No one is free to take your call right now.")
@@ -503,3 +503,27 @@ def test_a_caller_id_abroad_or_premium_is_never_offered_a_call_back(twilio, demo
     said = spoken(heard(twilio.post(twilio.next_url(call_sid(7), "dial", "/twilio/voice/dial"),
                                     {"CallSid": call_sid(7), "DialCallStatus": "no-answer"})))
     assert said == ["Sorry, no one can take your call right now. Please try again later. Goodbye."]
+
+
+def test_two_workers_racing_for_one_call_back_ring_staff_once(app, twilio, demo, sessions, dialer):
+    import threading
+
+    from outbound.callbacks import call_back
+
+    chose_a_call_back(twilio)
+    with sessions() as session:
+        escalation_id = session.scalars(select(Escalation.id)).one()
+    start, results = threading.Barrier(2), []
+
+    def worker():
+        with app.app_context():
+            start.wait()
+            results.append(call_back(escalation_id))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2 and len(dialer.requests) == 1
+    assert sum(r is not None for r in results) == 1          # one rang staff, the other found it claimed

@@ -136,7 +136,11 @@ def test_an_unknown_caller_reaches_staff_with_a_whisper(admin, staff, status, ou
                                            {"say": "Press 1 to take the call. Press 2 to pass.", "language": "en-US"}]
         assert turn["dial"]["staff_pressed"] == "1"
     else:
+        # Nobody took it: a call back or a message is offered; waiting means a person calls back.
         assert [p["say"] for p in rest[0]["prompts"]] == [
+            "No one is free to take your call right now. To get a call back as soon as someone is free, "
+            "press 1. To leave a message, press 2."]
+        assert [p["say"] for p in rest[-1]["prompts"]] == [
             "Sorry, no one could take your call. Someone from our office will call you back within one "
             "business day. Goodbye."]
     assert document["outcome"]["call_outcome"] == outcome
