@@ -21,7 +21,9 @@ Facts the shell gives each turn (computed from the record, never kept in the sta
   language), can_call_back (we know a number to call the caller back on);
 - open: whether the line is staffed now (False only for a clinic with opening hours, outside
   them), and opens_known: whether the next opening is known (it is said as the `opens` value);
-- staff_lines: how many staff numbers may be tried in turn (the staff phone, then other lines).
+- staff_lines: how many staff numbers may be tried in turn (the staff phone, then other lines);
+- dob_locked: the caller's number gave too many wrong dates of birth lately (someone guessing):
+  no more tries by phone today, a person checks who they are.
 
 After hours the caller hears when the clinic opens again and may leave a message for staff (a
 voicemail_review task with the recording); nobody is asked who they are.
@@ -74,6 +76,9 @@ WHISPERS = {"asked": "inbound.whisper_asked", "stuck": "inbound.whisper_stuck",
             "emergency": "inbound.whisper_emergency", "unknown": "inbound.whisper"}
 # Decisions after which the caller got what they called for: hanging up then is no missed call.
 SERVED = frozenset({"confirm", "cancel_confirmed", "cancel_withdrawn", "refill_noted"})
+# What the line did that staff should know before they say hello, by the decision that did it
+# (the whisper says each: "inbound.did_confirm"...).
+DONE_FOR_STAFF = {"confirm": "confirm", "cancel_confirmed": "cancel", "refill_noted": "refill"}
 # Nodes whose answer is a message for staff: a recording kept, not recognised.
 MESSAGE_NODES = frozenset({"message"})
 # Nodes whose answers are personal data (a date of birth): the audit trail keeps no digits.
@@ -110,9 +115,11 @@ def advance(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
     """Take the caller's answer to the question asked in state['node']."""
     step = _answer(state, caller_input, facts)
     # What the call keeps for its whole length: its language and who was identified.
-    kept = {k: state[k] for k in ("language", "patient", "served") if k in state and k not in step.state}
+    kept = {k: state[k] for k in ("language", "patient", "served", "did") if k in state and k not in step.state}
     if step.decision in SERVED:
         kept["served"] = True
+    if step.decision in DONE_FOR_STAFF:  # what staff hear the line already did, each thing once
+        kept["did"] = list(dict.fromkeys([*state.get("did", ()), DONE_FOR_STAFF[step.decision]]))
     return Step(actions=step.actions, state={**step.state, **kept}, effects=step.effects,
                 decision=step.decision, outcome=step.outcome)
 
@@ -181,6 +188,10 @@ def _language(state: Mapping[str, Any], caller_input: CallerInput, facts: Mappin
 def _after_language(state: dict, facts: Mapping[str, Any], *, decision: str,
                     before: tuple[str, ...] = (), effects: tuple = ()) -> Step:
     """Ask every caller for their date of birth; after hours, offer to take a message instead."""
+    if facts.get("dob_locked") and facts.get("open") is not False:
+        step = _person(state, facts, _unverified(facts), decision="identity_locked", before=before)
+        return Step(actions=step.actions, state=step.state, effects=(*effects, *step.effects),
+                    decision=step.decision, outcome=step.outcome)
     if facts.get("open") is False:
         closed = "inbound.closed_until" if facts.get("opens_known") else "inbound.closed"
         return Step(actions=(*(Say(k) for k in (*before, closed, "inbound.leave_message")), TakeMessage()),

@@ -320,6 +320,7 @@ def turn_for(session: Session, call: CallRecord, fallback_staff_number: str, spe
                      can_hear_dates=can_hear_values(context.catalogue.language, speech_models),
                      prescriptions=[prescription_id for prescription_id, _ in prescriptions])
         if row["patient_id"] is None:
+            facts["dob_locked"] = wrong_dates_lately(session, row["clinic_id"], row["call_from"], now) >= DOB_TRIES_PER_DAY
             facts["callers"] = _callers(session, row["clinic_id"], row["call_from"])
             facts["number_known"] = bool(facts["callers"]) or _number_known(session, row["clinic_id"],
                                                                             row["call_from"])
@@ -362,6 +363,22 @@ def can_call_back(caller: str | None, clinic_phone: str | None) -> bool:
     return (phonenumbers.is_valid_number(number)
             and phonenumbers.region_code_for_number(number) == phonenumbers.region_code_for_number(clinic)
             and phonenumbers.number_type(number) in _CALLABLE_TYPES)
+
+
+# Wrong dates of birth a number may give in a day before a person must check who is calling: two
+# calls' worth. (Eight digits are easy to guess from a birthday card; a guesser calls again.)
+DOB_TRIES_PER_DAY = 4
+WRONG_DATE_WINDOW = dt.timedelta(hours=24)
+
+
+def wrong_dates_lately(session: Session, clinic_id: int, phone: str | None, now: dt.datetime) -> int:
+    """How many dates of birth that matched no one a number gave a clinic in the last day."""
+    if phone is None:
+        return 0
+    details = session.scalars(select(CallEvent.detail).join(Call, Call.id == CallEvent.call_id).where(
+        Call.clinic_id == clinic_id, Call.from_number == phone, Call.direction == "inbound",
+        CallEvent.kind == "step", CallEvent.at > now - WRONG_DATE_WINDOW))
+    return sum(1 for detail in details if detail.get("decision") == "identity_not_matched")
 
 
 def _number_known(session: Session, clinic_id: int, phone: str | None) -> bool:

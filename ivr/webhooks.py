@@ -231,7 +231,11 @@ def whisper() -> Response:
                               voice_for(catalogue))
         # Staff take the call with 1, or pass it with 2 or by waiting: the caller is then offered
         # the next staff line or a call back (the Dial ends as not answered).
-        xml = render((call_flows.Ask((key, "inbound.staff_choice"), timeout=STAFF_CHOICE_SECONDS), call_flows.Hangup()),
+        # Then what the line already did for the caller, so nobody asks them twice.
+        did = [f"inbound.did_{thing}" for thing in (call.state.get("did", ()) if call is not None else ())
+               if f"inbound.did_{thing}" in catalogue.texts]
+        xml = render((call_flows.Ask((key, *did, "inbound.staff_choice"), timeout=STAFF_CHOICE_SECONDS),
+                      call_flows.Hangup()),
                      TwimlContext(text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
                                   step_url=url_for("twilio.whisper_answer"), transfer_number=None, audio_url=player),
                      redirect_after_ask=False)

@@ -282,3 +282,9 @@ def test_an_unanswered_or_passed_transfer_tries_the_next_staff_line_then_offers_
     assert last.actions == (Ask(("inbound.offer_call_back",)),)
     taken = identified(Keys("3"), DialResult("no-answer"), DialResult("completed"), facts=facts)
     assert taken.outcome == "transferred"
+
+
+def test_a_number_that_guessed_too_many_dates_today_goes_to_a_person_without_trying_again():
+    locked = walk(Silence(), facts={**FACTS, "dob_locked": True})
+    assert locked.actions == (Say("inbound.connecting"), Transfer(whisper="inbound.whisper_not_verified"))
+    assert locked.decision == "identity_locked" and "patient" not in locked.state

@@ -527,3 +527,27 @@ def test_two_workers_racing_for_one_call_back_ring_staff_once(app, twilio, demo,
         thread.join(30)
     assert len(results) == 2 and len(dialer.requests) == 1
     assert sum(r is not None for r in results) == 1          # one rang staff, the other found it claimed
+
+
+def test_staff_hear_what_the_line_already_did_before_they_take_the_call(twilio, demo, sessions):
+    identified(twilio)
+    heard(press(twilio, "1"))
+    heard(press(twilio, "1"))                       # confirmed
+    heard(press(twilio, "2"))
+    heard(press(twilio, "1"))                       # a refill of metformin
+    verbs = heard(press(twilio, "0"))
+    assert whisper_heard(twilio, verbs) == [
+        "A call from Jane. Their date of birth matched. They asked for a person.",
+        "They confirmed their next appointment.", "They asked for a prescription refill; a task was made for it."]
+
+
+def test_after_four_wrong_dates_in_a_day_the_number_gets_no_more_tries(twilio, demo, sessions):
+    for n, sid in enumerate((call_sid(11), call_sid(12))):
+        heard(ring(twilio, JANE, sid=sid))
+        heard(press(twilio, None, sid))
+        heard(press(twilio, "01011990", sid))
+        heard(press(twilio, "02021990", sid))          # two wrong dates: put through, not verified
+    heard(ring(twilio, JANE, sid=call_sid(13)))
+    verbs = heard(press(twilio, None, call_sid(13)))
+    assert spoken(verbs) == ["Please hold while I connect you to our staff."]   # no third chance today
+    assert whisper_heard(twilio, verbs, call_sid(13))[0].startswith("A caller from a patient's number.")

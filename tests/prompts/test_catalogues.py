@@ -20,6 +20,7 @@ PATIENT_VALUES = {"date", "time", "location", "provider", "first_name", *MEDICAT
 # Said outside any flow: the staff whisper, a call to a number no clinic uses, and the texts the
 # shell sends on its own (answers to keywords, unmatched texts, missed calls).
 OUTSIDE_FLOWS = {"inbound.whisper", "inbound.staff_choice", "inbound.callback_whisper",
+                 *(f"inbound.did_{thing}" for thing in ("confirm", "cancel", "refill")),
                  "inbound.callback_whisper_patient", "inbound.unknown_number", "sms.help", "sms.opted_out", "sms.passed_to_staff",
                  "sms.text_back"}
 
@@ -77,7 +78,9 @@ def walk(flow: str):
             step, identified = frontier.pop()
             yield step, identified
             identified = identified or step.decision == "identity_confirmed"
-            marker = (json.dumps(dict(step.state), sort_keys=True), identified)
+            # What the line did for staff to hear ("did") is only carried, never read by the flow:
+            # states that differ only in it behave alike, so the walk visits one of them.
+            marker = (json.dumps({k: v for k, v in step.state.items() if k != "did"}, sort_keys=True), identified)
             if step.done or marker in seen:
                 continue
             seen.add(marker)
@@ -167,6 +170,12 @@ def test_the_walk_sees_the_details_after_identity_and_the_name_only_in_its_quest
 # Said to staff only, once a call back is theirs to make: the caller's first name when the line
 # had identified them (the shell picks the prompt by that).
 STAFF_ONLY = {"inbound.callback_whisper_patient"}
+
+
+def test_every_thing_the_line_does_for_staff_to_hear_has_its_sentence():
+    from call_flows import inbound
+
+    assert {f"inbound.did_{thing}" for thing in inbound.DONE_FOR_STAFF.values()} <= OUTSIDE_FLOWS
 
 
 def test_shell_prompts_carry_no_patient_details():
