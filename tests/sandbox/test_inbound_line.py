@@ -70,7 +70,8 @@ def test_a_patient_confirms_by_keys_then_staff_hear_who_and_why_before_the_calle
     heard = said(result)
     assert heard[2][0] == "Thank you, Jane."
     assert heard[4][0] == "Thank you. Your appointment is confirmed."
-    assert whisper(result) == ["A call from Jane. Their date of birth matched. They asked for a person."]
+    assert whisper(result) == ["A call from Jane. Their date of birth matched. They asked for a person.",
+                               "They confirmed their next appointment."]
     assert jane_appointment(live).status == "confirmed"
     call = the_call(live, result.outcome["call_sid"])
     assert (call.outcome, call.patient_id) == ("transferred", jane_appointment(live).patient_id)
