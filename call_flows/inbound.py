@@ -155,6 +155,10 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
     if key == "0" or (isinstance(caller_input, Spoken) and caller_input.intent == "operator"):
         return _person(state, facts, "asked" if state.get("patient") else _unverified(facts),
                        decision="person_requested")
+    if node in ("appointment", "confirm_cancel") and _changed_meanwhile(state, facts):
+        # Staff changed the appointment the caller is deciding on: no answer is taken on it.
+        return _ask("menu", state, facts, decision="appointment_changed_meanwhile",
+                    before=("inbound.appointment_changed",))
     step = handler(state, key, facts) if key else None
     return step if step is not None else _miss(state, caller_input, facts)
 
@@ -298,9 +302,6 @@ def _menu(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step 
 
 def _appointment(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step | None:
     key = key[:1]
-    if _changed_meanwhile(state, facts):
-        return _ask("menu", state, facts, decision="appointment_changed_meanwhile",
-                    before=("inbound.appointment_changed",))
     if key == "1":
         return _ask("menu", state, facts, decision="confirm", before=("inbound.confirmed", "inbound.anything_else"),
                     effects=(SetAppointmentStatus("confirmed"),))
@@ -313,9 +314,6 @@ def _appointment(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -
 
 def _confirm_cancel(state: Mapping[str, Any], key: str, facts: Mapping[str, Any]) -> Step | None:
     key = key[:1]
-    if _changed_meanwhile(state, facts):
-        return _ask("menu", state, facts, decision="appointment_changed_meanwhile",
-                    before=("inbound.appointment_changed",))
     if key == "1":
         return _ask("menu", state, facts, decision="cancel_confirmed",
                     before=("inbound.cancelled", "inbound.anything_else"),

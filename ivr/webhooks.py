@@ -224,27 +224,31 @@ def whisper() -> Response:
             call = calls.load_call(session, parent)
         # Staff hear the clinic's language whatever the caller's, and the caller's first name
         # only once the caller was identified (the whisper prompts before that name nobody).
-        catalogue = prompts.first_available(call.row["clinic_language"]) if call is not None else english
-        values = calls.context_for(call).values if call is not None else {}
-        services = current_services()
-        player = PromptPlayer(services.prompt_audio, services.settings.public_base_url, catalogue, values,
-                              voice_for(catalogue))
-        # Staff take the call with 1, or pass it with 2 or by waiting: the caller is then offered
-        # the next staff line or a call back (the Dial ends as not answered).
-        # Then what the line already did for the caller, so nobody asks them twice.
-        did = [f"inbound.did_{thing}" for thing in (call.state.get("did", ()) if call is not None else ())
-               if f"inbound.did_{thing}" in catalogue.texts]
-        xml = render((call_flows.Ask((key, *did, "inbound.staff_choice"), timeout=STAFF_CHOICE_SECONDS),
-                      call_flows.Hangup()),
-                     TwimlContext(text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
-                                  step_url=url_for("twilio.whisper_answer"), transfer_number=None, audio_url=player),
-                     redirect_after_ask=False)
+        # Then what the line already did for the caller, so nobody asks them twice. Staff take
+        # the call with 1, or pass it with 2 or by waiting: the caller is then offered the next
+        # staff line or a call back (the Dial ends as not answered).
+        did = [f"inbound.did_{thing}" for thing in (call.state.get("did", ()) if call is not None else ())]
+        xml = _staff_question(call, (key, *did, "inbound.staff_choice"), url_for("twilio.whisper_answer"))
     except Exception as exc:  # noqa: BLE001 - staff must still hear something, or the transfer drops
         _log_failure(parent, exc)
         response = VoiceResponse()
         response.say(english.text(key, {}), language=english.say_language)
         xml = str(response)
     return _twiml(xml)
+
+
+def _staff_question(call: calls.CallRecord | None, keys: tuple[str, ...], action: str) -> str:
+    """TwiML asking staff one key about a caller, in the clinic's language (the caller's values,
+    their first name among them, only as the prompts use them), then hanging up if none comes."""
+    catalogue = prompts.first_available(call.row["clinic_language"]) if call is not None else prompts.load("en")
+    values = calls.context_for(call).values if call is not None else {}
+    services = current_services()
+    player = PromptPlayer(services.prompt_audio, services.settings.public_base_url, catalogue, values,
+                          voice_for(catalogue))
+    return render((call_flows.Ask(keys, timeout=STAFF_CHOICE_SECONDS), call_flows.Hangup()),
+                  TwimlContext(text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
+                               step_url=action, transfer_number=None, audio_url=player),
+                  redirect_after_ask=False)
 
 
 # How long staff have to press 1 (take the call) after the whisper.
@@ -282,14 +286,8 @@ def callback_answer(escalation_id: int) -> Response:
         if found is None:
             abort(404, description="no such call back")
         call, verified = found
-        catalogue = prompts.first_available(call.row["clinic_language"])
-        values = calls.context_for(call).values
         key = "inbound.callback_whisper_patient" if verified else "inbound.callback_whisper"
-        xml = render((call_flows.Ask((key,), timeout=STAFF_CHOICE_SECONDS), call_flows.Hangup()),
-                     TwimlContext(text=lambda k: catalogue.text(k, values), say_language=catalogue.say_language,
-                                  step_url=url_for("twilio.callback_accept", escalation_id=escalation_id),
-                                  transfer_number=None),
-                     redirect_after_ask=False)
+        xml = _staff_question(call, (key,), url_for("twilio.callback_accept", escalation_id=escalation_id))
     except HTTPException:
         raise
     except Exception as exc:  # noqa: BLE001 - staff hear why nothing happens; a task is owed
