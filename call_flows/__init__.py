@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 from call_flows import inbound, reminder, text_reminder
 from call_flows.actions import (TASK_KINDS, Action, Answered, Ask, CallerInput, DialResult, Escalate,
-                                EscalationEnded, FlowError,
-                                Hangup, Identify, Keys, OpenTask, OptOut, PlanCallBack, PlanRetry, Recorded,
+                                Enqueue, EscalationEnded, FlowError,
+                                Hangup, LeftQueue, QUEUE_RESULTS, Identify, Keys, OpenTask, OptOut, PlanCallBack, PlanRetry, Recorded,
                                 RememberLanguage, Replied, Say, SetAppointmentStatus, Silence, Spoken, Step,
                                 TakeMessage, Text, Transfer, in_language, split_language)
 
@@ -18,8 +18,8 @@ TEXT_FLOWS: dict[str, ModuleType] = {"text_reminder": text_reminder}
 
 __all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failure", "sensitive",
            "asks_personal_data", "takes_message", "Replied",
-           "Text", "Action", "Answered", "Ask", "CallerInput", "DialResult", "Escalate", "EscalationEnded",
-           "FlowError", "Hangup", "Identify",
+           "Text", "Action", "Answered", "Ask", "CallerInput", "DialResult", "Enqueue", "Escalate", "EscalationEnded",
+           "FlowError", "Hangup", "Identify", "LeftQueue", "QUEUE_RESULTS",
            "Keys", "OpenTask", "OptOut", "PlanCallBack", "PlanRetry", "Recorded", "RememberLanguage", "Say", "SetAppointmentStatus",
            "TakeMessage",
            "Silence", "TASK_KINDS", "Spoken", "Step", "Transfer", "in_language", "listening",

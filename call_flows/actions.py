@@ -71,7 +71,17 @@ class Recorded:
     seconds: int = 0
 
 
-CallerInput = Union[Keys, Silence, DialResult, Spoken, Replied, Recorded]
+@dataclass(frozen=True)
+class LeftQueue:
+    """The caller left the queue (Enqueue): answered (staff took them), call_back (they pressed 1
+    to be called back), unanswered (no staff line took them in time), or hangup (they gave up)."""
+
+    result: str
+
+
+QUEUE_RESULTS = ("answered", "call_back", "unanswered", "hangup")
+
+CallerInput = Union[Keys, Silence, DialResult, Spoken, Replied, Recorded, LeftQueue]
 
 
 def missed(caller_input: CallerInput) -> tuple[str, str]:
@@ -133,6 +143,13 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class Enqueue:
+    """Put the caller in a queue of their own: while they wait they hear their place in the
+    clinic's line and the expected wait, and may press 1 to be called back instead; staff lines
+    are rung in turn, and staff hear why the caller is coming before they take them."""
+
+
+@dataclass(frozen=True)
 class Hangup:
     """End the call."""
 
@@ -144,7 +161,7 @@ class Text:
     prompt: str
 
 
-Action = Union[Say, Ask, TakeMessage, Transfer, Hangup, Text]
+Action = Union[Say, Ask, TakeMessage, Transfer, Enqueue, Hangup, Text]
 
 
 # Effects (what the record should remember) -----------------------------------------------------

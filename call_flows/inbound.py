@@ -22,6 +22,9 @@ Facts the shell gives each turn (computed from the record, never kept in the sta
 - open: whether the line is staffed now (False only for a clinic with opening hours, outside
   them), and opens_known: whether the next opening is known (it is said as the `opens` value);
 - staff_lines: how many staff numbers may be tried in turn (the staff phone, then other lines);
+- queue: a caller handed to a person waits in a queue (hearing their place and the expected
+  wait, free to press 1 for a call back) while the shell rings the staff lines; otherwise, and
+  always for an emergency, the call itself rings them in turn (Transfer);
 - dob_locked: the caller's number gave too many wrong dates of birth lately (someone guessing):
   no more tries by phone today, a person checks who they are.
 
@@ -38,8 +41,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Mapping
 
-from call_flows.actions import (Answered, Ask, CallerInput, DialResult, Escalate, EscalationEnded, FlowError,
-                                Hangup, Identify, Keys, OpenTask, PlanCallBack, Recorded, RememberLanguage, Say,
+from call_flows.actions import (Answered, Ask, CallerInput, DialResult, Enqueue, Escalate, EscalationEnded,
+                                FlowError, Hangup, Identify, Keys, LeftQueue, OpenTask, PlanCallBack, Recorded, RememberLanguage, Say,
                                 SetAppointmentStatus, Spoken, Step, TakeMessage, Transfer, in_language,
                                 missed)
 
@@ -130,6 +133,8 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
         return Step(actions=(Hangup(),), state=state, decision="input_after_end")
     if node == "transferring":
         return _transfer_result(state, caller_input, facts)
+    if node == "queued":
+        return _left_queue(state, caller_input, facts)
     if node == "language":
         return _language(state, caller_input, facts)
     if node == "message":
@@ -393,9 +398,8 @@ def _person(state: Mapping[str, Any], facts: Mapping[str, Any], reason: str, *, 
     (a task) when we have a number to call, else when to call again."""
     kept = _without_node(state)
     if facts.get("can_transfer"):
-        return Step(actions=(*(Say(k) for k in before), Say("inbound.connecting"),
-                             Transfer(whisper=WHISPERS[reason])),
-                    state={**kept, "node": "transferring", "reason": reason}, decision=decision,
+        return Step(actions=(*(Say(k) for k in before), Say("inbound.connecting"), _hand_over(reason, facts)),
+                    state={**kept, "node": _handing_node(facts), "reason": reason}, decision=decision,
                     effects=(Escalate(reason),))
     if kept.get("patient") or facts.get("can_call_back"):
         return Step(actions=(*(Say(k) for k in before), Say("inbound.call_back"), Hangup()),
@@ -405,6 +409,34 @@ def _person(state: Mapping[str, Any], facts: Mapping[str, Any], reason: str, *, 
     return Step(actions=(*(Say(k) for k in before), Say("inbound.no_staff"), Hangup()),
                 state={**kept, "node": "done", "reason": reason}, decision=decision, outcome="not_transferred",
                 effects=(Escalate(reason), EscalationEnded("unanswered")))
+
+
+def _hand_over(reason: str, facts: Mapping[str, Any]) -> Enqueue | Transfer:
+    """The caller waits in the queue, or their call rings the first staff line."""
+    return Enqueue() if facts.get("queue") else Transfer(whisper=WHISPERS[reason])
+
+
+def _handing_node(facts: Mapping[str, Any]) -> str:
+    return "queued" if facts.get("queue") else "transferring"
+
+
+def _left_queue(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
+    """How the caller left the queue: taken by staff; chose a call back; nobody took them in
+    time (a call back or a message, as after an unanswered transfer); or hung up."""
+    if not isinstance(caller_input, LeftQueue):
+        return Step(actions=(Hangup(),), state=dict(state), decision="input_after_end")
+    done = {**state, "node": "done"}
+    if caller_input.result == "answered":
+        return Step(actions=(Hangup(),), state=done, decision="staff_answered", outcome="transferred",
+                    effects=(EscalationEnded("answered"),))
+    if caller_input.result == "call_back":
+        return Step(actions=(Say("inbound.call_back_planned"), Hangup()), state=done, decision="call_back_chosen",
+                    effects=(PlanCallBack(), EscalationEnded("call_back")), outcome="call_back_planned")
+    if caller_input.result == "hangup":
+        # The call has ended; its missed-call text follows from its status, as any hang-up's.
+        return Step(actions=(Hangup(),), state=done, decision="left_queue",
+                    effects=(EscalationEnded("abandoned"),))
+    return _nobody_took_it(state, facts, decision="queue_unanswered")
 
 
 def _transfer_result(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
@@ -420,6 +452,12 @@ def _transfer_result(state: Mapping[str, Any], caller_input: CallerInput, facts:
         # Nobody took it there (or staff passed it): the next line, in order.
         return Step(actions=(Say("inbound.still_trying"), Transfer(whisper=WHISPERS[state["reason"]], line=line)),
                     state={**state, "line": line}, decision=decision)
+    return _nobody_took_it(state, facts, decision=decision)
+
+
+def _nobody_took_it(state: Mapping[str, Any], facts: Mapping[str, Any], *, decision: str) -> Step:
+    """No staff line took the caller: a call back or a message when we can call them, else
+    when to call again."""
     if state.get("patient") or facts.get("can_call_back"):
         # Virtual hold: a call back as soon as someone is free, or a message.
         return Step(actions=(Ask(("inbound.offer_call_back",)),), state={**state, "node": "no_one_free", "misses": 0},
@@ -431,6 +469,8 @@ def _transfer_result(state: Mapping[str, Any], caller_input: CallerInput, facts:
 def _emergency(state: Mapping[str, Any], facts: Mapping[str, Any]) -> Step:
     """Tell the caller to dial the emergency number, and put them through to staff at once."""
     if facts.get("can_transfer"):
+        # Never the queue: the call itself rings staff at once, needing no worker, offering no
+        # call back, dropped by no longest wait.
         return Step(actions=(Say("common.emergency"), Say("common.emergency_transfer"),
                              Transfer(whisper=WHISPERS["emergency"])),
                     state={**_without_node(state), "node": "transferring", "reason": "emergency"},

@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from call_flows.actions import Action, Ask, Hangup, Say, TakeMessage, Transfer
+from call_flows.actions import Action, Ask, Enqueue, Hangup, Say, TakeMessage, Transfer
 from call_flows.text import xml_safe
 
 
@@ -37,6 +37,9 @@ class TwimlContext:
                                                            # a prompt may be in another language
     slow: bool = False  # senior mode: every question waits longer for keys and for words
     staff_numbers: tuple[str, ...] = ()  # every staff line in order (transfer_number first)
+    queue_name: str | None = None         # the caller's own queue (Enqueue)
+    queue_action_url: str | None = None   # where leaving the queue is reported (QueueResult)
+    queue_wait_url: str | None = None     # what the caller hears while waiting (their place, the wait)
 
 
 def _speak(target, key: str, context: TwimlContext) -> None:
@@ -94,6 +97,11 @@ def render(actions: Iterable[Action], context: TwimlContext, redirect_after_ask:
             else:
                 dial.number(number)
             response.append(dial)
+        elif isinstance(action, Enqueue):
+            if not (context.queue_name and context.queue_action_url and context.queue_wait_url):
+                raise ValueError("an Enqueue needs the queue's name, action URL and wait URL")
+            response.enqueue(context.queue_name, action=context.queue_action_url, method="POST",
+                             wait_url=context.queue_wait_url, wait_url_method="POST")
         elif isinstance(action, Hangup):
             response.hangup()
         else:

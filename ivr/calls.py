@@ -16,7 +16,7 @@ import phonenumbers
 import prompts
 from prompts.spoken import (speakable_number, spoken_date, spoken_location, spoken_provider, spoken_time,
                             written_number)
-from call_flows import (Escalate, EscalationEnded, Identify, OpenTask, OptOut, PlanCallBack, PlanRetry,
+from call_flows import (Enqueue, Escalate, EscalationEnded, Identify, OpenTask, OptOut, PlanCallBack, PlanRetry,
                         RememberLanguage, SetAppointmentStatus, Step)
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
@@ -152,7 +152,7 @@ def _joined_from_touch(statement):
 _TURN = (
     select(Call.id.label("call_id"), Call.call_sid, Call.flow, Call.state, Call.turn, Call.last_twiml,
            Call.ended_at.label("call_ended_at"), Call.clinic_id, Call.from_number.label("call_from"),
-           Call.direction, Touch.step.label("touch_step"), Clinic.retry_wrong_person,
+           Call.direction, Touch.step.label("touch_step"), Clinic.retry_wrong_person, Clinic.queue_callers,
            CallerLanguage.language.label("caller_language"), *_PROMPT_COLUMNS)
     .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id)
     .outerjoin(Appointment, Appointment.id == func.coalesce(Touch.appointment_id, Call.appointment_id))
@@ -315,6 +315,7 @@ def turn_for(session: Session, call: CallRecord, fallback_staff_number: str, spe
     if inbound:
         row = call.row
         facts.update(open=is_open, opens_known=opens is not None, staff_lines=len(context.staff_numbers),
+                     queue=bool(row["queue_callers"]) and bool(context.staff_number),
                      language=context.catalogue.language, languages=prompts.language_choices(),
                      can_call_back=can_call_back(row["call_from"], row["clinic_phone"]),
                      can_hear_dates=can_hear_values(context.catalogue.language, speech_models),
@@ -581,6 +582,11 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
             connection.execute(Escalation.__table__.update().where(
                 Escalation.call_id == call.call_id, Escalation.outcome.is_(None)).values(**ended))
             detail.setdefault("changes", []).append({"escalation_outcome": effect.outcome})
+    if any(isinstance(action, Enqueue) for action in step.actions):
+        # The caller now waits in their queue; the shell rings the staff lines for them.
+        connection.execute(Escalation.__table__.update().where(
+            Escalation.call_id == call.call_id, Escalation.queue_status.is_(None))
+            .values(queue_status="waiting", ring_line=0, ring_call_sid=None))
     connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "step",
                                        "detail": detail})
 
@@ -740,6 +746,9 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         # A caller who hangs up while being put through gave up waiting.
         connection.execute(Escalation.__table__.update().where(
             Escalation.call_id == call["id"], Escalation.outcome.is_(None)).values(outcome="abandoned", ended_at=now))
+        # Nor is a caller who hung up in the queue waiting any more: no staff line is rung for them.
+        connection.execute(Escalation.__table__.update().where(
+            Escalation.call_id == call["id"], Escalation.queue_status == "waiting").values(queue_status="gone"))
         if call["touch_id"] is not None:
             connection.execute(_UPDATE_TOUCH, {"touch_id_": call["touch_id"], "updated_at": now,
                                                "status": "unreached" if status in UNREACHED else "completed"})

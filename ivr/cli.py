@@ -219,8 +219,8 @@ def clinics_group() -> None:
 @clinics_group.command("list")
 @with_appcontext
 def clinics_list() -> None:
-    """Each clinic with its numbers, language, whether it takes spoken answers, and its senior
-    mode default."""
+    """Each clinic with its numbers, language, whether it takes spoken answers, its senior mode
+    default, and whether callers wait in a queue (and for how long at most)."""
     from ivr.voice_engines import voice_answers_shown
     from ivr.models import Clinic
 
@@ -230,7 +230,8 @@ def clinics_list() -> None:
             voice = voice_answers_shown(clinic.voice_answers, clinic.language, services.settings.speech_models)
             click.echo(f"{clinic.id}  {clinic.name}  phone {clinic.phone}  staff {clinic.staff_phone or '-'}  "
                        f"language {clinic.language}  voice answers {voice}  "
-                       f"senior mode {'on' if clinic.senior_mode else 'off'}")
+                       f"senior mode {'on' if clinic.senior_mode else 'off'}  "
+                       f"queue {f'on ({clinic.queue_max_wait} s)' if clinic.queue_callers else 'off'}")
 
 
 @clinics_group.command("voice-answers")
@@ -275,6 +276,29 @@ def clinics_senior_mode(clinic_id: int, setting: str) -> None:
     once more before it counts as missed (on); or not (off, the default)."""
     _set_clinic_flag(clinic_id, "senior_mode", setting == "on")
     click.echo(f"clinic {clinic_id}: senior mode by default {setting}")
+
+
+@clinics_group.command("queue")
+@click.argument("clinic_id", type=int)
+@click.argument("setting", type=click.Choice(["on", "off"]))
+@click.option("--max-wait", type=click.IntRange(30, 3600), metavar="SECONDS",
+              help="How long a caller waits before being offered a call back or a message (default 300).")
+@with_appcontext
+def clinics_queue(clinic_id: int, setting: str, max_wait: int | None) -> None:
+    """A caller who asks for a person waits in a queue, told their place and the expected wait and
+    free to press 1 for a call back, while staff lines are rung one after another (on, the
+    default); or their own call rings the staff lines in turn (off)."""
+    from ivr.models import Clinic
+
+    with current_services().sessions.begin() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic.queue_callers = setting == "on"
+        if max_wait is not None:
+            clinic.queue_max_wait = max_wait
+        longest = clinic.queue_max_wait
+    click.echo(f"clinic {clinic_id}: caller queue {setting}" + (f", longest wait {longest} s" if setting == "on" else ""))
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

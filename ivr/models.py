@@ -69,6 +69,13 @@ class Clinic(Base):
     holiday_country: Mapped[str | None] = mapped_column(
         String(2), comment="ISO country whose public holidays close the clinic; None: its number's")
     holiday_subdivision: Mapped[str | None] = mapped_column(String(10), comment="a state or province: NY, QC")
+    queue_callers: Mapped[bool] = mapped_column(
+        default=True, server_default=true(),
+        comment="a caller asking for a person waits in a queue, hearing their place, while staff lines are "
+                "rung in turn; off: the caller's call rings the staff lines itself")
+    queue_max_wait: Mapped[int] = mapped_column(
+        default=300, server_default="300", comment="seconds a caller waits in the queue before being offered "
+                                                   "a call back or a message")
 
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
@@ -340,6 +347,13 @@ class Escalation(Base):
     callback_status: Mapped[str | None] = mapped_column(
         String(12), comment="virtual hold: planned, dialing, connecting, done, failed; None: not asked for")
     callback_call_sid: Mapped[str | None] = mapped_column(String(64), comment="the call to staff that calls back")
+    queue_status: Mapped[str | None] = mapped_column(
+        String(12), comment="waiting, taken, call_back, unanswered, gone; None: the caller was not queued")
+    ring_line: Mapped[int] = mapped_column(default=0, server_default="0",
+                                           comment="the staff line being rung for a queued caller, in order")
+    ring_call_sid: Mapped[str | None] = mapped_column(
+        String(64), comment="the call ringing that staff line ('dialing' while it is placed)")
+    ring_at: Mapped[dt.datetime | None] = mapped_column(comment="when that line was claimed for ringing")
 
 
 CALLBACK_STATUSES = ("planned", "dialing", "connecting", "done", "failed")

@@ -36,6 +36,10 @@ GATHER = frozenset({"Confidence", "Digits", "SpeechResult", "FinishedOnKey", "ms
 RECORD = frozenset({"Digits", "RecordingDuration", "RecordingUrl", "RecordingSid"})  # RecordingSid: seen
 DIAL = frozenset({"DialBridged", "DialCallDuration", "DialCallSid", "DialCallStatus", "RecordingUrl",
                   "DequeingCallSid", "QueueSid", "QueueTime", "DialSipCallId", "DialSipResponseCode"})
+# The queue's wait URL (and a Gather inside it), and its action URL when the caller leaves.
+QUEUE_WAIT = frozenset({"QueuePosition", "QueueSid", "QueueTime", "AvgQueueTime", "CurrentQueueSize",
+                        "MaxQueueSize"})
+QUEUE_ACTION = frozenset({"QueueResult", "QueueSid", "QueueTime"})
 STATUS = frozenset({"CallDuration", "CallbackSource", "Duration", "RecordingDuration", "RecordingSid",
                     "RecordingUrl", "SequenceNumber", "SipResponseCode", "StirStatus", "Timestamp",
                     "AnsweredBy", "MachineDetectionDuration"})
@@ -68,6 +72,12 @@ ROUTES: dict[str, frozenset[str]] = {
     "twilio.callback_result": CALL | DIAL,
     "twilio.callback_status": CALL | STATUS,
     "twilio.status_callback": CALL | STATUS,
+    "twilio.queue_wait": CALL | QUEUE_WAIT,
+    "twilio.queue_key": CALL | GATHER | QUEUE_WAIT,
+    "twilio.queue_left": CALL | QUEUE_ACTION,
+    "twilio.queue_staff": CALL,
+    "twilio.queue_staff_choice": CALL | GATHER,
+    "twilio.queue_staff_status": CALL | STATUS,
     "twilio_sms.inbound": SMS_INBOUND,
     "twilio_sms.status": SMS_STATUS,
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import traceback
+from collections import ChainMap
+from dataclasses import replace
 from typing import Callable
 
 from flask import Blueprint, Response, abort, request, url_for
@@ -19,15 +21,16 @@ from call_flows import Answered, DialResult, Keys, Silence, Step
 from call_flows import twiml
 from call_flows.twiml import TwimlContext, render
 from ivr import answers, calls
-from ivr.inbound import voicemail
+from ivr.inbound import queue as caller_queue, voicemail
 from ivr.config import is_e164
 from ivr.db import run_transaction
 from ivr.errors import ConcurrentChange
-from ivr.models import Call, utcnow
+from ivr.models import Call, Escalation, utcnow
 from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
 from ivr.services import current_services
-from outbound.callbacks import queue_call_back_soon
+from outbound import staff_ringing
+from outbound.callbacks import enqueue_call_back_soon, queue_call_back_soon
 from outbound.recordings import queue_deletion_soon, queue_sweep_soon
 from outbound.texts import queue_text_back_soon
 
@@ -359,6 +362,237 @@ def callback_status(escalation_id: int) -> Response:
     return Response(status=204)
 
 
+# How long each pass of the queue's wait waits for the call-back key (then the carrier asks again,
+# and the caller hears their place anew).
+QUEUE_KEY_SECONDS = 20
+TAKING_PAUSE_SECONDS = 2  # staff pressed 1: the carrier is about to bridge them
+
+
+@bp.post("/voice/queue/wait")
+def queue_wait() -> Response:
+    """What a caller waiting in the queue hears, again and again: their place in line, the
+    expected wait, and (when we can ring them) 1 to be called back instead. After every staff line
+    was tried, or the clinic's longest wait, they leave the queue (<Leave>)."""
+    sid = _call_sid()
+    waited = request.form.get("QueueTime", "0")
+    if not waited.isdigit() or len(waited) > 9:
+        abort(400, description="QueueTime is malformed")
+    services = current_services()
+    first: list[int | None] = []
+
+    def work(session: Session):
+        first.clear()
+        now = utcnow()
+        escalation = caller_queue.escalation_of_call(session, sid)
+        if escalation is not None and escalation.queue_status == "taken" \
+                and not caller_queue.taken_too_long(escalation, now):
+            return "taken"
+        if escalation is None or escalation.queue_status != caller_queue.WAITING \
+                or caller_queue.waiting_too_long(session, escalation, int(waited)):
+            return None
+        call = calls.load_call(session, sid)
+        if call is None:
+            return None
+        place = caller_queue.place_in_line(session, escalation, now)
+        if place == 1:  # staff are rung for the first caller; their every wait asks again
+            first.append(escalation.clinic_id)
+        return call, place, caller_queue.expected_wait_minutes(session, escalation.clinic_id, place, now)
+
+    response = VoiceResponse()
+    try:
+        found = run_transaction(services.sessions, work)
+    except Exception as exc:  # noqa: BLE001 - a caller who cannot be told their place still waits
+        _log_failure(sid, exc)
+        response.pause(length=QUEUE_KEY_SECONDS)
+        return _twiml(str(response))
+    if found is None:
+        response.leave()
+        return _twiml(str(response))
+    if found == "taken":  # staff are taking the caller out of the queue this moment
+        response.pause(length=TAKING_PAUSE_SECONDS)
+        return _twiml(str(response))
+    call, place, minutes = found
+    keys = ["inbound.queue_next" if place == 1 else "inbound.queue_one_ahead" if place == 2 else "inbound.queue_ahead"]
+    if minutes is not None:
+        keys.append("inbound.queue_wait_minute" if minutes <= 1 else "inbound.queue_wait_minutes")
+    offer = ("inbound.queue_call_back",) if calls.can_call_back(call.row["call_from"], call.row["clinic_phone"]) else ()
+    context = calls.context_for(call, services.settings.fallback_staff_number)
+    context = replace(context, values=ChainMap({"ahead": str(place - 1), "wait_minutes": str(minutes or "")},
+                                               context.values))
+    speaker = _Speaker(context)
+    answer = _twiml(render((*(call_flows.Say(k) for k in keys), call_flows.Ask(offer, timeout=QUEUE_KEY_SECONDS)),
+                           TwimlContext(text=speaker.text, say_language=context.catalogue.say_language,
+                                        step_url=url_for("twilio.queue_key"), transfer_number=None,
+                                        audio_url=speaker.audio_url, slow=context.senior),
+                           redirect_after_ask=False))
+    if first:
+        answer.call_on_close(lambda: staff_ringing.ring_soon(services, first[0]))
+    return answer
+
+
+@bp.post("/voice/queue/key")
+def queue_key() -> Response:
+    """A key pressed while waiting: 1 keeps the caller's place and ends the wait for a call back
+    (<Leave>; the flow hears it at the queue's action URL). Anything else: they go on waiting."""
+    sid = _call_sid()
+    caller_input, _audit = _caller_input()
+    response = VoiceResponse()
+    if not (isinstance(caller_input, Keys) and caller_input.digits[:1] == "1"):
+        return _twiml(str(response))
+
+    def choose(session: Session):
+        escalation = caller_queue.escalation_of_call(session, sid)
+        call = calls.load_call(session, sid)
+        if escalation is None or call is None \
+                or not calls.can_call_back(call.row["call_from"], call.row["clinic_phone"]):
+            return None
+        return (escalation.id, escalation.clinic_id) \
+            if caller_queue.choose_call_back(session, escalation.id, utcnow()) else None
+
+    services = current_services()
+    chosen = run_transaction(services.sessions, choose)
+    if chosen is None:
+        return _twiml(str(response))
+    response.leave()
+    answer = _twiml(str(response))
+    # The call back stands from now on, even if the caller hangs up before the queue reports
+    # that they left; the next caller in line is rung for.
+    answer.call_on_close(lambda: (enqueue_call_back_soon(services, chosen[0]),
+                                  staff_ringing.ring_soon(services, chosen[1])))
+    return answer
+
+
+@bp.post("/voice/queue/left")
+def queue_left() -> Response:
+    """Action URL of the queue: the caller left it (taken by staff, chose a call back, nobody
+    took them in time, or hung up); the flow decides what follows."""
+    sid, answered = _call_sid(), _answered_turn()
+    queue_result = request.form.get("QueueResult", "")
+    if queue_result not in caller_queue.QUEUE_RESULTS:
+        abort(400, description="QueueResult is missing or unknown")
+    heard: list[str] = []
+
+    def load(session: Session) -> calls.CallRecord | None:
+        call = calls.load_call(session, sid, lock=True)
+        heard[:] = [caller_queue.left(session, sid, queue_result)]
+        return call
+
+    response = _turn(sid, load, lambda call, facts: call_flows.step(call.flow, call.state,
+                                                                    call_flows.LeftQueue(heard[0]), facts),
+                     {"queue_result": queue_result}, answered=answered)
+    services, clinic_id = current_services(), _clinic_of(sid)
+    response.call_on_close(lambda: staff_ringing.ring_soon(services, clinic_id))  # the next caller in line
+    return response
+
+
+def _clinic_of(call_sid: str) -> int | None:
+    """The clinic a call came to, or None when it cannot be told now."""
+    try:
+        with current_services().sessions() as session:
+            return session.scalar(select(Call.clinic_id).where(Call.call_sid == call_sid))
+    except Exception as exc:  # noqa: BLE001 - only a nudge to ring for the next caller
+        _log_failure(call_sid, exc)
+        return None
+
+
+@bp.post(f"/voice/queue/staff/<int(max={MAX_ROW_ID}):escalation_id>/<int(max=99):line>")
+def queue_staff(escalation_id: int, line: int) -> Response:
+    """A staff line rung for a waiting caller answered: why the caller is coming (their first name
+    only once identified), what the line already did for them, then 1 to take them, 2 to pass."""
+    staff_sid = _call_sid()
+
+    def look(session: Session):
+        escalation = session.get(Escalation, escalation_id)
+        if escalation is None:
+            return None
+        call = session.get(Call, escalation.call_id)
+        record = calls.load_call(session, call.call_sid)
+        return record, escalation.reason, caller_queue.rings_for(session, escalation_id, line, staff_sid)
+
+    try:
+        found = run_transaction(current_services().sessions, look)
+    except Exception as exc:  # noqa: BLE001 - staff hear that nothing can be done; the flow goes on
+        _log_failure(staff_sid, exc)
+        found = ("failed",)
+    if found is None:
+        abort(404, description="no such escalation")
+    if len(found) == 1 or not found[2] or found[0] is None:
+        return _twiml(_staff_hear(found[0] if len(found) == 3 else None, "inbound.queue_caller_gone"))
+    call, reason, _ringing = found
+    did = [f"inbound.did_{thing}" for thing in call.state.get("did", ())]
+    whisper = call_flows.inbound.WHISPERS.get(reason, "inbound.whisper")
+    return _twiml(_staff_question(call, (whisper, *did, "inbound.staff_choice"),
+                                  url_for("twilio.queue_staff_choice", escalation_id=escalation_id, line=line)))
+
+
+def _staff_hear(call: calls.CallRecord | None, key: str) -> str:
+    """TwiML telling staff one thing in the clinic's language, then hanging up."""
+    catalogue = prompts.first_available(call.row["clinic_language"]) if call is not None else prompts.load("en")
+    response = VoiceResponse()
+    response.say(catalogue.text(key, {}), language=catalogue.say_language)
+    response.hangup()
+    return str(response)
+
+
+@bp.post(f"/voice/queue/staff/<int(max={MAX_ROW_ID}):escalation_id>/<int(max=99):line>/choice")
+def queue_staff_choice(escalation_id: int, line: int) -> Response:
+    """Staff answered the whisper: 1 takes the caller out of their queue (<Dial><Queue>); 2, or
+    no key, passes (the staff call's end rings the next line)."""
+    staff_sid = _call_sid()
+    caller_input, _audit = _caller_input()
+    accepted = isinstance(caller_input, Keys) and caller_input.digits[:1] == "1"
+    now = utcnow()
+    response = VoiceResponse()
+    if not accepted:
+        try:
+            run_transaction(current_services().sessions,
+                            lambda session: caller_queue.note_pass(session, escalation_id, line, staff_sid, now))
+        except Exception as exc:  # noqa: BLE001 - the pass stands when it cannot be noted
+            _log_failure(staff_sid, exc)
+        response.hangup()
+        return _twiml(str(response))
+    services = current_services()
+    name = run_transaction(services.sessions, lambda session: caller_queue.take(
+        session, escalation_id, line, staff_sid, _phone_number("To"), now))
+    if name is None:
+        return _twiml(_staff_hear(None, "inbound.queue_caller_gone"))
+    # The caller left their queue the moment before? Then the Dial gives up soon.
+    dial = response.dial(timeout=STAFF_DIAL_SECONDS)
+    dial.queue(name)
+    answer = _twiml(str(response))
+    clinic_id = _clinic_of_escalation(escalation_id)
+    answer.call_on_close(lambda: staff_ringing.ring_soon(services, clinic_id))  # the next caller in line
+    return answer
+
+
+# How long staff who took a caller wait for the carrier to bridge them.
+STAFF_DIAL_SECONDS = 10
+
+
+def _clinic_of_escalation(escalation_id: int) -> int | None:
+    try:
+        with current_services().sessions() as session:
+            return session.scalar(select(Escalation.clinic_id).where(Escalation.id == escalation_id))
+    except Exception as exc:  # noqa: BLE001 - only a nudge to ring for the next caller
+        _log_failure(_call_sid(), exc)
+        return None
+
+
+@bp.post(f"/status/queue/<int(max={MAX_ROW_ID}):escalation_id>/<int(max=99):line>")
+def queue_staff_status(escalation_id: int, line: int) -> Response:
+    """A staff call rung for a waiting caller ended: if it did not take them, ring the next line."""
+    status = request.form.get("CallStatus", "")
+    if status not in calls.STATUS_RANK:
+        abort(400, description="CallStatus is missing or unknown")
+    if status in calls.TERMINAL:
+        try:
+            staff_ringing.staff_call_ended(current_services(), escalation_id, line, _call_sid())
+        except Exception as exc:  # noqa: BLE001 - the caller's wait ends at the clinic's longest wait
+            _log_failure(_call_sid(), exc)
+            return Response(status=503)
+    return Response(status=204)
+
+
 @bp.post("/voice/step")
 def voice_step() -> Response:
     """Action URL of every question, and the Redirect that follows it when the caller is silent."""
@@ -420,9 +654,11 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
     again. Any failure still answers TwiML."""
     services = current_services()
     planned_call_back: list[bool] = []
+    queued: list[int | None] = []
 
     def work(session: Session) -> str:
         planned_call_back.clear()
+        queued.clear()
         call = load(session)
         if call is None:
             if unknown is not None:
@@ -456,9 +692,13 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
             step_url=url_for("twilio.voice_step", turn=following), transfer_number=context.staff_number,
             dial_url=url_for("twilio.dial_result", turn=following),
             whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=speaker.audio_url,
-            say_language_for=speaker.say_language, slow=context.senior, staff_numbers=context.staff_numbers))
+            say_language_for=speaker.say_language, slow=context.senior, staff_numbers=context.staff_numbers,
+            queue_name=caller_queue.queue_name(sid), queue_action_url=url_for("twilio.queue_left", turn=following),
+            queue_wait_url=url_for("twilio.queue_wait")))
         calls.record_step(session, call, step, audit_of_input, twiml=xml, said=speaker.said)
         planned_call_back.extend(isinstance(e, call_flows.PlanCallBack) for e in step.effects)
+        if any(isinstance(a, call_flows.Enqueue) for a in step.actions):
+            queued.append(call.row["clinic_id"])
         return xml
 
     try:
@@ -467,6 +707,8 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
                 response = _twiml(run_transaction(services.sessions, work))
                 if any(planned_call_back):  # committed: the worker may ring staff now
                     response.call_on_close(lambda: queue_call_back_soon(services, sid))
+                if queued:  # the caller waits in their queue: staff are rung for the first in line
+                    response.call_on_close(lambda: staff_ringing.ring_soon(services, queued[0]))
                 return response
             except ConcurrentChange:
                 if attempt == CONCURRENT_RETRIES:

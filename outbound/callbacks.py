@@ -52,6 +52,14 @@ def requeue_call_backs(queue, session) -> int:
                if not has_live_job(queue, job_id_for_call_back(escalation_id)))
 
 
+def enqueue_call_back_soon(services, escalation_id: int) -> None:
+    """After a request that planned a call back: queue its job (reconcile would find it otherwise)."""
+    try:
+        enqueue_call_back(outbound_queue(services.redis), escalation_id)
+    except Exception as exc:  # noqa: BLE001 - the planned row remains for reconcile
+        log.warning("escalation %s: call back not queued (%s)", escalation_id, type(exc).__name__)
+
+
 def queue_call_back_soon(services, call_sid: str) -> None:
     """After a turn that planned a call back: queue its job (reconcile would find it otherwise)."""
     try:

@@ -18,6 +18,8 @@ from ivr.telephony import CallStatus
 from outbound import planning
 from outbound.queueing import outbound_queue, reconcile
 from outbound.recordings import requeue_deletions, requeue_sweeps
+from ivr.inbound import queue as caller_queue
+from outbound import staff_ringing
 from outbound.callbacks import fail_stuck_call_backs, requeue_call_backs
 from outbound.texts import requeue_text_backs, requeue_texts
 
@@ -45,6 +47,7 @@ class Report:
     texts: int = 0       # texts (and missed-call text decisions) whose lost jobs were queued again
     call_backs: int = 0  # planned call backs (virtual hold) whose lost jobs were queued again
     call_backs_failed: int = 0  # call backs stuck dialling for an hour, left to people as tasks
+    rings: int = 0       # callers waiting in the queue for whom no staff line was being rung
 
     def summary(self) -> str:
         """One line for people (the command's output, the worker's log)."""
@@ -67,6 +70,8 @@ class Report:
             text += f"; {self.call_backs} call back(s) queued again"
         if self.call_backs_failed:
             text += f"; {self.call_backs_failed} call back(s) stuck, left to people as tasks"
+        if self.rings:
+            text += f"; staff rung again for {self.rings} caller(s) waiting in the queue"
         return text
 
 
@@ -85,11 +90,13 @@ def reconcile_all(services: Services, now: dt.datetime, horizon: dt.timedelta | 
         sweeps = requeue_sweeps(queue, session)
         lost_texts = requeue_texts(queue, session) + requeue_text_backs(queue, session, now - TEXT_BACK_WINDOW)
         call_backs = requeue_call_backs(queue, session)
+        rings = staff_ringing.requeue(queue, session)
     with services.sessions.begin() as session:
         call_backs_failed = fail_stuck_call_backs(session, cutoff)
+        caller_queue.expire_stale(session, now)
     queued, live = reconcile(queue, planned)
     return Report(len(planned), queued, live, stuck, settled, unsettled, unknown, recordings, sweeps, lost_texts,
-                  call_backs, call_backs_failed)
+                  call_backs, call_backs_failed, rings)
 
 
 def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 
 from ivr.errors import IvrError
 from ivr.models import Appointment, Call, CallEvent, Touch, utcnow
-from ivr.sandbox.script import Script
+from ivr.sandbox.script import Script, parse as parse_script
 from ivr.sandbox.store import SandboxStore
 
 
@@ -143,7 +143,8 @@ def annotate_played(app: Flask, transcript: dict[str, Any]) -> dict[str, Any]:
     so that people and tests can read a transcript. The carrier itself only knows URLs."""
     cache = app.extensions["ivr"].prompt_audio
     for turn in transcript.get("turns", []):
-        for prompt in [*turn.get("prompts", []), *(turn.get("dial") or {}).get("whisper", [])]:
+        waits = [p for wait in (turn.get("queue") or {}).get("waits", []) for p in wait.get("prompts", [])]
+        for prompt in [*turn.get("prompts", []), *(turn.get("dial") or {}).get("whisper", []), *waits]:
             found = _AUDIO_PATH.search(urlsplit(prompt.get("play", "")).path)
             note = cache.note(found.group(1)) if found else None
             if note:
@@ -192,18 +193,66 @@ def place_reminder_call(app: Flask, appointment_id: int, script: Script, *, run_
     return CallResult(transcript, outcome(sessions, touch_id))
 
 
+# What a staff phone rung by the worker (the queue's rings, a call back) does, by the caller
+# script's `staff`: take the call (1 at the whisper), pass it (2), or not pick up.
+_STAFF_PHONES = {"answers": {"replies": ["1"]}, "passes": {"replies": ["2"]},
+                 "no-answer": {"answer": "no-answer"}, "busy": {"answer": "busy"}}
+
+
+@contextlib.contextmanager
+def staff_phones_as(app: Flask, to: str, staff: str, override: bool) -> Iterator[None]:
+    """For one call: the staff phones of the clinic at `to` behave as `staff` says (those given a
+    script of their own keep it, unless override); afterwards they are as they were."""
+    from ivr.inbound.queue import staff_numbers
+    from ivr.models import Clinic
+    from ivr.sandbox.carrier import SandboxCarrier
+
+    services = app.extensions["ivr"]
+    store = SandboxCarrier.store_for(services.settings, services.redis)
+    with services.sessions() as session:
+        clinic = session.scalars(select(Clinic).where(Clinic.phone == to)).first()
+        numbers = staff_numbers(session, clinic, services.settings.fallback_staff_number) if clinic else []
+    changed = {n: (store.phone(n) if store.has_phone(n) else None) for n in numbers
+               if override or not store.has_phone(n)}
+    behaviour = parse_script(_STAFF_PHONES[staff.split(",")[0].strip()])
+    for number in changed:
+        store.set_phone(number, behaviour)
+    try:
+        yield
+    finally:
+        for number, before in changed.items():
+            if before is None:
+                store.forget_phone(number)
+            else:
+                store.set_phone(number, before)
+
+
 def place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
-                       timeout: float = 60, run_worker: bool = False) -> CallResult:
+                       timeout: float = 60, run_worker: bool = False, staff_override: bool = False) -> CallResult:
     """Call one of our numbers from a sandbox phone and play the call to its end; with
     run_worker, also do the work the call's end queued (a missed-call text) and show the texts
-    that reached the phone."""
+    that reached the phone. Staff phones the worker rings behave as the script's `staff` says
+    (unless given a script of their own, and staff_override is not set)."""
+    with staff_phones_as(app, to, script.staff, staff_override):
+        return _place_inbound_call(app, from_, to, script, timeout=timeout, run_worker=run_worker)
+
+
+def _place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
+                        timeout: float, run_worker: bool) -> CallResult:
     from ivr.sandbox.carrier import SandboxCarrier
 
     services = app.extensions["ivr"]
     carrier = SandboxCarrier(services.settings, services.redis, max_calls=1)
+    before = {m["sid"] for m in carrier.store.messages(from_)}  # texts sent during the call count too
     call = carrier.inbound(from_, to)
     try:
-        transcript = carrier.start(call, script).result(timeout=timeout)
+        playing = carrier.start(call, script)
+        if run_worker:  # staff lines are rung by jobs while the caller waits in the queue
+            deadline = time.monotonic() + timeout
+            while not playing.done() and time.monotonic() < deadline:
+                _work(app)
+                time.sleep(0.1)
+        transcript = playing.result(timeout=max(0.1, timeout))
     except FuturesTimeout:
         raise SandboxCallError(f"call {call.sid} did not finish within {timeout:.0f} s") from None
     finally:
@@ -215,8 +264,37 @@ def place_inbound_call(app: Flask, from_: str, to: str, script: Script, *,
                   "call_outcome": row.outcome if row else None}
     texts = []
     if run_worker:
-        texts = _texts_after(app, from_, lambda: _work(app), wait=5)
-    return CallResult(annotate_played(app, {**transcript.as_dict(), "done": True, "texts": texts}), result)
+        texts = _texts_after(app, from_, lambda: _work(app), wait=5, seen=before)
+    staff = _staff_calls(app, call.sid)
+    return CallResult(annotate_played(app, {**transcript.as_dict(), "done": True, "texts": texts,
+                                            "staff_calls": staff}), result)
+
+
+def _staff_calls(app: Flask, caller_sid: str) -> list[dict[str, Any]]:
+    """The calls the worker placed to staff phones for this caller (the queue's rings, a call
+    back): whom they rang, what staff heard and pressed, and how each ended."""
+    from ivr.models import Escalation
+    from ivr.sandbox.carrier import SandboxCarrier
+
+    services = app.extensions["ivr"]
+    with services.sessions() as session:
+        escalation_id = session.scalar(select(Escalation.id).join(Call, Call.id == Escalation.call_id)
+                                       .where(Call.call_sid == caller_sid))
+    if escalation_id is None:
+        return []
+    store = SandboxCarrier.store_for(services.settings, services.redis)
+    for_caller = re.compile(rf"/twilio/voice/(queue/staff/{escalation_id}/\d+|callback/{escalation_id})$")
+    found = []
+    for placed in store.calls():
+        if placed["direction"] != "outbound-api" or not for_caller.search(placed["url"]):
+            continue
+        staff = annotate_played(app, store.transcript(placed["sid"]) or {"turns": []})
+        found.append({"to": placed["to"], "status": placed["status"],
+                      "heard": [p for turn in staff["turns"] for p in turn.get("prompts", [])],
+                      "pressed": [turn["reply"]["value"] for turn in staff["turns"]
+                                  if (turn.get("reply") or {}).get("kind") == "keys"],
+                      "dial": [turn["dial"] for turn in staff["turns"] if turn.get("dial")]})
+    return found
 
 
 def _work(app: Flask) -> None:
@@ -289,6 +367,23 @@ def describe(result: CallResult) -> str:
             for prompt in dial.get("whisper", []):
                 lines.append(f"      staff hears: {heard(prompt) or prompt.get('play')}")
             lines.append(f"      transfer to {dial['to']}: {dial['status']}")
+        if turn.get("queue"):
+            queue = turn["queue"]
+            from ivr.sandbox.script import Reply
+
+            shown: list[list] = []  # passes that sound the same, said once with how many there were
+            for wait in queue.get("waits", []):
+                words = " ".join(heard(p) or p.get("play", "") for p in wait.get("prompts", []))
+                reply = wait.get("reply") if (wait.get("reply") or {}).get("kind") not in (None, "silence") else None
+                if shown and shown[-1][:3] == [wait["position"], words, reply]:
+                    shown[-1][3] += 1
+                else:
+                    shown.append([wait["position"], words, reply, 1])
+            for position, words, reply, times in shown:
+                lines.append(f"      waits (place {position}){f', {times} times' if times > 1 else ''}: {words}")
+                if reply:
+                    lines.append(f"      caller: {Reply(**reply).describe()}")
+            lines.append(f"      left the queue: {queue.get('result')} after {queue.get('waited', 0)} s")
         if turn.get("reply"):
             from ivr.sandbox.script import Reply
 
@@ -308,6 +403,14 @@ def describe(result: CallResult) -> str:
         if turn.get("error"):
             lines.append(f"      error:  {turn['error']}")
     lines.append(f"  call status: {call['status']}" + (f" ({call['error']})" if call.get("error") else ""))
+    for staff in call.get("staff_calls", []):
+        words = " ".join(heard(p) or p.get("play", "") for p in staff["heard"])
+        lines.append(f"  staff phone {staff['to']} ({staff['status']}) hears: {words or '-'}")
+        for pressed in staff["pressed"]:
+            lines.append(f"      staff: presses {pressed}")
+        for dial in staff["dial"]:
+            lines.append(f"      staff: connected to {'the caller' if dial.get('caller') else dial['to']}: "
+                         f"{dial['status']}")
     for text in call.get("texts", []):
         lines.append(f"  text to {text['to']}: {text['body']}  [{text['status']}]")
     if "appointment_id" in out:

@@ -28,7 +28,8 @@ class SandboxCarrier:
         self.settings = settings
         self.store = self.store_for(settings, redis)
         self.player = CallPlayer(settings.twilio_auth_token, recordings=self.store, control=self.store,
-                                 on_turn=lambda transcript: self.store.save_transcript(transcript, False))
+                                 on_turn=lambda transcript: self.store.save_transcript(transcript, False),
+                                 queues=self.store)
         self.executor = ThreadPoolExecutor(max_workers=max_calls, thread_name_prefix="sandbox-call")
         self.texting = Texting(self.store, settings.twilio_auth_token, settings.twilio_account_sid,
                                f"{settings.public_base_url}/twilio/sms/inbound")

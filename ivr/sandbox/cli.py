@@ -26,8 +26,12 @@ def _script_options(command):
                            help="What the phone texts back to each text it gets, in order (repeatable).")(command)
     command = click.option("--sms-status", type=click.Choice(scripts.TEXT_STATUSES),
                            help="How texts to the phone fare (default delivered).")(command)
+    command = click.option("--queue", "in_queue", type=click.Choice(scripts.QUEUE),
+                           help="What the caller does while waiting in the clinic's queue: waits (the "
+                                "default), call_back (presses 1 to be called back) or hangup.")(command)
     command = click.option("--staff", type=click.Choice(scripts.STAFF),
-                           help="Whether a staff phone answers a transfer.")(command)
+                           help="What staff do: take the call (answers, the default), pass it, or not pick "
+                                "up; for a call, the clinic's sandbox staff phones do so during it.")(command)
     command = click.option("--answer", type=click.Choice(scripts.ANSWERS),
                            help="How the phone answers (default human).")(command)
     command = click.option("--script", "script_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -38,7 +42,7 @@ def _script_options(command):
 
 
 def _script(keys: str | None, script_file: Path | None, answer: str | None, staff: str | None,
-            sms_status: str | None = None, sms_replies: tuple[str, ...] = ()):
+            sms_status: str | None = None, sms_replies: tuple[str, ...] = (), in_queue: str | None = None):
     """The caller script from the options; a bad one is a usage error naming the problem."""
     if keys and script_file:
         raise click.UsageError("give --keys or --script, not both")
@@ -49,6 +53,8 @@ def _script(keys: str | None, script_file: Path | None, answer: str | None, staf
             data["answer"] = answer
         if staff:
             data["staff"] = staff
+        if in_queue:
+            data["queue"] = in_queue
         if sms_status:
             data["texts"]["status"] = sms_status
         if sms_replies:
@@ -69,12 +75,12 @@ def _require_sandbox() -> None:
 @click.argument("number")
 @_script_options
 @with_appcontext
-def phone(number: str, keys, script_file, answer, staff, sms_status, sms_replies) -> None:
+def phone(number: str, keys, script_file, answer, staff, in_queue, sms_status, sms_replies) -> None:
     """Set how the sandbox phone at NUMBER (E.164) answers calls and texts from now on."""
     _require_sandbox()
     if not is_e164(number):
         raise click.BadParameter(f"{number!r} is not a phone number in E.164 form", param_hint="NUMBER")
-    script = _script(keys, script_file, answer, staff, sms_status, sms_replies)
+    script = _script(keys, script_file, answer, staff, sms_status, sms_replies, in_queue)
     from ivr.sandbox.carrier import SandboxCarrier
 
     services = current_services()
@@ -99,8 +105,8 @@ def phone(number: str, keys, script_file, answer, staff, sms_status, sms_replies
 @click.option("--timeout", default=60, show_default=True, type=click.IntRange(1, 600),
               help="Seconds to wait for the call to be placed and to end.")
 @with_appcontext
-def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, sms_status, sms_replies, url,
-         as_json, timeout) -> None:
+def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, in_queue, sms_status, sms_replies,
+         url, as_json, timeout) -> None:
     """Place a sandbox call (a reminder, or --inbound to a clinic) and print what was heard and done."""
     from ivr import create_app
     from ivr.sandbox import calling
@@ -108,7 +114,7 @@ def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, s
     _require_sandbox()
     if inbound == (appointment_id is not None):
         raise click.UsageError("give --appointment ID for a reminder call, or --inbound")
-    script = _script(keys, script_file, answer, staff, sms_status, sms_replies)
+    script = _script(keys, script_file, answer, staff, sms_status, sms_replies, in_queue)
     if inbound:
         for value, name in ((from_, "--from"), (to, "--to")):
             if value and not is_e164(value):
@@ -121,7 +127,8 @@ def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, s
         if url:
             _check_server(url.rstrip("/"), settings.public_base_url)
             app = current_app._get_current_object()
-            result = (calling.place_inbound_call(app, from_, to, script, timeout=timeout) if inbound
+            result = (calling.place_inbound_call(app, from_, to, script, timeout=timeout, staff_override=bool(staff))
+                      if inbound
                       else calling.place_reminder_call(app, appointment_id, script, run_worker=False,
                                                        timeout=timeout))
         else:
@@ -132,7 +139,8 @@ def call(appointment_id, inbound, from_, to, keys, script_file, answer, staff, s
                                    "INSTANCE_PATH": settings.instance_path})
 
             with calling.serve(make) as (app, _base):
-                result = (calling.place_inbound_call(app, from_, to, script, timeout=timeout, run_worker=True)
+                result = (calling.place_inbound_call(app, from_, to, script, timeout=timeout, run_worker=True,
+                                                     staff_override=bool(staff))
                           if inbound
                           else calling.place_reminder_call(app, appointment_id, script, run_worker=True,
                                                            timeout=timeout))

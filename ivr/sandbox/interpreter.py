@@ -6,8 +6,11 @@ Time is virtual: pauses, rings and waits are recorded, never slept.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import secrets
+import threading
+import time
 import wave
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -24,6 +27,14 @@ from ivr.sandbox.script import UNANSWERED, Reply, Script
 API_VERSION = "2010-04-01"
 WEBHOOK_TIMEOUT = 15  # seconds: Twilio gives up on a webhook after 15 s in total
 STAFF_TALK_SECONDS = 30
+# A caller in a queue: how long (real time) between passes of the wait document, how many passes
+# at most before the carrier drops them (Twilio's system-error), and how many a transcript shows.
+QUEUE_POLL_SECONDS = 0.2
+QUEUE_MAX_PASSES = 600
+QUEUE_PASSES_SHOWN = 12
+# A staff call dialling an empty queue waits for a caller this long (real time), then gives up.
+QUEUE_DIAL_WAIT_SECONDS = 3.0
+SAY_SECONDS = 3  # how long a <Say> takes, in the virtual time of a wait
 
 
 # A question that takes this many keys or more asks for personal data (a date of birth).
@@ -95,6 +106,57 @@ class CallControl(Protocol):
     def pending_update(self, call_sid: str) -> dict[str, str] | None: ...
 
 
+class QueueBoard(Protocol):
+    """The carrier's queues, shared by every call it plays (a caller waits in one while a staff
+    call, played elsewhere, takes them out of it)."""
+
+    def join_queue(self, name: str, sid: str) -> None: ...
+
+    def leave_queue(self, name: str, sid: str) -> None: ...
+
+    def queue_place(self, name: str, sid: str) -> tuple[int, int] | None: ...
+
+    def take_from_queue(self, name: str, by: str) -> str | None: ...
+
+    def bridged_to(self, sid: str) -> str | None: ...
+
+
+class LocalQueues:
+    """Queues in this process only (a player used on its own, as in tests of one call)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.queues: dict[str, list[str]] = {}
+        self.bridged: dict[str, str] = {}
+
+    def join_queue(self, name: str, sid: str) -> None:
+        with self.lock:
+            self.queues.setdefault(name, []).append(sid)
+
+    def leave_queue(self, name: str, sid: str) -> None:
+        with self.lock:
+            if sid in self.queues.get(name, []):
+                self.queues[name].remove(sid)
+
+    def queue_place(self, name: str, sid: str) -> tuple[int, int] | None:
+        with self.lock:
+            members = self.queues.get(name, [])
+            return (members.index(sid) + 1, len(members)) if sid in members else None
+
+    def take_from_queue(self, name: str, by: str) -> str | None:
+        with self.lock:
+            members = self.queues.get(name, [])
+            if not members:
+                return None
+            sid = members.pop(0)
+            self.bridged[sid] = by
+            return sid
+
+    def bridged_to(self, sid: str) -> str | None:
+        with self.lock:
+            return self.bridged.get(sid)
+
+
 class _Hangup(Exception):
     """The call ends now (caller hung up, Hangup verb, or the carrier gave up)."""
 
@@ -107,10 +169,11 @@ class CallPlayer:
 
     def __init__(self, auth_token: str, recordings: RecordingStore, control: CallControl | None = None,
                  http: requests.Session | None = None,
-                 on_turn: Callable[[Transcript], None] | None = None) -> None:
+                 on_turn: Callable[[Transcript], None] | None = None, queues: QueueBoard | None = None) -> None:
         self.validator = RequestValidator(auth_token)
         self.recordings, self.control = recordings, control
         self.http, self.on_turn = http, on_turn
+        self.queues = queues if queues is not None else LocalQueues()
 
     # --- the call --------------------------------------------------------------------------
 
@@ -390,6 +453,8 @@ class _Run:
     def _verb_dial(self, verb, url, turn, first):
         numbers = [child for child in verb if child.tag == "Number"]
         queues = [child for child in verb if child.tag == "Queue"]
+        if queues and not numbers:
+            return self._dial_queue(verb, queues[0], url, turn)
         target = (numbers[0].text if numbers else queues[0].text if queues else verb.text) or ""
         turn.dial = {"to": target.strip()}
         staff = self._staff() if numbers or not queues else self.script.staff.split(",")[0].strip()
@@ -426,6 +491,29 @@ class _Run:
             raise _Hangup("completed")  # the conversation happened; the caller hangs up after it
         return None
 
+    def _dial_queue(self, verb, queue, url, turn):
+        """<Dial><Queue>: take the first caller waiting in the queue and talk with them; an
+        empty queue is waited on a little, then the Dial ends unanswered."""
+        name = (queue.text or "").strip()
+        deadline = time.monotonic() + QUEUE_DIAL_WAIT_SECONDS
+        member = self.player.queues.take_from_queue(name, self.call.sid)
+        while member is None and time.monotonic() < deadline:
+            time.sleep(QUEUE_POLL_SECONDS / 2)
+            member = self.player.queues.take_from_queue(name, self.call.sid)
+        turn.dial = {"to": f"queue {name}", "status": "completed" if member else "no-answer"}
+        if member:
+            turn.dial["caller"] = member
+            self.bridged_seconds += STAFF_TALK_SECONDS
+        if verb.get("action"):
+            params = {"DialCallStatus": turn.dial["status"], "QueueSid": "QU" + "0" * 32,
+                      "DialCallDuration": str(STAFF_TALK_SECONDS if member else 0)}
+            if member:
+                params["DialCallSid"] = member
+            return urljoin(url, verb.get("action")), verb.get("method", "POST"), params
+        if member:
+            raise _Hangup("completed")  # the conversation happened; staff hang up after it
+        return None
+
     def _whisper(self, url: str, method: str, extra: dict[str, str]):
         """The whisper staff hear: its prompts (those inside a Gather too), its verbs, its Gather."""
         side = Turn(url=url)
@@ -441,26 +529,110 @@ class _Run:
         return side.prompts, {child.tag for child in document}, gather
 
     def _verb_enqueue(self, verb, url, turn, first):
+        """Wait in the queue until a staff call takes the caller (bridged), the wait document
+        says <Leave> (leave) or the caller hangs up (hangup). Each pass of the wait document is
+        asked with the caller's place and how long they waited (virtual seconds)."""
         name = (verb.text or "").strip()
-        turn.queue = {"name": name}
-        wait_url = verb.get("waitUrl")
-        if wait_url:
-            turn.queue["wait"], _ = self._side_document(
-                urljoin(url, wait_url), verb.get("waitUrlMethod", "POST"),
-                {"QueuePosition": "1", "CurrentQueueSize": "1", "AvgQueueTime": "0", "QueueTime": "0",
-                 "QueueSid": "QU" + "0" * 32})
-        result = "bridged" if self.script.staff == "answers" else "hangup"
-        turn.queue["result"] = result
+        queue_sid = "QU" + hashlib.sha256(name.encode()).hexdigest()[:32]
+        turn.queue = {"name": name, "waits": [], "passes": 0}
+        queues = self.player.queues
+        queues.join_queue(name, self.call.sid)
+        wait_url = urljoin(url, verb.get("waitUrl")) if verb.get("waitUrl") else None
+        wait_method = verb.get("waitUrlMethod", "POST")
+        waited, result = 0, None
+        try:
+            while result is None:
+                if queues.bridged_to(self.call.sid):
+                    result = "bridged"
+                    break
+                if turn.queue["passes"] >= QUEUE_MAX_PASSES:
+                    result = "system-error"
+                    break
+                turn.queue["passes"] += 1
+                place = queues.queue_place(name, self.call.sid) or (1, 1)
+                if wait_url:
+                    params = {"QueuePosition": str(place[0]), "CurrentQueueSize": str(place[1]),
+                              "QueueTime": str(waited), "AvgQueueTime": "0", "MaxQueueSize": "1000",
+                              "QueueSid": queue_sid}
+                    heard, ending, seconds, wait_url, wait_method = self._wait_pass(wait_url, wait_method, params)
+                    if len(turn.queue["waits"]) < QUEUE_PASSES_SHOWN:
+                        turn.queue["waits"].append(heard)
+                    waited += seconds
+                    if ending and not queues.bridged_to(self.call.sid):
+                        result = ending
+                        break
+                else:
+                    waited += 30
+                if self.player.on_turn:
+                    self.player.on_turn(self.transcript)
+                time.sleep(QUEUE_POLL_SECONDS)
+        finally:
+            if result != "bridged":
+                queues.leave_queue(name, self.call.sid)
+        turn.queue.update(result=result, waited=waited)
         if result == "bridged":
             self.bridged_seconds += STAFF_TALK_SECONDS
-        if verb.get("action"):
-            params = {"QueueResult": result, "QueueTime": "0", "QueueSid": "QU" + "0" * 32}
-            if result == "hangup":
-                self._request(urljoin(url, verb.get("action")), verb.get("method", "POST"),
-                              {**self._params(), **params})  # Twilio ignores the answer
-                raise _Hangup("completed")
-            return urljoin(url, verb.get("action")), verb.get("method", "POST"), params
-        raise _Hangup("completed")
+        params = {"QueueResult": result, "QueueTime": str(waited), "QueueSid": queue_sid}
+        action = urljoin(url, verb.get("action")) if verb.get("action") else None
+        if result == "hangup":
+            if action:
+                self._request(action, verb.get("method", "POST"), {**self._params(), **params})  # answer ignored
+            raise _Hangup("completed")
+        if action:
+            return action, verb.get("method", "POST"), params
+        if result == "bridged":
+            raise _Hangup("completed")  # the conversation happened; the caller hangs up after it
+        return None  # left the queue: the verbs after <Enqueue>
+
+    def _wait_pass(self, url: str, method: str, params: dict[str, str]):
+        """One pass of a queue's wait document: (what the caller heard and did, how the wait
+        ends or None, virtual seconds it took, the wait URL and method for the next pass)."""
+        heard: dict[str, Any] = {"position": int(params["QueuePosition"]), "prompts": []}
+        side = Turn(url=url)
+        document = self._fetch(url, method, params)
+        seconds = 0
+        for verb in document:
+            if verb.tag in ("Say", "Play", "Pause"):
+                self._say(verb, url, side)
+                seconds += int(verb.get("length", "1")) if verb.tag == "Pause" else SAY_SECONDS
+            elif verb.tag == "Gather":
+                for child in verb:
+                    self._say(child, url, side)
+                    seconds += SAY_SECONDS
+                # What the caller does while waiting is the script's `queue`, not its replies
+                # (how many passes a wait takes depends on when staff answer).
+                reply = {"waits": Reply("silence"), "call_back": Reply("keys", "1"),
+                         "hangup": Reply("hangup")}[self.script.queue]
+                heard["reply"] = reply.as_dict()
+                if reply.kind == "hangup":
+                    heard["prompts"] = side.prompts
+                    return heard, "hangup", seconds, url, method
+                if reply.kind == "keys":
+                    answer = self._fetch(urljoin(url, verb.get("action") or url), verb.get("method", "POST"),
+                                         {**params, "Digits": reply.value[:int(verb.get("numDigits", "1"))]})
+                    for inner in answer:
+                        if inner.tag == "Leave":
+                            heard["prompts"] = side.prompts
+                            return heard, "leave", seconds, url, method
+                        if inner.tag == "Hangup":
+                            heard["prompts"] = side.prompts
+                            return heard, "hangup", seconds, url, method
+                        self._say(inner, url, side)
+                    break  # the Gather's answer replaced the rest of the document
+                seconds += int(verb.get("timeout", "5"))
+            elif verb.tag == "Leave":
+                heard["prompts"] = side.prompts
+                return heard, "leave", seconds, url, method
+            elif verb.tag == "Hangup":
+                heard["prompts"] = side.prompts
+                return heard, "hangup", seconds, url, method
+            elif verb.tag == "Redirect":
+                url, method = urljoin(url, (verb.text or "").strip()), verb.get("method", "POST")
+                break
+            else:
+                self._application_error(None, f"<{verb.tag}> is not allowed in a queue's wait document")
+        heard["prompts"] = side.prompts
+        return heard, None, max(seconds, 1), url, method
 
     def _verb_redirect(self, verb, url, turn, first):
         return urljoin(url, (verb.text or "").strip()), verb.get("method", "POST"), {}

@@ -11,6 +11,8 @@
     then: silence            # when replies run out: silence (default) or hangup
     staff: answers           # a transfer to staff: answers, passes (presses 2 at the whisper),
                              # no-answer or busy; "passes,answers" for each transfer in turn
+    queue: waits             # in a queue (Enqueue): waits, call_back (presses 1 at the first
+                             # offer to be called back) or hangup (hangs up at the first one)
     callbacks: {duplicate: true, reorder: true}   # misbehave like a real carrier can
     callbacks: {lose: [completed]}                # these events' callbacks never arrive
     texts:                   # texts sent to this phone
@@ -32,6 +34,7 @@ ANSWERS = ("human", "machine_start", "machine_end_beep", "machine_end_silence", 
            "fax", "unknown", "busy", "no-answer", "failed")
 UNANSWERED = ("busy", "no-answer", "failed")
 STAFF = ("answers", "passes", "no-answer", "busy")
+QUEUE = ("waits", "call_back", "hangup")
 CALLBACK_EVENTS = ("initiated", "ringing", "answered", "completed")
 TEXT_STATUSES = ("delivered", "undelivered", "failed", "landline")
 
@@ -70,6 +73,7 @@ class Script:
     lost_callbacks: tuple[str, ...] = ()  # events whose status callbacks are never delivered
     text_status: str = "delivered"         # how texts to this phone fare
     text_replies: tuple[str, ...] = ()     # what it texts back, one per text it gets
+    queue: str = "waits"                   # what the caller does while waiting in a queue
 
     def reply(self, index: int) -> Reply:
         """The reply to the index-th question (0-based), or what the caller does after the script."""
@@ -82,7 +86,7 @@ class Script:
                 "callbacks": {"duplicate": self.duplicate_callbacks, "reorder": self.reorder_callbacks,
                               "lose": list(self.lost_callbacks)},
                 "texts": {"status": self.text_status, "replies": list(self.text_replies)},
-                "max_turns": self.max_turns}
+                "max_turns": self.max_turns, "queue": self.queue}
 
 
 def _reply_data(reply: Reply) -> Any:
@@ -95,7 +99,7 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
     if data is not None and not isinstance(data, Mapping):
         raise ScriptError("a script is a mapping of fields (answer, replies, ...)")
     data = dict(data or {})
-    unknown = set(data) - {"answer", "replies", "then", "staff", "callbacks", "texts", "max_turns"}
+    unknown = set(data) - {"answer", "replies", "then", "staff", "callbacks", "texts", "max_turns", "queue"}
     if unknown:
         raise ScriptError(f"unknown script field(s): {', '.join(sorted(unknown))}")
     answer = str(data.get("answer", "human"))
@@ -109,6 +113,9 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
         if each.strip() not in STAFF:
             raise ScriptError(f"staff must be one of {', '.join(STAFF)} (or several, comma-separated, one per "
                               f"transfer), not {each.strip()!r}")
+    queue = str(data.get("queue", "waits"))
+    if queue not in QUEUE:
+        raise ScriptError(f"queue must be one of {', '.join(QUEUE)}, not {queue!r}")
     raw_replies = data.get("replies") or []
     if not isinstance(raw_replies, list):
         raise ScriptError("replies must be a list")
@@ -133,7 +140,7 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
         raise ScriptError("texts.replies is a list of texts")
     return Script(answer, replies, then, staff, bool(callbacks.get("duplicate")),
                   bool(callbacks.get("reorder")), max_turns, tuple(lost), text_status,
-                  tuple(str(r) for r in text_replies))
+                  tuple(str(r) for r in text_replies), queue)
 
 
 def _parse_reply(item: Any, n: int, base: Path | None, allow_files: bool) -> Reply:

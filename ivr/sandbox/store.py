@@ -34,6 +34,14 @@ class SandboxStore:
         self._set(f"phone:{number}", script.as_dict())
         self.redis.delete(PREFIX + f"text-replies:{number}")  # a new script replies from its start
 
+    def has_phone(self, number: str) -> bool:
+        """Whether the phone at a number was given a script."""
+        return bool(self.redis.exists(PREFIX + f"phone:{number}"))
+
+    def forget_phone(self, number: str) -> None:
+        """The phone at a number goes back to answering and staying silent."""
+        self.redis.delete(PREFIX + f"phone:{number}", PREFIX + f"text-replies:{number}")
+
     def phone(self, number: str) -> scripts.Script:
         """The number's script; an unknown phone answers and stays silent."""
         data = self._get(f"phone:{number}")
@@ -75,6 +83,36 @@ class SandboxStore:
     def pending_update(self, sid: str) -> dict[str, str] | None:
         raw = self.redis.getdel(PREFIX + f"update:{sid}")
         return None if raw is None else json.loads(raw)
+
+    # queues: callers waiting (<Enqueue>), taken by staff (<Dial><Queue>)
+
+    _TAKE_HEAD = """
+        local sid = redis.call('LPOP', KEYS[1])
+        if sid then redis.call('SET', ARGV[1] .. sid, ARGV[2], 'EX', ARGV[3]) end
+        return sid"""
+
+    def join_queue(self, name: str, sid: str) -> None:
+        self.redis.rpush(PREFIX + f"queue:{name}", sid)
+        self.redis.expire(PREFIX + f"queue:{name}", TTL)
+
+    def leave_queue(self, name: str, sid: str) -> None:
+        self.redis.lrem(PREFIX + f"queue:{name}", 0, sid)
+
+    def queue_place(self, name: str, sid: str) -> tuple[int, int] | None:
+        """(position from 1, size) of a caller in a queue, or None when they are not in it."""
+        members = [m.decode() for m in self.redis.lrange(PREFIX + f"queue:{name}", 0, -1)]
+        return (members.index(sid) + 1, len(members)) if sid in members else None
+
+    def take_from_queue(self, name: str, by: str) -> str | None:
+        """Take the first caller of a queue and bridge them to call `by`, at once (one script,
+        so a waiting caller never sees themselves gone but not yet bridged)."""
+        sid = self.redis.eval(self._TAKE_HEAD, 1, PREFIX + f"queue:{name}", PREFIX + "bridged:", by, TTL)
+        return sid.decode() if sid is not None else None
+
+    def bridged_to(self, sid: str) -> str | None:
+        """The call a queued caller was bridged to, if any."""
+        found = self.redis.get(PREFIX + f"bridged:{sid}")
+        return found.decode() if found is not None else None
 
     # recordings and messages
 

@@ -4,7 +4,8 @@ at most three choices, a person whenever asked or after two misses, emergencies 
 import pytest
 
 import call_flows
-from call_flows import (Answered, Ask, DialResult, Escalate, EscalationEnded, Hangup, Identify, Keys, OpenTask,
+from call_flows import (Answered, Ask, DialResult, Enqueue, Escalate, EscalationEnded, Hangup, Identify, Keys,
+                        LeftQueue, OpenTask,
                         PlanCallBack, Recorded, RememberLanguage, Say, SetAppointmentStatus, Silence, Spoken,
                         TakeMessage, Transfer)
 
@@ -288,3 +289,40 @@ def test_a_number_that_guessed_too_many_dates_today_goes_to_a_person_without_try
     locked = walk(Silence(), facts={**FACTS, "dob_locked": True})
     assert locked.actions == (Say("inbound.connecting"), Transfer(whisper="inbound.whisper_not_verified"))
     assert locked.decision == "identity_locked" and "patient" not in locked.state
+
+
+QUEUED = {**FACTS, "queue": True}
+
+
+def test_with_the_queue_a_person_means_waiting_in_it_but_an_emergency_rings_staff_at_once():
+    step = identified(Keys("3"), facts=QUEUED)
+    assert step.actions == (Say("inbound.connecting"), Enqueue())
+    assert (step.state["node"], step.state["reason"], step.effects) == ("queued", "asked", (Escalate("asked"),))
+    urgent = identified(Spoken("emergency", 0.9), facts={**QUEUED, "voice_answers": True})
+    assert urgent.actions == (Say("common.emergency"), Say("common.emergency_transfer"),
+                              Transfer(whisper="inbound.whisper_emergency"))
+    assert urgent.state["node"] == "transferring"
+
+
+@pytest.mark.parametrize("result, actions, effects, outcome", [
+    ("answered", (Hangup(),), (EscalationEnded("answered"),), "transferred"),
+    ("call_back", (Say("inbound.call_back_planned"), Hangup()), (PlanCallBack(), EscalationEnded("call_back")),
+     "call_back_planned"),
+    ("hangup", (Hangup(),), (EscalationEnded("abandoned"),), None),
+    ("unanswered", (Ask(("inbound.offer_call_back",)),), (), None),
+])
+def test_how_the_caller_left_the_queue_decides_what_follows(result, actions, effects, outcome):
+    step = identified(Keys("3"), LeftQueue(result), facts=QUEUED)
+    assert (step.actions, step.effects, step.outcome) == (actions, effects, outcome)
+
+
+def test_nobody_taking_a_queued_stranger_without_a_number_to_call_ends_plainly():
+    facts = {**QUEUED, "callers": [], "can_call_back": False}
+    step = walk(Silence(), Keys("0"), LeftQueue("unanswered"), facts=facts)
+    assert step.actions == (Say("inbound.nobody_available"), Hangup())
+    assert step.effects == (EscalationEnded("unanswered"),)
+
+
+def test_keys_after_the_queue_are_not_an_answer():
+    step = identified(Keys("3"), Keys("1"), facts=QUEUED)
+    assert (step.actions, step.decision) == ((Hangup(),), "input_after_end")

@@ -3,7 +3,7 @@
 import pytest
 
 import call_flows
-from call_flows import Answered, Ask, Hangup, Keys, Say, Transfer
+from call_flows import Answered, Ask, Enqueue, Hangup, Keys, Say, Transfer
 from call_flows.twiml import TwimlContext, render
 from tests.support import parse_twiml
 from tests.twiml_schema import assert_valid, problems
@@ -72,6 +72,17 @@ def test_transfer_with_a_whisper_reports_to_the_dial_url():
          "+12125550199")]
     with pytest.raises(ValueError):
         render([Transfer()], TwimlContext(TEXT.__getitem__, "en-US", "/s", transfer_number=None))
+
+
+def test_enqueue_puts_the_caller_in_their_queue_with_its_wait_and_action_urls():
+    voice = TwimlContext(TEXT.__getitem__, "en-US", "/s", "+12125550199", queue_name="ivr-CA1",
+                         queue_action_url="/twilio/voice/queue/left?turn=4", queue_wait_url="/twilio/voice/queue/wait")
+    (enqueue,) = parse_twiml(render([Enqueue()], voice))
+    assert (enqueue.name, enqueue.text, enqueue.attrs) == ("Enqueue", "ivr-CA1", {
+        "action": "/twilio/voice/queue/left?turn=4", "method": "POST", "waitUrl": "/twilio/voice/queue/wait",
+        "waitUrlMethod": "POST"})
+    with pytest.raises(ValueError):
+        render([Enqueue()], TwimlContext(TEXT.__getitem__, "en-US", "/s", "+12125550199"))
 
 
 def test_every_reminder_step_renders_valid_twiml():

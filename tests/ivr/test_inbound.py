@@ -3,6 +3,7 @@ the menu, refills, and a person with a whisper that says who is calling and why.
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 
 from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, Escalation, Patient, Prescription, Task,
@@ -23,6 +24,18 @@ DOB = ("Please enter your date of birth. Use two numbers for the month, two for 
        "the year. For April 12, 1950, you would press 0 4 1 2 1 9 5 0.")
 MENU = ("For your next appointment, press 1. For a prescription refill, press 2. To talk to a person, "
         "press 3. To hear this again, press 9.")
+
+
+@pytest.fixture(autouse=True)
+def ringing_from_the_call(demo, sessions):
+    """Here a caller's call rings the staff lines itself (tests/ivr/test_caller_queue.py: the
+    queue, the clinic's default)."""
+    from sqlalchemy import update
+
+    from ivr.models import Clinic
+
+    with sessions.begin() as session:
+        session.execute(update(Clinic).values(queue_callers=False))
 
 
 def ring(twilio, caller=STRANGER, to=CLINIC_NUMBER, sid=None):

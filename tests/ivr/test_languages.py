@@ -17,7 +17,8 @@ PROPER_NAMES = ("Riverside Family Clinic", "Jane", "Main Street", "Amara Patel")
 MEDICATIONS = ("metformin", "lisinopril", "atorvastatin")
 # Words spelled the same in English and in the language, each meaning the same thing there.
 SAME_IN_BOTH = {"es": {"no", "use"},
-                "fr": {"message", "messages", "service", "date", "question", "on", "urgent", "patient", "menu"},
+                "fr": {"message", "messages", "service", "date", "question", "on", "urgent", "patient", "menu", "place",
+                       "minute", "minutes"},
                 "ko": set()}
 # The opt-out keywords carriers act on themselves are English words in every language's texts.
 CARRIER_KEYWORDS = {"stop", "start"}
@@ -39,6 +40,7 @@ def rendered(session, touch_id: int, language: str) -> dict[str, str]:
             continue
         context = text if key.startswith("sms.") else call
         values = {**context.values, **{f"medication_{n}": name for n, name in enumerate(MEDICATIONS, 1)},
+                  "ahead": "3", "wait_minutes": "4",   # the queue's place and wait, as its wait URL fills them
                   "opens": context.catalogue.text("phrases.when", {"date": context.values["date"],
                                                                    "time": context.values["time"]})}
         out[key] = context.catalogue.text(key, values)

@@ -166,11 +166,12 @@ def test_prompts_render_makes_every_shared_prompt_once_and_nothing_personal(app,
     languages = prompts.available_languages()
     # Spoken prompts only: text messages (sms.*) are never rendered to audio, nor the phrases
     # values are built from (phrases.*), nor prompts whose values change from call to call
-    # (about a patient, or when a closed clinic opens).
+    # (about a patient, when a closed clinic opens, a queued caller's place and wait).
     shared = {lang: [k for k in prompts.load(lang).texts
                      if not prompts.load(lang).placeholders(k) & {"first_name", "date", "time", "location",
                                                                   "provider", "medication_1", "medication_2",
-                                                                  "medication_3", "opens"}
+                                                                  "medication_3", "opens", "ahead",
+                                                                  "wait_minutes"}
                      and not k.startswith(("sms.", "phrases."))]
               for lang in languages}
     texts = [text for _, text in synthesizer.requests]

@@ -9,20 +9,24 @@ from dataclasses import dataclass
 import pytest
 
 import prompts
-from call_flows import (Answered, DialResult, Keys, OpenTask, PlanCallBack, PlanRetry, Recorded, Replied, Silence,
-                        Spoken, Transfer)
+from call_flows import (Answered, DialResult, Enqueue, Keys, LeftQueue, OpenTask, PlanCallBack, PlanRetry,
+                        QUEUE_RESULTS, Recorded, Replied, Silence, Spoken, Transfer)
 import call_flows
 
 MEDICATIONS = {"medication_1", "medication_2", "medication_3"}
 SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider", "opens",
-                 *MEDICATIONS}
+                 "ahead", "wait_minutes", *MEDICATIONS}
 PATIENT_VALUES = {"date", "time", "location", "provider", "first_name", *MEDICATIONS}
 # Said outside any flow: the staff whisper, a call to a number no clinic uses, and the texts the
 # shell sends on its own (answers to keywords, unmatched texts, missed calls).
 OUTSIDE_FLOWS = {"inbound.whisper", "inbound.staff_choice", "inbound.callback_whisper",
                  *(f"inbound.did_{thing}" for thing in ("confirm", "cancel", "refill")),
                  "inbound.callback_whisper_patient", "inbound.unknown_number", "sms.help", "sms.opted_out", "sms.passed_to_staff",
-                 "sms.text_back"}
+                 "sms.text_back",
+                 # the queue's wait (the caller's place and wait, and the call-back offer), and
+                 # what staff rung for a caller who stopped waiting hear
+                 *(f"inbound.queue_{part}" for part in ("next", "one_ahead", "ahead", "wait_minute", "wait_minutes",
+                                                         "call_back", "caller_gone"))}
 
 DIAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 # What the caller may do at any question: every key, silence, words not understood, every intent,
@@ -30,7 +34,7 @@ DIAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 INPUTS = ([Keys(k) for k in "0123456789*#"] + [Silence(), Spoken(None)]
           + [Spoken(i) for i in ("yes", "no", "cancel", "reschedule", "repeat", "emergency", "stop",
                                  "appointment", "refill", "operator")]
-          + [DialResult(status) for status in DIAL_STATUSES]
+          + [DialResult(status) for status in DIAL_STATUSES] + [LeftQueue(result) for result in QUEUE_RESULTS]
           + [Keys("04121950"), Keys("01011990"), Spoken("date", 0.9, "1950-04-12"),
              Spoken("date", 0.9, "1990-01-01"), Recorded("ab" * 16, 12)])
 FACTS = [{"voice_answers": voice, "can_transfer": transfer, "senior": senior}
@@ -46,6 +50,8 @@ INBOUND_FACTS = [{**facts, **appointment, "can_hear_dates": facts["voice_answers
                  for prescriptions in ([], [11, 12, 13], [11, 12, 13, 14])
                  for call_back in (False, True)
                  for appointment in ({}, {"appointment": None})]
+# Callers handed to a person wait in the clinic's queue (every mix above that has staff to take them).
+INBOUND_FACTS += [{**facts, "queue": True} for facts in INBOUND_FACTS if facts["can_transfer"] and not facts["senior"]]
 # After hours, with and without a known next opening, a number to call back, languages to offer.
 INBOUND_FACTS += [{**INBOUND_FACTS[0], "open": False, "opens_known": known, "can_call_back": call_back,
                    "languages": languages}
@@ -108,6 +114,9 @@ def whispers_in(flow: str) -> set[tuple[str, bool]]:
     for step, identified in walk(flow):
         identified = identified or step.decision == "identity_confirmed"
         found.update((a.whisper, identified) for a in step.actions if isinstance(a, Transfer) and a.whisper)
+        # A queued caller's staff hear the whisper of the reason they were handed over for.
+        found.update((call_flows.inbound.WHISPERS[step.state["reason"]], identified)
+                     for a in step.actions if isinstance(a, Enqueue))
     return found
 
 

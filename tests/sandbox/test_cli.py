@@ -119,24 +119,30 @@ def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
                     ["3", "reminder", "completed", "completed", "voicemail", "booked"]]
 
 
-@pytest.mark.parametrize("staff,status,outcome", [("answers", "completed", "transferred"),
-                                                  ("no-answer", "no-answer", "call_back_promised")])
-def test_an_unknown_caller_reaches_staff_with_a_whisper(admin, staff, status, outcome):
+@pytest.mark.parametrize("staff,result,outcome", [("answers", "bridged", "transferred"),
+                                                  ("no-answer", "leave", "call_back_promised")])
+def test_an_unknown_caller_waits_in_the_queue_and_staff_hear_a_whisper(admin, staff, result, outcome):
     runner, demo = admin
-    result = runner.invoke(args=["sandbox", "call", "--inbound", "--staff", staff, "--keys", "silence,0", "--json"])
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    made = runner.invoke(args=["sandbox", "call", "--inbound", "--staff", staff, "--keys", "silence,0", "--json"])
+    assert made.exit_code == 0, made.output
+    document = json.loads(made.output)
     (welcome, _date_of_birth, turn, *rest) = document["call"]["turns"]
     assert [p["say"] for p in welcome["prompts"]][:2] == ["Thank you for calling Riverside Family Clinic.",
                                                           "If this is an emergency, hang up and dial 9 1 1 now."]
     assert [p["say"] for p in turn["prompts"]] == ["Please hold while I connect you to our staff."]
-    assert turn["dial"]["to"] == demo.staff_phone and turn["dial"]["status"] == status
+    assert turn["queue"]["result"] == result
+    assert [p["say"] for p in turn["queue"]["waits"][0]["prompts"]] == [
+        "You are next in line.", "To keep your place and get a call back instead of waiting, press 1."]
+    staff_calls = document["call"]["staff_calls"]
+    assert {c["to"] for c in staff_calls} == {demo.staff_phone}
     if staff == "answers":
-        assert turn["dial"]["whisper"] == [{"say": "A caller from a number we do not know.", "language": "en-US"},
-                                           {"say": "Press 1 to take the call. Press 2 to pass.", "language": "en-US"}]
-        assert turn["dial"]["staff_pressed"] == "1"
+        (taken,) = staff_calls
+        assert [p["say"] for p in taken["heard"]] == ["A caller from a number we do not know.",
+                                                       "Press 1 to take the call. Press 2 to pass."]
+        assert taken["pressed"] == ["1"] and taken["dial"][0]["status"] == "completed"
     else:
         # Nobody took it: a call back or a message is offered; waiting means a person calls back.
+        assert all(c["status"] == "no-answer" for c in staff_calls)
         assert [p["say"] for p in rest[0]["prompts"]] == [
             "No one is free to take your call right now. To get a call back as soon as someone is free, "
             "press 1. To leave a message, press 2."]
@@ -154,8 +160,11 @@ def test_a_patient_calls_in_with_keys_and_the_transcript_shows_it(admin):
     # The date of birth is not shown: a transcript is kept for a week.
     assert "      caller: presses 8 keys (not shown)" in lines and "      says:   Thank you, Jane." in lines
     assert not any("04121950" in line for line in lines)
-    assert "      staff hears: A call from Jane. Their date of birth matched. They asked for a person." in lines
-    assert "      transfer to +12125550199: completed" in lines
+    assert ("  staff phone +12125550199 (completed) hears: A call from Jane. Their date of birth matched. They "
+            "asked for a person. They confirmed their next appointment. Press 1 to take the call. Press 2 to "
+            "pass.") in lines
+    assert "      staff: connected to the caller: completed" in lines
+    assert any(line.startswith("      left the queue: bridged after ") for line in lines)
     assert lines[-1] == "  recorded: call outcome transferred"
 
 

@@ -64,8 +64,8 @@ def customer():
         yield base, docs, seen
 
 
-def play(base, script=None, direction="outbound-api", control=None, recordings=None, **call):
-    player = CallPlayer(TOKEN, recordings or MemoryRecordings(), control=control)
+def play(base, script=None, direction="outbound-api", control=None, recordings=None, queues=None, **call):
+    player = CallPlayer(TOKEN, recordings or MemoryRecordings(), control=control, queues=queues)
     placed = PlacedCall(sid="CA" + "a" * 32, account_sid="AC" + "0" * 32, from_="+12125550100",
                         to="+12125550143", direction=direction, url=f"{base}/start", **call)
     return player.play(placed, script or scripts.Script())
@@ -197,17 +197,76 @@ def test_dial_that_nobody_answers_continues_with_the_next_verb(customer, staff):
     assert [s["path"] for s in seen] == ["/start", "/sorry"]
 
 
-@pytest.mark.parametrize("staff,result", [("answers", "bridged"), ("no-answer", "hangup")])
-def test_enqueue_plays_the_wait_url_then_reports_the_queue_result(customer, staff, result):
+def test_a_queued_caller_hears_the_wait_url_until_a_staff_call_takes_them(customer):
+    """The wait document is asked again and again, with the caller's place and time waited, until
+    another call takes the caller out of the queue (<Dial><Queue>); then the action URL hears it."""
+    import threading
+    import time
+
+    from ivr.sandbox.interpreter import LocalQueues
+
     base, docs, seen = customer
     docs["/start"] = twiml('<Enqueue waitUrl="/hold" action="/left">front-desk</Enqueue>')
-    docs["/hold"] = twiml("<Say>Please hold.</Say>")
+    docs["/hold"] = twiml('<Say>Please hold.</Say><Pause length="10"/>')
     docs["/left"] = twiml("<Say>Goodbye.</Say>")
-    transcript = play(base, scripts.parse({"staff": staff})).as_dict()
-    assert transcript["turns"][0]["queue"] == {
-        "name": "front-desk", "wait": [{"say": "Please hold.", "language": "en-US"}], "result": result}
-    assert seen[1]["QueuePosition"] == "1"
-    assert (seen[2]["path"], seen[2]["QueueResult"]) == ("/left", result)
+    queues = LocalQueues()
+
+    def staff():
+        while len([s for s in seen if s["path"] == "/hold"]) < 3:
+            time.sleep(0.01)
+        assert queues.take_from_queue("front-desk", "CA" + "b" * 32) == "CA" + "a" * 32
+
+    taking = threading.Thread(target=staff)
+    taking.start()
+    transcript = play(base, queues=queues).as_dict()
+    taking.join()
+    queue = transcript["turns"][0]["queue"]
+    assert queue["result"] == "bridged" and queue["passes"] >= 3
+    assert queue["waits"][0] == {"position": 1, "prompts": [{"say": "Please hold.", "language": "en-US"},
+                                                             {"pause": 10}]}
+    holds = [s for s in seen if s["path"] == "/hold"]
+    assert [h["QueueTime"] for h in holds[:3]] == ["0", "13", "26"]      # virtual: a Say is 3 s
+    assert (holds[0]["QueuePosition"], holds[0]["CurrentQueueSize"]) == ("1", "1")
+    left = [s for s in seen if s["path"] == "/left"]
+    assert [(x["QueueResult"], x["QueueSid"].startswith("QU")) for x in left] == [("bridged", True)]
+
+
+def test_leave_in_the_wait_document_goes_to_the_action_and_a_key_is_posted_to_its_gather(customer):
+    base, docs, seen = customer
+    docs["/start"] = twiml('<Enqueue waitUrl="/hold" action="/left">front-desk</Enqueue>')
+    docs["/hold"] = twiml('<Gather numDigits="1" action="/key"><Say>Press 1 to leave.</Say></Gather>')
+    docs["/key"] = twiml("<Leave/>")
+    docs["/left"] = twiml("<Say>You left.</Say>")
+    transcript = play(base, scripts.parse({"queue": "call_back"})).as_dict()
+    queue = transcript["turns"][0]["queue"]
+    assert (queue["result"], queue["waits"][0]["reply"]) == ("leave", {"kind": "keys", "value": "1"})
+    key = [s for s in seen if s["path"] == "/key"][0]
+    assert (key["Digits"], key["QueuePosition"]) == ("1", "1")
+    assert [(s["path"], s.get("QueueResult")) for s in seen][-1] == ("/left", "leave")
+    assert transcript["turns"][1]["prompts"] == [{"say": "You left.", "language": "en-US"}]
+
+
+def test_a_caller_who_hangs_up_in_the_queue_is_reported_as_hangup(customer):
+    base, docs, seen = customer
+    docs["/start"] = twiml('<Enqueue waitUrl="/hold" action="/left">front-desk</Enqueue>')
+    docs["/hold"] = twiml('<Gather numDigits="1" action="/key"><Say>Press 1.</Say></Gather>')
+    transcript = play(base, scripts.parse({"queue": "hangup"})).as_dict()
+    assert transcript["turns"][0]["queue"]["result"] == "hangup"
+    assert [(s["path"], s.get("QueueResult")) for s in seen][-1] == ("/left", "hangup")
+    assert transcript["status"] == "completed"
+
+
+def test_a_staff_call_dialling_a_queue_takes_its_first_caller(customer):
+    from ivr.sandbox.interpreter import LocalQueues
+
+    base, docs, seen = customer
+    queues = LocalQueues()
+    queues.join_queue("front-desk", "CA" + "c" * 32)
+    docs["/start"] = twiml("<Dial><Queue>front-desk</Queue></Dial>")
+    transcript = play(base, queues=queues).as_dict()
+    assert transcript["turns"][0]["dial"] == {"to": "queue front-desk", "status": "completed",
+                                              "caller": "CA" + "c" * 32}
+    assert queues.bridged_to("CA" + "c" * 32) == "CA" + "a" * 32 and queues.queue_place("front-desk", "x") is None
 
 
 def test_redirect_with_get_signs_the_query_string(customer):

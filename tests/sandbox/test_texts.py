@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from ivr.models import Appointment, Message, Patient, PhoneOptOut, Task, Touch, utcnow
+from ivr.models import Appointment, Clinic, Message, Patient, PhoneOptOut, Task, Touch, utcnow
 from ivr.sandbox import calling, script as scripts
 from ivr.sandbox.carrier import SandboxCarrier
 from outbound.queueing import outbound_queue
@@ -27,6 +27,9 @@ def live(sandbox_app_factory):
         with sessions.begin() as session:
             demo.seed(session)
             session.execute(update(Patient).where(Patient.first_name == "Jane").values(preferred_channel="sms"))
+            # Callers' calls ring staff themselves: these tests are about the texts after a call
+            # (tests/sandbox/test_caller_queue.py has the queue's).
+            session.execute(update(Clinic).values(queue_callers=False))
         yield app
 
 

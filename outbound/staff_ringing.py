@@ -1,0 +1,117 @@
+"""Ring the clinic's staff lines for the first caller waiting in its queue, one line after another.
+
+One job per clinic (`ring-staff-<clinic>`, queued once at a time) rings the line the first caller
+in line is at. It claims the line in the database first (ring_call_sid NULL -> 'dialing', only
+while the caller waits), so two workers or a retried job ring it once. Staff hear the whisper at
+/twilio/voice/queue/staff/<escalation>/<line> and press 1 to take the caller; the staff call's end
+(/twilio/status/queue/<escalation>/<line>) moves the caller to the next line and rings it. After
+the last line the round ends; the first caller's next wait (every 25 seconds or so) starts the
+next one, until the clinic's longest wait. When staff take a caller, or a caller leaves, the job
+runs again for whoever is first in line now (ivr/inbound/queue.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rq import Retry
+from sqlalchemy import update
+
+from ivr.errors import PermanentDialError, UncertainDialError
+from ivr.inbound import queue as caller_queue
+from ivr.models import Clinic, Escalation, utcnow
+from ivr.services import current_services
+from ivr.telephony import CallRequest
+from outbound.queueing import enqueue_once, has_live_job, outbound_queue
+
+log = logging.getLogger(__name__)
+# A caller is waiting: retry soon, and not for long (their next wait asks again anyway).
+RETRY = Retry(max=3, interval=[2, 5, 10])
+
+
+def job_id(clinic_id: int) -> str:
+    return f"ring-staff-{clinic_id}"
+
+
+def enqueue_ring(queue, clinic_id: int) -> bool:
+    """Queue the ringing of a staff line for the clinic's first caller, unless it is queued
+    already (a finished job keeps no result, so the next call can queue it again)."""
+    return enqueue_once(queue, "outbound.staff_ringing.ring_staff", clinic_id, job_id(clinic_id),
+                        f"ring a staff line for clinic {clinic_id}'s first caller", RETRY,
+                        result_ttl=0, failure_ttl=86400)
+
+
+def ring_soon(services, clinic_id: int | None) -> None:
+    """After a change in a clinic's line: ring for whoever is first in it."""
+    if clinic_id is None:
+        return
+    try:
+        enqueue_ring(outbound_queue(services.redis), clinic_id)
+    except Exception as exc:  # noqa: BLE001 - the first caller's next wait, or reconcile, asks again
+        log.warning("clinic %s: staff not rung yet (%s)", clinic_id, type(exc).__name__)
+
+
+def requeue(queue, session) -> int:
+    """Give every clinic with callers in line a job (after Redis lost its data)."""
+    return sum(enqueue_ring(queue, clinic_id) for clinic_id in caller_queue.clinics_waiting(session, utcnow())
+               if not has_live_job(queue, job_id(clinic_id)))
+
+
+def ring_staff(clinic_id: int) -> str | None:
+    """Ring the staff line the clinic's first caller is at; the staff call's SID, or None when
+    there was nothing to do (nobody waits, or their line rings already)."""
+    services = current_services()
+    settings = services.settings
+    now = utcnow()
+    with services.sessions.begin() as session:
+        first = caller_queue.first_in_line(session, clinic_id, now)
+        if first is None:
+            return None
+        escalation_id, line = first.id, first.ring_line
+        if not caller_queue.claim_line(session, escalation_id, line, now):
+            log.info("escalation %s: line %s rings already; nothing to do", escalation_id, line)
+            return None
+        clinic = session.get(Clinic, clinic_id)
+        numbers = caller_queue.staff_numbers(session, clinic, settings.fallback_staff_number)
+        if line >= len(numbers):  # lines were removed meanwhile: start the round again
+            session.execute(update(Escalation).where(Escalation.id == escalation_id)
+                            .values(ring_line=0, ring_call_sid=None, ring_at=None))
+            return None
+        # Staff answer to a person's voice: no answering-machine detection's dead air.
+        base = settings.public_base_url
+        request = CallRequest(to=numbers[line], from_=(clinic.phone if clinic else None) or settings.from_number,
+                              url=f"{base}/twilio/voice/queue/staff/{escalation_id}/{line}",
+                              status_callback=f"{base}/twilio/status/queue/{escalation_id}/{line}",
+                              machine_detection=False)
+    try:
+        sid = services.dialer.place_call(request)
+    except (PermanentDialError, UncertainDialError) as exc:
+        # That line cannot be rung (or may ring unseen: its answer will find another line
+        # ringing and hang up): on to the next one.
+        log.info("escalation %s: staff line %s not rung (%s)", escalation_id, line, type(exc).__name__)
+        staff_call_ended(services, escalation_id, line, "dialing")
+        return None
+    except Exception:
+        with services.sessions.begin() as session:  # never reached the carrier: try again
+            session.execute(update(Escalation).where(Escalation.id == escalation_id, Escalation.ring_line == line,
+                                                     Escalation.ring_call_sid == "dialing")
+                            .values(ring_call_sid=None, ring_at=None))
+        raise
+    with services.sessions.begin() as session:
+        session.execute(update(Escalation).where(Escalation.id == escalation_id, Escalation.ring_line == line,
+                                                 Escalation.ring_call_sid == "dialing").values(ring_call_sid=sid))
+    log.info("escalation %s: staff line %s rung (%s)", escalation_id, line, sid)
+    return sid
+
+
+def staff_call_ended(services, escalation_id: int, line: int, staff_sid: str) -> None:
+    """The staff call ringing for a caller ended without taking them: ring the next line now;
+    after the last one, the caller's next wait starts the round again."""
+    with services.sessions.begin() as session:
+        escalation = session.get(Escalation, escalation_id)
+        clinic_id = escalation.clinic_id if escalation else None
+        clinic = session.get(Clinic, clinic_id) if clinic_id else None
+        lines = len(caller_queue.staff_numbers(session, clinic, services.settings.fallback_staff_number))
+        following = caller_queue.after_ring(session, escalation_id, line, staff_sid, lines)
+    if following is not None and following.line is not None:
+        ring_soon(services, clinic_id)
