@@ -49,6 +49,8 @@ class Dialer(Protocol):
 
     def call_status(self, sid: str) -> CallStatus: ...
 
+    def delete_queue(self, sid: str) -> bool: ...
+
 
 class RedirectingHttpClient(TwilioHttpClient):
     """Sends the Twilio client's requests to another base URL (the sandbox carrier)."""
@@ -92,6 +94,18 @@ class TwilioDialer:
             raise CarrierError(f"carrier did not answer: {type(exc).__name__}") from exc
         return CallStatus(call.status, call.answered_by or None,
                           int(call.duration) if call.duration else None)
+
+    def delete_queue(self, sid: str) -> bool:
+        """Delete a queue a caller waited in (Twilio keeps queues until deleted); False when
+        the carrier has no such queue, CarrierError when it cannot say."""
+        try:
+            return bool(self._client.queues(sid).delete())
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return False
+            raise CarrierError(f"carrier answered HTTP {exc.status}, code {exc.code}") from exc
+        except (TwilioException, OSError) as exc:
+            raise CarrierError(f"carrier did not answer: {type(exc).__name__}") from exc
 
 
 def _create(create, what: str, retryable: type, permanent: type, uncertain: type):
@@ -318,6 +332,7 @@ class RecordingDialer:
     fail_with: Exception | None = None
     statuses: dict[str, CallStatus | Exception] = field(default_factory=dict)
     status_requests: list[str] = field(default_factory=list)
+    deleted_queues: list[str] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -335,3 +350,8 @@ class RecordingDialer:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    def delete_queue(self, sid: str) -> bool:
+        with self._lock:
+            self.deleted_queues.append(sid)
+        return True

@@ -480,8 +480,9 @@ def queue_left() -> Response:
     response = _turn(sid, load, lambda call, facts: call_flows.step(call.flow, call.state,
                                                                     call_flows.LeftQueue(heard[0]), facts),
                      {"queue_result": queue_result}, answered=answered)
-    services, clinic_id = current_services(), _clinic_of(sid)
-    response.call_on_close(lambda: staff_ringing.ring_soon(services, clinic_id))  # the next caller in line
+    services, clinic_id, queue_sid = current_services(), _clinic_of(sid), request.form.get("QueueSid", "")
+    response.call_on_close(lambda: (staff_ringing.ring_soon(services, clinic_id),   # the next caller in line
+                                    staff_ringing.delete_queue_soon(services, queue_sid)))
     return response
 
 

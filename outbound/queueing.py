@@ -38,7 +38,7 @@ def enqueue_touch(queue: Queue, touch_id: int, due_at: dt.datetime | None = None
     return True
 
 
-def enqueue_once(queue: Queue, func: str, arg: int, job_id: str, description: str, retry: Retry,
+def enqueue_once(queue: Queue, func: str, arg: int | str, job_id: str, description: str, retry: Retry,
                  result_ttl: int = 7 * 86400, failure_ttl: int = 30 * 86400) -> bool:
     """Queue a job under the one id its work can have (rq's atomic unique); False if it was
     already queued (or ran, while its result is kept)."""

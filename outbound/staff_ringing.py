@@ -13,6 +13,7 @@ runs again for whoever is first in line now (ivr/inbound/queue.py).
 from __future__ import annotations
 
 import logging
+import re
 
 from rq import Retry
 from sqlalchemy import update
@@ -27,6 +28,7 @@ from outbound.queueing import enqueue_once, has_live_job, outbound_queue
 log = logging.getLogger(__name__)
 # A caller is waiting: retry soon, and not for long (their next wait asks again anyway).
 RETRY = Retry(max=3, interval=[2, 5, 10])
+QUEUE_SID = re.compile(r"QU[0-9a-fA-F]{32}")
 
 
 def job_id(clinic_id: int) -> str:
@@ -115,3 +117,24 @@ def staff_call_ended(services, escalation_id: int, line: int, staff_sid: str) ->
         following = caller_queue.after_ring(session, escalation_id, line, staff_sid, lines)
     if following is not None and following.line is not None:
         ring_soon(services, clinic_id)
+
+
+def delete_queue_soon(services, queue_sid: str) -> None:
+    """After a caller left their queue: delete it at the carrier (Twilio keeps every queue until
+    it is deleted, and each caller has one of their own)."""
+    if not QUEUE_SID.fullmatch(queue_sid or ""):
+        return
+    try:
+        enqueue_once(outbound_queue(services.redis), "outbound.staff_ringing.delete_queue", queue_sid,
+                     f"delete-queue-{queue_sid}", f"delete queue {queue_sid} at the carrier",
+                     Retry(max=3, interval=[60, 600, 3600]))
+    except Exception as exc:  # noqa: BLE001 - an empty queue left at the carrier harms no caller
+        log.warning("queue %s: deletion not queued (%s)", queue_sid, type(exc).__name__)
+
+
+def delete_queue(queue_sid: str) -> bool:
+    """The job: delete an empty queue at the carrier; False when it had none by that SID. A
+    carrier that cannot answer raises, and the job is tried again later."""
+    deleted = current_services().dialer.delete_queue(queue_sid)
+    log.info("queue %s %s at the carrier", queue_sid, "deleted" if deleted else "was not")
+    return deleted

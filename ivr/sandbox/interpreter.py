@@ -106,6 +106,11 @@ class CallControl(Protocol):
     def pending_update(self, call_sid: str) -> dict[str, str] | None: ...
 
 
+def queue_sid(name: str) -> str:
+    """The SID of the queue with this name (one name, one queue, as at Twilio)."""
+    return "QU" + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
 class QueueBoard(Protocol):
     """The carrier's queues, shared by every call it plays (a caller waits in one while a staff
     call, played elsewhere, takes them out of it)."""
@@ -505,7 +510,7 @@ class _Run:
             turn.dial["caller"] = member
             self.bridged_seconds += STAFF_TALK_SECONDS
         if verb.get("action"):
-            params = {"DialCallStatus": turn.dial["status"], "QueueSid": "QU" + "0" * 32,
+            params = {"DialCallStatus": turn.dial["status"], "QueueSid": queue_sid(name),
                       "DialCallDuration": str(STAFF_TALK_SECONDS if member else 0)}
             if member:
                 params["DialCallSid"] = member
@@ -533,7 +538,7 @@ class _Run:
         says <Leave> (leave) or the caller hangs up (hangup). Each pass of the wait document is
         asked with the caller's place and how long they waited (virtual seconds)."""
         name = (verb.text or "").strip()
-        queue_sid = "QU" + hashlib.sha256(name.encode()).hexdigest()[:32]
+        sid_of_queue = queue_sid(name)
         turn.queue = {"name": name, "waits": [], "passes": 0}
         queues = self.player.queues
         queues.join_queue(name, self.call.sid)
@@ -553,7 +558,7 @@ class _Run:
                 if wait_url:
                     params = {"QueuePosition": str(place[0]), "CurrentQueueSize": str(place[1]),
                               "QueueTime": str(waited), "AvgQueueTime": "0", "MaxQueueSize": "1000",
-                              "QueueSid": queue_sid}
+                              "QueueSid": sid_of_queue}
                     heard, ending, seconds, wait_url, wait_method = self._wait_pass(wait_url, wait_method, params)
                     if len(turn.queue["waits"]) < QUEUE_PASSES_SHOWN:
                         turn.queue["waits"].append(heard)
@@ -572,7 +577,7 @@ class _Run:
         turn.queue.update(result=result, waited=waited)
         if result == "bridged":
             self.bridged_seconds += STAFF_TALK_SECONDS
-        params = {"QueueResult": result, "QueueTime": str(waited), "QueueSid": queue_sid}
+        params = {"QueueResult": result, "QueueTime": str(waited), "QueueSid": sid_of_queue}
         action = urljoin(url, verb.get("action")) if verb.get("action") else None
         if result == "hangup":
             if action:

@@ -169,6 +169,18 @@ def delete_recording(account_sid: str, sid: str) -> Response:
     return Response(status=204)
 
 
+@bp.delete(f"{API}/Queues/<sid>.json")
+@basic_auth
+def delete_queue(account_sid: str, sid: str) -> Response:
+    """Delete a queue, as Twilio does: 204, 404 when there is none, 400 while callers wait in it."""
+    deleted = carrier().store.delete_queue(sid)
+    if deleted == "missing":
+        return _not_found()
+    if deleted == "not empty":
+        return _error(400, 20001, "Queue is not empty")
+    return Response(status=204)
+
+
 @bp.get(f"{API}/Recordings/<sid>")
 @bp.get(f"{API}/Recordings/<sid>.wav")
 @basic_auth

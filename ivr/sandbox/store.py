@@ -9,7 +9,7 @@ from typing import Any
 from redis import Redis
 
 from ivr.sandbox import script as scripts
-from ivr.sandbox.interpreter import Transcript
+from ivr.sandbox.interpreter import Transcript, queue_sid
 
 PREFIX = "ivr:sandbox:"
 TTL = 7 * 86400  # sandbox traffic is for trying things out; it expires after a week
@@ -92,8 +92,25 @@ class SandboxStore:
         return sid"""
 
     def join_queue(self, name: str, sid: str) -> None:
+        """A caller joins a queue, which exists from then on until it is deleted."""
         self.redis.rpush(PREFIX + f"queue:{name}", sid)
         self.redis.expire(PREFIX + f"queue:{name}", TTL)
+        self.redis.set(PREFIX + f"queue-sid:{queue_sid(name)}", name, ex=TTL)
+
+    def queue_sids(self) -> list[str]:
+        """Every queue that exists (was joined and not deleted)."""
+        return sorted(key.decode()[len(PREFIX + "queue-sid:"):]
+                      for key in self.redis.scan_iter(match=PREFIX + "queue-sid:*"))
+
+    def delete_queue(self, sid: str) -> str:
+        """Delete a queue as Twilio does: 'deleted', 'missing', or 'not empty' (refused)."""
+        name = self.redis.get(PREFIX + f"queue-sid:{sid}")
+        if name is None:
+            return "missing"
+        if self.redis.llen(PREFIX + f"queue:{name.decode()}"):
+            return "not empty"
+        self.redis.delete(PREFIX + f"queue-sid:{sid}")
+        return "deleted"
 
     def leave_queue(self, name: str, sid: str) -> None:
         self.redis.lrem(PREFIX + f"queue:{name}", 0, sid)

@@ -338,3 +338,18 @@ def test_a_caller_whose_end_was_never_reported_stops_counting_in_line(app, twili
     reconcile_all(app.extensions["ivr"], utcnow())
     assert escalation_of(sessions).queue_status == "gone"
     assert escalation_of(sessions, call_sid(9)).queue_status == "waiting"
+
+
+def test_a_queue_the_caller_left_is_deleted_at_the_carrier(app, twilio, demo, sessions, dialer):
+    from outbound.queueing import outbound_queue
+    from outbound.staff_ringing import delete_queue
+
+    asks_for_a_person(twilio)
+    queue_sid = "QU" + "ab" * 16
+    heard(twilio.post("/twilio/voice/queue/left?turn=4", {"CallSid": call_sid(7), "QueueResult": "hangup",
+                                                         "QueueSid": queue_sid}))
+    job = outbound_queue(app.extensions["ivr"].redis).fetch_job(f"delete-queue-{queue_sid}")
+    assert job is not None and job.args == (queue_sid,)
+    with app.app_context():
+        assert delete_queue(queue_sid) is True
+    assert dialer.deleted_queues == [queue_sid]

@@ -234,3 +234,16 @@ def test_two_callers_are_taken_in_turn_the_second_told_first_that_one_caller_is_
         assert [e.queue_status for e in session.scalars(select(Escalation).order_by(Escalation.id))] == [
             "taken", "taken"]
     assert rung == [f"{order[0]}/0", f"{order[1]}/0"]   # one ring each, first caller first
+
+
+def test_the_queue_of_a_caller_who_was_taken_is_deleted_at_the_carrier(live):
+    with live.extensions["ivr"].sessions.begin() as session:
+        session.execute(update(Clinic).values(queue_max_wait=3600))
+    staff_phone(live, STAFF, ["1"])
+    result = call_in(live, JANE, JANE_ASKS_FOR_A_PERSON)
+    assert queue_turn(result)["result"] == "bridged"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and store(live).queue_sids():
+        calling._work(live)
+        time.sleep(0.1)
+    assert store(live).queue_sids() == []

@@ -126,3 +126,22 @@ def test_recordings_are_listed_and_deleted_like_twilios(sandbox):
     with pytest.raises(TwilioRestException) as missing:
         client.recordings("RE" + "1" * 32).delete()
     assert (missing.value.status, missing.value.code) == (404, 20404)
+
+
+def test_queues_are_deleted_like_twilios_once_empty(sandbox):
+    """Our Dialer deletes a queue through the real client: 404 for none, refused while a caller
+    waits in it, gone after."""
+    from ivr.errors import CarrierError
+    from ivr.sandbox.interpreter import queue_sid
+    from ivr.telephony import TwilioDialer
+
+    app, base, client, store = sandbox
+    dialer = TwilioDialer(client)
+    store.join_queue("ivr-front", "CA" + "d" * 32)
+    sid = queue_sid("ivr-front")
+    assert store.queue_sids() == [sid]
+    with pytest.raises(CarrierError, match="HTTP 400"):
+        dialer.delete_queue(sid)                          # a caller still waits in it
+    store.leave_queue("ivr-front", "CA" + "d" * 32)
+    assert dialer.delete_queue(sid) is True and store.queue_sids() == []
+    assert dialer.delete_queue(sid) is False              # none by that SID any more
