@@ -231,7 +231,14 @@ def clinics_list() -> None:
             click.echo(f"{clinic.id}  {clinic.name}  phone {clinic.phone}  staff {clinic.staff_phone or '-'}  "
                        f"language {clinic.language}  voice answers {voice}  "
                        f"senior mode {'on' if clinic.senior_mode else 'off'}  "
-                       f"queue {f'on ({clinic.queue_max_wait} s)' if clinic.queue_callers else 'off'}")
+                       f"queue {_queue_shown(clinic)}")
+
+
+def _queue_shown(clinic) -> str:
+    """A clinic's caller queue in a few words: 'on (300 s, lines in order)' or 'off'."""
+    if not clinic.queue_callers:
+        return "off"
+    return f"on ({clinic.queue_max_wait} s, lines {'together' if clinic.ring_together else 'in order'})"
 
 
 @clinics_group.command("voice-answers")
@@ -283,11 +290,14 @@ def clinics_senior_mode(clinic_id: int, setting: str) -> None:
 @click.argument("setting", type=click.Choice(["on", "off"]))
 @click.option("--max-wait", type=click.IntRange(30, 3600), metavar="SECONDS",
               help="How long a caller waits before being offered a call back or a message (default 300).")
+@click.option("--together/--in-order", default=None,
+              help="Ring every staff line at once for the first caller (the first to press 1 takes them), "
+                   "or one after another (the default).")
 @with_appcontext
-def clinics_queue(clinic_id: int, setting: str, max_wait: int | None) -> None:
+def clinics_queue(clinic_id: int, setting: str, max_wait: int | None, together: bool | None) -> None:
     """A caller who asks for a person waits in a queue, told their place and the expected wait and
-    free to press 1 for a call back, while staff lines are rung one after another (on, the
-    default); or their own call rings the staff lines in turn (off)."""
+    free to press 1 for a call back, while staff lines are rung for the first caller in line (on,
+    the default); or their own call rings the staff lines in turn (off)."""
     from ivr.models import Clinic
 
     with current_services().sessions.begin() as session:
@@ -297,8 +307,11 @@ def clinics_queue(clinic_id: int, setting: str, max_wait: int | None) -> None:
         clinic.queue_callers = setting == "on"
         if max_wait is not None:
             clinic.queue_max_wait = max_wait
-        longest = clinic.queue_max_wait
-    click.echo(f"clinic {clinic_id}: caller queue {setting}" + (f", longest wait {longest} s" if setting == "on" else ""))
+        if together is not None:
+            clinic.ring_together = together
+        longest, rings = clinic.queue_max_wait, "together" if clinic.ring_together else "in order"
+    click.echo(f"clinic {clinic_id}: caller queue {setting}"
+               + (f", longest wait {longest} s, staff lines rung {rings}" if setting == "on" else ""))
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -73,6 +73,10 @@ class Clinic(Base):
         default=True, server_default=true(),
         comment="a caller asking for a person waits in a queue, hearing their place, while staff lines are "
                 "rung in turn; off: the caller's call rings the staff lines itself")
+    ring_together: Mapped[bool] = mapped_column(
+        default=False, server_default=false(),
+        comment="for a queued caller, ring every staff line at once (the first to press 1 takes them) "
+                "instead of one after another")
     queue_max_wait: Mapped[int] = mapped_column(
         default=300, server_default="300", comment="seconds a caller waits in the queue before being offered "
                                                    "a call back or a message")

@@ -1,7 +1,8 @@
 """Ring the clinic's staff lines for the first caller waiting in its queue, one line after another.
 
 One job per clinic (`ring-staff-<clinic>`, queued once at a time) rings the line the first caller
-in line is at. It claims the line in the database first (ring_call_sid NULL -> 'dialing', only
+in line is at (or, where the clinic rings its lines together, every line at once: the first
+staff member to press 1 takes the caller, and a round lasts 90 seconds). It claims the line in the database first (ring_call_sid NULL -> 'dialing', only
 while the caller waits), so two workers or a retried job ring it once. Staff hear the whisper at
 /twilio/voice/queue/staff/<escalation>/<line> and press 1 to take the caller; the staff call's end
 (/twilio/status/queue/<escalation>/<line>) moves the caller to the next line and rings it. After
@@ -60,8 +61,9 @@ def requeue(queue, session) -> int:
 
 
 def ring_staff(clinic_id: int) -> str | None:
-    """Ring the staff line the clinic's first caller is at; the staff call's SID, or None when
-    there was nothing to do (nobody waits, or their line rings already)."""
+    """Ring the staff line the clinic's first caller is at (or every line, where the clinic rings
+    them together); a staff call's SID, or None when there was nothing to do (nobody waits, or
+    their line rings already)."""
     services = current_services()
     settings = services.settings
     now = utcnow()
@@ -70,21 +72,24 @@ def ring_staff(clinic_id: int) -> str | None:
         if first is None:
             return None
         escalation_id, line = first.id, first.ring_line
-        if not caller_queue.claim_line(session, escalation_id, line, now):
-            log.info("escalation %s: line %s rings already; nothing to do", escalation_id, line)
-            return None
         clinic = session.get(Clinic, clinic_id)
         numbers = caller_queue.staff_numbers(session, clinic, settings.fallback_staff_number)
-        if line >= len(numbers):  # lines were removed meanwhile: start the round again
+        together = clinic is not None and clinic.ring_together
+        claimed = (caller_queue.claim_all_lines(session, escalation_id, now) if together
+                   else caller_queue.claim_line(session, escalation_id, line, now))
+        if not claimed:
+            log.info("escalation %s: its staff line(s) ring already; nothing to do", escalation_id)
+            return None
+        if together:
+            requests = [_staff_request(settings, clinic, escalation_id, n, number) for n, number in enumerate(numbers)]
+        elif line >= len(numbers):  # lines were removed meanwhile: start the round again
             session.execute(update(Escalation).where(Escalation.id == escalation_id)
                             .values(ring_line=0, ring_call_sid=None, ring_at=None))
             return None
-        # Staff answer to a person's voice: no answering-machine detection's dead air.
-        base = settings.public_base_url
-        request = CallRequest(to=numbers[line], from_=(clinic.phone if clinic else None) or settings.from_number,
-                              url=f"{base}/twilio/voice/queue/staff/{escalation_id}/{line}",
-                              status_callback=f"{base}/twilio/status/queue/{escalation_id}/{line}",
-                              machine_detection=False)
+        else:
+            request = _staff_request(settings, clinic, escalation_id, line, numbers[line])
+    if together:
+        return _ring_together(services, escalation_id, requests)
     try:
         sid = services.dialer.place_call(request)
     except (PermanentDialError, UncertainDialError) as exc:
@@ -104,6 +109,38 @@ def ring_staff(clinic_id: int) -> str | None:
                                                  Escalation.ring_call_sid == "dialing").values(ring_call_sid=sid))
     log.info("escalation %s: staff line %s rung (%s)", escalation_id, line, sid)
     return sid
+
+
+def _staff_request(settings, clinic: Clinic | None, escalation_id: int, line: int, number: str) -> CallRequest:
+    """The call that rings one staff line for a waiting caller. Staff answer to a person's voice:
+    no answering-machine detection's dead air."""
+    base = settings.public_base_url
+    return CallRequest(to=number, from_=(clinic.phone if clinic else None) or settings.from_number,
+                       url=f"{base}/twilio/voice/queue/staff/{escalation_id}/{line}",
+                       status_callback=f"{base}/twilio/status/queue/{escalation_id}/{line}",
+                       machine_detection=False)
+
+
+def _ring_together(services, escalation_id: int, requests: list[CallRequest]) -> str | None:
+    """Ring every line at once (the round is claimed); the first staff call's SID. A line the
+    carrier refuses is skipped; when none could be rung for a passing reason, the claim is given
+    back and the job tried again."""
+    placed, passing = [], None
+    for request in requests:
+        try:
+            placed.append(services.dialer.place_call(request))
+        except (PermanentDialError, UncertainDialError) as exc:
+            log.info("escalation %s: a staff line not rung (%s)", escalation_id, type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - the other lines still ring
+            passing = exc
+    if not placed and passing is not None:
+        with services.sessions.begin() as session:
+            session.execute(update(Escalation).where(Escalation.id == escalation_id,
+                                                     Escalation.ring_call_sid == caller_queue.TOGETHER)
+                            .values(ring_call_sid=None, ring_at=None))
+        raise passing
+    log.info("escalation %s: %s staff line(s) rung together", escalation_id, len(placed))
+    return placed[0] if placed else None
 
 
 def staff_call_ended(services, escalation_id: int, line: int, staff_sid: str) -> None:

@@ -4,8 +4,9 @@ Each caller waits in a Twilio queue of their own (`<Enqueue>ivr-<CallSid></Enque
 staff member who takes them (`<Dial><Queue>`) gets exactly the caller their whisper described.
 The clinic's line is the database's: escalations of the clinic whose `queue_status` is
 `waiting`, in the order they started. Staff lines are rung for the first caller in line only,
-one line after another (outbound/staff_ringing.py); when every line was tried, the round starts
-again at the first caller's next wait, until the clinic's longest wait. Callers behind them wait
+one line after another, or all at once where the clinic rings them together
+(outbound/staff_ringing.py); when every line was tried, the round starts again at the first
+caller's next wait, until the clinic's longest wait. Callers behind them wait
 their turn, told their place.
 
 queue_status: waiting -> taken (staff pressed 1) | call_back (the caller pressed 1) |
@@ -35,6 +36,10 @@ STALE_AFTER = dt.timedelta(minutes=10)
 # A staff line claimed this long ago whose call never reported an end (a worker died while
 # dialling, a lost status callback) is taken as not ringing: the next line is rung.
 RING_STALE = dt.timedelta(minutes=2)
+# Ringing every line at once: a round lasts this long (a staff phone rings for up to a minute,
+# then its whisper), and the first caller's next wait after it rings them all again.
+TOGETHER_ROUND = dt.timedelta(seconds=90)
+TOGETHER = "together"   # ring_call_sid while every line rings at once
 # Staff took a caller but the carrier has not bridged them this long after (staff hung up first):
 # the caller leaves the queue and is offered a call back or a message.
 TAKEN_GRACE = dt.timedelta(seconds=30)
@@ -125,11 +130,30 @@ def claim_line(session: Session, escalation_id: int, line: int, now: dt.datetime
         .values(ring_call_sid="dialing", ring_at=now)).rowcount == 1
 
 
-def _rings(escalation_id: int, line: int, staff_sid: str):
+def claim_all_lines(session: Session, escalation_id: int, now: dt.datetime) -> bool:
+    """Claim the ringing of every line at once for a waiting caller: when none rings for them, or
+    the last round is over; False when a round is under way or the caller left."""
+    return session.execute(update(Escalation).where(
+        Escalation.id == escalation_id, Escalation.queue_status == WAITING,
+        or_(Escalation.ring_call_sid.is_(None),
+            and_(Escalation.ring_call_sid == TOGETHER, Escalation.ring_at < now - TOGETHER_ROUND),
+            and_(Escalation.ring_call_sid != TOGETHER, Escalation.ring_at < now - RING_STALE)))
+        .values(ring_line=0, ring_call_sid=TOGETHER, ring_at=now)).rowcount == 1
+
+
+def _rings_in_order(escalation_id: int, line: int, staff_sid: str):
     """The condition that this staff call is the one ringing line `line` for the waiting caller
     (it may answer before the job has noted its SID: 'dialing' counts as its own)."""
     return and_(Escalation.id == escalation_id, Escalation.queue_status == WAITING, Escalation.ring_line == line,
                 Escalation.ring_call_sid.in_((staff_sid, "dialing")))
+
+
+def _rings(escalation_id: int, line: int, staff_sid: str):
+    """The condition that this staff call rings for the waiting caller: the line rung in order,
+    or any line while every line rings at once."""
+    return or_(_rings_in_order(escalation_id, line, staff_sid),
+               and_(Escalation.id == escalation_id, Escalation.queue_status == WAITING,
+                    Escalation.ring_call_sid == TOGETHER))
 
 
 def rings_for(session: Session, escalation_id: int, line: int, staff_sid: str) -> bool:
@@ -145,7 +169,7 @@ def take(session: Session, escalation_id: int, line: int, staff_sid: str, staff_
     dial, or None when the caller is no longer waiting or another call rings for them."""
     taken = session.execute(update(Escalation).where(_rings(escalation_id, line, staff_sid))
                             .values(queue_status="taken", outcome="answered", answered_at=now, ended_at=now,
-                                    staff_phone=staff_phone, ring_call_sid=staff_sid)).rowcount
+                                    staff_phone=staff_phone, ring_line=line, ring_call_sid=staff_sid)).rowcount
     if not taken:
         return None
     call_id = session.scalar(select(Escalation.call_id).where(Escalation.id == escalation_id))
@@ -174,7 +198,8 @@ def after_ring(session: Session, escalation_id: int, line: int, staff_sid: str, 
     next line, or the end of the round. None when that call was not the one ringing for them (a
     duplicate callback, or the caller left or was taken meanwhile): nothing changes."""
     following = line + 1 if line + 1 < lines else 0
-    moved = session.execute(update(Escalation).where(_rings(escalation_id, line, staff_sid))
+    # Lines rung together end their round by time (TOGETHER_ROUND): one call's end changes nothing.
+    moved = session.execute(update(Escalation).where(_rings_in_order(escalation_id, line, staff_sid))
                             .values(ring_line=following, ring_call_sid=None, ring_at=None)).rowcount
     if not moved:
         return None

@@ -300,12 +300,15 @@ def test_the_command_turns_the_queue_on_or_off_and_sets_the_longest_wait(runner,
         clinic_id = session.scalar(select(Clinic.id))
     off = runner.invoke(args=["clinics", "queue", str(clinic_id), "off"])
     assert (off.exit_code, off.output.strip()) == (0, f"clinic {clinic_id}: caller queue off")
-    on = runner.invoke(args=["clinics", "queue", str(clinic_id), "on", "--max-wait", "600"])
-    assert (on.exit_code, on.output.strip()) == (0, f"clinic {clinic_id}: caller queue on, longest wait 600 s")
+    on = runner.invoke(args=["clinics", "queue", str(clinic_id), "on", "--max-wait", "600", "--together"])
+    assert (on.exit_code, on.output.strip()) == (
+        0, f"clinic {clinic_id}: caller queue on, longest wait 600 s, staff lines rung together")
     with sessions() as session:
         clinic = session.get(Clinic, clinic_id)
-        assert (clinic.queue_callers, clinic.queue_max_wait) == (True, 600)
-    assert runner.invoke(args=["clinics", "list"]).output.rstrip().endswith("queue on (600 s)")
+        assert (clinic.queue_callers, clinic.queue_max_wait, clinic.ring_together) == (True, 600, True)
+    assert runner.invoke(args=["clinics", "list"]).output.rstrip().endswith("queue on (600 s, lines together)")
+    in_order = runner.invoke(args=["clinics", "queue", str(clinic_id), "on", "--in-order"])
+    assert in_order.output.strip().endswith("longest wait 600 s, staff lines rung in order")
     missing = runner.invoke(args=["clinics", "queue", "999", "on"])
     assert (missing.exit_code, missing.output.strip()) == (1, "Error: no clinic with id 999")
     too_short = runner.invoke(args=["clinics", "queue", str(clinic_id), "on", "--max-wait", "5"])
@@ -353,3 +356,40 @@ def test_a_queue_the_caller_left_is_deleted_at_the_carrier(app, twilio, demo, se
     with app.app_context():
         assert delete_queue(queue_sid) is True
     assert dialer.deleted_queues == [queue_sid]
+
+
+def test_lines_rung_together_ring_at_once_and_the_first_to_press_1_takes_the_caller(
+        app, twilio, demo, sessions, dialer):
+    with sessions.begin() as session:
+        session.execute(update(Clinic).values(ring_together=True))
+        session.add(StaffLine(clinic_id=session.scalar(select(Clinic.id)), position=1, phone="+12125550198"))
+    asks_for_a_person(twilio)
+    escalation_id = escalation_of(sessions).id
+    first = ring_staff(app)
+    assert ring_staff(app) is None                          # the round is under way
+    assert [(r.to, r.url.rsplit("/queue/staff/", 1)[1]) for r in dialer.requests] == [
+        (demo.staff_phone, f"{escalation_id}/0"), ("+12125550198", f"{escalation_id}/1")]
+    second = f"CA{2:032x}"
+    # The staff phone does not answer: that ends nothing; the other line takes the caller.
+    twilio.post(f"/twilio/status/queue/{escalation_id}/0", {"CallSid": first, "CallStatus": "no-answer"})
+    assert ring_staff(app) is None and len(dialer.requests) == 2
+    whisper = heard(twilio.post(f"/twilio/voice/queue/staff/{escalation_id}/1", {"CallSid": second}))
+    assert spoken(whisper)[0] == "A call from Jane. Their date of birth matched. They asked for a person."
+    (gather,) = [v for v in whisper if v.name == "Gather"]
+    taken = heard(twilio.post(gather.attrs["action"], {"CallSid": second, "Digits": "1", "To": "+12125550198"}))
+    assert [v.children[0].text for v in taken] == [f"ivr-{call_sid(7)}"]
+    late = heard(twilio.post(f"/twilio/voice/queue/staff/{escalation_id}/0/choice", {"CallSid": first,
+                                                                                     "Digits": "1"}))
+    assert spoken(late) == ["This caller is no longer waiting. Thank you. Goodbye."]
+    escalation = escalation_of(sessions)
+    assert (escalation.queue_status, escalation.staff_phone, escalation.ring_line) == ("taken", "+12125550198", 1)
+
+
+def test_lines_rung_together_are_rung_again_after_the_round(app, twilio, demo, sessions, dialer):
+    with sessions.begin() as session:
+        session.execute(update(Clinic).values(ring_together=True))
+    asks_for_a_person(twilio)
+    ring_staff(app)
+    with sessions.begin() as session:   # the round began a while ago and nobody took the caller
+        session.execute(update(Escalation).values(ring_at=utcnow() - dt.timedelta(seconds=91)))
+    assert ring_staff(app) is not None and len(dialer.requests) == 2

@@ -108,8 +108,8 @@ def test_clinics_list_says_when_voice_answers_have_no_engine(runner, sessions):
                                                        ("es", True))
     lines = {int(line.split()[0]): line for line in runner.invoke(args=["clinics", "list"]).output.splitlines()}
     assert lines[german].endswith(
-        "language de  voice answers on (no engine for de: callers answer by key)  senior mode off  queue on (300 s)")
+        "language de  voice answers on (no engine for de: callers answer by key)  senior mode off  queue on (300 s, lines in order)")
     # Spanish: Whisper base (the multilingual extra).
-    assert lines[spanish].endswith("language es  voice answers on  senior mode off  queue on (300 s)")
-    assert lines[english].endswith("language en  voice answers on  senior mode off  queue on (300 s)")
-    assert lines[french_off].endswith("language fr  voice answers off  senior mode off  queue on (300 s)")
+    assert lines[spanish].endswith("language es  voice answers on  senior mode off  queue on (300 s, lines in order)")
+    assert lines[english].endswith("language en  voice answers on  senior mode off  queue on (300 s, lines in order)")
+    assert lines[french_off].endswith("language fr  voice answers off  senior mode off  queue on (300 s, lines in order)")

@@ -247,3 +247,18 @@ def test_the_queue_of_a_caller_who_was_taken_is_deleted_at_the_carrier(live):
         calling._work(live)
         time.sleep(0.1)
     assert store(live).queue_sids() == []
+
+
+def test_with_lines_rung_together_the_first_staff_to_press_1_takes_the_caller(live):
+    with live.extensions["ivr"].sessions.begin() as session:
+        clinic = session.scalars(select(Clinic)).one()
+        clinic.ring_together, clinic.queue_max_wait = True, 3600
+        session.add(StaffLine(clinic_id=clinic.id, position=1, phone=SECOND_LINE))
+    staff_phone(live, STAFF, ["2"])
+    staff_phone(live, SECOND_LINE, ["1"])
+    result = call_in(live, JANE, JANE_ASKS_FOR_A_PERSON)
+    assert queue_turn(result)["result"] == "bridged"
+    staff = {c["to"]: c for c in result.transcript["staff_calls"]}
+    assert set(staff) == {STAFF, SECOND_LINE}              # both rung in the same round
+    assert (staff[STAFF]["pressed"], staff[SECOND_LINE]["pressed"]) == (["2"], ["1"])
+    assert the_escalation(live).staff_phone == SECOND_LINE

@@ -1,5 +1,5 @@
-"""The caller queue: a clinic's choice and longest wait, and each queued escalation's state and
-the staff line being rung for it
+"""The caller queue: a clinic's choice, how it rings its staff lines and its longest wait, and
+each queued escalation's state and the staff line being rung for it
 
 Revision ID: 0021
 Revises: 0020
@@ -24,6 +24,10 @@ def upgrade() -> None:
             comment="a caller asking for a person waits in a queue, hearing their place, while staff lines are "
                     "rung in turn; off: the caller's call rings the staff lines itself"))
         batch_op.add_column(sa.Column(
+            'ring_together', sa.Boolean(), server_default=sa.false(), nullable=False,
+            comment='for a queued caller, ring every staff line at once (the first to press 1 takes them) '
+                    'instead of one after another'))
+        batch_op.add_column(sa.Column(
             'queue_max_wait', sa.Integer(), server_default='300', nullable=False,
             comment='seconds a caller waits in the queue before being offered a call back or a message'))
     with op.batch_alter_table('escalation', schema=None) as batch_op:
@@ -46,4 +50,5 @@ def downgrade() -> None:
         batch_op.drop_column('queue_status')
     with op.batch_alter_table('clinic', schema=None) as batch_op:
         batch_op.drop_column('queue_max_wait')
+        batch_op.drop_column('ring_together')
         batch_op.drop_column('queue_callers')
