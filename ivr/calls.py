@@ -570,7 +570,9 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                 verified=call.row["patient_id"] is not None, started_at=now))
             detail.setdefault("changes", []).append({"escalation": effect.reason})
         elif isinstance(effect, PlanCallBack):
-            connection.execute(Escalation.__table__.update().where(Escalation.call_id == call.call_id)
+            # Once: a call back planned already (at the queue's key) may be under way by now.
+            connection.execute(Escalation.__table__.update().where(Escalation.call_id == call.call_id,
+                                                                   Escalation.callback_status.is_(None))
                                .values(callback_status="planned"))
             detail.setdefault("changes", []).append({"callback": "planned"})
         elif isinstance(effect, EscalationEnded):

@@ -390,6 +390,8 @@ def queue_wait() -> Response:
         if escalation is None or escalation.queue_status != caller_queue.WAITING \
                 or caller_queue.waiting_too_long(session, escalation, int(waited)):
             return None
+        if int(waited) >= caller_queue.longest_wait(session, escalation.clinic_id):
+            return "taken"  # too long, but staff took them this very moment: being put through
         call = calls.load_call(session, sid)
         if call is None:
             return None

@@ -39,12 +39,12 @@ def enqueue_touch(queue: Queue, touch_id: int, due_at: dt.datetime | None = None
 
 
 def enqueue_once(queue: Queue, func: str, arg: int | str, job_id: str, description: str, retry: Retry,
-                 result_ttl: int = 7 * 86400, failure_ttl: int = 30 * 86400) -> bool:
+                 result_ttl: int = 7 * 86400, failure_ttl: int = 30 * 86400, at_front: bool = False) -> bool:
     """Queue a job under the one id its work can have (rq's atomic unique); False if it was
     already queued (or ran, while its result is kept)."""
     try:
         queue.enqueue(func, arg, job_id=job_id, unique=True, retry=retry, description=description,
-                      result_ttl=result_ttl, failure_ttl=failure_ttl)
+                      result_ttl=result_ttl, failure_ttl=failure_ttl, at_front=at_front)
     except DuplicateJobError:
         return False
     return True

@@ -17,7 +17,8 @@ import logging
 import re
 
 from rq import Retry
-from sqlalchemy import update
+from rq.job import JobStatus
+from sqlalchemy import select, update
 
 from ivr.errors import PermanentDialError, UncertainDialError
 from ivr.inbound import queue as caller_queue
@@ -37,11 +38,21 @@ def job_id(clinic_id: int) -> str:
 
 
 def enqueue_ring(queue, clinic_id: int) -> bool:
-    """Queue the ringing of a staff line for the clinic's first caller, unless it is queued
-    already (a finished job keeps no result, so the next call can queue it again)."""
-    return enqueue_once(queue, "outbound.staff_ringing.ring_staff", clinic_id, job_id(clinic_id),
-                        f"ring a staff line for clinic {clinic_id}'s first caller", RETRY,
-                        result_ttl=0, failure_ttl=86400)
+    """Queue the ringing of a staff line for the clinic's first caller, ahead of campaign work (a
+    caller is waiting), unless it is queued already. A finished job keeps no result, and a failed
+    one is cleared, so the next call can always queue it again."""
+    def queue_it() -> bool:
+        return enqueue_once(queue, "outbound.staff_ringing.ring_staff", clinic_id, job_id(clinic_id),
+                            f"ring a staff line for clinic {clinic_id}'s first caller", RETRY,
+                            result_ttl=0, failure_ttl=86400, at_front=True)
+
+    if queue_it():
+        return True
+    stuck = queue.fetch_job(job_id(clinic_id))
+    if stuck is not None and stuck.get_status() in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+        stuck.delete()
+        return queue_it()
+    return False
 
 
 def ring_soon(services, clinic_id: int | None) -> None:
@@ -94,9 +105,10 @@ def ring_staff(clinic_id: int) -> str | None:
         sid = services.dialer.place_call(request)
     except (PermanentDialError, UncertainDialError) as exc:
         # That line cannot be rung (or may ring unseen: its answer will find another line
-        # ringing and hang up): on to the next one.
+        # ringing and hang up): on to the next one, now (this job's id still blocks a new one).
         log.info("escalation %s: staff line %s not rung (%s)", escalation_id, line, type(exc).__name__)
-        staff_call_ended(services, escalation_id, line, "dialing")
+        if _next_line(services, escalation_id, line, "dialing"):
+            return ring_staff(clinic_id)
         return None
     except Exception:
         with services.sessions.begin() as session:  # never reached the carrier: try again
@@ -146,14 +158,19 @@ def _ring_together(services, escalation_id: int, requests: list[CallRequest]) ->
 def staff_call_ended(services, escalation_id: int, line: int, staff_sid: str) -> None:
     """The staff call ringing for a caller ended without taking them: ring the next line now;
     after the last one, the caller's next wait starts the round again."""
+    if _next_line(services, escalation_id, line, staff_sid):
+        with services.sessions() as session:
+            ring_soon(services, session.scalar(select(Escalation.clinic_id).where(Escalation.id == escalation_id)))
+
+
+def _next_line(services, escalation_id: int, line: int, staff_sid: str) -> bool:
+    """Move a waiting caller on from `line`; True when another line of this round is to ring."""
     with services.sessions.begin() as session:
         escalation = session.get(Escalation, escalation_id)
-        clinic_id = escalation.clinic_id if escalation else None
-        clinic = session.get(Clinic, clinic_id) if clinic_id else None
+        clinic = session.get(Clinic, escalation.clinic_id) if escalation and escalation.clinic_id else None
         lines = len(caller_queue.staff_numbers(session, clinic, services.settings.fallback_staff_number))
         following = caller_queue.after_ring(session, escalation_id, line, staff_sid, lines)
-    if following is not None and following.line is not None:
-        ring_soon(services, clinic_id)
+    return following is not None and following.line is not None
 
 
 def delete_queue_soon(services, queue_sid: str) -> None:

@@ -66,7 +66,8 @@ def _in_line(clinic_id: int | None, longest: int, now: dt.datetime):
                 Escalation.started_at >= now - dt.timedelta(seconds=longest) - STALE_AFTER)
 
 
-def _longest(session: Session, clinic_id: int | None) -> int:
+def longest_wait(session: Session, clinic_id: int | None) -> int:
+    """The clinic's longest wait in the queue, in seconds."""
     return session.scalar(select(Clinic.queue_max_wait).where(Clinic.id == clinic_id)) or 0
 
 
@@ -75,14 +76,14 @@ def place_in_line(session: Session, escalation: Escalation, now: dt.datetime) ->
     earlier = or_(Escalation.started_at < escalation.started_at,
                   and_(Escalation.started_at == escalation.started_at, Escalation.id < escalation.id))
     count = session.scalar(select(func.count()).select_from(Escalation).where(
-        _in_line(escalation.clinic_id, _longest(session, escalation.clinic_id), now),
+        _in_line(escalation.clinic_id, longest_wait(session, escalation.clinic_id), now),
         Escalation.id != escalation.id, earlier))
     return int(count or 0) + 1
 
 
 def first_in_line(session: Session, clinic_id: int, now: dt.datetime) -> Escalation | None:
     """The clinic's caller that staff lines are rung for."""
-    return session.scalars(select(Escalation).where(_in_line(clinic_id, _longest(session, clinic_id), now))
+    return session.scalars(select(Escalation).where(_in_line(clinic_id, longest_wait(session, clinic_id), now))
                            .order_by(Escalation.started_at, Escalation.id).limit(1)).first()
 
 
@@ -215,28 +216,31 @@ def left(session: Session, call_sid: str, queue_result: str) -> str:
         return "answered"
     if status == "call_back":  # planned when they pressed 1, whether or not they hung up since
         return "call_back"
+    if escalation is not None and status == "taken":
+        # Staff took them but they were never bridged (one side hung up first): not answered.
+        hung_up = queue_result == "hangup"
+        session.execute(update(Escalation).where(Escalation.id == escalation.id, Escalation.queue_status == "taken")
+                        .values(queue_status="gone" if hung_up else "unanswered",
+                                outcome="abandoned" if hung_up else None, answered_at=None,
+                                ended_at=escalation.ended_at if hung_up else None, staff_phone=None))
+        session.execute(update(Call).where(Call.id == escalation.call_id, Call.outcome == "transferred")
+                        .values(outcome="hung_up" if hung_up else None))
+        return "hangup" if hung_up else "unanswered"
     if queue_result == "hangup":
         if escalation is not None:
             stop_waiting(session, escalation.id, "gone")
         return "hangup"
-    if escalation is not None and status == "taken":
-        # Staff took them but were never bridged (they hung up first): not answered after all.
-        session.execute(update(Escalation).where(Escalation.id == escalation.id, Escalation.queue_status == "taken")
-                        .values(queue_status="unanswered", outcome=None, answered_at=None, ended_at=None,
-                                staff_phone=None))
-        session.execute(update(Call).where(Call.id == escalation.call_id, Call.outcome == "transferred")
-                        .values(outcome=None))
-    elif escalation is not None:
+    if escalation is not None:
         stop_waiting(session, escalation.id, "unanswered")
     return "unanswered"
 
 
 def waiting_too_long(session: Session, escalation: Escalation, queue_seconds: int) -> bool:
-    """Whether the caller has waited the clinic's longest wait (then they stop waiting)."""
-    if queue_seconds < _longest(session, escalation.clinic_id):
+    """Whether the caller has waited the clinic's longest wait: then they stop waiting (False
+    when staff took them meanwhile: they are being put through)."""
+    if queue_seconds < longest_wait(session, escalation.clinic_id):
         return False
-    stop_waiting(session, escalation.id, "unanswered")
-    return True
+    return stop_waiting(session, escalation.id, "unanswered")
 
 
 def taken_too_long(escalation: Escalation, now: dt.datetime) -> bool:

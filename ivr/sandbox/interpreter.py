@@ -500,7 +500,9 @@ class _Run:
         """<Dial><Queue>: take the first caller waiting in the queue and talk with them; an
         empty queue is waited on a little, then the Dial ends unanswered."""
         name = (queue.text or "").strip()
-        deadline = time.monotonic() + QUEUE_DIAL_WAIT_SECONDS
+        # Twilio waits for a caller to join until the Dial's timeout (30 s by default); here at
+        # most a few real seconds.
+        deadline = time.monotonic() + min(QUEUE_DIAL_WAIT_SECONDS, float(verb.get("timeout", "30")))
         member = self.player.queues.take_from_queue(name, self.call.sid)
         while member is None and time.monotonic() < deadline:
             time.sleep(QUEUE_POLL_SECONDS / 2)

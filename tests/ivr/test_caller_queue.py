@@ -16,7 +16,7 @@ JANE, JANE_DOB = "+12125550143", "04121950"
 STRANGER = "+12125550111"
 STEP = "/twilio/voice/step"
 WAIT = "/twilio/voice/queue/wait"
-OFFER = "To keep your place and get a call back instead of waiting, press 1."
+OFFER = "To hang up and get a call back as soon as someone is free, press 1."
 STAFF_CHOICE = "Press 1 to take the call. Press 2 to pass."
 
 
@@ -393,3 +393,66 @@ def test_lines_rung_together_are_rung_again_after_the_round(app, twilio, demo, s
     with sessions.begin() as session:   # the round began a while ago and nobody took the caller
         session.execute(update(Escalation).values(ring_at=utcnow() - dt.timedelta(seconds=91)))
     assert ring_staff(app) is not None and len(dialer.requests) == 2
+
+
+def test_a_call_back_chosen_in_the_queue_is_not_planned_again_when_the_queue_reports_it(
+        app, twilio, demo, sessions, dialer):
+    """The worker may claim the call back before the carrier reports that the caller left."""
+    from outbound.callbacks import call_back
+
+    asks_for_a_person(twilio)
+    heard(twilio.post("/twilio/voice/queue/key", {"CallSid": call_sid(7), "Digits": "1"}))
+    escalation_id = escalation_of(sessions).id
+    with app.app_context():
+        assert call_back(escalation_id) is not None          # staff are being rung
+    heard(twilio.post("/twilio/voice/queue/left?turn=4", {"CallSid": call_sid(7), "QueueResult": "leave"}))
+    assert escalation_of(sessions).callback_status == "dialing"
+    with app.app_context():
+        assert call_back(escalation_id) is None and len(dialer.requests) == 1
+
+
+def test_a_caller_who_hangs_up_as_staff_take_them_is_not_counted_as_answered(app, twilio, demo, sessions, dialer):
+    asks_for_a_person(twilio)
+    escalation_id = escalation_of(sessions).id
+    staff = ring_staff(app)
+    heard(twilio.post(f"/twilio/voice/queue/staff/{escalation_id}/0/choice", {"CallSid": staff, "Digits": "1"}))
+    assert escalation_of(sessions).outcome == "answered"
+    heard(twilio.post("/twilio/voice/queue/left?turn=4", {"CallSid": call_sid(7), "QueueResult": "hangup"}))
+    escalation = escalation_of(sessions)
+    assert (escalation.queue_status, escalation.outcome, escalation.staff_phone) == ("gone", "abandoned", None)
+    with sessions() as session:
+        assert session.scalars(select(Call.outcome).where(Call.call_sid == call_sid(7))).one() == "hung_up"
+
+
+def test_a_line_the_carrier_refuses_passes_the_ring_to_the_next_line_at_once(
+        app, twilio, demo, sessions, dialer, monkeypatch):
+    from ivr.errors import PermanentDialError
+
+    with sessions.begin() as session:
+        session.add(StaffLine(clinic_id=session.scalar(select(Clinic.id)), position=1, phone="+12125550198"))
+    asks_for_a_person(twilio)
+    placed = dialer.place_call
+
+    def refuse_the_staff_phone(request):
+        if request.to == demo.staff_phone:
+            raise PermanentDialError("carrier refused the call: HTTP 400, code 21211")
+        return placed(request)
+
+    monkeypatch.setattr(dialer, "place_call", refuse_the_staff_phone)
+    assert ring_staff(app) is not None
+    assert [r.to for r in dialer.requests] == ["+12125550198"]
+    assert escalation_of(sessions).ring_line == 1
+
+
+def test_the_ring_job_goes_ahead_of_campaign_work_and_a_failed_one_does_not_block_the_next(app, demo):
+    from rq.job import JobStatus
+
+    from outbound.queueing import outbound_queue
+    from outbound.staff_ringing import enqueue_ring
+
+    queue = outbound_queue(app.extensions["ivr"].redis)
+    queue.enqueue("outbound.jobs.place_call", 999999, job_id="campaign-work")
+    assert enqueue_ring(queue, 1) is True and queue.job_ids[0] == "ring-staff-1"
+    assert enqueue_ring(queue, 1) is False                     # queued once
+    queue.fetch_job("ring-staff-1").set_status(JobStatus.FAILED)
+    assert enqueue_ring(queue, 1) is True                      # a failed one is cleared, not waited on

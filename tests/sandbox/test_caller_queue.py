@@ -75,7 +75,7 @@ def annotate(app, transcript):
     return calling.annotate_played(app, transcript)
 
 
-WAIT_OFFER = "To keep your place and get a call back instead of waiting, press 1."
+WAIT_OFFER = "To hang up and get a call back as soon as someone is free, press 1."
 STAFF_CHOICE = "Press 1 to take the call. Press 2 to pass."
 
 

@@ -132,7 +132,7 @@ def test_an_unknown_caller_waits_in_the_queue_and_staff_hear_a_whisper(admin, st
     assert [p["say"] for p in turn["prompts"]] == ["Please hold while I connect you to our staff."]
     assert turn["queue"]["result"] == result
     assert [p["say"] for p in turn["queue"]["waits"][0]["prompts"]] == [
-        "You are next in line.", "To keep your place and get a call back instead of waiting, press 1."]
+        "You are next in line.", "To hang up and get a call back as soon as someone is free, press 1."]
     staff_calls = document["call"]["staff_calls"]
     assert {c["to"] for c in staff_calls} == {demo.staff_phone}
     if staff == "answers":
