@@ -100,27 +100,42 @@ def test_a_caller_hears_their_place_and_staff_who_heard_why_take_them_from_the_q
     assert result.transcript["texts"] == []
 
 
+def two_callers_in_line(live, *, run_worker: bool):
+    """Jane asks for a person, then (once she waits in line) a stranger does too; with
+    run_worker, a worker rings staff once both wait. The two queues, as the callers lived them."""
+    services = live.extensions["ivr"]
+    carrier = SandboxCarrier(services.settings, services.redis, max_calls=2)
+
+    def in_line(call):
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not store(live).queue_place(f"ivr-{call.sid}", call.sid):
+            time.sleep(0.05)
+
+    try:
+        first = carrier.inbound(JANE, CLINIC)
+        playing_first = carrier.start(first, scripts.parse({"replies": JANE_ASKS_FOR_A_PERSON}))
+        in_line(first)
+        second = carrier.inbound(STRANGER, CLINIC)
+        playing_second = carrier.start(second, scripts.parse({"replies": ["silence", "0"]}))
+        if run_worker:
+            in_line(second)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (playing_first.done() and playing_second.done()):
+                calling._work(live)
+                time.sleep(0.1)
+        done = playing_first.result(timeout=120), playing_second.result(timeout=120)
+    finally:
+        carrier.executor.shutdown(wait=True)
+    return [[t["queue"] for t in annotate(live, call.as_dict())["turns"] if "queue" in t][0] for call in done]
+
+
 def test_the_second_caller_hears_that_one_caller_is_ahead(live):
     """Two callers wait at once (no worker rings staff yet): the one who came second hears that
     one caller is ahead; the first hears they are next."""
     with live.extensions["ivr"].sessions.begin() as session:
         session.execute(update(Clinic).values(queue_max_wait=900))
-    services = live.extensions["ivr"]
-    carrier = SandboxCarrier(services.settings, services.redis, max_calls=2)
-    try:
-        first = carrier.inbound(JANE, CLINIC)
-        playing_first = carrier.start(first, scripts.parse({"replies": JANE_ASKS_FOR_A_PERSON}))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not store(live).queue_place(f"ivr-{first.sid}", first.sid):
-            time.sleep(0.05)
-        second = carrier.inbound(STRANGER, CLINIC)
-        playing_second = carrier.start(second, scripts.parse({"replies": ["silence", "0"]}))
-        first_done, second_done = playing_first.result(timeout=120), playing_second.result(timeout=120)
-    finally:
-        carrier.executor.shutdown(wait=True)
-    second_queue = [t["queue"] for t in annotate(live, second_done.as_dict())["turns"] if "queue" in t][0]
+    first_queue, second_queue = two_callers_in_line(live, run_worker=False)
     assert waits_heard(second_queue)[0] == ["There is one caller ahead of you.", WAIT_OFFER]
-    first_queue = [t["queue"] for t in annotate(live, first_done.as_dict())["turns"] if "queue" in t][0]
     assert waits_heard(first_queue)[0] == ["You are next in line.", WAIT_OFFER]
     # Nobody rang staff: both waited the clinic's longest wait, then were offered a call back.
     assert (first_queue["result"], second_queue["result"]) == ("leave", "leave")
@@ -201,35 +216,14 @@ def test_two_callers_are_taken_in_turn_the_second_told_first_that_one_caller_is_
     with live.extensions["ivr"].sessions.begin() as session:
         session.execute(update(Clinic).values(queue_max_wait=3600))
     staff_phone(live, STAFF, ["1"])
-    services = live.extensions["ivr"]
-    carrier = SandboxCarrier(services.settings, services.redis, max_calls=2)
-    try:
-        first = carrier.inbound(JANE, CLINIC)
-        playing_first = carrier.start(first, scripts.parse({"replies": JANE_ASKS_FOR_A_PERSON}))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not store(live).queue_place(f"ivr-{first.sid}", first.sid):
-            time.sleep(0.05)
-        second = carrier.inbound(STRANGER, CLINIC)
-        playing_second = carrier.start(second, scripts.parse({"replies": ["silence", "0"]}))
-        deadline = time.monotonic() + 20   # the second is in line too before anyone is rung
-        while time.monotonic() < deadline and not store(live).queue_place(f"ivr-{second.sid}", second.sid):
-            time.sleep(0.05)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (playing_first.done() and playing_second.done()):
-            calling._work(live)
-            time.sleep(0.1)
-        first_done, second_done = playing_first.result(timeout=5), playing_second.result(timeout=5)
-    finally:
-        carrier.executor.shutdown(wait=True)
-    first_queue = [t["queue"] for t in annotate(live, first_done.as_dict())["turns"] if "queue" in t][0]
-    second_queue = [t["queue"] for t in annotate(live, second_done.as_dict())["turns"] if "queue" in t][0]
+    first_queue, second_queue = two_callers_in_line(live, run_worker=True)
     assert (first_queue["result"], second_queue["result"]) == ("bridged", "bridged")
     places = [wait[0] for wait in waits_heard(second_queue) if wait and wait[0]]   # a pause says nothing
     assert places[0] == "There is one caller ahead of you."
     assert set(places) <= {"There is one caller ahead of you.", "You are next in line."}
     assert places == sorted(places, key=lambda said: said.startswith("You"))       # a place only moves up
     rung = [c["url"].rsplit("/queue/staff/", 1)[1] for c in store(live).calls() if "/queue/staff/" in c["url"]]
-    with services.sessions() as session:
+    with live.extensions["ivr"].sessions() as session:
         order = [e.id for e in session.scalars(select(Escalation).order_by(Escalation.started_at))]
         assert [e.queue_status for e in session.scalars(select(Escalation).order_by(Escalation.id))] == [
             "taken", "taken"]
