@@ -398,9 +398,12 @@ def _person(state: Mapping[str, Any], facts: Mapping[str, Any], reason: str, *, 
     (a task) when we have a number to call, else when to call again."""
     kept = _without_node(state)
     if facts.get("can_transfer"):
-        return Step(actions=(*(Say(k) for k in before), Say("inbound.connecting"), _hand_over(reason, facts)),
-                    state={**kept, "node": _handing_node(facts), "reason": reason}, decision=decision,
-                    effects=(Escalate(reason),))
+        # The caller waits in the queue, or their own call rings the first staff line.
+        queued = bool(facts.get("queue"))
+        return Step(actions=(*(Say(k) for k in before), Say("inbound.connecting"),
+                             Enqueue() if queued else Transfer(whisper=WHISPERS[reason])),
+                    state={**kept, "node": "queued" if queued else "transferring", "reason": reason},
+                    decision=decision, effects=(Escalate(reason),))
     if kept.get("patient") or facts.get("can_call_back"):
         return Step(actions=(*(Say(k) for k in before), Say("inbound.call_back"), Hangup()),
                     state={**kept, "node": "done", "reason": reason}, decision=decision,
@@ -409,15 +412,6 @@ def _person(state: Mapping[str, Any], facts: Mapping[str, Any], reason: str, *, 
     return Step(actions=(*(Say(k) for k in before), Say("inbound.no_staff"), Hangup()),
                 state={**kept, "node": "done", "reason": reason}, decision=decision, outcome="not_transferred",
                 effects=(Escalate(reason), EscalationEnded("unanswered")))
-
-
-def _hand_over(reason: str, facts: Mapping[str, Any]) -> Enqueue | Transfer:
-    """The caller waits in the queue, or their call rings the first staff line."""
-    return Enqueue() if facts.get("queue") else Transfer(whisper=WHISPERS[reason])
-
-
-def _handing_node(facts: Mapping[str, Any]) -> str:
-    return "queued" if facts.get("queue") else "transferring"
 
 
 def _left_queue(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:

@@ -169,8 +169,7 @@ def _next_line(services, escalation_id: int, line: int, staff_sid: str) -> bool:
         escalation = session.get(Escalation, escalation_id)
         clinic = session.get(Clinic, escalation.clinic_id) if escalation and escalation.clinic_id else None
         lines = len(caller_queue.staff_numbers(session, clinic, services.settings.fallback_staff_number))
-        following = caller_queue.after_ring(session, escalation_id, line, staff_sid, lines)
-    return following is not None and following.line is not None
+        return caller_queue.after_ring(session, escalation_id, line, staff_sid, lines) is not None
 
 
 def delete_queue_soon(services, queue_sid: str) -> None:

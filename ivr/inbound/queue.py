@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import statistics
-from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -186,25 +185,16 @@ def note_pass(session: Session, escalation_id: int, line: int, staff_sid: str, n
         session.add(CallEvent(call_id=call_id, at=now, kind="staff", detail={"accepted": False}))
 
 
-@dataclass(frozen=True)
-class NextRing:
-    """What follows a staff call that did not take the caller: ring `line` now, or (None) the
-    round is over and starts again at the caller's next wait."""
-
-    line: int | None
-
-
-def after_ring(session: Session, escalation_id: int, line: int, staff_sid: str, lines: int) -> NextRing | None:
+def after_ring(session: Session, escalation_id: int, line: int, staff_sid: str, lines: int) -> int | None:
     """The staff call ringing line `line` for a waiting caller ended without taking them: the
-    next line, or the end of the round. None when that call was not the one ringing for them (a
-    duplicate callback, or the caller left or was taken meanwhile): nothing changes."""
+    next line to ring now, or None: the round is over (it starts again at the caller's next
+    wait), or that call was not the one ringing for them (a duplicate callback, or the caller
+    left or was taken meanwhile) and nothing changed."""
     following = line + 1 if line + 1 < lines else 0
     # Lines rung together end their round by time (TOGETHER_ROUND): one call's end changes nothing.
     moved = session.execute(update(Escalation).where(_rings_in_order(escalation_id, line, staff_sid))
                             .values(ring_line=following, ring_call_sid=None, ring_at=None)).rowcount
-    if not moved:
-        return None
-    return NextRing(following if following else None)
+    return following if moved and following else None
 
 
 def left(session: Session, call_sid: str, queue_result: str) -> str:
