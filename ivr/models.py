@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator,
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator,
                         UniqueConstraint, event, false, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -193,6 +193,9 @@ class Touch(Base):
 
 class Call(Base):
     __tablename__ = "call"
+    # An inbound caller's number is looked up on every turn before they are identified (their
+    # wrong dates of birth today): by clinic and number, not by scanning the clinic's calls.
+    __table_args__ = (Index("ix_call_clinic_id_from_number", "clinic_id", "from_number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
