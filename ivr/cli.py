@@ -298,12 +298,8 @@ def clinics_queue(clinic_id: int, setting: str, max_wait: int | None, together: 
     """A caller who asks for a person waits in a queue, told their place and the expected wait and
     free to press 1 for a call back, while staff lines are rung for the first caller in line (on,
     the default); or their own call rings the staff lines in turn (off)."""
-    from ivr.models import Clinic
-
     with current_services().sessions.begin() as session:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
-            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic = _clinic(session, clinic_id)
         clinic.queue_callers = setting == "on"
         if max_wait is not None:
             clinic.queue_max_wait = max_wait
@@ -349,13 +345,11 @@ def clinics_hours(clinic_id: int, specs: tuple[str, ...], always_open: bool) -> 
     public holidays and closures, callers may leave a message. With no option, show them."""
     from sqlalchemy import delete
 
-    from ivr.models import Clinic, OpeningHours
+    from ivr.models import OpeningHours
 
     rows = [row for spec in specs for row in _parse_hours(spec)]
     with current_services().sessions.begin() as session:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
-            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic = _clinic(session, clinic_id)
         if specs or always_open:
             session.execute(delete(OpeningHours).where(OpeningHours.clinic_id == clinic_id))
             seen = set()
@@ -386,11 +380,10 @@ def clinics_closed(clinic_id: int, day: dt.datetime, remove: bool) -> None:
     """A day the clinic is closed besides public holidays (YYYY-MM-DD)."""
     from sqlalchemy import delete
 
-    from ivr.models import Clinic, ClinicClosure
+    from ivr.models import ClinicClosure
 
     with current_services().sessions.begin() as session:
-        if session.get(Clinic, clinic_id) is None:
-            raise click.ClickException(f"no clinic with id {clinic_id}")
+        _clinic(session, clinic_id)
         session.execute(delete(ClinicClosure).where(ClinicClosure.clinic_id == clinic_id,
                                                     ClinicClosure.day == day.date()))
         if not remove:
@@ -408,8 +401,6 @@ def clinics_holidays(clinic_id: int, country: str, subdivision: str | None) -> N
     province (NY, QC). Without this, the country of the clinic's number."""
     import holidays
 
-    from ivr.models import Clinic
-
     supported = holidays.list_supported_countries()
     country = country.upper()
     if country not in supported:
@@ -420,9 +411,7 @@ def clinics_holidays(clinic_id: int, country: str, subdivision: str | None) -> N
             raise click.BadParameter(f"{country} has no subdivision {subdivision!r} (it has: "
                                      f"{', '.join(supported[country][:12])}...)", param_hint="SUBDIVISION")
     with current_services().sessions.begin() as session:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
-            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic = _clinic(session, clinic_id)
         clinic.holiday_country, clinic.holiday_subdivision = country, subdivision
     click.echo(f"clinic {clinic_id}: closed on the public holidays of {country}"
                + (f"-{subdivision}" if subdivision else ""))
@@ -439,16 +428,14 @@ def clinics_staff_lines(clinic_id: int, numbers: tuple[str, ...], clear: bool) -
     from sqlalchemy import delete
 
     from ivr.config import is_e164
-    from ivr.models import Clinic, StaffLine
+    from ivr.models import StaffLine
 
     bad = [n for n in numbers if not is_e164(n)]
     if bad:
         raise click.BadParameter(f"{bad[0]!r} is not a phone number in E.164 form (+12125550198)",
                                  param_hint="NUMBERS")
     with current_services().sessions.begin() as session:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
-            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic = _clinic(session, clinic_id)
         if numbers or clear:
             session.execute(delete(StaffLine).where(StaffLine.clinic_id == clinic_id))
             session.flush()
@@ -460,14 +447,20 @@ def clinics_staff_lines(clinic_id: int, numbers: tuple[str, ...], clear: bool) -
     click.echo(f"clinic {clinic_id}: staff lines in order: {', '.join(lines)}")
 
 
-def _set_clinic_flag(clinic_id: int, name: str, value: bool) -> None:
-    """Set one of a clinic's on/off settings; a clinic that does not exist is a one-line error."""
+def _clinic(session, clinic_id: int):
+    """The clinic with this id; one that does not exist is a one-line error."""
     from ivr.models import Clinic
 
+    clinic = session.get(Clinic, clinic_id)
+    if clinic is None:
+        raise click.ClickException(f"no clinic with id {clinic_id}")
+    return clinic
+
+
+def _set_clinic_flag(clinic_id: int, name: str, value: bool) -> None:
+    """Set one of a clinic's on/off settings; a clinic that does not exist is a one-line error."""
     with current_services().sessions.begin() as session:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
-            raise click.ClickException(f"no clinic with id {clinic_id}")
+        clinic = _clinic(session, clinic_id)
         setattr(clinic, name, value)
 
 

@@ -516,12 +516,12 @@ def queue_staff(escalation_id: int, line: int) -> Response:
         found = run_transaction(current_services().sessions, look)
     except Exception as exc:  # noqa: BLE001 - staff hear that nothing can be done; the flow goes on
         _log_failure(staff_sid, exc)
-        found = ("failed",)
+        return _twiml(_staff_hear(None, "inbound.queue_caller_gone"))
     if found is None:
         abort(404, description="no such escalation")
-    if len(found) == 1 or not found[2] or found[0] is None:
-        return _twiml(_staff_hear(found[0] if len(found) == 3 else None, "inbound.queue_caller_gone"))
-    call, reason, _ringing = found
+    call, reason, ringing = found
+    if call is None or not ringing:
+        return _twiml(_staff_hear(call, "inbound.queue_caller_gone"))
     did = [f"inbound.did_{thing}" for thing in call.state.get("did", ())]
     whisper = call_flows.inbound.WHISPERS.get(reason, "inbound.whisper")
     return _twiml(_staff_question(call, (whisper, *did, "inbound.staff_choice"),

@@ -113,3 +113,23 @@ def spoken(verbs: list[Verb]) -> list[str]:
 
 def local_days_from_now(days: int) -> dt.date:
     return (utcnow() + dt.timedelta(days=days)).date()
+
+
+def race(app, work, runners: int = 2, timeout: float = 30) -> list:
+    """Run work() in `runners` threads (each in an app context) released at the same moment, as
+    workers racing for the same job would; their results."""
+    import threading
+
+    start, results = threading.Barrier(runners), []
+
+    def runner():
+        with app.app_context():
+            start.wait()
+            results.append(work())
+
+    threads = [threading.Thread(target=runner) for _ in range(runners)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results

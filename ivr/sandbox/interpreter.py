@@ -35,6 +35,7 @@ QUEUE_PASSES_SHOWN = 12
 # A staff call dialling an empty queue waits for a caller this long (real time), then gives up.
 QUEUE_DIAL_WAIT_SECONDS = 3.0
 SAY_SECONDS = 3  # how long a <Say> takes, in the virtual time of a wait
+WAIT_ENDINGS = {"Leave": "leave", "Hangup": "hangup"}  # verbs that end a wait, and how
 
 
 # A question that takes this many keys or more asks for personal data (a date of birth).
@@ -594,8 +595,8 @@ class _Run:
     def _wait_pass(self, url: str, method: str, params: dict[str, str]):
         """One pass of a queue's wait document: (what the caller heard and did, how the wait
         ends or None, virtual seconds it took, the wait URL and method for the next pass)."""
-        heard: dict[str, Any] = {"position": int(params["QueuePosition"]), "prompts": []}
         side = Turn(url=url)
+        heard: dict[str, Any] = {"position": int(params["QueuePosition"]), "prompts": side.prompts}
         document = self._fetch(url, method, params)
         seconds = 0
         for verb in document:
@@ -612,33 +613,23 @@ class _Run:
                          "hangup": Reply("hangup")}[self.script.queue]
                 heard["reply"] = reply.as_dict()
                 if reply.kind == "hangup":
-                    heard["prompts"] = side.prompts
                     return heard, "hangup", seconds, url, method
                 if reply.kind == "keys":
                     answer = self._fetch(urljoin(url, verb.get("action") or url), verb.get("method", "POST"),
                                          {**params, "Digits": reply.value[:int(verb.get("numDigits", "1"))]})
                     for inner in answer:
-                        if inner.tag == "Leave":
-                            heard["prompts"] = side.prompts
-                            return heard, "leave", seconds, url, method
-                        if inner.tag == "Hangup":
-                            heard["prompts"] = side.prompts
-                            return heard, "hangup", seconds, url, method
+                        if inner.tag in WAIT_ENDINGS:
+                            return heard, WAIT_ENDINGS[inner.tag], seconds, url, method
                         self._say(inner, url, side)
                     break  # the Gather's answer replaced the rest of the document
                 seconds += int(verb.get("timeout", "5"))
-            elif verb.tag == "Leave":
-                heard["prompts"] = side.prompts
-                return heard, "leave", seconds, url, method
-            elif verb.tag == "Hangup":
-                heard["prompts"] = side.prompts
-                return heard, "hangup", seconds, url, method
+            elif verb.tag in WAIT_ENDINGS:
+                return heard, WAIT_ENDINGS[verb.tag], seconds, url, method
             elif verb.tag == "Redirect":
                 url, method = urljoin(url, (verb.text or "").strip()), verb.get("method", "POST")
                 break
             else:
                 self._application_error(None, f"<{verb.tag}> is not allowed in a queue's wait document")
-        heard["prompts"] = side.prompts
         return heard, None, max(seconds, 1), url, method
 
     def _verb_redirect(self, verb, url, turn, first):

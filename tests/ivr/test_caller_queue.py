@@ -3,12 +3,11 @@ own hearing their place and the expected wait; a job rings the staff lines in tu
 take the caller dial that queue; pressing 1 while waiting keeps the place for a call back."""
 
 import datetime as dt
-import threading
 
 from sqlalchemy import select, update
 
 from ivr.models import Call, CallEvent, Clinic, Escalation, StaffLine, utcnow
-from tests.support import call_sid, parse_twiml, spoken
+from tests.support import call_sid, parse_twiml, race, spoken
 from tests.twiml_schema import assert_valid
 
 CLINIC_NUMBER = "+12125550100"
@@ -263,17 +262,7 @@ def test_a_caller_who_hangs_up_while_waiting_is_rung_for_no_more(app, twilio, de
 
 def test_two_workers_racing_to_ring_a_line_ring_it_once(app, twilio, demo, sessions, dialer):
     asks_for_a_person(twilio)
-    start, results = threading.Barrier(2), []
-
-    def worker():
-        start.wait()
-        results.append(ring_staff(app))
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = race(app, lambda: ring_staff(app))
     assert len(results) == 2 and len(dialer.requests) == 1
     assert sum(r is not None for r in results) == 1
 

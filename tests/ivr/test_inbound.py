@@ -9,7 +9,7 @@ from sqlalchemy import select
 from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, Escalation, Patient, Prescription, Task,
                         utcnow)
 from speech.common import Voice
-from tests.support import PUBLIC_BASE_URL, call_sid, parse_twiml, spoken
+from tests.support import PUBLIC_BASE_URL, call_sid, parse_twiml, race, spoken
 from tests.twiml_schema import assert_valid
 
 CLINIC_NUMBER = "+12125550100"
@@ -519,25 +519,12 @@ def test_a_caller_id_abroad_or_premium_is_never_offered_a_call_back(twilio, demo
 
 
 def test_two_workers_racing_for_one_call_back_ring_staff_once(app, twilio, demo, sessions, dialer):
-    import threading
-
     from outbound.callbacks import call_back
 
     chose_a_call_back(twilio)
     with sessions() as session:
         escalation_id = session.scalars(select(Escalation.id)).one()
-    start, results = threading.Barrier(2), []
-
-    def worker():
-        with app.app_context():
-            start.wait()
-            results.append(call_back(escalation_id))
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    results = race(app, lambda: call_back(escalation_id))
     assert len(results) == 2 and len(dialer.requests) == 1
     assert sum(r is not None for r in results) == 1          # one rang staff, the other found it claimed
 
