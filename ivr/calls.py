@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import RowMapping, bindparam, func, insert, select
+from sqlalchemy import RowMapping, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,7 @@ from call_flows import (Enqueue, Escalate, EscalationEnded, Identify, OpenTask, 
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
 from speech.recognizer import can_hear_values, can_recognize
-from ivr import tasks
+from ivr import tasks, touches
 from ivr.inbound.hours import hours_of
 from ivr.errors import ConcurrentChange
 from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, CarrierRecording, Clinic, Location,
@@ -202,9 +202,8 @@ def load_call(session: Session, call_sid: str, *, lock: bool = False) -> CallRec
     return None if row is None else CallRecord(row)
 
 
-_LOCK_CALL = (select(_CALL.c.id, _CALL.c.status, _CALL.c.outcome, _CALL.c.touch_id)
+_LOCK_CALL = (select(_CALL.c.id, _CALL.c.status, _CALL.c.outcome, _CALL.c.touch_id, _CALL.c.answered_by)
               .where(_CALL.c.call_sid == bindparam("sid")).with_for_update())
-_UPDATE_TOUCH = Touch.__table__.update().where(Touch.__table__.c.id == bindparam("touch_id_"))
 
 
 def lock_call(session: Session, call_sid: str) -> RowMapping | None:
@@ -545,6 +544,8 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                 "status": effect.status, "status_changed_at": now}).rowcount
             if changed != 1:
                 raise ConcurrentChange(f"appointment {call.appointment_id} changed during the turn")
+            # Its campaign's later steps are not wanted any more, whatever the new status.
+            touches.cancel_pending(connection, call.appointment_id, f"appointment {effect.status}", now)
             detail.setdefault("changes", []).append(
                 {"appointment_id": call.appointment_id, "status_from": call.appointment_status,
                  "status_to": effect.status})
@@ -732,6 +733,10 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         if touch_id is None or not open_outbound_call(session, call_sid, touch_id, status="queued"):
             return False
         call = lock_call(session, call_sid)
+        # The job that dialled has not recorded the SID yet (or never will: it died): the touch
+        # gets it here, so that it is never dialled again as if no call had been placed.
+        session.execute(update(Touch).where(Touch.id == touch_id, Touch.call_sid.is_(None),
+                                            Touch.status.in_(touches.IN_FLIGHT)).values(call_sid=call_sid))
     if STATUS_RANK[status] <= STATUS_RANK.get(call["status"], 0):
         return False
     connection, now = session.connection(), utcnow()
@@ -752,8 +757,7 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         connection.execute(Escalation.__table__.update().where(
             Escalation.call_id == call["id"], Escalation.queue_status == "waiting").values(queue_status="gone"))
         if call["touch_id"] is not None:
-            connection.execute(_UPDATE_TOUCH, {"touch_id_": call["touch_id"], "updated_at": now,
-                                               "status": "unreached" if status in UNREACHED else "completed"})
+            touches.after_call(connection, call["touch_id"], status, answered_by or call["answered_by"], now)
     connection.execute(_UPDATE_CALL, changes)
     connection.execute(_INSERT_EVENT, {"call_id": call["id"], "at": now, "kind": "status",
                                        "detail": {"from": call["status"], "to": status}})

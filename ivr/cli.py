@@ -103,22 +103,14 @@ def reminders_group() -> None:
 
 @reminders_group.command("schedule")
 @click.option("--within-hours", default=72, show_default=True, type=click.IntRange(1, 24 * 30),
-              help="Remind booked appointments that start within this many hours.")
+              help="Plan the reminders due within this many hours.")
 @with_appcontext
 def reminders_schedule(within_hours: int) -> None:
-    """Plan one reminder call per upcoming booked appointment and queue it (never twice)."""
-    from outbound import planning
-    from outbound.queueing import outbound_queue, reconcile
+    """Plan each clinic's reminders due soon (its campaigns' steps, or one reminder per booked
+    appointment) and queue them, never twice (the same as `ivr campaign run`)."""
+    from outbound.cli import schedule
 
-    services = current_services()
-    now = dt.datetime.now(dt.timezone.utc)
-    with services.sessions.begin() as session:
-        touches = planning.plan_reminders(session, now, now + dt.timedelta(hours=within_hours))
-        planned = planning.touches_to_queue(session)
-    queued, live = reconcile(outbound_queue(services.redis), planned)
-    later = sum(at > now + dt.timedelta(seconds=5) for _, at in planned)
-    click.echo(f"planned {len(touches)} new reminder(s); queued {queued} call(s); {live} already queued"
-               + (f"; {later} wait for calling hours" if later else ""))
+    click.echo(schedule(within_hours))
 
 
 @reminders_group.command("reconcile")
@@ -283,6 +275,29 @@ def clinics_senior_mode(clinic_id: int, setting: str) -> None:
     once more before it counts as missed (on); or not (off, the default)."""
     _set_clinic_flag(clinic_id, "senior_mode", setting == "on")
     click.echo(f"clinic {clinic_id}: senior mode by default {setting}")
+
+
+@clinics_group.command("contact-cap")
+@click.argument("clinic_id", type=int)
+@click.argument("cap", type=click.IntRange(1, 20))
+@with_appcontext
+def clinics_contact_cap(clinic_id: int, cap: int) -> None:
+    """The most calls and texts the clinic starts to one patient in a day (their own day), across
+    campaigns and channels; a contact over it waits for the next day."""
+    with current_services().sessions.begin() as session:
+        _clinic(session, clinic_id).daily_contact_cap = cap
+    click.echo(f"clinic {clinic_id}: at most {cap} contact(s) per patient a day")
+
+
+@clinics_group.command("calls-at-once")
+@click.argument("clinic_id", type=int)
+@click.argument("most", type=click.IntRange(1, 500))
+@with_appcontext
+def clinics_calls_at_once(clinic_id: int, most: int) -> None:
+    """The most outbound calls of the clinic ringing or talking at once; more wait their turn."""
+    with current_services().sessions.begin() as session:
+        _clinic(session, clinic_id).max_calls_in_progress = most
+    click.echo(f"clinic {clinic_id}: at most {most} outbound call(s) at once")
 
 
 @clinics_group.command("queue")
@@ -579,6 +594,38 @@ def patients_channel(patient_id: int, channel: str) -> None:
     click.echo(f"patient {patient_id}: reminders by {'text' if channel == 'sms' else 'call'}")
 
 
+@patients_group.command("contact")
+@click.argument("patient_id", type=int)
+@click.option("--days-off", help="Weekdays the patient asked not to be contacted on (sat,sun), or 'none'.")
+@click.option("--not-before", type=click.DateTime(["%Y-%m-%d"]),
+              help="No outreach before this day (YYYY-MM-DD).")
+@click.option("--any-day", is_flag=True, help="Clear --not-before.")
+@with_appcontext
+def patients_contact(patient_id: int, days_off: str | None, not_before: dt.datetime | None, any_day: bool) -> None:
+    """When a patient may be contacted: days they asked to be left alone, a first day for outreach;
+    with no option, show them. Calls and texts both keep to them."""
+    from ivr.models import Patient
+    from outbound.hours import WEEKDAYS, parse_days
+
+    with current_services().sessions.begin() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise click.ClickException(f"no patient with id {patient_id}")
+        if days_off is not None:
+            try:
+                days = parse_days("" if days_off.strip().lower() == "none" else days_off)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--days-off") from None
+            if len(days) == len(WEEKDAYS):
+                raise click.BadParameter("every day off means no contact at all: opt the patient out instead",
+                                         param_hint="--days-off")
+            patient.no_contact_days = ",".join(WEEKDAYS[d] for d in sorted(days)) or None
+        if not_before is not None or any_day:
+            patient.contact_not_before = None if any_day else not_before.date()
+        click.echo(f"patient {patient_id}: days off {patient.no_contact_days or 'none'}; first day for "
+                   f"outreach {patient.contact_not_before.isoformat() if patient.contact_not_before else 'any'}")
+
+
 @patients_group.command("senior-mode")
 @click.argument("patient_id", type=int)
 @click.argument("setting", type=click.Choice(["on", "off", "default"]))
@@ -730,7 +777,13 @@ def _speech_models():
     return current_services().settings.speech_models
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group, clinics_group, tasks_group, patients_group, _prompts_group(),
+def _campaign_group():
+    from outbound.cli import campaign_group
+
+    return campaign_group
+
+
+COMMANDS = (db_group, seed_demo, worker, reminders_group, _campaign_group(), clinics_group, tasks_group, patients_group, _prompts_group(),
             _sandbox_group(), _speech_group())
 
 

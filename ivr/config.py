@@ -56,6 +56,7 @@ class Settings:
     max_content_length: int = 1024 * 1024
     reconcile_seconds: int = 60       # how often the worker brings the queue in step with the database
     stale_call_seconds: int = 3600    # a call not final this long after it began is asked of the carrier
+    calls_per_second: int = 1         # calls the carrier account starts per second, all workers together
 
     @property
     def is_production(self) -> bool:
@@ -100,6 +101,7 @@ def load_settings(environ: Mapping[str, str] | None = None,
 # Settings that are whole numbers, with what they count (for the message when one is not).
 _WHOLE_NUMBERS = {"proxy_hops": "the count of trusted proxies", "max_content_length": "bytes",
                   "reconcile_seconds": "seconds", "stale_call_seconds": "seconds",
+                  "calls_per_second": "calls started per second",
                   "whisper_decodes": "answers decoded at once", "whisper_threads": "CPU threads per decode"}
 
 
@@ -184,7 +186,7 @@ def validate(s: Settings) -> Settings:
     for name in ("reconcile_seconds", "stale_call_seconds"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{_env_name(name)} must be a whole number of seconds, 1 or more")
-    for name in ("whisper_decodes", "whisper_threads"):
+    for name in ("whisper_decodes", "whisper_threads", "calls_per_second"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{_env_name(name)} must be a whole number, 1 or more")
     if s.public_base_url and not s.public_base_url.startswith(("http://", "https://")):

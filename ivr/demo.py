@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ivr.models import Appointment, Clinic, Location, Patient, Prescription, utcnow
+from ivr.models import Appointment, Campaign, CampaignStep, Clinic, Location, Patient, Prescription, utcnow
 
 DEMO_CLINIC = "Riverside Family Clinic"
 
@@ -45,6 +45,11 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
                                 provider_title="doctor", starts_at=starts))
         for medication in PRESCRIPTIONS.get(first, ()):
             session.add(Prescription(patient=patient, medication=medication))
+    # One reminder per appointment 72 hours ahead (at once, for a visit sooner), by the patient's
+    # channel; a busy or unanswered call is tried twice more, half an hour apart, then texted.
+    session.add(Campaign(clinic=clinic, name="Appointment reminders", steps=[
+        CampaignStep(name="reminder", offset_minutes=-72 * 60, channel="preferred", audience="all",
+                     fallback_sms=True, retry_on="busy,no-answer", max_attempts=3, retry_minutes=30)]))
     session.add(clinic)
     session.flush()
     return clinic, True

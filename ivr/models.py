@@ -80,6 +80,12 @@ class Clinic(Base):
     queue_max_wait: Mapped[int] = mapped_column(
         default=300, server_default="300", comment="seconds a caller waits in the queue before being offered "
                                                    "a call back or a message")
+    max_calls_in_progress: Mapped[int] = mapped_column(
+        default=10, server_default="10", comment="outbound calls of the clinic ringing or talking at once, at most "
+                                                 "(more wait their turn)")
+    daily_contact_cap: Mapped[int] = mapped_column(
+        default=2, server_default="2", comment="most calls and texts the clinic starts to one patient in a day "
+                                               "(the patient's own day), across campaigns and channels")
 
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")
@@ -123,6 +129,9 @@ class Patient(Base):
     consent_source: Mapped[str | None] = mapped_column(String(40))
     opted_out_at: Mapped[dt.datetime | None]
     opted_out_source: Mapped[str | None] = mapped_column(String(40), comment="voice, keypad, sms, staff")
+    no_contact_days: Mapped[str | None] = mapped_column(
+        String(40), comment="weekdays the patient asked not to be contacted on, comma-separated: sat,sun")
+    contact_not_before: Mapped[dt.date | None] = mapped_column(comment="no outreach before this day")
 
     clinic: Mapped[Clinic] = relationship(back_populates="patients")
     appointments: Mapped[list[Appointment]] = relationship(back_populates="patient")
@@ -146,6 +155,8 @@ class Appointment(Base):
     starts_at: Mapped[dt.datetime] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(String(24), default="booked")
     status_changed_at: Mapped[dt.datetime | None]
+    appointment_type: Mapped[str | None] = mapped_column(
+        String(40), comment="the clinic's own kind of visit ('new patient'); picks its campaign")
 
     patient: Mapped[Patient] = relationship(back_populates="appointments")
     location: Mapped[Location] = relationship()
@@ -187,8 +198,72 @@ class Touch(Base):
     call_sid: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    campaign_step_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaign_step.id"), comment="the campaign step it carries out; None: a lone reminder")
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="when it last rang or texted the patient (the daily contact cap counts these)")
 
     appointment: Mapped[Appointment] = relationship(back_populates="touches")
+    campaign_step: Mapped[CampaignStep | None] = relationship()
+
+
+CHANNEL_RULES = ("voice", "sms", "preferred")   # preferred: the patient's own channel
+AUDIENCES = ("all", "voice", "sms")             # whose preferred channel a step is for
+RETRY_OUTCOMES = ("busy", "no-answer", "failed", "machine")
+
+
+class Campaign(Base):
+    """A clinic's rules for reminding one kind of appointment (every kind when appointment_type
+    is None): a cadence of steps. An appointment follows its type's active campaign, else the
+    clinic's active campaign for every type; one active campaign per clinic and type."""
+
+    __tablename__ = "campaign"
+    __table_args__ = (UniqueConstraint("clinic_id", "name", name="uq_campaign_clinic_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    appointment_type: Mapped[str | None] = mapped_column(String(40), comment="None: every type")
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    require_consent: Mapped[bool] = mapped_column(
+        default=False, server_default=false(), comment="contact only patients with a recorded consent")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    clinic: Mapped[Clinic] = relationship()
+    steps: Mapped[list[CampaignStep]] = relationship(back_populates="campaign",
+                                                     order_by="CampaignStep.offset_minutes")
+
+    @validates("name")
+    def _clean(self, _key: str, value: str) -> str:
+        return clean_name(value)
+
+
+class CampaignStep(Base):
+    """One contact of a campaign, at a time relative to the appointment's start."""
+
+    __tablename__ = "campaign_step"
+    __table_args__ = (UniqueConstraint("campaign_id", "name", name="uq_campaign_step_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"), index=True)
+    name: Mapped[str] = mapped_column(String(40), comment="names the touch's step: 72h-call")
+    offset_minutes: Mapped[int] = mapped_column(comment="from the appointment's start: -4320 is 72 h before")
+    channel: Mapped[str] = mapped_column(String(10), default="preferred", comment="voice, sms or preferred")
+    audience: Mapped[str] = mapped_column(String(10), default="all",
+                                          comment="all, or only patients who prefer voice / sms")
+    fallback_sms: Mapped[bool] = mapped_column(default=False, server_default=false(),
+                                               comment="a call that never reaches the patient is followed by a text")
+    retry_on: Mapped[str] = mapped_column(String(60), default="busy,no-answer", server_default="busy,no-answer",
+                                          comment="call results tried again: busy, no-answer, failed, machine")
+    max_attempts: Mapped[int] = mapped_column(default=3, server_default="3", comment="calls at most, retries included")
+    retry_minutes: Mapped[int] = mapped_column(default=60, server_default="60", comment="wait before a retry")
+
+    campaign: Mapped[Campaign] = relationship(back_populates="steps")
+
+    @property
+    def retried(self) -> frozenset[str]:
+        """The call results this step tries again."""
+        return frozenset(filter(None, self.retry_on.split(",")))
 
 
 class Call(Base):

@@ -75,6 +75,13 @@ class Services:
         return EspeakSynthesizer()
 
     @cached_property
+    def call_pace(self):
+        """The carrier account's calls per second, shared with every other worker through Redis."""
+        from outbound.pacing import CallPace
+
+        return CallPace(self.redis, self.settings.calls_per_second, self.settings.twilio_account_sid or "account")
+
+    @cached_property
     def redis(self) -> Redis:
         """IVR_REDIS_URL, or the embedded redis-server of the instance folder."""
         if self.redis_override is not None:

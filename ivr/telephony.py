@@ -3,6 +3,7 @@ the recordings of callers' answers, each a small interface with a real part and 
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import threading
 from dataclasses import dataclass, field
@@ -42,12 +43,24 @@ class CallStatus:
     duration: int | None = None     # seconds; the carrier gives it once a call has completed
 
 
+@dataclass(frozen=True)
+class CarrierCall:
+    """A call the carrier lists: its SID, how it stands, and when it was created."""
+
+    sid: str
+    status: str
+    answered_by: str | None
+    created: dt.datetime
+
+
 class Dialer(Protocol):
     """Places outbound calls (returns the carrier's call SID) and asks how a call stands."""
 
     def place_call(self, request: CallRequest) -> str: ...
 
     def call_status(self, sid: str) -> CallStatus: ...
+
+    def find_calls(self, to: str, from_: str, since: dt.datetime) -> list[CarrierCall]: ...
 
     def delete_queue(self, sid: str) -> bool: ...
 
@@ -94,6 +107,23 @@ class TwilioDialer:
             raise CarrierError(f"carrier did not answer: {type(exc).__name__}") from exc
         return CallStatus(call.status, call.answered_by or None,
                           int(call.duration) if call.duration else None)
+
+    def find_calls(self, to: str, from_: str, since: dt.datetime) -> list[CarrierCall]:
+        """Calls from `from_` to `to` created at or after `since`, oldest first: those that started
+        then (Twilio's StartTime filter, which it documents by the day, so each is checked here by
+        its creation time) and those still queued (no start time yet). CarrierError when the
+        carrier cannot say."""
+        since = since.astimezone(dt.timezone.utc)
+        try:
+            listed = [*self._client.calls.list(to=to, from_=from_, start_time_after=since, limit=50),
+                      *self._client.calls.list(to=to, from_=from_, status="queued", limit=50)]
+        except TwilioRestException as exc:
+            raise CarrierError(f"carrier answered HTTP {exc.status}, code {exc.code}") from exc
+        except (TwilioException, OSError) as exc:
+            raise CarrierError(f"carrier did not answer: {type(exc).__name__}") from exc
+        found = {call.sid: CarrierCall(call.sid, call.status, call.answered_by or None, call.date_created)
+                 for call in listed if call.date_created is not None and call.date_created >= since}
+        return sorted(found.values(), key=lambda call: call.created)
 
     def delete_queue(self, sid: str) -> bool:
         """Delete a queue a caller waited in (Twilio keeps queues until deleted); False when
@@ -333,6 +363,8 @@ class RecordingDialer:
     statuses: dict[str, CallStatus | Exception] = field(default_factory=dict)
     status_requests: list[str] = field(default_factory=list)
     deleted_queues: list[str] = field(default_factory=list)
+    carrier_calls: list[CarrierCall] | Exception = field(default_factory=list)  # what find_calls lists
+    searches: list[tuple[str, str, dt.datetime]] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -350,6 +382,13 @@ class RecordingDialer:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+    def find_calls(self, to: str, from_: str, since: dt.datetime) -> list[CarrierCall]:
+        with self._lock:
+            self.searches.append((to, from_, since))
+            if isinstance(self.carrier_calls, Exception):
+                raise self.carrier_calls
+            return [call for call in self.carrier_calls if call.created >= since]
 
     def delete_queue(self, sid: str) -> bool:
         with self._lock:

@@ -1,4 +1,4 @@
-"""Calling hours: when a patient may be rung, in the patient's own time zone."""
+"""Calling hours: when a patient may be contacted, in the patient's own time zone."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from ivr.models import Patient
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def next_call_time(now: dt.datetime, timezone: str, start: dt.time, end: dt.time) -> dt.datetime:
@@ -18,7 +20,30 @@ def next_call_time(now: dt.datetime, timezone: str, start: dt.time, end: dt.time
     return dt.datetime.combine(day, start, zone).astimezone(dt.timezone.utc)
 
 
-def ring_time(patient: Patient, now: dt.datetime) -> dt.datetime:
-    """The first moment from now at which the patient's clinic may ring them, in their time zone."""
+def parse_days(spec: str | None) -> frozenset[int]:
+    """Weekday numbers (Monday 0) from 'sat,sun'; ValueError names an unknown day."""
+    days = set()
+    for name in filter(None, (part.strip().lower()[:3] for part in (spec or "").split(","))):
+        if name not in WEEKDAYS:
+            raise ValueError(f"unknown weekday {name!r}: use {', '.join(WEEKDAYS)}")
+        days.add(WEEKDAYS.index(name))
+    return frozenset(days)
+
+
+def contact_time(patient: Patient, at: dt.datetime) -> dt.datetime:
+    """The first moment from `at` at which the patient may be contacted: inside the clinic's calling
+    hours in the patient's time zone, on none of the days they asked to be left alone, and not
+    before their first day for outreach."""
     clinic = patient.clinic
-    return next_call_time(now, patient.timezone or clinic.timezone, clinic.calls_from, clinic.calls_until)
+    zone = ZoneInfo(patient.timezone or clinic.timezone)
+    days_off = parse_days(patient.no_contact_days)
+    if patient.contact_not_before is not None:
+        first = dt.datetime.combine(patient.contact_not_before, dt.time(0), zone).astimezone(dt.timezone.utc)
+        at = max(at, first)
+    for _ in range(8):  # a week holds every weekday; at most one more for the first day's hours
+        at = next_call_time(at, zone.key, clinic.calls_from, clinic.calls_until)
+        local = at.astimezone(zone)
+        if local.weekday() not in days_off:
+            return at
+        at = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(0), zone).astimezone(dt.timezone.utc)
+    raise ValueError("the patient asked not to be contacted on any day")

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from zoneinfo import ZoneInfo
 from dataclasses import asdict
 
 from rq import get_current_job
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload, object_session
 
 from ivr import calls, prompt_audio
 from ivr.messaging import texts as messaging
 from ivr.errors import PermanentDialError, UncertainDialError
-from ivr.models import Appointment, Patient, Touch, utcnow
+from ivr.models import Appointment, Clinic, Patient, Touch, utcnow
 from ivr.services import current_services
 from ivr.telephony import CallRequest
 from outbound import reconciler
-from outbound.hours import ring_time
+from outbound.hours import contact_time, parse_days
 from outbound.queueing import outbound_queue, schedule_next_reconcile
 from outbound.texts import enqueue_text
 
@@ -27,6 +28,13 @@ log = logging.getLogger(__name__)
 RENDER_BUDGET = 15.0
 # Seconds ahead the periodic reconcile looks for planned touches without a job.
 RECONCILE_HORIZON = 3600
+# A job may start this much before its touch's due time (the scheduler's clock and ours).
+DUE_SLACK = dt.timedelta(seconds=60)
+# A clinic at its most calls in progress: the touch waits this long (reconcile queues it again).
+BUSY_PAUSE = dt.timedelta(seconds=15)
+# A touch counts as a call in progress this long after its last change at most (a lost final
+# callback must not hold the clinic's calls back for good; reconcile settles it meanwhile).
+IN_PROGRESS_WITHIN = dt.timedelta(hours=1)
 
 
 def place_touch_call(touch_id: int) -> str | None:
@@ -56,13 +64,17 @@ def place_touch_call(touch_id: int) -> str | None:
             touch.status, touch.last_error = "skipped", reason
             log.info("touch %s skipped: %s", touch_id, reason)
             return None
-        ring_at = _later_ring_time(touch)
-        if ring_at is not None:
-            # Outside calling hours (a late queue, a retry): put it back for the next window.
-            touch.status, touch.due_at, touch.last_error = "planned", ring_at, "outside calling hours"
-            log.info("touch %s: outside calling hours; due again at %s", touch_id, ring_at.isoformat())
+        later = _not_yet(session, touch)
+        if later is not None:
+            # Not due (moved), outside calling hours (a late queue, a retry), or the patient had
+            # enough contact today: put it back for then; this claim was not an attempt.
+            ring_at, why = later
+            touch.status, touch.due_at, touch.last_error = "planned", ring_at, why
+            touch.attempts -= 1
+            log.info("touch %s: %s; due again at %s", touch_id, why, ring_at.isoformat())
             return None
         patient = touch.appointment.patient
+        touch.dispatched_at = utcnow()
         if touch.channel == "sms":
             texts_to_send = messaging.start_reminder(session, touch_id, patient.clinic.phone or settings.from_number)
             touch.status, touch.last_error = "completed", None
@@ -79,6 +91,9 @@ def place_touch_call(touch_id: int) -> str | None:
         log.info("touch %s: reminder text queued", touch_id)
         return None
 
+    waited = services.call_pace.wait_turn()
+    if waited > 1:
+        log.info("touch %s waited %.1f s for the account's calls-per-second pace", touch_id, waited)
     try:
         sid = services.dialer.place_call(request)
     except PermanentDialError as exc:
@@ -117,7 +132,7 @@ def _render_if_ringing(touch_id: int) -> None:
         touch = session.get(Touch, touch_id, options=[
             joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
         if (touch is None or touch.status != "planned" or touch.channel != "voice" or _later_ring_time(touch)
-                or _reason_not_to_call(touch)):
+                or touch.due_at > utcnow() + DUE_SLACK or _reason_not_to_call(touch)):
             return
         flow, context = calls.touch_context(session, touch_id)
     render_call_prompts(touch_id, flow, context)
@@ -142,12 +157,54 @@ def render_call_prompts(touch_id: int, flow: str, context: calls.CallContext) ->
              report.cached, report.failed, report.render_seconds)
 
 
+def _not_yet(session, touch: Touch) -> tuple[dt.datetime, str] | None:
+    """When the touch may go instead of now, and why; None when it may go now."""
+    now = utcnow()
+    if touch.due_at > now + DUE_SLACK:
+        return touch.due_at, "not due yet"  # its appointment moved, or it was planned again
+    patient = touch.appointment.patient
+    zone = ZoneInfo(patient.timezone or patient.clinic.timezone)
+    today = now.astimezone(zone).date()
+    ring_at = _later_ring_time(touch)
+    if ring_at is not None:
+        if patient.contact_not_before is not None and today < patient.contact_not_before:
+            return ring_at, "before the patient's first day for outreach"
+        if today.weekday() in parse_days(patient.no_contact_days):
+            return ring_at, "a day the patient asked not to be contacted on"
+        return ring_at, "outside calling hours"
+    if touch.test_call:
+        return None
+    if touch.channel == "voice":
+        # The clinic's row is locked while its calls in progress are counted: claims of one clinic
+        # count in turn (the clinic's row before the patient's, always).
+        clinic = patient.clinic
+        session.execute(select(Clinic.id).where(Clinic.id == clinic.id).with_for_update())
+        busy = session.scalar(
+            select(func.count()).select_from(Touch).join(Touch.appointment).join(Appointment.patient).where(
+                Patient.clinic_id == clinic.id, Touch.channel == "voice", Touch.id != touch.id,
+                Touch.status.in_(("dialing", "placed")), Touch.updated_at > now - IN_PROGRESS_WITHIN))
+        if busy >= clinic.max_calls_in_progress:
+            return now + BUSY_PAUSE, f"the clinic has {busy} calls in progress"
+    midnight = dt.datetime.combine(today, dt.time(0), zone).astimezone(dt.timezone.utc)
+    # The patient's row is locked while their contacts today are counted: two workers with two
+    # touches for one patient count one after the other.
+    session.execute(select(Patient.id).where(Patient.id == patient.id).with_for_update())
+    contacts_today = session.scalar(
+        select(func.count()).select_from(Touch).join(Touch.appointment).where(
+            Appointment.patient_id == patient.id, Touch.id != touch.id, Touch.test_call.is_(False),
+            Touch.dispatched_at >= midnight))
+    if contacts_today >= patient.clinic.daily_contact_cap:
+        tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), zone).astimezone(dt.timezone.utc)
+        return contact_time(patient, tomorrow), "daily contact cap reached"
+    return None
+
+
 def _later_ring_time(touch: Touch) -> dt.datetime | None:
     """When the touch may ring, if not now (outside the patient's calling hours)."""
     if touch.test_call and _sandbox_carrier():
         return None  # a sandbox phone may ring at any hour
     now = utcnow()
-    ring_at = ring_time(touch.appointment.patient, now)
+    ring_at = contact_time(touch.appointment.patient, now)
     return ring_at if ring_at > now else None
 
 
@@ -176,6 +233,9 @@ def _reason_not_to_call(touch: Touch) -> str | None:
         return "the number opted out"  # by text, perhaps before this patient had it
     if appointment.starts_at <= utcnow():
         return "appointment has already started"
+    step = touch.campaign_step
+    if step is not None and step.campaign.require_consent and patient.consent_at is None:
+        return "no consent recorded"
     # A sandbox test call may be repeated whatever the patient answered before.
     if appointment.status != "booked" and not touch.test_call:
         return f"appointment is {appointment.status}"
@@ -187,10 +247,12 @@ def _reason_not_to_call(touch: Touch) -> str | None:
 
 
 def _release(touch_id: int, status: str, error: str) -> None:
+    """Settle a touch whose dial did not return a call, unless the call's own status callbacks
+    (which carry the touch id) settled it meanwhile."""
     services = current_services()
     with services.sessions.begin() as session:
-        touch = session.get(Touch, touch_id)
-        touch.status, touch.last_error = status, error
+        session.execute(update(Touch).where(Touch.id == touch_id, Touch.status == "dialing")
+                        .values(status=status, last_error=error[:200], updated_at=utcnow()))
 
 
 def reconcile_outbound() -> dict:

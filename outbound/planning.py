@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from ivr.models import Appointment, Patient, Touch
-from outbound.hours import ring_time
+from ivr.models import Appointment, Campaign, Patient, Touch
+from outbound.hours import contact_time
 
 
+# Planned touches read per round trip when they are queued.
+BATCH = 2000
 # The flow each channel's reminder runs.
 REMINDER_FLOWS = {"voice": "reminder", "sms": "text_reminder"}
 
 
-def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> list[Touch]:
-    """Create a 'reminder' touch, due now (in calling hours), for each booked appointment starting
-    before `until`: a call, or a text for patients who prefer one."""
+def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime,
+                   clinic_id: int | None = None) -> list[Touch]:
+    """Create a lone 'reminder' touch, due now (in calling hours), for each booked appointment
+    starting before `until` at a clinic with no active campaign: a call, or a text for patients
+    who prefer one. (A clinic's campaigns plan its contacts otherwise: outbound/campaigns.py.)"""
     already = select(Touch.appointment_id).where(Touch.step == "reminder")
-    appointments = session.scalars(
-        select(Appointment).join(Appointment.patient)
-        .where(Appointment.status == "booked", Appointment.starts_at > now,
-               Appointment.starts_at <= until, Patient.opted_out_at.is_(None),
-               Patient.preferred_channel.in_(REMINDER_FLOWS), Appointment.id.not_in(already))
-        .order_by(Appointment.starts_at)).all()
-    due = [(a, ring_time(a.patient, now)) for a in appointments]
+    with_campaign = select(Campaign.clinic_id).where(Campaign.active)
+    query = (select(Appointment).join(Appointment.patient)
+             .where(Appointment.status == "booked", Appointment.starts_at > now,
+                    Appointment.starts_at <= until, Patient.opted_out_at.is_(None),
+                    Patient.preferred_channel.in_(REMINDER_FLOWS), Appointment.id.not_in(already),
+                    Patient.clinic_id.not_in(with_campaign)))
+    if clinic_id is not None:
+        query = query.where(Patient.clinic_id == clinic_id)
+    appointments = session.scalars(query.order_by(Appointment.starts_at)).all()
+    due = [(a, contact_time(a.patient, now)) for a in appointments]
     touches = [Touch(appointment=a, step="reminder", channel=a.patient.preferred_channel,
                      flow=REMINDER_FLOWS[a.patient.preferred_channel], due_at=at) for a, at in due]
     session.add_all(touches)
@@ -33,16 +41,22 @@ def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime) -> li
     return touches
 
 
-def touches_to_queue(session: Session, due_before: dt.datetime | None = None) -> list[tuple[int, dt.datetime]]:
-    """Every planned touch (due before `due_before`, if given) with the time it may ring (its due
-    time, moved into calling hours)."""
+def touches_to_queue(session: Session, due_before: dt.datetime | None = None) -> Iterator[tuple[int, dt.datetime]]:
+    """Every planned touch (due before `due_before`, if given) with the time its job should start
+    (its due time, or now when that has passed: the job moves it into the patient's contact
+    window), read in batches as they are needed, the clinics taking turns: one clinic's backlog
+    due now does not hold another's behind it in the queue."""
     now = dt.datetime.now(dt.timezone.utc)
-    query = select(Touch).where(Touch.status == "planned")
+    turn = func.row_number().over(partition_by=Patient.clinic_id, order_by=(Touch.due_at, Touch.id))
+    query = (select(Touch.id, Touch.due_at, Patient.clinic_id, turn.label("turn"))
+             .join(Touch.appointment).join(Appointment.patient).where(Touch.status == "planned"))
     if due_before is not None:
         query = query.where(Touch.due_at < due_before)
-    rows = session.scalars(query.order_by(Touch.id).options(
-        joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)))
-    return [(t.id, ring_time(t.appointment.patient, max(t.due_at, now))) for t in rows]
+    planned = query.subquery()
+    rows = session.execute(select(planned.c.id, planned.c.due_at).order_by(planned.c.turn, planned.c.clinic_id)
+                           .execution_options(yield_per=BATCH))
+    for touch_id, due_at in rows:
+        yield touch_id, max(due_at, now)
 
 
 STUCK_AFTER = dt.timedelta(minutes=10)

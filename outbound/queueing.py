@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from redis import Redis
 from rq import Queue, Retry
+from rq.job import Job, JobStatus
 from rq.exceptions import DuplicateJobError
 
 QUEUE_NAME = "ivr-outbound"
@@ -25,9 +29,7 @@ def job_id_for_touch(touch_id: int) -> str:
 
 def enqueue_touch(queue: Queue, touch_id: int, due_at: dt.datetime | None = None) -> bool:
     """Queue the call for a touch (at due_at if in the future); False if it was already queued."""
-    options = dict(job_id=job_id_for_touch(touch_id), unique=True, retry=RETRY,
-                   description=f"place call for touch {touch_id}", result_ttl=7 * 86400,
-                   failure_ttl=30 * 86400)
+    options = dict(unique=True, **_touch_job_options(touch_id))
     try:
         if due_at is not None and due_at > dt.datetime.now(dt.timezone.utc):
             queue.enqueue_at(due_at, "outbound.jobs.place_touch_call", touch_id, **options)
@@ -53,17 +55,62 @@ def enqueue_once(queue: Queue, func: str, arg: int | str, job_id: str, descripti
 LIVE_STATES = ("queued", "scheduled", "started", "deferred")
 
 
-def reconcile(queue: Queue, planned: list[tuple[int, dt.datetime]]) -> tuple[int, int]:
+# Touches looked up and queued per Redis round trip when many are queued at once.
+BATCH = 1000
+
+
+class Queued(NamedTuple):
+    """What giving planned touches their jobs did."""
+
+    queued: int   # touches given a job now
+    live: int     # touches whose job was waiting or running already
+    later: int    # of those queued, how many wait for their time in the scheduler
+
+    @property
+    def planned(self) -> int:
+        return self.queued + self.live
+
+
+def reconcile(queue: Queue, planned: Iterable[tuple[int, dt.datetime]]) -> Queued:
     """Make sure every planned touch has a live job (the database is the source of truth: after
     Redis lost its data, or a job finished without dialling, e.g. outside calling hours).
-    Returns (queued, already live)."""
-    queued = live = 0
-    for touch_id, due_at in planned:
-        if has_live_job(queue, job_id_for_touch(touch_id)):
-            live += 1
-        else:
-            queued += enqueue_touch(queue, touch_id, due_at)
-    return queued, live
+
+    Touches are looked up and queued in pipelined batches as the iterable yields them (a campaign
+    can plan a hundred thousand at once). A batch is not atomic with another enqueuer the way
+    `enqueue_touch` is, so two reconciles at the same moment may queue one touch twice: its job
+    claims the touch in the database first, so the call is still placed once."""
+    queued = live = later_count = 0
+    rows = iter(planned)
+    while chunk := list(itertools.islice(rows, BATCH)):
+        now = dt.datetime.now(dt.timezone.utc)  # after the chunk was read: "due now" is due now
+        jobs = Job.fetch_many([job_id_for_touch(touch_id) for touch_id, _ in chunk], connection=queue.connection)
+        due_now, later = [], []
+        for (touch_id, due_at), job in zip(chunk, jobs):
+            if job is not None and job.get_status(refresh=False) in LIVE_STATES:
+                live += 1
+                continue
+            if job is not None:
+                job.delete()  # finished or failed: the database still wants the work done
+            (later if due_at > now else due_now).append((touch_id, due_at))
+        with queue.connection.pipeline() as pipe:
+            if due_now:
+                queue.enqueue_many([Queue.prepare_data("outbound.jobs.place_touch_call", (touch_id,),
+                                                       **_touch_job_options(touch_id))
+                                    for touch_id, _ in due_now], pipeline=pipe)
+            for touch_id, due_at in later:
+                job = queue.create_job("outbound.jobs.place_touch_call", args=(touch_id,),
+                                       status=JobStatus.SCHEDULED, **_touch_job_options(touch_id))
+                queue.schedule_job(job, due_at, pipeline=pipe)
+            pipe.execute()
+        queued += len(due_now) + len(later)
+        later_count += len(later)
+    return Queued(queued, live, later_count)
+
+
+def _touch_job_options(touch_id: int) -> dict:
+    """A touch job's id, retries and how long its record is kept."""
+    return dict(job_id=job_id_for_touch(touch_id), retry=RETRY, description=f"place call for touch {touch_id}",
+                result_ttl=7 * 86400, failure_ttl=30 * 86400)
 
 
 def has_live_job(queue: Queue, job_id: str) -> bool:

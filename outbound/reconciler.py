@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from ivr import calls
 from ivr.errors import CarrierError, UnknownToCarrier
-from ivr.models import Call, CallEvent, Message, Touch, utcnow
+from ivr.models import Appointment, Call, CallEvent, Clinic, Message, Patient, Touch, utcnow
 from ivr.services import Services
-from ivr.telephony import CallStatus
+from ivr.telephony import CallStatus, CarrierCall
 from outbound import planning
 from outbound.queueing import outbound_queue, reconcile
 from outbound.recordings import requeue_deletions, requeue_sweeps
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 # Calls settled per run, oldest first: each question may wait for the carrier's timeout (10 s),
 # and what is left waits for the next run.
 SETTLE_BATCH = 20
+# An uncertain touch is settled through the carrier's call list only after this long since it was
+# dispatched: the dial's own request has timed out by then (10 s), and the carrier lists the call.
+UNCERTAIN_AFTER = dt.timedelta(minutes=2)
+# Calls created this long before the dispatch time are looked at too (the two clocks differ).
+LIST_MARGIN = dt.timedelta(seconds=30)
 # A missed-call text decided later than this would reach the caller too late to help.
 TEXT_BACK_WINDOW = dt.timedelta(hours=2)
 
@@ -48,6 +53,9 @@ class Report:
     call_backs: int = 0  # planned call backs (virtual hold) whose lost jobs were queued again
     call_backs_failed: int = 0  # call backs stuck dialling for an hour, left to people as tasks
     rings: int = 0       # callers waiting in the queue for whom no staff line was being rung
+    found: int = 0       # uncertain touches whose call the carrier lists: attached and followed
+    redialled: int = 0   # uncertain touches the carrier never placed: planned to dial again
+    unasked: int = 0     # uncertain touches whose calls the carrier could not list this time
 
     def summary(self) -> str:
         """One line for people (the command's output, the worker's log)."""
@@ -72,6 +80,12 @@ class Report:
             text += f"; {self.call_backs_failed} call back(s) stuck, left to people as tasks"
         if self.rings:
             text += f"; staff rung again for {self.rings} caller(s) waiting in the queue"
+        if self.found:
+            text += f"; {self.found} uncertain call(s) found at the carrier"
+        if self.redialled:
+            text += f"; {self.redialled} uncertain call(s) the carrier never placed, to dial again"
+        if self.unasked:
+            text += f"; {self.unasked} uncertain call(s) the carrier could not list (asked again next time)"
         return text
 
 
@@ -81,11 +95,12 @@ def reconcile_all(services: Services, now: dt.datetime, horizon: dt.timedelta | 
     deleted at the carrier, a live job."""
     with services.sessions.begin() as session:
         stuck = planning.settle_stuck_dialing(session, now)
+    found, redialled, unasked = settle_uncertain(services, now)
     cutoff = now - dt.timedelta(seconds=services.settings.stale_call_seconds)
     settled, unsettled, unknown = settle_stale_calls(services, cutoff)
     queue = outbound_queue(services.redis)
     with services.sessions() as session:
-        planned = planning.touches_to_queue(session, None if horizon is None else now + horizon)
+        touches = reconcile(queue, planning.touches_to_queue(session, None if horizon is None else now + horizon))
         recordings, _ = requeue_deletions(queue, session)
         sweeps = requeue_sweeps(queue, session)
         lost_texts = requeue_texts(queue, session) + requeue_text_backs(queue, session, now - TEXT_BACK_WINDOW)
@@ -94,9 +109,65 @@ def reconcile_all(services: Services, now: dt.datetime, horizon: dt.timedelta | 
     with services.sessions.begin() as session:
         call_backs_failed = fail_stuck_call_backs(session, cutoff)
         caller_queue.expire_stale(session, now)
-    queued, live = reconcile(queue, planned)
-    return Report(len(planned), queued, live, stuck, settled, unsettled, unknown, recordings, sweeps, lost_texts,
-                  call_backs, call_backs_failed, rings)
+    return Report(touches.planned, touches.queued, touches.live, stuck, settled, unsettled, unknown, recordings, sweeps, lost_texts,
+                  call_backs, call_backs_failed, rings, found, redialled, unasked)
+
+
+def settle_uncertain(services: Services, now: dt.datetime) -> tuple[int, int, int]:
+    """Settle touches left uncertain (the worker died mid-dial, or the carrier's answer to the
+    dial was lost) by asking the carrier for calls to the patient from the clinic's number since
+    the touch was dispatched: one found is attached to the touch and followed like any call; none
+    found means the call was never placed, so the touch is planned to dial again. Returns (found,
+    planned again, could not ask)."""
+    with services.sessions() as session:
+        uncertain = session.execute(
+            select(Touch.id, Touch.dispatched_at, Patient.phone, Clinic.phone)
+            .join(Touch.appointment).join(Appointment.patient).join(Patient.clinic)
+            .where(Touch.status == "uncertain", Touch.call_sid.is_(None), Touch.channel == "voice",
+                   Touch.dispatched_at < now - UNCERTAIN_AFTER)
+            .order_by(Touch.dispatched_at).limit(SETTLE_BATCH)).all()
+    found = redialled = unasked = 0
+    for touch_id, dispatched_at, to, clinic_phone in uncertain:
+        from_ = clinic_phone or services.settings.from_number
+        try:
+            listed = services.dialer.find_calls(to, from_, dispatched_at - LIST_MARGIN)
+        except CarrierError as exc:
+            unasked += 1
+            log.warning("touch %s: the carrier could not list its calls (%s); asking again next time", touch_id, exc)
+            continue
+        with services.sessions.begin() as session:
+            owners = dict(session.execute(select(Call.call_sid, Call.touch_id).where(
+                Call.call_sid.in_([call.sid for call in listed]))).all())
+            # A call we know of is ours only if it is this touch's (another touch's is not).
+            ours = [call for call in listed if owners.get(call.sid, touch_id) == touch_id]
+            if ours:
+                found += _attach(session, touch_id, ours[0], from_, to)
+            else:
+                redialled += session.execute(
+                    update(Touch).where(Touch.id == touch_id, Touch.status == "uncertain", Touch.call_sid.is_(None))
+                    .values(status="planned", due_at=now, attempts=Touch.attempts - 1, updated_at=now,
+                            last_error="the carrier never placed the call; dialling again")).rowcount
+    return found, redialled, unasked
+
+
+def _attach(session: Session, touch_id: int, call: CarrierCall, from_: str, to: str) -> bool:
+    """Give an uncertain touch the call the carrier placed for it, then apply how the call stands
+    (the status callbacks' own path, which closes the touch when the call has ended). The call's
+    row is locked before the touch's, the order status callbacks lock them in."""
+    calls.open_outbound_call(session, call.sid, touch_id, status="queued", from_number=from_, to_number=to)
+    calls.lock_call(session, call.sid)
+    attached = session.execute(
+        update(Touch).where(Touch.id == touch_id, Touch.status == "uncertain", Touch.call_sid.is_(None))
+        .values(status="placed", call_sid=call.sid, last_error=None, updated_at=utcnow())).rowcount
+    if not attached:
+        return False
+    if call.status in calls.STATUS_RANK:
+        calls.apply_status(session, call.sid, call.status, call.answered_by, touch_id=touch_id)
+    call_id = session.scalar(select(Call.id).where(Call.call_sid == call.sid))
+    session.add(CallEvent(call_id=call_id, kind="settled", detail={"source": "carrier call list",
+                                                                   "status": call.status}))
+    log.info("touch %s: its uncertain call is %s at the carrier (%s)", touch_id, call.sid, call.status)
+    return True
 
 
 def settle_stale_calls(services: Services, began_before: dt.datetime) -> tuple[int, int, int]:

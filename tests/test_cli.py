@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ivr.models import Touch
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["clinics", "db", "patients", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech",
+COMMANDS = ["campaign", "clinics", "db", "patients", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech",
             "tasks", "worker"]
 
 
@@ -86,9 +86,9 @@ def newest_revision() -> str:
 def test_reminders_schedule_plans_and_queues_each_appointment_once(runner, sessions, redis):
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     first = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
-    assert first.output.strip() == "planned 3 new reminder(s); queued 3 call(s); 0 already queued"
+    assert first.output.strip() == "planned 3 new contact(s); queued 3; 0 already queued"
     again = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
-    assert again.output.strip() == "planned 0 new reminder(s); queued 0 call(s); 3 already queued"
+    assert again.output.strip() == "planned 0 new contact(s); queued 0; 3 already queued"
     with sessions() as session:
         assert len(session.scalars(select(Touch)).all()) == 3
     from outbound.queueing import outbound_queue
@@ -102,11 +102,13 @@ def test_reminders_schedule_respects_the_window(runner, sessions, hours):
     from ivr.models import Appointment, utcnow
 
     runner.invoke(args=["seed-demo"])
+    # Without a campaign, a clinic's appointments starting within the hours get one reminder each.
+    assert runner.invoke(args=["campaign", "active", "1", "off"]).exit_code == 0
     with sessions() as session:
         limit = utcnow() + dt.timedelta(hours=hours)
         expected = sum(a.starts_at <= limit for a in session.scalars(select(Appointment)))
     result = runner.invoke(args=["reminders", "schedule", "--within-hours", str(hours)])
-    assert result.output.startswith(f"planned {expected} new reminder(s); queued {expected} call(s)")
+    assert result.output.startswith(f"planned {expected} new contact(s); queued {expected};")
 
 
 def test_clinic_and_patient_settings_for_texts_and_retries(runner, sessions, demo):

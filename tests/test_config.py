@@ -56,6 +56,9 @@ def test_development_needs_no_secrets_and_uses_the_sandbox(tmp_path):
     ({"IVR_ENV": "development", "IVR_MAX_CONTENT_LENGTH": "-1"}, "IVR_MAX_CONTENT_LENGTH must not be negative"),
     ({"IVR_ENV": "development", "IVR_RECONCILE_SECONDS": "0"}, "IVR_RECONCILE_SECONDS must be a whole number of seconds, 1 or more"),
     ({"IVR_ENV": "development", "IVR_STALE_CALL_SECONDS": "an hour"}, "IVR_STALE_CALL_SECONDS must be a whole number"),
+    ({"IVR_ENV": "development", "IVR_CALLS_PER_SECOND": "0"}, "IVR_CALLS_PER_SECOND must be a whole number, 1 or more"),
+    ({"IVR_ENV": "development", "IVR_CALLS_PER_SECOND": "fast"},
+     r"IVR_CALLS_PER_SECOND must be a whole number \(calls started per second\), not 'fast'"),
 ])
 def test_bad_values_are_named(environ, message, tmp_path):
     with pytest.raises(ConfigError, match=message):

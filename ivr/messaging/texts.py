@@ -14,7 +14,7 @@ import call_flows
 import prompts
 from call_flows import OpenTask, SetAppointmentStatus, Step
 from call_flows.text import xml_safe
-from ivr import calls, tasks
+from ivr import calls, tasks, touches
 from ivr.messaging.segments import count, plain
 from ivr.models import (Appointment, CallerLanguage, Clinic, Conversation, Escalation, Message, MessageEvent,
                         Patient, PhoneOptOut, Task, utcnow)
@@ -200,6 +200,7 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
             changes.append({"appointment_id": appointment.id, "status_from": appointment.status,
                             "status_to": effect.status})
             appointment.status, appointment.status_changed_at = effect.status, utcnow()
+            touches.cancel_pending(session.connection(), appointment.id, f"appointment {effect.status}", utcnow())
         elif isinstance(effect, OpenTask):
             clinic = session.get(Clinic, conversation.clinic_id)
             if effect.kind == "unmatched_text":  # one open task per number, however often they write

@@ -1,14 +1,16 @@
 """The sandbox carrier's HTTP side.
 
-Under /sandbox/2010-04-01: the part of Twilio's REST API that the server uses (Calls create, fetch
-and update; Messages create; Recordings list, fetch, media and delete), with Basic auth and Twilio's error shape, so the
+Under /sandbox/2010-04-01: the part of Twilio's REST API that the server uses (Calls create, list,
+fetch and update; Messages create; Recordings list, fetch, media and delete), with Basic auth and Twilio's error shape, so the
 real twilio.rest.Client talks to it unchanged (through ivr.telephony.RedirectingHttpClient).
 Under /sandbox/phones and /sandbox/calls: sandbox-only controls for scripts and transcripts.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+from email.utils import parsedate_to_datetime
 from functools import wraps
 
 from flask import Blueprint, Response, jsonify, request
@@ -83,6 +85,43 @@ def create_call(account_sid: str) -> Response:
     sandbox.store.save_call(body)
     sandbox.start(call)
     return _created(body)
+
+
+@bp.get(f"{API}/Calls.json")
+@basic_auth
+def list_calls(account_sid: str) -> Response:
+    """The account's calls, newest first, filtered as Twilio filters them: To, From, Status, and
+    StartTime> / StartTime< (a time, or a day meaning its midnight UTC; a call not yet started
+    has no start time and matches neither). One page of Twilio's list shape."""
+    args = request.args
+    try:
+        after, before = (_twilio_time(args[name]) if args.get(name) else None for name in ("StartTime>", "StartTime<"))
+    except ValueError:
+        return _error(400, 20001, "Invalid StartTime filter: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
+    found = []
+    for call in reversed(carrier().store.calls()):
+        if call.get("account_sid") != account_sid:
+            continue
+        if any(args.get(name) and call.get(key) != args[name] for name, key in
+               (("To", "to"), ("From", "from"), ("Status", "status"))):
+            continue
+        started = parsedate_to_datetime(call["start_time"]) if call.get("start_time") else None
+        if (after or before) and (started is None or (after and started < after) or (before and started >= before)):
+            continue
+        found.append(call)
+    uri = f"/2010-04-01/Accounts/{account_sid}/Calls.json"
+    return jsonify({"calls": found, "page": 0, "page_size": max(len(found), 50), "uri": uri,
+                    "first_page_uri": f"{uri}?Page=0", "next_page_uri": None, "previous_page_uri": None})
+
+
+def _twilio_time(text: str) -> dt.datetime:
+    """A StartTime filter's value: YYYY-MM-DD (midnight UTC) or YYYY-MM-DDTHH:MM:SSZ."""
+    for shape in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+        try:
+            return dt.datetime.strptime(text, shape).replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            continue
+    raise ValueError(text)
 
 
 @bp.get(f"{API}/Calls/<sid>.json")

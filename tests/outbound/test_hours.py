@@ -89,7 +89,7 @@ def test_schedule_waits_for_calling_hours(runner, sessions, redis):
     closed_now(sessions)
     result = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
     assert result.exception is None, repr(result.exception)
-    assert result.output.strip() == "planned 3 new reminder(s); queued 3 call(s); 0 already queued; 3 wait for calling hours"
+    assert result.output.strip() == "planned 3 new contact(s); queued 3; 0 already queued; 3 wait for their time"
     queue = outbound_queue(redis)
     assert queue.count == 0  # all three wait in the scheduler for the window
 
@@ -114,9 +114,9 @@ def test_reconcile_requeues_a_touch_whose_job_finished_without_dialling(app, red
     AppSimpleWorker([queue], connection=redis, app=app).work(burst=True)
     assert dialer.requests == []
     with sessions() as session:
-        planned = planning.touches_to_queue(session)
+        planned = list(planning.touches_to_queue(session))
     assert [t for t, _ in planned] == [demo.touch_id]
-    assert reconcile(queue, planned) == (1, 0)
+    assert reconcile(queue, planned) == (1, 0, 1)  # queued for the window's opening
     from rq.registry import ScheduledJobRegistry
     assert ScheduledJobRegistry(queue=queue).get_job_ids() == [job_id_for_touch(demo.touch_id)]
 

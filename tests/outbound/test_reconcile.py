@@ -106,8 +106,8 @@ def test_a_touch_held_for_calling_hours_is_dialled_when_the_window_opens(app, re
         wait_for(lambda: touch_row(sessions, demo.touch_id).status == "placed")
     assert [r.to for r in dialer.requests] == [demo.patient_phone]
     touch = touch_row(sessions, demo.touch_id)
-    # Claimed once while closed (put back for the window's opening), once to dial.
-    assert (touch.attempts, touch.due_at, touch.call_sid) == (2, opens, "CA" + "0" * 31 + "1")
+    # Claimed once while closed (put back for the window's opening, which is no attempt), once to dial.
+    assert (touch.attempts, touch.due_at, touch.call_sid) == (1, opens, "CA" + "0" * 31 + "1")
     # Two workers, one chain: exactly one next run is waiting.
     assert len(pending_runs(queue)) == 1
 

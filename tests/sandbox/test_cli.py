@@ -109,7 +109,7 @@ def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
             assert said.exit_code == 0, said.output
         assert runner.invoke(args=["sandbox", "phone", "+12125550143", "--keys", "1,1"]).output == (
             "+12125550143 answers as human; then presses 1, presses 1; then silence; texts are delivered and it texts back nothing\n")
-        assert runner.invoke(args=["reminders", "schedule"]).output.startswith("planned 3 new reminder(s)")
+        assert runner.invoke(args=["reminders", "schedule"]).output.startswith("planned 3 new contact(s)")
         AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
         table = runner.invoke(args=["reminders", "outcomes", "--wait", "30"]).output.splitlines()
     assert table[0].split() == ["appointment", "contact", "touch", "call", "outcome", "appointment", "status"]
@@ -215,3 +215,50 @@ def test_an_inbound_call_nobody_answers_shows_the_missed_call_text_in_its_transc
     assert result.exit_code == 0, result.output
     assert ("  text to +12125550111: Riverside Family Clinic: sorry we missed your call. Someone will call you "
             "back within one business day. In an emergency, dial 911.  [delivered]") in result.output.splitlines()
+
+
+def test_demo_campaign_calls_texts_retries_a_busy_line_and_then_texts_it(database_url, redis, tmp_path):
+    """The outreach issue's demo: voice reminders for patients who prefer calls, texts for the
+    others, a busy line tried again until the step's limit, then a text instead."""
+    import time
+
+    from sqlalchemy import select, update
+
+    from ivr.models import CampaignStep, Message, Touch
+
+    def settled(sessions, appointment_id):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                if all(t.status not in ("dialing", "placed") for t in session.scalars(
+                        select(Touch).where(Touch.appointment_id == appointment_id))):
+                    return
+            time.sleep(0.1)
+        raise AssertionError("calls still in progress after 30 s")
+
+    with serve(lambda base: sandbox_app(database_url, redis, tmp_path, base)) as (app, base):
+        runner, sessions = app.test_cli_runner(), app.extensions["ivr"].sessions
+        assert runner.invoke(args=["seed-demo"]).exit_code == 0
+        with sessions.begin() as session:  # retries at once, so that the test need not wait
+            session.execute(update(CampaignStep).values(retry_minutes=0))
+        runner.invoke(args=["sandbox", "phone", "+12125550143", "--keys", "1,1"])
+        runner.invoke(args=["sandbox", "phone", "+12125550162", "--answer", "busy"])
+        assert runner.invoke(args=["patients", "channel", "3", "sms"]).exit_code == 0
+        ran = runner.invoke(args=["campaign", "run"])
+        assert ran.output.startswith("planned 3 new contact(s); queued 3;"), ran.output
+        worker = AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app)
+        for _ in range(4):  # the first calls, two retries, then the text
+            worker.work(burst=True)
+            settled(sessions, 2)
+            assert runner.invoke(args=["reminders", "reconcile"]).exit_code == 0
+        worker.work(burst=True)
+        with sessions() as session:
+            touches = {(t.appointment_id, t.step): (t.channel, t.status, t.attempts)
+                       for t in session.scalars(select(Touch))}
+            texted = sorted(m.to_number for m in session.scalars(
+                select(Message).where(Message.direction == "outbound")))
+    assert touches == {(1, "reminder"): ("voice", "completed", 1),
+                       (2, "reminder"): ("voice", "unreached", 3),
+                       (2, "reminder-text"): ("sms", "completed", 1),
+                       (3, "reminder"): ("sms", "completed", 1)}
+    assert texted == ["+12125550162", "+12125550178"]

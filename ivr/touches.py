@@ -1,0 +1,84 @@
+"""What a touch's call, or a change to its appointment, means for the touch: done, tried again
+later, followed by a text, or no longer wanted. Runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ivr.models import Appointment, CampaignStep, Touch
+
+# Call statuses that never reached anyone; "canceled" is ours (we hung up first), never retried.
+NOT_ANSWERED = ("busy", "no-answer", "failed")
+# A touch whose call is still ours to settle: a later callback for an earlier attempt is not.
+IN_FLIGHT = ("dialing", "placed", "uncertain")
+
+
+def call_result(status: str, answered_by: str | None) -> str:
+    """What a finished call came to: completed, machine, or a status that reached no one."""
+    if status != "completed":
+        return status
+    if answered_by and (answered_by.startswith("machine") or answered_by == "fax"):
+        return "machine"
+    return "completed"
+
+
+def after_call(connection: Connection, touch_id: int, status: str, answered_by: str | None,
+               now: dt.datetime) -> str | None:
+    """Settle a touch whose call ended: completed, unreached, or planned again for a retry its
+    campaign step allows (plus a text when a step with a fallback gives up). Returns the touch's
+    new status, or None when the touch had moved on already."""
+    touch = connection.execute(
+        select(Touch.status, Touch.attempts, Touch.step, Touch.test_call, Touch.channel, Touch.appointment_id,
+               CampaignStep.id, CampaignStep.retry_on, CampaignStep.max_attempts, CampaignStep.retry_minutes,
+               CampaignStep.fallback_sms)
+        .outerjoin(CampaignStep, Touch.campaign_step_id == CampaignStep.id)
+        .where(Touch.id == touch_id).with_for_update(of=Touch)).mappings().one_or_none()
+    if touch is None or touch["status"] not in IN_FLIGHT:
+        return None
+    result = call_result(status, answered_by)
+    step = touch if touch["id"] is not None and not touch["test_call"] else None
+    retried = set(step["retry_on"].split(",")) if step else set()
+    if result == "completed" or (result == "machine" and "machine" not in retried):
+        new = "completed"  # a person answered, or a voicemail counts as delivered for this step
+    elif result in retried and touch["attempts"] < step["max_attempts"] and _still_booked(connection, touch):
+        due = now + dt.timedelta(minutes=step["retry_minutes"])
+        connection.execute(update(Touch).where(Touch.id == touch_id).values(
+            status="planned", due_at=due, updated_at=now, call_sid=None,
+            last_error=f"{result}; attempt {touch['attempts'] + 1} of {step['max_attempts']} due"))
+        return "planned"
+    else:
+        new = "unreached"
+    connection.execute(update(Touch).where(Touch.id == touch_id).values(status=new, updated_at=now))
+    if new == "unreached" and step and step["fallback_sms"] and touch["channel"] == "voice":
+        _plan_fallback_text(connection, touch, step, now)
+    return new
+
+
+def _still_booked(connection: Connection, touch) -> bool:
+    """Whether the appointment still wants reminding (the job checks that it has not started)."""
+    return connection.execute(select(Appointment.status).where(
+        Appointment.id == touch["appointment_id"])).scalar_one() == "booked"
+
+
+def _plan_fallback_text(connection: Connection, touch, step, now: dt.datetime) -> None:
+    """A text in place of the call that never reached the patient (once per step)."""
+    try:
+        with connection.begin_nested():
+            connection.execute(insert(Touch).values(
+                appointment_id=touch["appointment_id"], step=f"{touch['step']}-text", flow="text_reminder",
+                channel="sms", campaign_step_id=step["id"], due_at=now, status="planned", attempts=0,
+                updated_at=now, test_call=False))
+    except IntegrityError:
+        pass  # planned already
+
+
+def cancel_pending(connection: Connection, appointment_id: int, why: str, now: dt.datetime) -> int:
+    """Skip the appointment's campaign touches still waiting (it was confirmed, cancelled...);
+    returns how many."""
+    return connection.execute(
+        update(Touch).where(Touch.appointment_id == appointment_id, Touch.status == "planned",
+                            Touch.campaign_step_id.is_not(None))
+        .values(status="skipped", last_error=why[:200], updated_at=now)).rowcount

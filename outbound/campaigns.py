@@ -1,0 +1,213 @@
+"""Campaign planning: turn each clinic's cadence of steps into touches, one per (appointment, step),
+each due inside the patient's own calling window, and say why anything is held back.
+
+The planner reads appointments in batches and writes touches in bulk (a touch that exists
+already is left alone, so two planners running at once plan each contact once). It plans; the
+touch's job checks everything again when it is due (ivr/outbound/jobs.py), because a patient can
+opt out or an appointment change between the two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload
+
+from ivr.messaging.texts import textable
+from ivr.models import Appointment, Campaign, CampaignStep, Patient, PhoneOptOut, Touch
+from outbound.hours import contact_time
+from outbound.planning import REMINDER_FLOWS
+
+BATCH = 2000
+
+
+@dataclass
+class CampaignPlan:
+    """What a planning run found: contacts by (local day, channel, step) and why others wait."""
+
+    planned: Counter = field(default_factory=Counter)   # (day, channel, step) -> contacts
+    held: Counter = field(default_factory=Counter)      # (step, reason) -> contacts
+    written: int = 0                                    # touches created (a run, not a preview)
+    appointments: int = 0                               # appointments looked at
+
+    @property
+    def total(self) -> int:
+        """Contacts planned in the range."""
+        return sum(self.planned.values())
+
+
+def active_campaigns(session: Session, clinic_id: int | None = None) -> list[Campaign]:
+    """Every active campaign with its steps (one clinic's, when given)."""
+    query = select(Campaign).where(Campaign.active).options(selectinload(Campaign.steps),
+                                                            selectinload(Campaign.clinic))
+    if clinic_id is not None:
+        query = query.where(Campaign.clinic_id == clinic_id)
+    return list(session.scalars(query.order_by(Campaign.clinic_id, Campaign.id)))
+
+
+def campaign_appointments(session: Session, campaign: Campaign, now: dt.datetime, until: dt.datetime):
+    """The query for the booked appointments a campaign covers with a step due before `until`:
+    of its type, or (a campaign for every type) of a type no active campaign of the clinic claims."""
+    earliest = min(step.offset_minutes for step in campaign.steps)
+    query = (select(Appointment, Patient).join(Appointment.patient)
+             .where(Patient.clinic_id == campaign.clinic_id, Appointment.status == "booked",
+                    Appointment.starts_at > now,
+                    Appointment.starts_at <= until - dt.timedelta(minutes=earliest)))
+    if campaign.appointment_type is not None:
+        return query.where(Appointment.appointment_type == campaign.appointment_type)
+    typed = select(Campaign.appointment_type).where(
+        Campaign.clinic_id == campaign.clinic_id, Campaign.active, Campaign.appointment_type.is_not(None))
+    return query.where(or_(Appointment.appointment_type.is_(None), Appointment.appointment_type.not_in(typed)))
+
+
+def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, since: dt.datetime | None = None,
+                   clinic_id: int | None = None, write: bool = False,
+                   progress: Callable[[int], None] | None = None) -> CampaignPlan:
+    """Plan every active campaign's steps due before `until` (and, for a preview, at or after
+    `since`); with write, create their touches. `progress` is told how many appointments each
+    batch held."""
+    plan = CampaignPlan()
+    for campaign in active_campaigns(session, clinic_id):
+        if not campaign.steps:
+            continue
+        opted_out = set(session.scalars(select(PhoneOptOut.phone).where(PhoneOptOut.clinic_id == campaign.clinic_id)))
+        for batch in _batches(session, campaign_appointments(session, campaign, now, until)):
+            plan.appointments += len(batch)
+            done = _steps_done(session, [appointment.id for appointment, _ in batch])
+            rows = []
+            for appointment, patient in batch:
+                for step, at, channel, reason in _contacts(campaign, appointment, patient, now, until,
+                                                           done.get(appointment.id, set()), opted_out):
+                    if reason is not None:
+                        plan.held[(step.name, reason)] += 1
+                        continue
+                    if since is not None and at < since:
+                        continue
+                    day = at.astimezone(ZoneInfo(patient.timezone or campaign.clinic.timezone)).date()
+                    plan.planned[(day, channel, step.name)] += 1
+                    rows.append(dict(appointment_id=appointment.id, step=step.name, flow=REMINDER_FLOWS[channel],
+                                     channel=channel, campaign_step_id=step.id, due_at=at, status="planned",
+                                     attempts=0, test_call=False, updated_at=now))
+            if write and rows:
+                plan.written += _insert_new(session, rows)
+            if progress is not None:
+                progress(len(batch))
+    return plan
+
+
+def _batches(session: Session, query) -> Iterator[list]:
+    """The query's rows in batches of BATCH, read as they are needed (memory does not grow with
+    the number of appointments)."""
+    result = session.execute(query.order_by(Appointment.id).execution_options(yield_per=BATCH))
+    for partition in result.partitions():
+        yield list(partition)
+
+
+def _steps_done(session: Session, appointment_ids: list[int]) -> dict[int, set[str]]:
+    """The steps each appointment has a touch for already."""
+    done: dict[int, set[str]] = {}
+    for appointment_id, step in session.execute(
+            select(Touch.appointment_id, Touch.step).where(Touch.appointment_id.in_(appointment_ids))):
+        done.setdefault(appointment_id, set()).add(step)
+    return done
+
+
+def _contacts(campaign: Campaign, appointment: Appointment, patient: Patient, now: dt.datetime,
+              until: dt.datetime, done: set[str], opted_out: set[str]):
+    """(step, when, channel, reason held back or None) for each of the campaign's steps this
+    appointment still needs that fall due before `until`."""
+    steps = [s for s in campaign.steps if s.audience in ("all", patient.preferred_channel)]
+    starts = appointment.starts_at
+    zone = ZoneInfo(patient.timezone or campaign.clinic.timezone)
+    for index, step in enumerate(steps):
+        due = step_due(starts, step.offset_minutes, zone)
+        if step.name in done or due > until:
+            continue
+        channel = patient.preferred_channel if step.channel == "preferred" else step.channel
+        if due < now and any(step_due(starts, s.offset_minutes, zone) <= now for s in steps[index + 1:]):
+            # Booked late, or planned late: a later step is due too, and one contact says it all.
+            yield step, due, channel, "superseded by a later step"
+            continue
+        reason = _held_back(campaign, patient, channel, opted_out)
+        if reason is not None:
+            yield step, due, channel, reason
+            continue
+        try:
+            at = contact_time(patient, max(due, now))
+        except ValueError:
+            yield step, due, channel, "the patient may not be contacted on any day"
+            continue
+        if at >= starts:
+            yield step, at, channel, "no contact window before the appointment"
+            continue
+        yield step, at, channel, None
+
+
+def step_due(starts: dt.datetime, offset_minutes: int, zone: ZoneInfo) -> dt.datetime:
+    """When a step falls due, counted on the patient's wall clock: 72 h before a 14:00 visit is
+    14:00 three days before, even when the clocks change in between."""
+    return (starts.astimezone(zone) + dt.timedelta(minutes=offset_minutes)).astimezone(dt.timezone.utc)
+
+
+def _held_back(campaign: Campaign, patient: Patient, channel: str, opted_out: set[str]) -> str | None:
+    """Why the patient may not get this contact at all, or None."""
+    if patient.opted_out_at is not None or patient.phone in opted_out:
+        return "opted out"
+    if campaign.require_consent and patient.consent_at is None:
+        return "no consent recorded"
+    if channel not in REMINDER_FLOWS:
+        return f"channel {channel} is neither voice nor sms"
+    if channel == "sms":
+        return textable(patient.phone)
+    return None
+
+
+def _insert_new(session: Session, rows: list[dict]) -> int:
+    """Insert the touches that do not exist yet; returns how many were created."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Touch).on_conflict_do_nothing(index_elements=["appointment_id", "step"]).returning(Touch.id)
+    return len(session.connection().execute(statement, rows).all())
+
+
+def replan(session: Session, appointment: Appointment, now: dt.datetime) -> int:
+    """Move the appointment's waiting campaign touches to its new time (a touch with no contact
+    window before the new time is skipped); returns how many changed."""
+    changed = 0
+    touches = session.scalars(select(Touch).join(Touch.campaign_step).where(
+        Touch.appointment_id == appointment.id, Touch.status == "planned"))
+    for touch in touches:
+        if touch.step != touch.campaign_step.name:
+            continue  # a fallback text is owed now, whenever the visit is
+        patient = appointment.patient
+        due = step_due(appointment.starts_at, touch.campaign_step.offset_minutes,
+                       ZoneInfo(patient.timezone or patient.clinic.timezone))
+        at = contact_time(patient, max(due, now))
+        if at >= appointment.starts_at:
+            touch.status, touch.last_error = "skipped", "no contact window before the moved appointment"
+        else:
+            touch.due_at, touch.last_error = at, None
+        changed += 1
+    return changed
+
+
+def describe(plan: CampaignPlan) -> Iterator[tuple[str, ...]]:
+    """Rows for a table of the plan: day, channel, step, contacts."""
+    for (day, channel, step), count in sorted(plan.planned.items()):
+        yield day.isoformat(), channel, step, str(count)
+
+
+def pending_steps(session: Session, clinic_id: int | None = None) -> list[tuple[str, str, str, int]]:
+    """(campaign, step, touch status, count) for every campaign touch, for `ivr campaign status`."""
+    query = (select(Campaign.name, Touch.step, Touch.status, func.count())
+             .join(Touch.campaign_step).join(CampaignStep.campaign)
+             .group_by(Campaign.name, Touch.step, Touch.status).order_by(Campaign.name, Touch.step, Touch.status))
+    if clinic_id is not None:
+        query = query.where(Campaign.clinic_id == clinic_id)
+    return [tuple(row) for row in session.execute(query)]
