@@ -27,11 +27,11 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -63,10 +63,16 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
     return process, f"unix://{socket}"
 
 
+TWO_STEPS = ({"name": "72h-call", "offset_minutes": -72 * 60, "channel": "voice", "audience": "voice"},
+             {"name": "24h-text", "offset_minutes": -24 * 60, "channel": "sms", "audience": "all"})
+ONE_CALL = ({"name": "call", "offset_minutes": -72 * 60, "channel": "voice", "audience": "all"},)
+
+
 def seed(url: str, count: int, *, sms_share: int = 3, starts_within: dt.timedelta = dt.timedelta(days=3),
-         calls_from: dt.time = dt.time(0), calls_until: dt.time = dt.time(23, 59, 59)) -> int:
-    """One clinic with `count` patients (every `sms_share`-th prefers texts) and an appointment
-    each, spread over `starts_within`, and its two-step campaign; returns the clinic's id."""
+         steps: tuple[dict, ...] = TWO_STEPS) -> int:
+    """One clinic calling at any hour, with `count` patients (every `sms_share`-th prefers texts)
+    and an appointment each, spread over `starts_within`, and a campaign of `steps`; returns the
+    clinic's id."""
     from sqlalchemy import insert, select
 
     from ivr.db import make_engine, make_sessions
@@ -77,12 +83,11 @@ def seed(url: str, count: int, *, sms_share: int = 3, starts_within: dt.timedelt
     try:
         with make_sessions(engine).begin() as session:
             clinic = Clinic(name="Bench Clinic", phone="+12125550100", timezone=ZONES[0],
-                            calls_from=calls_from, calls_until=calls_until, daily_contact_cap=10,
+                            calls_from=dt.time(0), calls_until=dt.time(23, 59, 59), daily_contact_cap=10,
                             max_calls_in_progress=1000)
             location = Location(clinic=clinic, name="Main Street")
-            session.add_all([clinic, location, Campaign(clinic=clinic, name="Reminders", steps=[
-                CampaignStep(name="72h-call", offset_minutes=-72 * 60, channel="voice", audience="voice"),
-                CampaignStep(name="24h-text", offset_minutes=-24 * 60, channel="sms", audience="all")])])
+            session.add_all([clinic, location, Campaign(clinic=clinic, name="Reminders",
+                                                        steps=[CampaignStep(**step) for step in steps])])
             session.flush()
             clinic_id, location_id = clinic.id, location.id
         with engine.begin() as connection:
@@ -108,12 +113,37 @@ def seed(url: str, count: int, *, sms_share: int = 3, starts_within: dt.timedelt
         engine.dispose()
 
 
+class PeakMemory:
+    """The most this process's resident memory grew above where it was when sampling began
+    (sampled every 10 ms in a thread: RSS counts what the database drivers hold too)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._start = self._peak = self._process.memory_info().rss
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while self._running:
+            self._peak = max(self._peak, self._process.memory_info().rss)
+            time.sleep(0.01)
+
+    def stop(self) -> int:
+        """Bytes grown at the peak."""
+        self._running = False
+        self._thread.join()
+        return max(self._peak, self._process.memory_info().rss) - self._start
+
+
 def plan_in_this_process(url: str, redis_url: str) -> dict:
     """`ivr campaign run`'s work, timed, with the peak memory it took (run in a fresh process)."""
     from redis import Redis
     from sqlalchemy import func, select
 
-    from ivr.db import make_engine, make_sessions
+    from ivr.db import make_engine, make_sessions, read_only
     from ivr.models import Touch
     from outbound import campaigns, planning
     from outbound.queueing import outbound_queue, reconcile
@@ -123,22 +153,23 @@ def plan_in_this_process(url: str, redis_url: str) -> dict:
     queue = outbound_queue(Redis.from_url(redis_url))
     with sessions() as session:  # warm: connection, metadata, imports
         session.scalar(select(func.count()).select_from(Touch))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sampler = PeakMemory()
     now = dt.datetime.now(dt.timezone.utc)
     started = time.perf_counter()
-    with sessions.begin() as session:
-        plan = campaigns.plan_campaigns(session, now, now + dt.timedelta(hours=72), write=True)
+    with read_only(sessions()) as session:  # as `ivr campaign run` plans
+        plan = campaigns.plan_campaigns(session, now, now + dt.timedelta(hours=72),
+                                        writer=campaigns.batch_writer(sessions))
     planned_at = time.perf_counter()
     with sessions() as session:
         queued = reconcile(queue, planning.touches_to_queue(session))
     done = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    grown = sampler.stop()
     with sessions() as session:
         touches = session.scalar(select(func.count()).select_from(Touch))
     engine.dispose()
     jobs = queue.count + len(queue.scheduled_job_registry)
     return {"written": plan.written, "touches": touches, "jobs": jobs, "queued": queued.queued,
-            "plan_s": planned_at - started, "queue_s": done - planned_at, "peak_mb": (peak - before) / 1024}
+            "plan_s": planned_at - started, "queue_s": done - planned_at, "peak_mb": grown / 2**20}
 
 
 def run_child(args: list[str]) -> dict:
@@ -214,7 +245,7 @@ def pacing(server_url: str | None, calls: int, workers: int, rate: int) -> dict:
         else:
             url = f"sqlite:///{folder / 'bench.sqlite3'}"
         migrate(url)
-        seed(url, calls, sms_share=calls + 1, starts_within=dt.timedelta(hours=1))
+        seed(url, calls, sms_share=calls + 1, starts_within=dt.timedelta(hours=1), steps=ONE_CALL)
         token = uuid.uuid4().hex
         environment = {"ENV": "development", "DATABASE_URL": url, "REDIS_URL": redis_url,
                        "TWILIO_AUTH_TOKEN": token, "INSTANCE_PATH": str(folder / "instance"),

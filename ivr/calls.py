@@ -724,10 +724,11 @@ def note_recording(session: Session, sid: str, call_id: int | None) -> int:
 
 
 def apply_status(session: Session, call_sid: str, status: str, answered_by: str | None,
-                 touch_id: int | None = None) -> bool:
+                 touch_id: int | None = None, attempt: int | None = None) -> bool:
     """Record a status callback; False when it is a duplicate, would move the call backwards,
     or names a call we never heard of. A callback can come before the job recorded the SID:
-    the touch id in its URL says which call it is."""
+    the touch id in its URL says which call it is, and the attempt whether it is the touch's
+    current call (a late callback of an earlier attempt is recorded on its call only)."""
     call = lock_call(session, call_sid)
     if call is None:
         if touch_id is None or not open_outbound_call(session, call_sid, touch_id, status="queued"):
@@ -735,8 +736,11 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         call = lock_call(session, call_sid)
         # The job that dialled has not recorded the SID yet (or never will: it died): the touch
         # gets it here, so that it is never dialled again as if no call had been placed.
-        session.execute(update(Touch).where(Touch.id == touch_id, Touch.call_sid.is_(None),
-                                            Touch.status.in_(touches.IN_FLIGHT)).values(call_sid=call_sid))
+        current = update(Touch).where(Touch.id == touch_id, Touch.call_sid.is_(None),
+                                      Touch.status.in_(touches.IN_FLIGHT))
+        if attempt is not None:
+            current = current.where(Touch.attempts == attempt)
+        session.execute(current.values(call_sid=call_sid))
     if STATUS_RANK[status] <= STATUS_RANK.get(call["status"], 0):
         return False
     connection, now = session.connection(), utcnow()
@@ -757,7 +761,8 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         connection.execute(Escalation.__table__.update().where(
             Escalation.call_id == call["id"], Escalation.queue_status == "waiting").values(queue_status="gone"))
         if call["touch_id"] is not None:
-            touches.after_call(connection, call["touch_id"], status, answered_by or call["answered_by"], now)
+            touches.after_call(connection, call["touch_id"], call_sid, status, answered_by or call["answered_by"], now,
+                               attempt)
     connection.execute(_UPDATE_CALL, changes)
     connection.execute(_INSERT_EVENT, {"call_id": call["id"], "at": now, "kind": "status",
                                        "detail": {"from": call["status"], "to": status}})

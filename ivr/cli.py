@@ -479,6 +479,39 @@ def _set_clinic_flag(clinic_id: int, name: str, value: bool) -> None:
         setattr(clinic, name, value)
 
 
+@click.group("appointments")
+def appointments_group() -> None:
+    """Change appointments by hand (a scheduling system does it through the API)."""
+
+
+@appointments_group.command("move")
+@click.argument("appointment_id", type=int)
+@click.argument("when", type=click.DateTime(["%Y-%m-%d %H:%M"]))
+@with_appcontext
+def appointments_move(appointment_id: int, when: dt.datetime) -> None:
+    """Move an appointment to WHEN ("2026-12-20 14:30", on its location's clock) and re-plan its
+    campaign's waiting contacts for the new time."""
+    from zoneinfo import ZoneInfo
+
+    from ivr.models import Appointment, utcnow
+    from outbound import campaigns
+
+    with current_services().sessions.begin() as session:
+        appointment = session.get(Appointment, appointment_id)
+        if appointment is None:
+            raise click.ClickException(f"no appointment with id {appointment_id}")
+        zone = ZoneInfo(appointment.location.timezone or appointment.patient.clinic.timezone)
+        starts = when.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+        now = utcnow()
+        if starts <= now:
+            raise click.BadParameter("the new time has passed", param_hint="WHEN")
+        appointment.starts_at, appointment.status_changed_at = starts, now
+        session.flush()
+        moved = campaigns.replan(session, appointment, now)
+    click.echo(f"appointment {appointment_id}: now {when:%Y-%m-%d %H:%M} ({zone.key}); "
+               f"{moved} waiting contact(s) planned again")
+
+
 @click.group("tasks")
 def tasks_group() -> None:
     """Work people owe patients: call-backs, new times asked for, texts nobody's question matched."""
@@ -783,7 +816,7 @@ def _campaign_group():
     return campaign_group
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group, _campaign_group(), clinics_group, tasks_group, patients_group, _prompts_group(),
+COMMANDS = (db_group, seed_demo, worker, reminders_group, _campaign_group(), appointments_group, clinics_group, tasks_group, patients_group, _prompts_group(),
             _sandbox_group(), _speech_group())
 
 

@@ -52,8 +52,20 @@ def _sqlite_pragmas_no_fk(dbapi_connection, record) -> None:
 def _sqlite_begin(connection) -> None:
     # IMMEDIATE takes the write lock up front: a deferred transaction that reads and then writes
     # fails at once with "database is locked" when another writer got there first, while an
-    # immediate one waits for the busy timeout. Our transactions nearly all write.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # immediate one waits for the busy timeout. Our transactions nearly all write; one that only
+    # reads for long (a campaign's planner) says so, and leaves the lock to the writers.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+
+READ_ONLY = "ivr_read_only"
+
+
+def read_only(session: Session) -> Session:
+    """Mark a new session's transaction as one that only reads: on SQLite it does not take the
+    write lock (WAL lets it read while others write). Call before the session's first query."""
+    session.connection(execution_options={READ_ONLY: True})
+    return session
 
 
 def make_sessions(engine: Engine) -> sessionmaker[Session]:

@@ -84,8 +84,8 @@ class Clinic(Base):
         default=10, server_default="10", comment="outbound calls of the clinic ringing or talking at once, at most "
                                                  "(more wait their turn)")
     daily_contact_cap: Mapped[int] = mapped_column(
-        default=2, server_default="2", comment="most calls and texts the clinic starts to one patient in a day "
-                                               "(the patient's own day), across campaigns and channels")
+        default=4, server_default="4", comment="most calls (each attempt) and texts the clinic starts to one "
+                                               "patient in a day (the patient's own day), across campaigns and channels")
 
     locations: Mapped[list[Location]] = relationship(back_populates="clinic")
     patients: Mapped[list[Patient]] = relationship(back_populates="clinic")

@@ -25,19 +25,23 @@ def call_result(status: str, answered_by: str | None) -> str:
     return "completed"
 
 
-def after_call(connection: Connection, touch_id: int, status: str, answered_by: str | None,
-               now: dt.datetime) -> str | None:
+def after_call(connection: Connection, touch_id: int, call_sid: str, status: str, answered_by: str | None,
+               now: dt.datetime, attempt: int | None = None) -> str | None:
     """Settle a touch whose call ended: completed, unreached, or planned again for a retry its
     campaign step allows (plus a text when a step with a fallback gives up). Returns the touch's
-    new status, or None when the touch had moved on already."""
+    new status, or None when the touch had moved on already or the call is not its current one
+    (a late callback of an earlier attempt must not settle the attempt ringing now)."""
     touch = connection.execute(
         select(Touch.status, Touch.attempts, Touch.step, Touch.test_call, Touch.channel, Touch.appointment_id,
+               Touch.call_sid,
                CampaignStep.id, CampaignStep.retry_on, CampaignStep.max_attempts, CampaignStep.retry_minutes,
                CampaignStep.fallback_sms)
         .outerjoin(CampaignStep, Touch.campaign_step_id == CampaignStep.id)
         .where(Touch.id == touch_id).with_for_update(of=Touch)).mappings().one_or_none()
-    if touch is None or touch["status"] not in IN_FLIGHT:
+    if touch is None or touch["status"] not in IN_FLIGHT or touch["call_sid"] not in (None, call_sid):
         return None
+    if touch["call_sid"] is None and attempt is not None and attempt != touch["attempts"]:
+        return None  # an earlier attempt's call: the current one has not reported yet
     result = call_result(status, answered_by)
     step = touch if touch["id"] is not None and not touch["test_call"] else None
     retried = set(step["retry_on"].split(",")) if step else set()

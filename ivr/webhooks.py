@@ -837,7 +837,8 @@ def _log_failure(call_sid: str, exc: BaseException) -> None:
 
 @bp.post("/status")
 @bp.post(f"/status/outbound/<int(max={MAX_ROW_ID}):touch_id>")
-def status_callback(touch_id: int | None = None) -> Response:
+@bp.post(f"/status/outbound/<int(max={MAX_ROW_ID}):touch_id>/<int(max=1000):attempt>")
+def status_callback(touch_id: int | None = None, attempt: int | None = None) -> Response:
     """Call progress from the carrier: idempotent, and never moves a call backwards."""
     sid, answered_by = _call_sid(), _answered_by()
     status = request.form.get("CallStatus", "")
@@ -846,7 +847,7 @@ def status_callback(touch_id: int | None = None) -> Response:
     services = current_services()
     try:
         applied = run_transaction(services.sessions, lambda session: calls.apply_status(
-            session, sid, status, answered_by, touch_id=touch_id))
+            session, sid, status, answered_by, touch_id=touch_id, attempt=attempt))
     except Exception as exc:  # noqa: BLE001 - log the type only: messages may carry numbers
         _log_failure(sid, exc)
         return Response(status=503)

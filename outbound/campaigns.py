@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ivr.messaging.texts import textable
 from ivr.models import Appointment, Campaign, CampaignStep, Patient, PhoneOptOut, Touch
@@ -68,10 +68,15 @@ def campaign_appointments(session: Session, campaign: Campaign, now: dt.datetime
 
 def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, since: dt.datetime | None = None,
                    clinic_id: int | None = None, write: bool = False,
+                   writer: Callable[[list[dict]], int] | None = None,
                    progress: Callable[[int], None] | None = None) -> CampaignPlan:
     """Plan every active campaign's steps due before `until` (and, for a preview, at or after
-    `since`); with write, create their touches. `progress` is told how many appointments each
-    batch held."""
+    `since`); with write, create their touches in the session's transaction, or with `writer`,
+    hand each batch of touches to it (`batch_writer`: a transaction per batch, so that a long run
+    does not hold SQLite's one writer lock away from webhooks). `progress` is told how many
+    appointments each batch held."""
+    if write and writer is None:
+        writer = lambda rows: insert_new(session, rows)  # noqa: E731
     plan = CampaignPlan()
     for campaign in active_campaigns(session, clinic_id):
         if not campaign.steps:
@@ -94,11 +99,41 @@ def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, si
                     rows.append(dict(appointment_id=appointment.id, step=step.name, flow=REMINDER_FLOWS[channel],
                                      channel=channel, campaign_step_id=step.id, due_at=at, status="planned",
                                      attempts=0, test_call=False, updated_at=now))
-            if write and rows:
-                plan.written += _insert_new(session, rows)
+            if writer is not None and rows:
+                plan.written += writer(rows)
             if progress is not None:
                 progress(len(batch))
+    for _, count in _uncovered(session, now, until, clinic_id):
+        plan.held[(NO_STEP, "no active campaign with steps for its appointment type")] += count
     return plan
+
+
+# Held-back contacts that belong to no step.
+NO_STEP = "-"
+
+
+def _uncovered(session: Session, now: dt.datetime, until: dt.datetime, clinic_id: int | None):
+    """(clinic, booked appointments starting before `until` that no active campaign with steps
+    covers) for each clinic with campaigns: a campaign only for some types, or one without steps
+    yet, would otherwise leave patients without a word and nobody told."""
+    has_steps = select(CampaignStep.id).where(CampaignStep.campaign_id == Campaign.id).exists()
+    clinics = select(Campaign.clinic_id).distinct()
+    if clinic_id is not None:
+        clinics = clinics.where(Campaign.clinic_id == clinic_id)
+    for (clinic,) in session.execute(clinics).all():
+        active = select(Campaign.appointment_type).where(Campaign.clinic_id == clinic, Campaign.active)
+        typed = active.where(Campaign.appointment_type.is_not(None))
+        typed_with_steps = typed.where(has_steps)
+        general = session.scalar(select(Campaign.id).where(
+            Campaign.clinic_id == clinic, Campaign.active, Campaign.appointment_type.is_(None), has_steps).limit(1))
+        claimed_empty = Appointment.appointment_type.in_(typed) & Appointment.appointment_type.not_in(typed_with_steps)
+        unclaimed = or_(Appointment.appointment_type.is_(None), Appointment.appointment_type.not_in(typed))
+        left_out = claimed_empty if general is not None else or_(claimed_empty, unclaimed)
+        count = session.scalar(select(func.count()).select_from(Appointment).join(Appointment.patient).where(
+            Patient.clinic_id == clinic, Appointment.status == "booked", Appointment.starts_at > now,
+            Appointment.starts_at <= until, left_out))
+        if count:
+            yield clinic, count
 
 
 def _batches(session: Session, query) -> Iterator[list]:
@@ -122,31 +157,43 @@ def _contacts(campaign: Campaign, appointment: Appointment, patient: Patient, no
               until: dt.datetime, done: set[str], opted_out: set[str]):
     """(step, when, channel, reason held back or None) for each of the campaign's steps this
     appointment still needs that fall due before `until`."""
-    steps = [s for s in campaign.steps if s.audience in ("all", patient.preferred_channel)]
     starts = appointment.starts_at
     zone = ZoneInfo(patient.timezone or campaign.clinic.timezone)
-    for index, step in enumerate(steps):
+    steps = [step for step in campaign.steps if step.audience in ("all", patient.preferred_channel)]
+    candidates, going = [], []  # going: offsets of the steps that went or will go now
+    for step in steps:
+        if step.name in done:
+            going.append(step.offset_minutes)
+            continue
         due = step_due(starts, step.offset_minutes, zone)
-        if step.name in done or due > until:
+        if due > until:
             continue
         channel = patient.preferred_channel if step.channel == "preferred" else step.channel
-        if due < now and any(step_due(starts, s.offset_minutes, zone) <= now for s in steps[index + 1:]):
-            # Booked late, or planned late: a later step is due too, and one contact says it all.
-            yield step, due, channel, "superseded by a later step"
-            continue
-        reason = _held_back(campaign, patient, channel, opted_out)
-        if reason is not None:
-            yield step, due, channel, reason
-            continue
-        try:
-            at = contact_time(patient, max(due, now))
-        except ValueError:
-            yield step, due, channel, "the patient may not be contacted on any day"
-            continue
-        if at >= starts:
-            yield step, at, channel, "no contact window before the appointment"
-            continue
-        yield step, at, channel, None
+        at, reason = _when(campaign, patient, channel, due, starts, now, opted_out)
+        candidates.append((step, due, at, channel, reason))
+        if reason is None and due <= now:
+            going.append(step.offset_minutes)
+    for step, due, at, channel, reason in candidates:
+        # Booked late, or planned late: a later step went already or goes now too, and one
+        # contact says it all (a later step held back supersedes nothing).
+        if reason is None and due < now and any(offset > step.offset_minutes for offset in going):
+            reason = "superseded by a later step"
+        yield step, at, channel, reason
+
+
+def _when(campaign: Campaign, patient: Patient, channel: str, due: dt.datetime, starts: dt.datetime,
+          now: dt.datetime, opted_out: set[str]) -> tuple[dt.datetime, str | None]:
+    """When a contact due at `due` may go, or why it may not."""
+    reason = _held_back(campaign, patient, channel, opted_out)
+    if reason is not None:
+        return due, reason
+    try:
+        at = contact_time(patient, max(due, now))
+    except ValueError:
+        return due, "the patient may not be contacted on any day"
+    if at >= starts:
+        return at, "no contact window before the appointment"
+    return at, None
 
 
 def step_due(starts: dt.datetime, offset_minutes: int, zone: ZoneInfo) -> dt.datetime:
@@ -168,12 +215,26 @@ def _held_back(campaign: Campaign, patient: Patient, channel: str, opted_out: se
     return None
 
 
-def _insert_new(session: Session, rows: list[dict]) -> int:
-    """Insert the touches that do not exist yet; returns how many were created."""
-    dialect = session.get_bind().dialect.name
+def batch_writer(sessions: sessionmaker[Session]) -> Callable[[list[dict]], int]:
+    """A writer for plan_campaigns that commits each batch in a transaction of its own."""
+    def write(rows: list[dict]) -> int:
+        with sessions.begin() as session:
+            return insert_new(session, rows)
+    return write
+
+
+def insert_new(session: Session, rows: list[dict]) -> int:
+    """Insert the touches that do not exist yet; returns how many were created. A plain
+    executemany (no RETURNING: psycopg sends it pipelined instead of parsing one statement with
+    thousands of placeholders), so the count is the batch's touches after less before."""
+    connection = session.connection()
+    dialect = connection.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Touch).on_conflict_do_nothing(index_elements=["appointment_id", "step"]).returning(Touch.id)
-    return len(session.connection().execute(statement, rows).all())
+    count = (select(func.count()).select_from(Touch)
+             .where(Touch.appointment_id.in_({row["appointment_id"] for row in rows})))
+    before = connection.scalar(count)
+    connection.execute(insert(Touch).on_conflict_do_nothing(index_elements=["appointment_id", "step"]), rows)
+    return connection.scalar(count) - before
 
 
 def replan(session: Session, appointment: Appointment, now: dt.datetime) -> int:

@@ -10,6 +10,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from ivr.db import read_only
 from ivr.models import AUDIENCES, CHANNEL_RULES, RETRY_OUTCOMES, Campaign, CampaignStep, Clinic
 from ivr.services import current_services
 
@@ -64,6 +65,12 @@ def campaign_group() -> None:
     """Reminder cadences: steps relative to each appointment, by channel, retried, never twice."""
 
 
+# Longest a step may be from its appointment, and a retry from the call before (a typo such as
+# -1000000d would otherwise be stored and break every later run's date arithmetic).
+LONGEST_OFFSET = 90 * 1440
+LONGEST_RETRY = 7 * 1440
+
+
 @campaign_group.command("add")
 @click.argument("clinic_id", type=int)
 @click.argument("name")
@@ -73,13 +80,21 @@ def campaign_group() -> None:
 @with_appcontext
 def campaign_add(clinic_id: int, name: str, appointment_type: str | None, require_consent: bool) -> None:
     """Create an active campaign for a clinic (add its steps with `ivr campaign step`)."""
+    from call_flows.text import clean_name
+
+    name = clean_name(name)
+    if not name or len(name) > 100:
+        raise click.BadParameter("a campaign name is 1 to 100 characters", param_hint="NAME")
+    appointment_type = clean_name(appointment_type or "") or None
+    if appointment_type is not None and len(appointment_type) > 40:
+        raise click.BadParameter("an appointment type is at most 40 characters", param_hint="--type")
     with current_services().sessions.begin() as session:
         if session.get(Clinic, clinic_id) is None:
             raise click.ClickException(f"no clinic with id {clinic_id}")
         if session.scalar(select(Campaign.id).where(Campaign.clinic_id == clinic_id, Campaign.name == name)):
             raise click.ClickException(f"clinic {clinic_id} has a campaign named {name!r} already")
         _refuse_second_active(session, clinic_id, appointment_type, None)
-        campaign = Campaign(clinic_id=clinic_id, name=name, appointment_type=appointment_type or None,
+        campaign = Campaign(clinic_id=clinic_id, name=name, appointment_type=appointment_type,
                             require_consent=require_consent)
         session.add(campaign)
         session.flush()
@@ -127,8 +142,10 @@ def campaign_step(campaign_id: int, name: str, offset: int, channel: str, audien
     if offset >= 0:
         raise click.BadParameter("a reminder step comes before the appointment: give a negative time (-24h)",
                                  param_hint="--at")
-    if retry_after < 5:
-        raise click.BadParameter("wait at least 5m between calls", param_hint="--retry-after")
+    if -offset > LONGEST_OFFSET:
+        raise click.BadParameter("a step is at most 90 days before the appointment", param_hint="--at")
+    if not 5 <= retry_after <= LONGEST_RETRY:
+        raise click.BadParameter("wait at least 5m and at most 7d between calls", param_hint="--retry-after")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,29}", name):
         raise click.BadParameter("a step name is up to 30 letters, digits, '-', '_' or '.' (72h-call)",
                                  param_hint="NAME")
@@ -199,20 +216,25 @@ def campaign_list(clinic_id: int | None) -> None:
 
 
 @campaign_group.command("plan")
-@click.option("--from", "since", type=click.DateTime(["%Y-%m-%d"]), help="First day shown (default: today).")
-@click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]), help="Last day shown (default: 7 days on).")
+@click.option("--from", "since", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day, from midnight UTC (default: now).")
+@click.option("--to", "until", type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day, to midnight UTC (default: 6 days after --from).")
 @click.option("--clinic", "clinic_id", type=int, help="Only this clinic's campaigns.")
 @with_appcontext
 def campaign_plan(since: dt.datetime | None, until: dt.datetime | None, clinic_id: int | None) -> None:
-    """Show what the campaigns would send between two days (UTC), by day, channel and step, and
-    why anything is held back; sends nothing."""
+    """Show what the campaigns would send between two days, by the patient's own day, channel and
+    step, and why anything is held back; sends nothing."""
     from outbound import campaigns
 
     now = dt.datetime.now(dt.timezone.utc)
     start = since.replace(tzinfo=dt.timezone.utc) if since else now
-    end = (until.replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)) if until else now + dt.timedelta(days=7)
-    if end <= start:
+    end = until.replace(tzinfo=dt.timezone.utc) if until else start + dt.timedelta(days=6)
+    if end < start:
         raise click.BadParameter("--to is before --from", param_hint="--to")
+    if end - start > dt.timedelta(days=366):
+        raise click.BadParameter("show at most a year at a time", param_hint="--to")
+    end += dt.timedelta(days=1)  # the whole of the last day
     with current_services().sessions() as session:
         plan = campaigns.plan_campaigns(session, now, end, since=start, clinic_id=clinic_id)
     if not plan.total:
@@ -255,12 +277,13 @@ def schedule(within_hours: int, clinic_id: int | None = None) -> str:
     services = current_services()
     now = dt.datetime.now(dt.timezone.utc)
     until = now + dt.timedelta(hours=within_hours)
-    with services.sessions.begin() as session:
+    with read_only(services.sessions()) as session:
         total = _appointments_to_read(session, now, until, clinic_id)
         with click.progressbar(length=total, label="planning", file=sys.stderr,
                                hidden=total < LONG_RUN) as bar:
-            plan = campaigns.plan_campaigns(session, now, until, clinic_id=clinic_id, write=True,
-                                            progress=bar.update)
+            plan = campaigns.plan_campaigns(session, now, until, clinic_id=clinic_id,
+                                            writer=campaigns.batch_writer(services.sessions), progress=bar.update)
+    with services.sessions.begin() as session:
         lone = planning.plan_reminders(session, now, until, clinic_id=clinic_id)
     with services.sessions() as session:
         touches = reconcile(outbound_queue(services.redis), planning.touches_to_queue(session))

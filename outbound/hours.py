@@ -20,13 +20,20 @@ def next_call_time(now: dt.datetime, timezone: str, start: dt.time, end: dt.time
     return dt.datetime.combine(day, start, zone).astimezone(dt.timezone.utc)
 
 
+FULL_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 def parse_days(spec: str | None) -> frozenset[int]:
-    """Weekday numbers (Monday 0) from 'sat,sun'; ValueError names an unknown day."""
+    """Weekday numbers (Monday 0) from 'sat,sun' or 'saturday,sunday'; ValueError names an
+    unknown day."""
     days = set()
-    for name in filter(None, (part.strip().lower()[:3] for part in (spec or "").split(","))):
-        if name not in WEEKDAYS:
+    for name in filter(None, (part.strip().lower() for part in (spec or "").split(","))):
+        if name in WEEKDAYS:
+            days.add(WEEKDAYS.index(name))
+        elif name in FULL_WEEKDAYS:
+            days.add(FULL_WEEKDAYS.index(name))
+        else:
             raise ValueError(f"unknown weekday {name!r}: use {', '.join(WEEKDAYS)}")
-        days.add(WEEKDAYS.index(name))
     return frozenset(days)
 
 

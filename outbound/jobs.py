@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 from dataclasses import asdict
 
 from rq import get_current_job
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import joinedload, object_session
 
 from ivr import calls, prompt_audio
 from ivr.messaging import texts as messaging
 from ivr.errors import PermanentDialError, UncertainDialError
-from ivr.models import Appointment, Clinic, Patient, Touch, utcnow
+from ivr.models import Appointment, Call, Clinic, Patient, Touch, utcnow
 from ivr.services import current_services
 from ivr.telephony import CallRequest
 from outbound import reconciler
@@ -52,7 +52,7 @@ def place_touch_call(touch_id: int) -> str | None:
     with services.sessions.begin() as session:
         claimed = session.execute(
             update(Touch).where(Touch.id == touch_id, Touch.status == "planned")
-            .values(status="dialing", attempts=Touch.attempts + 1)).rowcount
+            .values(status="dialing", attempts=Touch.attempts + 1, call_sid=None)).rowcount
         if not claimed:
             log.info("touch %s is not planned; nothing to dial", touch_id)
             return None
@@ -83,7 +83,8 @@ def place_touch_call(touch_id: int) -> str | None:
             request = CallRequest(
                 to=patient.phone, from_=patient.clinic.phone or settings.from_number,
                 url=f"{settings.public_base_url}/twilio/voice/outbound/{touch_id}",
-                status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}")
+                # The attempt in the URL tells a late callback of an earlier attempt from this one's.
+                status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}/{touch.attempts}")
     if texts_to_send is not None:
         queue = outbound_queue(services.redis)
         for message_id in texts_to_send:
@@ -116,10 +117,10 @@ def place_touch_call(touch_id: int) -> str | None:
         # opposite orders would deadlock on PostgreSQL when a callback arrives this early.
         calls.open_outbound_call(session, sid, touch_id, status="queued",
                                  from_number=request.from_, to_number=request.to)
-        # Forward only: the call's final status callback may already have closed the touch.
+        # Forward only: the call's final status callback may already have closed the touch, or
+        # planned it again for a retry (its SID, if any, the callback recorded itself).
         session.execute(update(Touch).where(Touch.id == touch_id, Touch.status == "dialing")
-                        .values(status="placed", last_error=None))
-        session.execute(update(Touch).where(Touch.id == touch_id).values(call_sid=sid))
+                        .values(status="placed", call_sid=sid, last_error=None))
     log.info("touch %s placed as call %s", touch_id, sid)
     return sid
 
@@ -187,13 +188,19 @@ def _not_yet(session, touch: Touch) -> tuple[dt.datetime, str] | None:
             return now + BUSY_PAUSE, f"the clinic has {busy} calls in progress"
     midnight = dt.datetime.combine(today, dt.time(0), zone).astimezone(dt.timezone.utc)
     # The patient's row is locked while their contacts today are counted: two workers with two
-    # touches for one patient count one after the other.
+    # touches for one patient count one after the other. Every call counts (a retry rings the
+    # phone again), and every text a touch sent.
     session.execute(select(Patient.id).where(Patient.id == patient.id).with_for_update())
-    contacts_today = session.scalar(
+    calls_today = session.scalar(
+        select(func.count()).select_from(Call).join(Touch, Call.touch_id == Touch.id).join(Touch.appointment)
+        .where(Appointment.patient_id == patient.id, Touch.test_call.is_(False), Call.created_at >= midnight))
+    # Texts sent, and calls being dialled right now (their call is not recorded until the
+    # carrier answers the dial, and another worker must count them meanwhile).
+    texts_and_dialling = session.scalar(
         select(func.count()).select_from(Touch).join(Touch.appointment).where(
             Appointment.patient_id == patient.id, Touch.id != touch.id, Touch.test_call.is_(False),
-            Touch.dispatched_at >= midnight))
-    if contacts_today >= patient.clinic.daily_contact_cap:
+            Touch.dispatched_at >= midnight, or_(Touch.channel == "sms", Touch.status == "dialing")))
+    if calls_today + texts_and_dialling >= patient.clinic.daily_contact_cap:
         tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), zone).astimezone(dt.timezone.utc)
         return contact_time(patient, tomorrow), "daily contact cap reached"
     return None

@@ -21,10 +21,13 @@ REMINDER_FLOWS = {"voice": "reminder", "sms": "text_reminder"}
 def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime,
                    clinic_id: int | None = None) -> list[Touch]:
     """Create a lone 'reminder' touch, due now (in calling hours), for each booked appointment
-    starting before `until` at a clinic with no active campaign: a call, or a text for patients
-    who prefer one. (A clinic's campaigns plan its contacts otherwise: outbound/campaigns.py.)"""
-    already = select(Touch.appointment_id).where(Touch.step == "reminder")
-    with_campaign = select(Campaign.clinic_id).where(Campaign.active)
+    starting before `until` and never contacted, at a clinic that has no campaign: a call, or a
+    text for patients who prefer one. (A clinic's campaigns plan its contacts otherwise:
+    outbound/campaigns.py.)"""
+    # Any contact made already (a campaign's, before it was paused) is enough; a clinic that set up
+    # campaigns gets only what they plan (pausing them all pauses its outreach).
+    already = select(Touch.appointment_id).where(Touch.test_call.is_(False))
+    with_campaign = select(Campaign.clinic_id)
     query = (select(Appointment).join(Appointment.patient)
              .where(Appointment.status == "booked", Appointment.starts_at > now,
                     Appointment.starts_at <= until, Patient.opted_out_at.is_(None),

@@ -7,12 +7,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ivr import calls
 from ivr.errors import CarrierError, UnknownToCarrier
-from ivr.models import Appointment, Call, CallEvent, Clinic, Message, Patient, Touch, utcnow
+from ivr.models import Appointment, Call, CallEvent, CampaignStep, Clinic, Message, Patient, Touch, utcnow
 from ivr.services import Services
 from ivr.telephony import CallStatus, CarrierCall
 from outbound import planning
@@ -121,13 +121,20 @@ def settle_uncertain(services: Services, now: dt.datetime) -> tuple[int, int, in
     planned again, could not ask)."""
     with services.sessions() as session:
         uncertain = session.execute(
-            select(Touch.id, Touch.dispatched_at, Patient.phone, Clinic.phone)
+            select(Touch.id, Touch.dispatched_at, Patient.phone, Clinic.phone,
+                   func.coalesce(CampaignStep.max_attempts, 1))
             .join(Touch.appointment).join(Appointment.patient).join(Patient.clinic)
+            .outerjoin(CampaignStep, Touch.campaign_step_id == CampaignStep.id)
             .where(Touch.status == "uncertain", Touch.call_sid.is_(None), Touch.channel == "voice",
                    Touch.dispatched_at < now - UNCERTAIN_AFTER)
             .order_by(Touch.dispatched_at).limit(SETTLE_BATCH)).all()
     found = redialled = unasked = 0
-    for touch_id, dispatched_at, to, clinic_phone in uncertain:
+    # Two touches in doubt for one number cannot tell whose a listed call is: a person decides.
+    in_doubt = {phone for phone, count in _numbers_in_doubt(services, uncertain) if count > 1}
+    for touch_id, dispatched_at, to, clinic_phone, most_calls in uncertain:
+        if to in in_doubt:
+            log.warning("touch %s: another call to the same number is in doubt too; left for a person", touch_id)
+            continue
         from_ = clinic_phone or services.settings.from_number
         try:
             listed = services.dialer.find_calls(to, from_, dispatched_at - LIST_MARGIN)
@@ -143,11 +150,34 @@ def settle_uncertain(services: Services, now: dt.datetime) -> tuple[int, int, in
             if ours:
                 found += _attach(session, touch_id, ours[0], from_, to)
             else:
-                redialled += session.execute(
-                    update(Touch).where(Touch.id == touch_id, Touch.status == "uncertain", Touch.call_sid.is_(None))
-                    .values(status="planned", due_at=now, attempts=Touch.attempts - 1, updated_at=now,
-                            last_error="the carrier never placed the call; dialling again")).rowcount
+                redialled += _dial_again(session, touch_id, max(most_calls, 2), now)
     return found, redialled, unasked
+
+
+def _numbers_in_doubt(services: Services, uncertain) -> list[tuple[str, int]]:
+    """How many touches in doubt each of these numbers has (any age)."""
+    phones = sorted({row[2] for row in uncertain})
+    if not phones:
+        return []
+    with services.sessions() as session:
+        return session.execute(
+            select(Patient.phone, func.count()).select_from(Touch).join(Touch.appointment).join(Appointment.patient)
+            .where(Touch.status == "uncertain", Touch.call_sid.is_(None), Touch.channel == "voice",
+                   Patient.phone.in_(phones)).group_by(Patient.phone)).all()
+
+
+def _dial_again(session: Session, touch_id: int, most_calls: int, now: dt.datetime) -> bool:
+    """Plan an uncertain touch the carrier never placed to be dialled again, within the calls its
+    step allows (at least one more: the lost dial rang nobody); past them, it fails for a person
+    to look at rather than be dialled on every run. True when it will be dialled again."""
+    unsettled = (Touch.id == touch_id, Touch.status == "uncertain", Touch.call_sid.is_(None))
+    again = session.execute(update(Touch).where(*unsettled, Touch.attempts < most_calls).values(
+        status="planned", due_at=now, updated_at=now,
+        last_error="the carrier never placed the call; dialling again")).rowcount
+    if not again:
+        session.execute(update(Touch).where(*unsettled).values(
+            status="failed", updated_at=now, last_error="the carrier never placed its calls; left for a person"))
+    return bool(again)
 
 
 def _attach(session: Session, touch_id: int, call: CarrierCall, from_: str, to: str) -> bool:

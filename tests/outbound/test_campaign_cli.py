@@ -94,7 +94,12 @@ def test_plan_shows_days_channels_and_what_is_held_back_without_writing(runner, 
     (["campaign", "step", "1", "a", "--at", "-2h", "--retry-on", "busy,later"],
      "later: use any of busy, no-answer, failed, machine, or 'none'"),
     (["campaign", "step", "1", "a b", "--at", "-2h"], "a step name is up to 30 letters"),
-    (["campaign", "step", "1", "a", "--at", "-2h", "--retry-after", "1m"], "wait at least 5m between calls"),
+    (["campaign", "step", "1", "a", "--at", "-2h", "--retry-after", "1m"], "wait at least 5m and at most 7d"),
+    (["campaign", "step", "1", "a", "--at", "-2h", "--retry-after", "99999999999m"], "wait at least 5m and at most 7d"),
+    (["campaign", "step", "1", "a", "--at", "-1000000d"], "at most 90 days before the appointment"),
+    (["campaign", "add", "1", "X", "--type", "t" * 41], "an appointment type is at most 40 characters"),
+    (["campaign", "add", "1", "   "], "a campaign name is 1 to 100 characters"),
+    (["campaign", "plan", "--to", "9999-12-31"], "show at most a year at a time"),
     (["campaign", "plan", "--from", "2026-12-09", "--to", "2026-12-08"], "--to is before --from"),
     (["campaign", "active", "99", "on"], "Error: no campaign with id 99"),
 ])
@@ -114,6 +119,8 @@ def test_two_active_campaigns_for_one_kind_of_visit_are_refused(runner, clinic):
     assert invoke(runner, "campaign", "add", clinic, "New", "--type", "new patient").exit_code == 0
     assert invoke(runner, "campaign", "add", clinic, "One").output.strip() == (
         f"Error: clinic {clinic} has a campaign named 'One' already")
+    assert invoke(runner, "campaign", "add", clinic, "One ").output.strip() == (  # the name as it is kept
+        f"Error: clinic {clinic} has a campaign named 'One' already")
     assert invoke(runner, "campaign", "active", "1", "on").exit_code == 1  # the demo's, paused above
 
 
@@ -126,8 +133,9 @@ def test_patient_contact_days_and_clinic_cap(runner, sessions, clinic):
         f"patient {jane}: days off none; first day for outreach any")
     every = invoke(runner, "patients", "contact", jane, "--days-off", "mon,tue,wed,thu,fri,sat,sun")
     assert every.exit_code == 2 and "opt the patient out instead" in every.output
-    bad = invoke(runner, "patients", "contact", jane, "--days-off", "someday")
-    assert bad.exit_code == 2 and "unknown weekday 'som'" in bad.output
+    for wrong in ("someday", "monster"):
+        bad = invoke(runner, "patients", "contact", jane, "--days-off", wrong)
+        assert bad.exit_code == 2 and f"unknown weekday '{wrong}'" in bad.output
     assert invoke(runner, "clinics", "contact-cap", clinic, "3").output.strip() == (
         f"clinic {clinic}: at most 3 contact(s) per patient a day")
     assert invoke(runner, "clinics", "calls-at-once", clinic, "4").output.strip() == (

@@ -90,12 +90,40 @@ def test_a_lone_reminder_is_never_retried(app, twilio, sessions, demo):
     assert touch_row(sessions, demo.touch_id).status == "unreached"
 
 
-def test_a_late_callback_of_an_earlier_attempt_does_not_settle_the_retry(app, twilio, sessions, demo, step):
-    sid = dial(app, sessions, demo.touch_id)
-    ends(twilio, demo.touch_id, sid, "busy")
-    # Planned again; a stray final status of some other call for this touch changes nothing.
-    ends(twilio, demo.touch_id, call_sid(), "completed")
-    assert touch_row(sessions, demo.touch_id).status == "planned"
+def test_a_late_callback_of_an_earlier_attempt_does_not_settle_the_call_ringing_now(
+        app, twilio, sessions, demo, step, dialer):
+    first = dial(app, sessions, demo.touch_id)
+    ends(twilio, demo.touch_id, first, "busy")
+    second = dial(app, sessions, demo.touch_id)
+    assert touch_row(sessions, demo.touch_id).call_sid == second != first
+    # The final status of some earlier call of this touch (one whose dial went unanswered, say)
+    # arrives now: it is recorded on its own call and leaves the touch's current call alone.
+    stray = "CA" + "a" * 32
+    response = twilio.post(f"/twilio/status/outbound/{demo.touch_id}/1", {"CallSid": stray, "CallStatus": "busy"})
+    assert response.status_code == 204
+    touch = touch_row(sessions, demo.touch_id)
+    assert (touch.status, touch.attempts, touch.call_sid) == ("placed", 2, second)
+    ends(twilio, demo.touch_id, second, "completed")
+    assert touch_row(sessions, demo.touch_id).status == "completed"
+
+
+def test_an_earlier_attempts_callback_before_the_job_records_the_sid_is_not_taken_for_this_one(
+        app, twilio, sessions, demo, step):
+    ends(twilio, demo.touch_id, dial(app, sessions, demo.touch_id), "busy")
+    with sessions.begin() as session:  # attempt 2 claimed; its dial has not answered yet
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(status="dialing", attempts=2))
+    stray = "CA" + "b" * 32
+    assert twilio.post(f"/twilio/status/outbound/{demo.touch_id}/1",
+                       {"CallSid": stray, "CallStatus": "no-answer"}).status_code == 204
+    touch = touch_row(sessions, demo.touch_id)
+    assert (touch.status, touch.call_sid) == ("dialing", None)
+    # Attempt 2's own callback, first to arrive, is this attempt's: it is taken.
+    current = "CA" + "c" * 32
+    assert twilio.post(f"/twilio/status/outbound/{demo.touch_id}/2",
+                       {"CallSid": current, "CallStatus": "busy"}).status_code == 204
+    touch = touch_row(sessions, demo.touch_id)
+    assert (touch.status, touch.attempts, touch.call_sid) == ("planned", 2, None)
+    assert touch.last_error == "busy; attempt 3 of 3 due"
 
 
 def test_the_daily_contact_cap_holds_a_second_contact_until_tomorrow(app, sessions, demo, dialer):
@@ -170,3 +198,61 @@ def test_confirming_on_the_call_skips_the_campaigns_later_steps(app, twilio, ses
             select(Touch).where(Touch.appointment_id == demo.appointment_id))}
     assert rows["later"] == ("skipped", "appointment confirmed")
     assert rows["lone"] == ("planned", None)  # not a campaign's: its own job checks the status
+
+
+def test_every_call_attempt_counts_toward_the_daily_cap(app, twilio, sessions, demo, step, dialer):
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).patient.clinic.daily_contact_cap = 2
+    ends(twilio, demo.touch_id, dial(app, sessions, demo.touch_id), "busy")
+    ends(twilio, demo.touch_id, dial(app, sessions, demo.touch_id), "busy")
+    assert dial(app, sessions, demo.touch_id) is None  # a third ring today would pass the cap
+    touch = touch_row(sessions, demo.touch_id)
+    assert (touch.status, touch.attempts, touch.last_error) == ("planned", 2, "daily contact cap reached")
+    assert len(dialer.requests) == 2
+
+
+def test_two_workers_with_two_touches_for_one_patient_under_a_cap_of_one_dial_once(app, sessions, demo, dialer):
+    from tests.support import race
+
+    with sessions.begin() as session:
+        appointment = session.get(Appointment, demo.appointment_id)
+        appointment.patient.clinic.daily_contact_cap = 1
+        other = Touch(appointment=appointment, step="other", channel="voice", due_at=utcnow())
+        session.add(other)
+        session.flush()
+        ids = iter([demo.touch_id, other.id])
+    results = race(app, lambda: place_touch_call(next(ids)))
+    assert sorted(r is None for r in results) == [False, True]
+    assert len(dialer.requests) == 1
+
+
+def test_pausing_a_campaign_pauses_the_clinics_outreach(runner, sessions, redis):
+    assert runner.invoke(args=["seed-demo"]).exit_code == 0
+    with sessions() as session:
+        campaign = session.scalars(select(Campaign)).one()
+    assert runner.invoke(args=["campaign", "active", str(campaign.id), "off"]).exit_code == 0
+    ran = runner.invoke(args=["campaign", "run"])
+    assert ran.output.startswith("planned 0 new contact(s); queued 0;"), ran.output
+    assert "no active campaign with steps for its appointment type" in ran.output
+    with sessions() as session:
+        assert session.scalars(select(Touch)).all() == []
+
+
+def test_moving_an_appointment_by_hand_replans_its_waiting_steps(runner, sessions, demo, step):
+    from zoneinfo import ZoneInfo
+
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(due_at=utcnow() + dt.timedelta(hours=1)))
+    zone = ZoneInfo("America/New_York")
+    when = (utcnow().astimezone(zone) + dt.timedelta(days=10)).replace(hour=14, minute=30, second=0, microsecond=0)
+    moved = runner.invoke(args=["appointments", "move", str(demo.appointment_id), when.strftime("%Y-%m-%d %H:%M")])
+    assert moved.output.strip() == (f"appointment {demo.appointment_id}: now {when:%Y-%m-%d %H:%M} "
+                                    "(America/New_York); 1 waiting contact(s) planned again")
+    with sessions() as session:
+        assert session.get(Appointment, demo.appointment_id).starts_at == when
+        # The demo step is 72 h before, on the patient's clock.
+        assert session.get(Touch, demo.touch_id).due_at == when - dt.timedelta(days=3)
+    past = runner.invoke(args=["appointments", "move", str(demo.appointment_id), "2020-01-01 09:00"])
+    assert past.exit_code == 2 and "the new time has passed" in past.output
+    missing = runner.invoke(args=["appointments", "move", "999", "2030-01-01 09:00"])
+    assert missing.output.strip() == "Error: no appointment with id 999"

@@ -178,3 +178,37 @@ def test_moving_an_appointment_replans_its_waiting_steps(sessions, clinic):
         moved.starts_at = local(16, 14)
         assert campaigns.replan(session, moved, NOW) == 2
     assert touches(sessions, appointment) == [("72h-call", "voice", local(13, 14)), ("24h-text", "sms", local(15, 14))]
+
+
+def test_a_late_booking_whose_later_step_is_held_back_still_gets_the_earlier_one(sessions, clinic):
+    # 20 h ahead both steps are overdue, but the text cannot go to a landline: the call goes.
+    landline = book(sessions, clinic, NOW + dt.timedelta(hours=20), phone="+442079460000")
+    plan = run(sessions, NOW + dt.timedelta(days=3))
+    assert touches(sessions, landline) == [("72h-call", "voice", NOW)]
+    assert plan.held == {("24h-text", "not a mobile number"): 1}
+
+
+def test_appointments_no_campaign_covers_are_reported(sessions, clinic):
+    with sessions.begin() as session:
+        campaign_of(session, clinic).appointment_type = "new patient"  # the clinic's only campaign
+        session.add(Campaign(clinic_id=clinic, name="Follow-ups", appointment_type="follow-up"))  # no steps yet
+    book(sessions, clinic, local(4, 14), appointment_type="new patient")
+    book(sessions, clinic, local(4, 15), appointment_type="follow-up", phone="+12125550162")
+    book(sessions, clinic, local(4, 16), phone="+12125550178")
+    plan = run(sessions, NOW + dt.timedelta(days=10))
+    assert plan.written == 2  # the new patient's call and text
+    assert plan.held == {(campaigns.NO_STEP, "no active campaign with steps for its appointment type"): 2}
+
+
+def test_a_planner_reading_leaves_sqlite_writable(sessions, clinic):
+    """The planner reads in a transaction that does not take SQLite's write lock (webhooks and
+    its own per-batch writes go on while it reads)."""
+    from ivr.db import read_only
+
+    book(sessions, clinic, local(9, 14))
+    with read_only(sessions()) as reading:
+        assert reading.scalar(select(Appointment.id)) is not None
+        with sessions.begin() as writing:  # would wait the busy timeout, then fail, if locked
+            writing.add(PhoneOptOut(clinic_id=clinic, phone="+12125550199", source="sms"))
+    with sessions() as session:
+        assert session.scalar(select(PhoneOptOut.phone)) == "+12125550199"

@@ -35,7 +35,7 @@ def test_touch_enqueued_twice_is_queued_and_dialled_once(app, redis, dialer, dem
     assert dialer.requests == [CallRequest(
         to=demo.patient_phone, from_="+12125550100",
         url=f"{PUBLIC_BASE_URL}/twilio/voice/outbound/{demo.touch_id}",
-        status_callback=f"{PUBLIC_BASE_URL}/twilio/status/outbound/{demo.touch_id}")]
+        status_callback=f"{PUBLIC_BASE_URL}/twilio/status/outbound/{demo.touch_id}/1")]
     touch = touch_row(sessions, demo.touch_id)
     assert (touch.status, touch.attempts, touch.call_sid) == ("placed", 1, "CA" + "0" * 31 + "1")
     with sessions() as session:
@@ -130,7 +130,7 @@ def test_forking_worker_places_the_call_with_the_real_twilio_client_over_http(li
     placed = calls[0]
     assert (placed["to"], placed["from"], placed["url"], placed["status_callback"]) == (
         demo.patient_phone, "+12125550100", f"{base}/twilio/voice/outbound/{demo.touch_id}",
-        f"{base}/twilio/status/outbound/{demo.touch_id}")
+        f"{base}/twilio/status/outbound/{demo.touch_id}/1")
     assert placed["status_callback_event"] == ["initiated", "ringing", "answered", "completed"]
     assert placed["machine_detection"] == "DetectMessageEnd"
     # The sandbox then plays the call (the phone has no script: it answers and stays silent).

@@ -64,10 +64,33 @@ def test_a_call_the_carrier_never_placed_is_dialled_again_once(app, sessions, de
     assert (report.found, report.redialled, report.planned, report.queued) == (0, 1, 1, 1)
     touch = touch_row(sessions, demo.touch_id)
     assert (touch.status, touch.attempts, touch.last_error) == (
-        "planned", 0, "the carrier never placed the call; dialling again")
+        "planned", 1, "the carrier never placed the call; dialling again")
     AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
     assert [r.to for r in dialer.requests] == [demo.patient_phone]
-    assert (touch_row(sessions, demo.touch_id).status, touch_row(sessions, demo.touch_id).attempts) == ("placed", 1)
+    assert (touch_row(sessions, demo.touch_id).status, touch_row(sessions, demo.touch_id).attempts) == ("placed", 2)
+    # Its second dial is lost too, and the carrier has nothing again: a person looks, instead of
+    # the number being dialled on every run.
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(status="uncertain", call_sid=None))
+    leave_uncertain(sessions, demo.touch_id)
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(attempts=2))
+    assert reconcile(app).redialled == 0
+    touch = touch_row(sessions, demo.touch_id)
+    assert (touch.status, touch.last_error) == ("failed", "the carrier never placed its calls; left for a person")
+    assert len(dialer.requests) == 1
+
+
+def test_two_touches_in_doubt_for_one_number_are_left_for_a_person(app, sessions, demo, dialer):
+    dispatched = leave_uncertain(sessions, demo.touch_id)
+    with sessions.begin() as session:
+        session.add(Touch(appointment_id=demo.appointment_id, step="other", channel="voice", due_at=dispatched,
+                          status="uncertain", attempts=1, dispatched_at=dispatched))
+    dialer.carrier_calls = [CarrierCall("CA" + "9" * 32, "completed", None, dispatched + dt.timedelta(seconds=1))]
+    report = reconcile(app)
+    assert (report.found, report.redialled) == (0, 0)
+    with sessions() as session:
+        assert {t.status for t in session.scalars(select(Touch))} == {"uncertain"}
 
 
 def test_another_touchs_call_to_the_same_number_is_not_taken_for_this_one(app, sessions, demo, dialer):

@@ -62,9 +62,9 @@ def upgrade() -> None:
             'max_calls_in_progress', sa.Integer(), server_default='10', nullable=False,
             comment='outbound calls of the clinic ringing or talking at once, at most (more wait their turn)'))
         batch_op.add_column(sa.Column(
-            'daily_contact_cap', sa.Integer(), server_default='2', nullable=False,
-            comment="most calls and texts the clinic starts to one patient in a day (the patient's own day), "
-                    "across campaigns and channels"))
+            'daily_contact_cap', sa.Integer(), server_default='4', nullable=False,
+            comment="most calls (each attempt) and texts the clinic starts to one patient in a day (the "
+                    "patient's own day), across campaigns and channels"))
     with op.batch_alter_table('patient', schema=None) as batch_op:
         batch_op.add_column(sa.Column(
             'no_contact_days', sa.String(length=40), nullable=True,
