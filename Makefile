@@ -60,9 +60,10 @@ test: $(DEV_STAMP)
 	else echo "WARNING: databases: SQLite only (no PostgreSQL answered on 127.0.0.1:5432)"; fi; \
 	$(BIN)/python -m pytest
 
-## bench: webhook latency through gunicorn beside a bare endpoint, then speech recognition
+## bench: webhook latency through gunicorn beside a bare endpoint, campaign planning and pace, then speech
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/outreach.py
 	$(BIN)/python bench/speech.py
 
 clean:

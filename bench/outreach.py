@@ -222,7 +222,7 @@ def print_planning(rows: list[tuple]) -> None:
               f"{r['peak_mb']:>9.1f}{total / size * 10000:>11.2f}")
 
 
-def pacing(server_url: str | None, calls: int, workers: int, rate: int) -> dict:
+def pacing(server_url: str | None, calls: int, workers: int, rate: int, worker_options: tuple = ()) -> dict:
     """Dispatch `calls` touches with `workers` worker processes at `rate` calls a second through
     the sandbox carrier; the measured rate."""
     from sqlalchemy import func, select
@@ -264,7 +264,7 @@ def pacing(server_url: str | None, calls: int, workers: int, rate: int) -> dict:
             env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
             env.update({f"IVR_{k}": v for k, v in {**environment, **sandbox_config(base)}.items()})
             started = time.perf_counter()
-            procs = [subprocess.Popen([str(ROOT / ".venv/bin/ivr"), "worker", "--burst"], env=env,
+            procs = [subprocess.Popen([str(ROOT / ".venv/bin/ivr"), "worker", "--burst", *worker_options], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                      for _ in range(workers)]
             for proc in procs:
@@ -298,6 +298,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--rate", type=int, default=5)
     parser.add_argument("--skip-pacing", action="store_true")
+    parser.add_argument("--no-fork", action="store_true", help="workers run jobs in their own process")
     args = parser.parse_args()
     if args.database_url and backend_name(args.database_url) != "postgresql":
         parser.error("--database-url must name a PostgreSQL server")
@@ -306,7 +307,8 @@ def main() -> int:
         rows = planning_rows(args.database_url, sizes)
         print_planning(rows)
         if not args.skip_pacing:
-            pace = pacing(args.database_url, args.calls, args.workers, args.rate)
+            pace = pacing(args.database_url, args.calls, args.workers, args.rate,
+                          ("--no-fork",) if args.no_fork else ())
             print(f"\nDispatch pace through the sandbox carrier ({pace['calls']} calls, {pace['workers']} workers, "
                   f"{'PostgreSQL' if args.database_url else 'SQLite'})\n")
             print(f"{'configured /s':>14}{'measured /s':>13}{'off by':>9}{'elapsed s':>11}{'placed twice':>14}")

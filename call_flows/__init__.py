@@ -5,16 +5,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Mapping
 
-from call_flows import inbound, reminder, text_reminder
+from call_flows import inbound, no_show, reminder, text_no_show, text_reminder
 from call_flows.actions import (TASK_KINDS, Action, Answered, Ask, CallerInput, DialResult, Escalate,
                                 Enqueue, EscalationEnded, FlowError,
                                 Hangup, LeftQueue, QUEUE_RESULTS, Identify, Keys, OpenTask, OptOut, PlanCallBack, PlanRetry, Recorded,
                                 RememberLanguage, Replied, Say, SetAppointmentStatus, Silence, Spoken, Step,
                                 TakeMessage, Text, Transfer, in_language, split_language)
 
-FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound}
+FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound, "no_show": no_show}
 # Conversations by text: the same engine, fed replies instead of keys.
-TEXT_FLOWS: dict[str, ModuleType] = {"text_reminder": text_reminder}
+TEXT_FLOWS: dict[str, ModuleType] = {"text_reminder": text_reminder, "text_no_show": text_no_show}
 
 __all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failure", "sensitive",
            "asks_personal_data", "takes_message", "Replied",

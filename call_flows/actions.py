@@ -236,7 +236,7 @@ class EscalationEnded:
 
 # What a task is for. Every prompt that promises a person will act names one of these.
 TASK_KINDS = ("call_back", "reschedule_request", "wrong_person", "refill_request", "unmatched_text",
-              "voicemail_review")
+              "voicemail_review", "rebook_request", "no_show_follow_up")
 
 Effect = Union[SetAppointmentStatus, OptOut, OpenTask, PlanRetry, Identify, RememberLanguage, Escalate,
                EscalationEnded, PlanCallBack]

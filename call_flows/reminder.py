@@ -43,28 +43,43 @@ SPOKEN_KEYS: dict[str, dict[str, str]] = {
     "confirm_cancel": {"yes": "1", "cancel": "1", "no": "2"},
     "confirm_stop": {"yes": "1", "stop": "1", "no": "2"},
 }
+# The no-show recovery call (call_flows/no_show.py) is this call with another purpose: after the
+# identity check it says the patient was missed and offers a new appointment instead of the menu.
+NO_SHOW = "no_show"
+NO_SHOW_QUESTIONS = {"menu": ("no_show.offer",)}
+NO_SHOW_VOICE_QUESTIONS = {"menu": ("no_show.offer_voice",)}
+NO_SHOW_SPOKEN_KEYS = {"menu": {"yes": "1", "no": "2", "repeat": "9"}}
+
+
+def _spoken_keys(node: str, purpose: str | None) -> dict[str, str]:
+    """The intents a question accepts and the key each stands for ({} for none)."""
+    if purpose == NO_SHOW and node in NO_SHOW_SPOKEN_KEYS:
+        return NO_SHOW_SPOKEN_KEYS[node]
+    return SPOKEN_KEYS.get(node, {})
 
 
 def listening(state: Mapping[str, Any]) -> tuple[str, ...]:
     """The intents a spoken answer to the current question may carry (stop: at every one), then
     the digits of its keys: saying "one" is pressing 1."""
-    node = state.get("node")
-    if node not in SPOKEN_KEYS:
+    keys = _spoken_keys(state.get("node"), state.get("purpose"))
+    if not keys:
         return ()
-    return tuple(dict.fromkeys([*SPOKEN_KEYS[node], "stop", *sorted(set(SPOKEN_KEYS[node].values()))]))
+    return tuple(dict.fromkeys([*keys, "stop", *sorted(set(keys.values()))]))
 
 
-def _spoken_key(node: str, intent: str | None) -> str | None:
+def _spoken_key(node: str, intent: str | None, purpose: str | None = None) -> str | None:
     """The key a spoken intent stands for at a question: its word's key, or the digit said."""
-    keys = SPOKEN_KEYS[node]
+    keys = _spoken_keys(node, purpose)
     return keys.get(intent or "") or (intent if intent in keys.values() else None)
 
 
 def _question(node: str, facts: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(prompts, listen) for a node: voice wording and intents only when voice answers are on."""
+    no_show = facts.get("purpose") == NO_SHOW
     if facts.get("voice_answers"):
-        return VOICE_QUESTIONS[node], listening({"node": node})
-    return QUESTIONS[node], ()
+        prompts = NO_SHOW_VOICE_QUESTIONS.get(node) if no_show else None
+        return prompts or VOICE_QUESTIONS[node], listening({"node": node, "purpose": facts.get("purpose")})
+    return (NO_SHOW_QUESTIONS.get(node) if no_show else None) or QUESTIONS[node], ()
 
 
 def start(answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
@@ -76,13 +91,16 @@ def start(answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
     state: dict[str, Any] = {"node": "identify", "misses": 0}
     if facts.get("appointment") is not None:
         state["appointment"] = facts["appointment"]
+    if facts.get("purpose") == NO_SHOW:
+        state["purpose"] = NO_SHOW
     return Step(actions=(Ask(("reminder.greeting", *prompts), listen=listen),), state=state)
 
 
 def advance(state: Mapping[str, Any], caller_input: CallerInput,
             facts: Mapping[str, Any] | None = None) -> Step:
     """Take the caller's answer to the question asked in state['node']."""
-    return _carry(state, _answer(state, caller_input, facts or {}))
+    facts = {**(facts or {}), "purpose": state.get("purpose")}
+    return _carry(state, _answer(state, caller_input, facts))
 
 
 def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[str, Any]) -> Step:
@@ -104,7 +122,7 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
     if isinstance(caller_input, Keys):
         key = caller_input.digits[:1]
     elif isinstance(caller_input, Spoken):
-        key = _spoken_key(node, caller_input.intent)
+        key = _spoken_key(node, caller_input.intent, facts.get("purpose"))
     # Only a question about the appointment is stopped by a change to it; before identity nothing
     # about the appointment may be said, so there the change waits for the patient's "1".
     if _changed_meanwhile(state, facts) and (node in ("menu", "confirm_cancel") or key == "1"):
@@ -122,15 +140,20 @@ def _changed_meanwhile(state: Mapping[str, Any], facts: Mapping[str, Any]) -> bo
 
 
 def _carry(state: Mapping[str, Any], step: Step) -> Step:
-    """The step with what the call remembers for its whole length kept in its state."""
-    if "appointment" not in state:
-        return step
-    return replace(step, state={**step.state, "appointment": state["appointment"]})
+    """The step with what the call remembers for its whole length kept in its state: the
+    appointment as called about, and the call's purpose."""
+    kept = {key: state[key] for key in ("appointment", "purpose") if key in state}
+    return replace(step, state={**step.state, **kept}) if kept else step
+
+
+def _details(facts) -> tuple[str, ...]:
+    """What is said of the appointment once the patient has said who they are."""
+    return ("no_show.missed",) if facts.get("purpose") == NO_SHOW else ("reminder.details",)
 
 
 def _identify(key: str, facts) -> Step | None:
     if key == "1":
-        return _ask("menu", facts, decision="identity_confirmed", before=("reminder.details",))
+        return _ask("menu", facts, decision="identity_confirmed", before=_details(facts))
     if key == "2":
         # "We will try again another time": the clinic rings again tomorrow when it allows a
         # retry (once), else a person is asked to.
@@ -141,6 +164,8 @@ def _identify(key: str, facts) -> Step | None:
 
 
 def _menu(key: str, facts) -> Step | None:
+    if facts.get("purpose") == NO_SHOW:
+        return _no_show_offer(key, facts)
     if key == "1":
         return _finish("confirmed", Say("reminder.confirmed"), decision="confirm",
                        effects=(SetAppointmentStatus("confirmed"),))
@@ -152,6 +177,19 @@ def _menu(key: str, facts) -> Step | None:
                                 OpenTask("reschedule_request", within_business_days=1)))
     if key == "9":
         return _ask("menu", facts, decision="repeat", before=("reminder.details",))
+    return None
+
+
+def _no_show_offer(key: str, facts) -> Step | None:
+    """After a missed visit: 1 asks for a new appointment (a task: someone calls within a business
+    day), 2 declines, 9 repeats."""
+    if key == "1":
+        return _finish("rebook_requested", Say("no_show.rebook_noted"), decision="rebook",
+                       effects=(OpenTask("rebook_request", within_business_days=1),))
+    if key == "2":
+        return _finish("rebook_declined", Say("no_show.declined"), decision="rebook_declined")
+    if key == "9":
+        return _ask("menu", facts, decision="repeat", before=_details(facts))
     return None
 
 

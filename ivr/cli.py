@@ -484,6 +484,47 @@ def appointments_group() -> None:
     """Change appointments by hand (a scheduling system does it through the API)."""
 
 
+@appointments_group.command("no-show")
+@click.argument("appointment_id", type=int)
+@with_appcontext
+def appointments_no_show(appointment_id: int) -> None:
+    """Mark a visit missed: its reminders stop, its campaign's no-show steps are planned (an offer
+    to book again, by call or text), and a high-priority patient gets a task for staff at once."""
+    from ivr import tasks, touches
+    from ivr.models import Appointment, utcnow
+    from outbound import campaigns, planning
+    from outbound.queueing import outbound_queue, reconcile
+
+    services = current_services()
+    with services.sessions.begin() as session:
+        appointment = session.get(Appointment, appointment_id, with_for_update=True)
+        if appointment is None:
+            raise click.ClickException(f"no appointment with id {appointment_id}")
+        now = utcnow()
+        if appointment.status == "no_show":
+            raise click.ClickException(f"appointment {appointment_id} is marked no-show already")
+        if appointment.starts_at > now:
+            raise click.ClickException(f"appointment {appointment_id} has not started yet")
+        appointment.status, appointment.status_changed_at = "no_show", now
+        session.flush()
+        touches.cancel_pending(session.connection(), appointment_id, "appointment no_show", now)
+        patient, clinic = appointment.patient, appointment.patient.clinic
+        task_id = None
+        if patient.high_priority:
+            task_id = tasks.open_task(session.connection(), kind="no_show_follow_up", clinic_id=clinic.id,
+                                      patient_id=patient.id, appointment_id=appointment_id,
+                                      due=tasks.due_at(now, clinic.timezone, clinic.phone, 1, clinic.holiday_country,
+                                                       clinic.holiday_subdivision))
+        plan = campaigns.plan_campaigns(session, now, now + planning.RECOVERY_WINDOW, clinic_id=clinic.id,
+                                        appointment_id=appointment_id, write=True)
+    with services.sessions() as session:
+        reconcile(outbound_queue(services.redis), planning.touches_to_queue(session, appointment_id=appointment_id))
+    held = "; ".join(f"{step}: {reason}" for (step, reason), _ in sorted(plan.held.items()))
+    click.echo(f"appointment {appointment_id}: marked no-show; "
+               f"{plan.written} recovery contact(s) planned" + (f" (held back: {held})" if held else "")
+               + (f"; task {task_id} for staff (high priority)" if task_id else ""))
+
+
 @appointments_group.command("move")
 @click.argument("appointment_id", type=int)
 @click.argument("when", type=click.DateTime(["%Y-%m-%d %H:%M"]))
@@ -657,6 +698,22 @@ def patients_contact(patient_id: int, days_off: str | None, not_before: dt.datet
             patient.contact_not_before = None if any_day else not_before.date()
         click.echo(f"patient {patient_id}: days off {patient.no_contact_days or 'none'}; first day for "
                    f"outreach {patient.contact_not_before.isoformat() if patient.contact_not_before else 'any'}")
+
+
+@patients_group.command("priority")
+@click.argument("patient_id", type=int)
+@click.argument("setting", type=click.Choice(["high", "normal"]))
+@with_appcontext
+def patients_priority(patient_id: int, setting: str) -> None:
+    """High priority: a visit the patient misses also opens a task for staff at once."""
+    from ivr.models import Patient
+
+    with current_services().sessions.begin() as session:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise click.ClickException(f"no patient with id {patient_id}")
+        patient.high_priority = setting == "high"
+    click.echo(f"patient {patient_id}: {setting} priority")
 
 
 @patients_group.command("senior-mode")

@@ -47,8 +47,11 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
             session.add(Prescription(patient=patient, medication=medication))
     # One reminder per appointment 72 hours ahead (at once, for a visit sooner), by the patient's
     # channel; a busy or unanswered call is tried twice more, half an hour apart, then texted.
+    # Two hours after a visit marked missed, an offer to book again, the same way.
     session.add(Campaign(clinic=clinic, name="Appointment reminders", steps=[
         CampaignStep(name="reminder", offset_minutes=-72 * 60, channel="preferred", audience="all",
+                     fallback_sms=True, retry_on="busy,no-answer", max_attempts=3, retry_minutes=30),
+        CampaignStep(name="missed", purpose="no_show", offset_minutes=120, channel="preferred", audience="all",
                      fallback_sms=True, retry_on="busy,no-answer", max_attempts=3, retry_minutes=30)]))
     session.add(clinic)
     session.flush()

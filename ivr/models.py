@@ -129,6 +129,8 @@ class Patient(Base):
     consent_source: Mapped[str | None] = mapped_column(String(40))
     opted_out_at: Mapped[dt.datetime | None]
     opted_out_source: Mapped[str | None] = mapped_column(String(40), comment="voice, keypad, sms, staff")
+    high_priority: Mapped[bool] = mapped_column(
+        default=False, server_default=false(), comment="a missed visit also opens a task for staff at once")
     no_contact_days: Mapped[str | None] = mapped_column(
         String(40), comment="weekdays the patient asked not to be contacted on, comma-separated: sat,sun")
     contact_not_before: Mapped[dt.date | None] = mapped_column(comment="no outreach before this day")
@@ -141,7 +143,7 @@ class Patient(Base):
         return clean_name(value)
 
 
-APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "reschedule_requested")
+APPOINTMENT_STATUSES = ("booked", "confirmed", "cancelled", "reschedule_requested", "no_show")
 
 
 class Appointment(Base):
@@ -247,6 +249,8 @@ class CampaignStep(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"), index=True)
     name: Mapped[str] = mapped_column(String(40), comment="names the touch's step: 72h-call")
+    purpose: Mapped[str] = mapped_column(String(12), default="reminder", server_default="reminder",
+                                         comment="reminder (before the visit) or no_show (after a missed one)")
     offset_minutes: Mapped[int] = mapped_column(comment="from the appointment's start: -4320 is 72 h before")
     channel: Mapped[str] = mapped_column(String(10), default="preferred", comment="voice, sms or preferred")
     audience: Mapped[str] = mapped_column(String(10), default="all",

@@ -38,9 +38,14 @@ def is_personal(catalogue: prompts.Catalogue, key: str) -> bool:
     return not catalogue.placeholders(key) <= CLINIC_VALUES
 
 
+# Flows that speak another flow's prompts too (the no-show call greets like the reminder call).
+SECTIONS_SHARED = {"no_show": ("reminder.",)}
+
+
 def flow_prompt_keys(catalogue: prompts.Catalogue, flow: str) -> list[str]:
-    """Every prompt a flow may speak: its own section and the common one."""
-    return [key for key in catalogue.texts if key.startswith((f"{flow}.", "common."))]
+    """Every prompt a flow may speak: its own section, those it shares, and the common one."""
+    sections = (f"{flow}.", "common.", *SECTIONS_SHARED.get(flow, ()))
+    return [key for key in catalogue.texts if key.startswith(sections)]
 
 
 @dataclass

@@ -12,6 +12,8 @@ from ivr.models import Appointment, CampaignStep, Touch
 
 # Call statuses that never reached anyone; "canceled" is ours (we hung up first), never retried.
 NOT_ANSWERED = ("busy", "no-answer", "failed")
+# The text that follows a call flow that never reached the patient.
+FALLBACK_TEXTS = {"reminder": "text_reminder", "no_show": "text_no_show"}
 # A touch whose call is still ours to settle: a later callback for an earlier attempt is not.
 IN_FLIGHT = ("dialing", "placed", "uncertain")
 
@@ -33,7 +35,7 @@ def after_call(connection: Connection, touch_id: int, call_sid: str, status: str
     (a late callback of an earlier attempt must not settle the attempt ringing now)."""
     touch = connection.execute(
         select(Touch.status, Touch.attempts, Touch.step, Touch.test_call, Touch.channel, Touch.appointment_id,
-               Touch.call_sid,
+               Touch.call_sid, Touch.flow,
                CampaignStep.id, CampaignStep.retry_on, CampaignStep.max_attempts, CampaignStep.retry_minutes,
                CampaignStep.fallback_sms)
         .outerjoin(CampaignStep, Touch.campaign_step_id == CampaignStep.id)
@@ -47,7 +49,7 @@ def after_call(connection: Connection, touch_id: int, call_sid: str, status: str
     retried = set(step["retry_on"].split(",")) if step else set()
     if result == "completed" or (result == "machine" and "machine" not in retried):
         new = "completed"  # a person answered, or a voicemail counts as delivered for this step
-    elif result in retried and touch["attempts"] < step["max_attempts"] and _still_booked(connection, touch):
+    elif result in retried and touch["attempts"] < step["max_attempts"] and _still_wanted(connection, touch):
         due = now + dt.timedelta(minutes=step["retry_minutes"])
         connection.execute(update(Touch).where(Touch.id == touch_id).values(
             status="planned", due_at=due, updated_at=now, call_sid=None,
@@ -61,10 +63,12 @@ def after_call(connection: Connection, touch_id: int, call_sid: str, status: str
     return new
 
 
-def _still_booked(connection: Connection, touch) -> bool:
-    """Whether the appointment still wants reminding (the job checks that it has not started)."""
+def _still_wanted(connection: Connection, touch) -> bool:
+    """Whether the appointment still wants the contact: booked for a reminder, missed for a
+    recovery (the job checks the times)."""
+    wanted = "no_show" if touch["flow"] == "no_show" else "booked"
     return connection.execute(select(Appointment.status).where(
-        Appointment.id == touch["appointment_id"])).scalar_one() == "booked"
+        Appointment.id == touch["appointment_id"])).scalar_one() == wanted
 
 
 def _plan_fallback_text(connection: Connection, touch, step, now: dt.datetime) -> None:
@@ -72,7 +76,8 @@ def _plan_fallback_text(connection: Connection, touch, step, now: dt.datetime) -
     try:
         with connection.begin_nested():
             connection.execute(insert(Touch).values(
-                appointment_id=touch["appointment_id"], step=f"{touch['step']}-text", flow="text_reminder",
+                appointment_id=touch["appointment_id"], step=f"{touch['step']}-text",
+                flow=FALLBACK_TEXTS.get(touch["flow"], "text_reminder"),
                 channel="sms", campaign_step_id=step["id"], due_at=now, status="planned", attempts=0,
                 updated_at=now, test_call=False))
     except IntegrityError:

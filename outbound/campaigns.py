@@ -22,7 +22,10 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from ivr.messaging.texts import textable
 from ivr.models import Appointment, Campaign, CampaignStep, Patient, PhoneOptOut, Touch
 from outbound.hours import contact_time
-from outbound.planning import REMINDER_FLOWS
+from outbound.planning import RECOVERY_FLOWS, RECOVERY_WINDOW, REMINDER_FLOWS
+
+REMINDER, NO_SHOW = "reminder", "no_show"
+PURPOSES = (REMINDER, NO_SHOW)
 
 BATCH = 2000
 
@@ -51,14 +54,22 @@ def active_campaigns(session: Session, clinic_id: int | None = None) -> list[Cam
     return list(session.scalars(query.order_by(Campaign.clinic_id, Campaign.id)))
 
 
-def campaign_appointments(session: Session, campaign: Campaign, now: dt.datetime, until: dt.datetime):
-    """The query for the booked appointments a campaign covers with a step due before `until`:
-    of its type, or (a campaign for every type) of a type no active campaign of the clinic claims."""
-    earliest = min(step.offset_minutes for step in campaign.steps)
+def campaign_appointments(session: Session, campaign: Campaign, now: dt.datetime, until: dt.datetime,
+                          purpose: str = REMINDER, appointment_id: int | None = None):
+    """The query for the appointments a campaign covers with a step of `purpose` due before
+    `until`: booked ones ahead (reminders), or ones missed within the week (recovery); of its
+    type, or (a campaign for every type) of a type no active campaign of the clinic claims."""
+    earliest = min(step.offset_minutes for step in steps_for(campaign, purpose))
+    if purpose == REMINDER:
+        status, starts_after = "booked", now
+    else:
+        status, starts_after = "no_show", now - RECOVERY_WINDOW
     query = (select(Appointment, Patient).join(Appointment.patient)
-             .where(Patient.clinic_id == campaign.clinic_id, Appointment.status == "booked",
-                    Appointment.starts_at > now,
+             .where(Patient.clinic_id == campaign.clinic_id, Appointment.status == status,
+                    Appointment.starts_at > starts_after,
                     Appointment.starts_at <= until - dt.timedelta(minutes=earliest)))
+    if appointment_id is not None:
+        query = query.where(Appointment.id == appointment_id)
     if campaign.appointment_type is not None:
         return query.where(Appointment.appointment_type == campaign.appointment_type)
     typed = select(Campaign.appointment_type).where(
@@ -66,8 +77,13 @@ def campaign_appointments(session: Session, campaign: Campaign, now: dt.datetime
     return query.where(or_(Appointment.appointment_type.is_(None), Appointment.appointment_type.not_in(typed)))
 
 
+def steps_for(campaign: Campaign, purpose: str) -> list[CampaignStep]:
+    """The campaign's steps of one purpose, in order."""
+    return [step for step in campaign.steps if step.purpose == purpose]
+
+
 def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, since: dt.datetime | None = None,
-                   clinic_id: int | None = None, write: bool = False,
+                   clinic_id: int | None = None, appointment_id: int | None = None, write: bool = False,
                    writer: Callable[[list[dict]], int] | None = None,
                    progress: Callable[[int], None] | None = None) -> CampaignPlan:
     """Plan every active campaign's steps due before `until` (and, for a preview, at or after
@@ -78,16 +94,18 @@ def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, si
     if write and writer is None:
         writer = lambda rows: insert_new(session, rows)  # noqa: E731
     plan = CampaignPlan()
-    for campaign in active_campaigns(session, clinic_id):
-        if not campaign.steps:
+    for campaign, purpose in ((c, p) for c in active_campaigns(session, clinic_id) for p in PURPOSES):
+        steps = steps_for(campaign, purpose)
+        if not steps:
             continue
+        flows = REMINDER_FLOWS if purpose == REMINDER else RECOVERY_FLOWS
         opted_out = set(session.scalars(select(PhoneOptOut.phone).where(PhoneOptOut.clinic_id == campaign.clinic_id)))
-        for batch in _batches(session, campaign_appointments(session, campaign, now, until)):
+        for batch in _batches(session, campaign_appointments(session, campaign, now, until, purpose, appointment_id)):
             plan.appointments += len(batch)
             done = _steps_done(session, [appointment.id for appointment, _ in batch])
             rows = []
             for appointment, patient in batch:
-                for step, at, channel, reason in _contacts(campaign, appointment, patient, now, until,
+                for step, at, channel, reason in _contacts(campaign, steps, appointment, patient, now, until,
                                                            done.get(appointment.id, set()), opted_out):
                     if reason is not None:
                         plan.held[(step.name, reason)] += 1
@@ -96,14 +114,14 @@ def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, si
                         continue
                     day = at.astimezone(ZoneInfo(patient.timezone or campaign.clinic.timezone)).date()
                     plan.planned[(day, channel, step.name)] += 1
-                    rows.append(dict(appointment_id=appointment.id, step=step.name, flow=REMINDER_FLOWS[channel],
+                    rows.append(dict(appointment_id=appointment.id, step=step.name, flow=flows[channel],
                                      channel=channel, campaign_step_id=step.id, due_at=at, status="planned",
                                      attempts=0, test_call=False, updated_at=now))
             if writer is not None and rows:
                 plan.written += writer(rows)
             if progress is not None:
                 progress(len(batch))
-    for _, count in _uncovered(session, now, until, clinic_id):
+    for _, count in ([] if appointment_id is not None else _uncovered(session, now, until, clinic_id)):
         plan.held[(NO_STEP, "no active campaign with steps for its appointment type")] += count
     return plan
 
@@ -116,7 +134,8 @@ def _uncovered(session: Session, now: dt.datetime, until: dt.datetime, clinic_id
     """(clinic, booked appointments starting before `until` that no active campaign with steps
     covers) for each clinic with campaigns: a campaign only for some types, or one without steps
     yet, would otherwise leave patients without a word and nobody told."""
-    has_steps = select(CampaignStep.id).where(CampaignStep.campaign_id == Campaign.id).exists()
+    has_steps = select(CampaignStep.id).where(CampaignStep.campaign_id == Campaign.id,
+                                              CampaignStep.purpose == REMINDER).exists()
     clinics = select(Campaign.clinic_id).distinct()
     if clinic_id is not None:
         clinics = clinics.where(Campaign.clinic_id == clinic_id)
@@ -153,13 +172,13 @@ def _steps_done(session: Session, appointment_ids: list[int]) -> dict[int, set[s
     return done
 
 
-def _contacts(campaign: Campaign, appointment: Appointment, patient: Patient, now: dt.datetime,
-              until: dt.datetime, done: set[str], opted_out: set[str]):
-    """(step, when, channel, reason held back or None) for each of the campaign's steps this
-    appointment still needs that fall due before `until`."""
+def _contacts(campaign: Campaign, steps: list[CampaignStep], appointment: Appointment, patient: Patient,
+              now: dt.datetime, until: dt.datetime, done: set[str], opted_out: set[str]):
+    """(step, when, channel, reason held back or None) for each of these steps of the campaign
+    that the appointment still needs and that fall due before `until`."""
     starts = appointment.starts_at
     zone = ZoneInfo(patient.timezone or campaign.clinic.timezone)
-    steps = [step for step in campaign.steps if step.audience in ("all", patient.preferred_channel)]
+    steps = [step for step in steps if step.audience in ("all", patient.preferred_channel)]
     candidates, going = [], []  # going: offsets of the steps that went or will go now
     for step in steps:
         if step.name in done:
@@ -169,7 +188,7 @@ def _contacts(campaign: Campaign, appointment: Appointment, patient: Patient, no
         if due > until:
             continue
         channel = patient.preferred_channel if step.channel == "preferred" else step.channel
-        at, reason = _when(campaign, patient, channel, due, starts, now, opted_out)
+        at, reason = _when(campaign, patient, channel, due, starts, now, opted_out, step.purpose)
         candidates.append((step, due, at, channel, reason))
         if reason is None and due <= now:
             going.append(step.offset_minutes)
@@ -182,8 +201,9 @@ def _contacts(campaign: Campaign, appointment: Appointment, patient: Patient, no
 
 
 def _when(campaign: Campaign, patient: Patient, channel: str, due: dt.datetime, starts: dt.datetime,
-          now: dt.datetime, opted_out: set[str]) -> tuple[dt.datetime, str | None]:
-    """When a contact due at `due` may go, or why it may not."""
+          now: dt.datetime, opted_out: set[str], purpose: str = REMINDER) -> tuple[dt.datetime, str | None]:
+    """When a contact due at `due` may go (a reminder before the visit, a recovery within the
+    week after it), or why it may not."""
     reason = _held_back(campaign, patient, channel, opted_out)
     if reason is not None:
         return due, reason
@@ -191,8 +211,10 @@ def _when(campaign: Campaign, patient: Patient, channel: str, due: dt.datetime, 
         at = contact_time(patient, max(due, now))
     except ValueError:
         return due, "the patient may not be contacted on any day"
-    if at >= starts:
+    if purpose == REMINDER and at >= starts:
         return at, "no contact window before the appointment"
+    if purpose != REMINDER and at >= starts + RECOVERY_WINDOW:
+        return at, "no contact window within a week of the missed visit"
     return at, None
 
 
@@ -244,8 +266,8 @@ def replan(session: Session, appointment: Appointment, now: dt.datetime) -> int:
     touches = session.scalars(select(Touch).join(Touch.campaign_step).where(
         Touch.appointment_id == appointment.id, Touch.status == "planned"))
     for touch in touches:
-        if touch.step != touch.campaign_step.name:
-            continue  # a fallback text is owed now, whenever the visit is
+        if touch.step != touch.campaign_step.name or touch.campaign_step.purpose != REMINDER:
+            continue  # a fallback text is owed now, and a missed visit's follow-up stays as it is
         patient = appointment.patient
         due = step_due(appointment.starts_at, touch.campaign_step.offset_minutes,
                        ZoneInfo(patient.timezone or patient.clinic.timezone))

@@ -121,7 +121,10 @@ def _kind(campaign: Campaign) -> str:
 @click.argument("campaign_id", type=int)
 @click.argument("name")
 @click.option("--at", "offset", type=SpanType(), required=True,
-              help="When, from the appointment's start: -72h, -90m, -2d (before it).")
+              help="When, from the appointment's start: -72h, -90m, -2d (before it); +2h after it "
+                   "with --no-show.")
+@click.option("--no-show", "no_show", is_flag=True,
+              help="A recovery step: after a visit marked missed, offer a new appointment.")
 @click.option("--channel", type=click.Choice(CHANNEL_RULES), default="preferred", show_default=True,
               help="How: a call, a text, or the patient's preferred channel.")
 @click.option("--for", "audience", type=click.Choice(AUDIENCES), default="all", show_default=True,
@@ -135,13 +138,16 @@ def _kind(campaign: Campaign) -> str:
 @click.option("--retry-after", type=SpanType(), default="60m", show_default=True,
               help="Wait before a retry (at least 5m); calling hours still apply.")
 @with_appcontext
-def campaign_step(campaign_id: int, name: str, offset: int, channel: str, audience: str, fallback_sms: bool,
-                  retry_on: str, attempts: int, retry_after: int) -> None:
+def campaign_step(campaign_id: int, name: str, offset: int, no_show: bool, channel: str, audience: str,
+                  fallback_sms: bool, retry_on: str, attempts: int, retry_after: int) -> None:
     """Add a step to a campaign, or change the step of that name."""
     retry_on = "" if retry_on.strip().lower() == "none" else _outcomes(retry_on)
-    if offset >= 0:
-        raise click.BadParameter("a reminder step comes before the appointment: give a negative time (-24h)",
+    if no_show and not 0 <= offset <= 7 * 1440:
+        raise click.BadParameter("a no-show step comes after the missed visit, within a week (+2h, +1d)",
                                  param_hint="--at")
+    if not no_show and offset >= 0:
+        raise click.BadParameter("a reminder step comes before the appointment: give a negative time (-24h); "
+                                 "--no-show makes a step after a missed visit", param_hint="--at")
     if -offset > LONGEST_OFFSET:
         raise click.BadParameter("a step is at most 90 days before the appointment", param_hint="--at")
     if not 5 <= retry_after <= LONGEST_RETRY:
@@ -160,6 +166,7 @@ def campaign_step(campaign_id: int, name: str, offset: int, channel: str, audien
             step = CampaignStep(campaign_id=campaign_id, name=name)
             session.add(step)
         step.offset_minutes, step.channel, step.audience, step.fallback_sms = offset, channel, audience, fallback_sms
+        step.purpose = "no_show" if no_show else "reminder"
         step.retry_on, step.max_attempts, step.retry_minutes = retry_on, attempts, retry_after
         session.flush()
         click.echo(f"campaign {campaign_id}: step {name!r} {verb}: {_describe_step(step)}")
@@ -168,7 +175,8 @@ def campaign_step(campaign_id: int, name: str, offset: int, channel: str, audien
 def _describe_step(step: CampaignStep) -> str:
     who = "everyone" if step.audience == "all" else f"patients who prefer {step.audience}"
     how = {"preferred": "their preferred channel", "voice": "a call", "sms": "a text"}[step.channel]
-    text = f"{show_span(step.offset_minutes)}, {how}, for {who}"
+    when = show_span(step.offset_minutes) + (" after a missed visit" if step.purpose == "no_show" else "")
+    text = f"{when}, {how}, for {who}"
     if step.channel != "sms":
         retried = step.retry_on.replace(",", ", ") or "nothing"
         text += f"; retries {retried} every {show_span(step.retry_minutes).lstrip('+')} up to {step.max_attempts} calls"
@@ -303,8 +311,9 @@ def _appointments_to_read(session, now, until, clinic_id) -> int:
     from outbound import campaigns
 
     return sum(session.scalar(select(func.count()).select_from(
-        campaigns.campaign_appointments(session, campaign, now, until).subquery()))
-        for campaign in campaigns.active_campaigns(session, clinic_id) if campaign.steps)
+        campaigns.campaign_appointments(session, campaign, now, until, purpose).subquery()))
+        for campaign in campaigns.active_campaigns(session, clinic_id) for purpose in campaigns.PURPOSES
+        if campaigns.steps_for(campaign, purpose))
 
 
 @campaign_group.command("status")

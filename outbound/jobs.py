@@ -19,6 +19,7 @@ from ivr.services import current_services
 from ivr.telephony import CallRequest
 from outbound import reconciler
 from outbound.hours import contact_time, parse_days
+from outbound.planning import RECOVERY_FLOWS, RECOVERY_WINDOW
 from outbound.queueing import outbound_queue, schedule_next_reconcile
 from outbound.texts import enqueue_text
 
@@ -238,14 +239,25 @@ def _reason_not_to_call(touch: Touch) -> str | None:
         return "patient opted out"
     if messaging.opted_out(object_session(touch), patient.clinic_id, patient.phone):
         return "the number opted out"  # by text, perhaps before this patient had it
-    if appointment.starts_at <= utcnow():
-        return "appointment has already started"
     step = touch.campaign_step
     if step is not None and step.campaign.require_consent and patient.consent_at is None:
         return "no consent recorded"
+    if touch.flow in RECOVERY_FLOWS.values():  # after a missed visit, for a week
+        if appointment.status != "no_show":
+            return f"appointment is {appointment.status}"
+        if appointment.starts_at < utcnow() - RECOVERY_WINDOW:
+            return "the missed visit is more than a week old"
+        return _channel_problem(touch, patient)
+    if appointment.starts_at <= utcnow():
+        return "appointment has already started"
     # A sandbox test call may be repeated whatever the patient answered before.
     if appointment.status != "booked" and not touch.test_call:
         return f"appointment is {appointment.status}"
+    return _channel_problem(touch, patient)
+
+
+def _channel_problem(touch: Touch, patient: Patient) -> str | None:
+    """Why the touch's channel cannot reach the patient, or None."""
     if touch.channel not in ("voice", "sms"):
         return f"channel {touch.channel} is neither voice nor sms"
     if touch.channel == "sms":

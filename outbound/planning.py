@@ -16,6 +16,10 @@ from outbound.hours import contact_time
 BATCH = 2000
 # The flow each channel's reminder runs.
 REMINDER_FLOWS = {"voice": "reminder", "sms": "text_reminder"}
+# The flow each channel's no-show recovery runs.
+RECOVERY_FLOWS = {"voice": "no_show", "sms": "text_no_show"}
+# A missed visit is followed up for this long at most.
+RECOVERY_WINDOW = dt.timedelta(days=7)
 
 
 def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime,
@@ -44,7 +48,8 @@ def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime,
     return touches
 
 
-def touches_to_queue(session: Session, due_before: dt.datetime | None = None) -> Iterator[tuple[int, dt.datetime]]:
+def touches_to_queue(session: Session, due_before: dt.datetime | None = None,
+                     appointment_id: int | None = None) -> Iterator[tuple[int, dt.datetime]]:
     """Every planned touch (due before `due_before`, if given) with the time its job should start
     (its due time, or now when that has passed: the job moves it into the patient's contact
     window), read in batches as they are needed, the clinics taking turns: one clinic's backlog
@@ -55,6 +60,8 @@ def touches_to_queue(session: Session, due_before: dt.datetime | None = None) ->
              .join(Touch.appointment).join(Appointment.patient).where(Touch.status == "planned"))
     if due_before is not None:
         query = query.where(Touch.due_at < due_before)
+    if appointment_id is not None:
+        query = query.where(Touch.appointment_id == appointment_id)
     planned = query.subquery()
     rows = session.execute(select(planned.c.id, planned.c.due_at).order_by(planned.c.turn, planned.c.clinic_id)
                            .execution_options(yield_per=BATCH))

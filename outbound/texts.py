@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 RETRY = Retry(max=3, interval=[30, 120, 600])
 # How late a text may still go: a reminder within the hour its touch was allowed to ring; an
 # answer while the conversation is fresh; a missed-call text the same afternoon.
-STALE_AFTER = {"reminder": dt.timedelta(hours=1), "reply": dt.timedelta(hours=2),
+STALE_AFTER = {"reminder": dt.timedelta(hours=1), "no_show": dt.timedelta(hours=1), "reply": dt.timedelta(hours=2),
                "text_back": dt.timedelta(hours=4)}
 # The carrier's error codes that say the number itself will not take our texts.
 OPTED_OUT_AT_CARRIER = 21610
@@ -103,6 +103,12 @@ def _reason_not_to_send(session, message: Message) -> str | None:
         appointment = session.get(Appointment, message.appointment_id)
         if appointment.status != "booked" or appointment.starts_at <= utcnow():
             return f"the appointment is no longer waiting for an answer ({appointment.status})"
+    if message.appointment_id is not None and message.kind == "no_show":
+        from ivr.models import Appointment
+
+        appointment = session.get(Appointment, message.appointment_id)
+        if appointment.status != "no_show":
+            return f"the appointment is no longer a missed visit ({appointment.status})"
     return texts.textable(message.to_number)
 
 

@@ -3,6 +3,7 @@ in, and the conversations that reminders open. The sending itself is a job (outb
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Mapping
 
 import phonenumbers
@@ -148,6 +149,13 @@ def text_for(catalogue: prompts.Catalogue, key: str, values: Mapping[str, str]) 
     return catalogue.text(key, values)
 
 
+# The kind of the first text of each conversation flow (the send job's checks go by it).
+FIRST_TEXT_KIND = {"text_reminder": "reminder", "text_no_show": "no_show"}
+RECOVERY_TEXT_FLOWS = ("text_no_show",)
+# How long after a missed visit its recovery text still takes an answer.
+RECOVERY_DAYS = dt.timedelta(days=7)
+
+
 def start_reminder(session: Session, touch_id: int, from_: str) -> list[int]:
     """Open the reminder conversation of an SMS touch and queue its first text; the ids of the
     texts to send."""
@@ -155,18 +163,20 @@ def start_reminder(session: Session, touch_id: int, from_: str) -> list[int]:
     context = calls.text_context(row)
     clinic = session.get(Clinic, session.get(Patient, row["patient_id"]).clinic_id)
     facts = {"appointment": calls.appointment_fingerprint(row), "private": clinic.sms_private}
-    step = call_flows.start_text("text_reminder", facts)
-    if not clinic.sms_private and count(plain(text_for(context.catalogue, "sms.reminder", context.values))).count \
-            > MAX_REMINDER_SEGMENTS:
+    flow = row["flow"] if row["flow"] in call_flows.TEXT_FLOWS else "text_reminder"
+    step = call_flows.start_text(flow, facts)
+    if flow == "text_reminder" and not clinic.sms_private and count(plain(text_for(
+            context.catalogue, "sms.reminder", context.values))).count > MAX_REMINDER_SEGMENTS:
         # A name or a date that takes the text past two segments (one letter outside GSM-7 makes
         # the whole text UCS-2): the short form goes instead, and the details on the reply "1".
         step = call_flows.start_text("text_reminder", {**facts, "private": True})
     phone = session.get(Patient, row["patient_id"]).phone
     conversation = Conversation(clinic_id=clinic.id, patient_id=row["patient_id"], appointment_id=row["appointment_id"],
-                                phone=phone, flow="text_reminder", state=dict(step.state))
+                                phone=phone, flow=flow, state=dict(step.state))
     session.add(conversation)
     session.flush()
-    return _texts_of(session, step, context, conversation, from_, kind="reminder", touch_id=touch_id)
+    return _texts_of(session, step, context, conversation, from_, kind=FIRST_TEXT_KIND.get(flow, "reminder"),
+                     touch_id=touch_id)
 
 
 def open_conversations(session: Session, clinic_id: int, phone: str) -> list[Conversation]:
@@ -178,7 +188,10 @@ def open_conversations(session: Session, clinic_id: int, phone: str) -> list[Con
     now, waiting = utcnow(), []
     for conversation in found:
         appointment = session.get(Appointment, conversation.appointment_id) if conversation.appointment_id else None
-        if appointment is not None and appointment.starts_at <= now:
+        # A reminder's question ends when the visit begins; a missed visit's offer lasts a week.
+        ends = (appointment.starts_at + RECOVERY_DAYS if conversation.flow in RECOVERY_TEXT_FLOWS
+                else appointment.starts_at) if appointment is not None else None
+        if ends is not None and ends <= now:
             conversation.closed_at = now
         else:
             waiting.append(conversation)

@@ -17,7 +17,8 @@ def step(sessions, demo):
     """The demo campaign's step: busy and no-answer retried up to 3 calls, then a text."""
     with sessions.begin() as session:
         step = session.scalars(select(CampaignStep).join(CampaignStep.campaign).join(Campaign.clinic)
-                               .join(Clinic.patients).where(Patient.phone == demo.patient_phone)).one()
+                               .join(Clinic.patients).where(Patient.phone == demo.patient_phone,
+                                                            CampaignStep.name == "reminder")).one()
         session.execute(update(Touch).where(Touch.id == demo.touch_id).values(campaign_step_id=step.id))
         return step.id
 

@@ -272,7 +272,9 @@ PROMISES = {"reminder.reschedule_noted": {OpenTask("reschedule_request", within_
             "inbound.nobody_available_call_back": {OpenTask("call_back", within_business_days=1)},
             "inbound.message_taken": {OpenTask("voicemail_review", within_business_days=1)},
             "inbound.no_message_call_back": {OpenTask("call_back", within_business_days=1)},
-            "inbound.call_back_planned": {PlanCallBack()}}
+            "inbound.call_back_planned": {PlanCallBack()},
+            "no_show.rebook_noted": {OpenTask("rebook_request", within_business_days=1)},
+            "sms.no_show_rebook_noted": {OpenTask("rebook_request", within_business_days=1)}}
 
 
 def backing(effects) -> set:
@@ -295,7 +297,7 @@ def test_every_promise_a_flow_speaks_comes_with_a_task_or_a_planned_call(flow):
         for key in set(step.prompts()) & set(PROMISES):
             spoken += 1
             assert backing(step.effects) & PROMISES[key], (key, step)
-    if flow in ("reminder", "inbound"):
+    if flow in ("reminder", "inbound", "no_show"):
         assert spoken, "the walk met no promise: the test would prove nothing"
 
 

@@ -39,6 +39,8 @@ def upgrade() -> None:
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('campaign_id', sa.Integer(), nullable=False),
         sa.Column('name', sa.String(length=40), nullable=False, comment="names the touch's step: 72h-call"),
+        sa.Column('purpose', sa.String(length=12), server_default='reminder', nullable=False,
+                  comment='reminder (before the visit) or no_show (after a missed one)'),
         sa.Column('offset_minutes', sa.Integer(), nullable=False,
                   comment="from the appointment's start: -4320 is 72 h before"),
         sa.Column('channel', sa.String(length=10), nullable=False, comment='voice, sms or preferred'),
@@ -66,6 +68,8 @@ def upgrade() -> None:
             comment="most calls (each attempt) and texts the clinic starts to one patient in a day (the "
                     "patient's own day), across campaigns and channels"))
     with op.batch_alter_table('patient', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('high_priority', sa.Boolean(), server_default=sa.false(), nullable=False,
+                                      comment='a missed visit also opens a task for staff at once'))
         batch_op.add_column(sa.Column(
             'no_contact_days', sa.String(length=40), nullable=True,
             comment='weekdays the patient asked not to be contacted on, comma-separated: sat,sun'))
@@ -95,6 +99,7 @@ def downgrade() -> None:
     with op.batch_alter_table('patient', schema=None) as batch_op:
         batch_op.drop_column('contact_not_before')
         batch_op.drop_column('no_contact_days')
+        batch_op.drop_column('high_priority')
     with op.batch_alter_table('clinic', schema=None) as batch_op:
         batch_op.drop_column('daily_contact_cap')
         batch_op.drop_column('max_calls_in_progress')
