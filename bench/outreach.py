@@ -298,7 +298,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--rate", type=int, default=5)
     parser.add_argument("--skip-pacing", action="store_true")
-    parser.add_argument("--no-fork", action="store_true", help="workers run jobs in their own process")
+    parser.add_argument("--no-fork", action="store_true", help="workers run each job in the worker process itself (no child forked per job)")
     args = parser.parse_args()
     if args.database_url and backend_name(args.database_url) != "postgresql":
         parser.error("--database-url must name a PostgreSQL server")

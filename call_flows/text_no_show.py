@@ -10,12 +10,15 @@ from typing import Any, Mapping
 
 from call_flows.actions import CallerInput, FlowError, OpenTask, Replied, Step, Text
 
-DIGITS: dict[str, dict[str, str]] = {"offered": {"1": "rebook"}}
+DIGITS: dict[str, dict[str, str]] = {"offered": {"1": "rebook"}, "done": {}}
 
 
 def start(facts: Mapping[str, Any]) -> Step:
-    """The recovery text."""
-    return Step(actions=(Text("sms.no_show"),), state={"node": "offered"}, decision="no_show_text_sent")
+    """The recovery text; the state remembers the visit as it was when the text went."""
+    state: dict[str, Any] = {"node": "offered"}
+    if facts.get("appointment") is not None:
+        state["appointment"] = facts["appointment"]
+    return Step(actions=(Text("sms.no_show"),), state=state, decision="no_show_text_sent")
 
 
 def advance(state: Mapping[str, Any], reply: CallerInput, facts: Mapping[str, Any]) -> Step:
@@ -25,6 +28,9 @@ def advance(state: Mapping[str, Any], reply: CallerInput, facts: Mapping[str, An
     node = state.get("node")
     if node not in DIGITS:
         raise FlowError(f"no-show text has no node {node!r}")
+    if state.get("appointment") is not None and facts.get("appointment") != state["appointment"]:
+        return Step(actions=(Text("sms.changed_meanwhile"),), state={**state, "node": "done"},
+                    decision="appointment_changed_meanwhile", outcome="appointment_changed")
     if DIGITS[node].get(reply.intent or "") == "rebook":
         return Step(actions=(Text("sms.no_show_rebook_noted"),), state={**state, "node": "done"},
                     effects=(OpenTask("rebook_request", within_business_days=1),), decision="rebook",

@@ -163,7 +163,8 @@ def _contact(session, touch, call) -> tuple[str, str]:
         return call.status, call.outcome or "-"
     if touch.channel != "sms":
         return "-", "-"
-    text = session.scalars(select(Message).where(Message.touch_id == touch.id, Message.kind == "reminder")
+    text = session.scalars(select(Message).where(Message.touch_id == touch.id,
+                                                 Message.kind.in_(("reminder", "no_show")))
                            .order_by(Message.id)).first()
     if text is None:
         return "-", "-"
@@ -503,6 +504,9 @@ def appointments_no_show(appointment_id: int) -> None:
         now = utcnow()
         if appointment.status == "no_show":
             raise click.ClickException(f"appointment {appointment_id} is marked no-show already")
+        if appointment.status not in ("booked", "confirmed"):
+            raise click.ClickException(f"appointment {appointment_id} is {appointment.status}: "
+                                       "only a booked or confirmed visit can be missed")
         if appointment.starts_at > now:
             raise click.ClickException(f"appointment {appointment_id} has not started yet")
         appointment.status, appointment.status_changed_at = "no_show", now
@@ -541,6 +545,10 @@ def appointments_move(appointment_id: int, when: dt.datetime) -> None:
         appointment = session.get(Appointment, appointment_id)
         if appointment is None:
             raise click.ClickException(f"no appointment with id {appointment_id}")
+        if appointment.status == "no_show":
+            # Its recovery would say "we missed you" about the new time, and its reminders went
+            # already: a missed visit stays as it was, and the new one is a new appointment.
+            raise click.ClickException(f"appointment {appointment_id} was missed: book a new appointment instead")
         zone = ZoneInfo(appointment.location.timezone or appointment.patient.clinic.timezone)
         starts = when.replace(tzinfo=zone).astimezone(dt.timezone.utc)
         now = utcnow()

@@ -38,14 +38,17 @@ def is_personal(catalogue: prompts.Catalogue, key: str) -> bool:
     return not catalogue.placeholders(key) <= CLINIC_VALUES
 
 
-# Flows that speak another flow's prompts too (the no-show call greets like the reminder call).
-SECTIONS_SHARED = {"no_show": ("reminder.",)}
+# Prompts of another flow's section that a flow speaks too: the no-show call greets, checks who
+# answered, and closes like the reminder call (but never says the reminder's details).
+PROMPTS_SHARED = {"no_show": ("reminder.greeting", "reminder.identify", "reminder.identify_voice",
+                              "reminder.wrong_person", "reminder.no_response", "reminder.voicemail",
+                              "reminder.changed_meanwhile", "reminder.stop_check_voice", "reminder.opted_out")}
 
 
 def flow_prompt_keys(catalogue: prompts.Catalogue, flow: str) -> list[str]:
     """Every prompt a flow may speak: its own section, those it shares, and the common one."""
-    sections = (f"{flow}.", "common.", *SECTIONS_SHARED.get(flow, ()))
-    return [key for key in catalogue.texts if key.startswith(sections)]
+    shared = PROMPTS_SHARED.get(flow, ())
+    return [key for key in catalogue.texts if key.startswith((f"{flow}.", "common.")) or key in shared]
 
 
 @dataclass

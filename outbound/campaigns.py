@@ -72,9 +72,18 @@ def campaign_appointments(session: Session, campaign: Campaign, now: dt.datetime
         query = query.where(Appointment.id == appointment_id)
     if campaign.appointment_type is not None:
         return query.where(Appointment.appointment_type == campaign.appointment_type)
+    # A campaign for one type claims it for the purposes it has steps for: a type whose campaign
+    # only reminds still gets the clinic's general campaign's recovery, and the other way round.
     typed = select(Campaign.appointment_type).where(
-        Campaign.clinic_id == campaign.clinic_id, Campaign.active, Campaign.appointment_type.is_not(None))
+        Campaign.clinic_id == campaign.clinic_id, Campaign.active, Campaign.appointment_type.is_not(None),
+        _has_steps(purpose))
     return query.where(or_(Appointment.appointment_type.is_(None), Appointment.appointment_type.not_in(typed)))
+
+
+def _has_steps(purpose: str):
+    """Whether a campaign (in the enclosing query) has steps of a purpose."""
+    return select(CampaignStep.id).where(CampaignStep.campaign_id == Campaign.id,
+                                         CampaignStep.purpose == purpose).exists()
 
 
 def steps_for(campaign: Campaign, purpose: str) -> list[CampaignStep]:
@@ -134,20 +143,18 @@ def _uncovered(session: Session, now: dt.datetime, until: dt.datetime, clinic_id
     """(clinic, booked appointments starting before `until` that no active campaign with steps
     covers) for each clinic with campaigns: a campaign only for some types, or one without steps
     yet, would otherwise leave patients without a word and nobody told."""
-    has_steps = select(CampaignStep.id).where(CampaignStep.campaign_id == Campaign.id,
-                                              CampaignStep.purpose == REMINDER).exists()
+    has_steps = _has_steps(REMINDER)
     clinics = select(Campaign.clinic_id).distinct()
     if clinic_id is not None:
         clinics = clinics.where(Campaign.clinic_id == clinic_id)
     for (clinic,) in session.execute(clinics).all():
-        active = select(Campaign.appointment_type).where(Campaign.clinic_id == clinic, Campaign.active)
-        typed = active.where(Campaign.appointment_type.is_not(None))
-        typed_with_steps = typed.where(has_steps)
+        typed_with_steps = select(Campaign.appointment_type).where(
+            Campaign.clinic_id == clinic, Campaign.active, Campaign.appointment_type.is_not(None), has_steps)
         general = session.scalar(select(Campaign.id).where(
             Campaign.clinic_id == clinic, Campaign.active, Campaign.appointment_type.is_(None), has_steps).limit(1))
-        claimed_empty = Appointment.appointment_type.in_(typed) & Appointment.appointment_type.not_in(typed_with_steps)
-        unclaimed = or_(Appointment.appointment_type.is_(None), Appointment.appointment_type.not_in(typed))
-        left_out = claimed_empty if general is not None else or_(claimed_empty, unclaimed)
+        if general is not None:
+            continue  # every type is reminded: by its own campaign, else by the general one
+        left_out = or_(Appointment.appointment_type.is_(None), Appointment.appointment_type.not_in(typed_with_steps))
         count = session.scalar(select(func.count()).select_from(Appointment).join(Appointment.patient).where(
             Patient.clinic_id == clinic, Appointment.status == "booked", Appointment.starts_at > now,
             Appointment.starts_at <= until, left_out))

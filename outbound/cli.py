@@ -142,7 +142,7 @@ def campaign_step(campaign_id: int, name: str, offset: int, no_show: bool, chann
                   fallback_sms: bool, retry_on: str, attempts: int, retry_after: int) -> None:
     """Add a step to a campaign, or change the step of that name."""
     retry_on = "" if retry_on.strip().lower() == "none" else _outcomes(retry_on)
-    if no_show and not 0 <= offset <= 7 * 1440:
+    if no_show and not 0 <= offset < 7 * 1440:
         raise click.BadParameter("a no-show step comes after the missed visit, within a week (+2h, +1d)",
                                  param_hint="--at")
     if not no_show and offset >= 0:

@@ -188,10 +188,15 @@ def open_conversations(session: Session, clinic_id: int, phone: str) -> list[Con
     now, waiting = utcnow(), []
     for conversation in found:
         appointment = session.get(Appointment, conversation.appointment_id) if conversation.appointment_id else None
-        # A reminder's question ends when the visit begins; a missed visit's offer lasts a week.
-        ends = (appointment.starts_at + RECOVERY_DAYS if conversation.flow in RECOVERY_TEXT_FLOWS
-                else appointment.starts_at) if appointment is not None else None
-        if ends is not None and ends <= now:
+        # A reminder's question ends when the visit begins; a missed visit's offer a week after
+        # it was made, or as soon as the visit is no longer a missed one (booked again, say).
+        if appointment is None:
+            over = False
+        elif conversation.flow in RECOVERY_TEXT_FLOWS:
+            over = appointment.status != "no_show" or conversation.opened_at + RECOVERY_DAYS <= now
+        else:
+            over = appointment.starts_at <= now
+        if over:
             conversation.closed_at = now
         else:
             waiting.append(conversation)

@@ -71,3 +71,28 @@ def test_the_recovery_text_names_only_the_clinic_and_a_1_asks_for_a_new_appointm
     other = call_flows.reply("text_no_show", first.state, Replied("confirm"))
     assert (other.actions, other.effects, other.state) == ((Text("sms.passed_to_staff"),),
                                                            (OpenTask("unmatched_text"),), first.state)
+
+
+def test_the_reminder_calls_voice_menu_still_listens_for_its_own_words():
+    facts = {"voice_answers": True}
+    menu = call_flows.step("reminder", call_flows.start("reminder", Answered("human"), facts).state, Spoken("yes"), facts)
+    assert call_flows.listening("reminder", menu.state) == ("yes", "cancel", "reschedule", "repeat", "stop",
+                                                            "1", "2", "3", "9")
+    assert menu.actions == (Ask(("reminder.details", "reminder.menu_voice"), listen=call_flows.listening(
+        "reminder", menu.state)),)
+
+
+def test_stop_and_emergency_work_in_the_recovery_call():
+    facts = {"voice_answers": True, "can_transfer": True}
+    stop = walk(["1", Spoken("stop")], facts)
+    assert stop.state["node"] == "confirm_stop" and stop.state["purpose"] == "no_show"
+    back = call_flows.step("no_show", stop.state, Keys("2"), facts)
+    assert back.actions == (Ask(("no_show.offer_voice",), listen=("yes", "no", "repeat", "stop", "1", "2", "9")),)
+    assert walk(["1", Spoken("emergency")], facts).outcome == "emergency"
+
+
+def test_a_reply_after_the_visit_changed_is_not_taken():
+    first = call_flows.start_text("text_no_show", {"appointment": "missed"})
+    changed = call_flows.reply("text_no_show", first.state, Replied("1"), {"appointment": "booked-again"})
+    assert (changed.actions, changed.effects, changed.outcome) == ((Text("sms.changed_meanwhile"),), (),
+                                                                  "appointment_changed")

@@ -212,3 +212,16 @@ def test_a_planner_reading_leaves_sqlite_writable(sessions, clinic):
             writing.add(PhoneOptOut(clinic_id=clinic, phone="+12125550199", source="sms"))
     with sessions() as session:
         assert session.scalar(select(PhoneOptOut.phone)) == "+12125550199"
+
+
+def test_a_type_campaign_without_recovery_steps_leaves_recovery_to_the_general_one(sessions, clinic):
+    with sessions.begin() as session:
+        session.add(CampaignStep(campaign=campaign_of(session, clinic), name="missed", purpose="no_show",
+                                 offset_minutes=120, channel="voice"))
+        session.add(Campaign(clinic_id=clinic, name="New patients", appointment_type="new patient", steps=[
+            CampaignStep(name="week-call", offset_minutes=-7 * 1440, channel="voice")]))
+    visit = book(sessions, clinic, NOW - dt.timedelta(hours=3), appointment_type="new patient")
+    with sessions.begin() as session:
+        session.get(Appointment, visit).status = "no_show"
+    run(sessions, NOW + dt.timedelta(days=1))
+    assert touches(sessions, visit) == [("missed", "voice", NOW)]  # due an hour ago: now

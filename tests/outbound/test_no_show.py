@@ -138,3 +138,77 @@ def test_by_text_the_offer_names_only_the_clinic_and_a_1_makes_the_task(app, run
                                                 "To": CLINIC, "Body": "1"})
     assert reply.status_code == 200
     assert open_tasks(sessions) == [("rebook_request", demo.appointment_id)]
+
+
+def test_a_missed_visit_is_not_moved_and_a_cancelled_one_is_not_missed(runner, sessions, demo):
+    missed(sessions, demo)
+    runner.invoke(args=["appointments", "no-show", str(demo.appointment_id)])
+    moved = runner.invoke(args=["appointments", "move", str(demo.appointment_id), "2030-01-07 10:00"])
+    assert moved.output.strip() == f"Error: appointment {demo.appointment_id} was missed: book a new appointment instead"
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).status = "cancelled"
+    marked = runner.invoke(args=["appointments", "no-show", str(demo.appointment_id)])
+    assert marked.output.strip() == (f"Error: appointment {demo.appointment_id} is cancelled: "
+                                     "only a booked or confirmed visit can be missed")
+
+
+def text_offer(app, runner, sessions, demo) -> int:
+    """Jane, who prefers texts, missed her visit and got the recovery text; its touch id."""
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).patient.preferred_channel = "sms"
+    touch_id = recovery_call(app, runner, sessions, demo)
+    with app.app_context():
+        place_touch_call(touch_id)
+    return touch_id
+
+
+def reply_1(twilio, demo, sid="2"):
+    return twilio.post("/twilio/sms/inbound", {"MessageSid": "SM" + sid * 32, "From": demo.patient_phone,
+                                               "To": CLINIC, "Body": "1"})
+
+
+def test_a_reply_after_the_visit_was_booked_again_makes_no_task(app, runner, twilio, sessions, demo, messenger):
+    text_offer(app, runner, sessions, demo)
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).status = "booked"
+    assert reply_1(twilio, demo).status_code == 200
+    assert [kind for kind, _ in open_tasks(sessions)] == ["unmatched_text"]  # a person reads it
+
+
+def test_the_offer_by_text_lasts_a_week_from_when_it_was_sent(app, runner, twilio, sessions, demo, messenger):
+    from ivr.models import Conversation
+
+    text_offer(app, runner, sessions, demo)
+    with sessions.begin() as session:
+        session.execute(update(Conversation).values(opened_at=utcnow() - dt.timedelta(days=6, hours=23)))
+    reply_1(twilio, demo, "3")
+    assert open_tasks(sessions) == [("rebook_request", demo.appointment_id)]
+    with sessions.begin() as session:
+        session.execute(update(Task).values(status="done"))
+        session.execute(update(Conversation).values(opened_at=utcnow() - dt.timedelta(days=7, minutes=1),
+                                                    closed_at=None, state={"node": "offered"}))
+    reply_1(twilio, demo, "4")
+    assert [kind for kind, _ in open_tasks(sessions)] == ["unmatched_text"]
+
+
+def test_an_unanswered_recovery_call_is_tried_again_then_texted(app, runner, twilio, sessions, demo, dialer):
+    touch_id = recovery_call(app, runner, sessions, demo)
+    with sessions.begin() as session:
+        session.execute(update(CampaignStep).where(CampaignStep.name == "missed").values(max_attempts=2))
+    for attempt, expected in ((1, "planned"), (2, "unreached")):
+        with sessions.begin() as session:
+            session.execute(update(Touch).where(Touch.id == touch_id).values(due_at=utcnow()))
+        with app.app_context():
+            sid = place_touch_call(touch_id)
+        twilio.post(f"/twilio/status/outbound/{touch_id}/{attempt}", {"CallSid": sid, "CallStatus": "no-answer"})
+        assert touches(sessions, demo.appointment_id)["missed"].status == expected
+    text = touches(sessions, demo.appointment_id)["missed-text"]
+    assert (text.flow, text.channel, text.status) == ("text_no_show", "sms", "planned")
+
+
+@pytest.mark.parametrize("at,ok", [("+0m", True), ("+6d", True), ("+7d", False), ("-1h", False)])
+def test_a_no_show_step_comes_within_the_week_after_the_visit(runner, sessions, demo, at, ok):
+    result = runner.invoke(args=["campaign", "step", "1", "later", "--no-show", "--at", at])
+    assert (result.exit_code == 0) == ok, result.output
+    if not ok:
+        assert "a no-show step comes after the missed visit, within a week" in result.output

@@ -1,6 +1,6 @@
 """No personal detail in any log line, with every logger at DEBUG, while every flow runs end to
 end through the sandbox: reminder calls (answered, voicemail), reminder texts and their replies,
-the inbound line (date of birth by keys, the appointment, a refill, the queue, staff, a call
+a no-show recovery call, the inbound line (date of birth by keys, the appointment, a refill, the queue, staff, a call
 back, a message after hours), and texts to the clinic."""
 
 import datetime as dt
@@ -18,6 +18,7 @@ from ivr.sandbox.carrier import SandboxCarrier
 CLINIC = "+12125550100"
 JANE = "+12125550143"
 ROBERT = "+12125550162"
+MARIA = "+12125550178"
 STAFF = "+12125550199"
 
 
@@ -70,6 +71,18 @@ def test_no_flow_logs_a_personal_detail_at_debug(live, caplog):
     store.set_phone(ROBERT, scripts.parse({"texts": {"replies": ["C"]}}))
     live.test_cli_runner().invoke(args=["reminders", "schedule"])
     calling._texts_after(live, ROBERT, lambda: calling._work(live), wait=5)
+    # A missed visit: Maria's, offered a new appointment by call (in Spanish), which she asks for.
+    from ivr.models import Touch, utcnow
+
+    with services.sessions.begin() as session:
+        maria = session.scalars(select(Appointment).join(Appointment.patient).where(Patient.phone == MARIA)).one()
+        maria.starts_at, maria_id = utcnow() - dt.timedelta(hours=3), maria.id
+    store.set_phone(MARIA, scripts.parse({"replies": ["1", "1"]}))
+    live.test_cli_runner().invoke(args=["appointments", "no-show", str(maria_id)])
+    calling._work(live)
+    with services.sessions() as session:
+        recovery = session.scalars(select(Touch.id).where(Touch.appointment_id == maria_id, Touch.step == "missed")).one()
+    calling.wait_for_transcript(store, calling.wait_for_call_sid(services.sessions, recovery, timeout=30), timeout=30)
     # The inbound line: identified by date of birth, the appointment heard (twice) and confirmed,
     # a refill, then a person from the queue, whom staff take; then a call back chosen in the queue.
     store.set_phone(STAFF, scripts.parse({"replies": ["1"]}))
@@ -100,7 +113,7 @@ def test_no_flow_logs_a_personal_detail_at_debug(live, caplog):
         assert session.scalar(select(Appointment.status).where(Appointment.id == appointment_id)) == "confirmed"
         assert len(session.scalars(select(Call)).all()) >= 5
         assert {e.queue_status for e in session.scalars(select(Escalation))} >= {"taken", "call_back"}
-        assert {t.kind for t in session.scalars(select(Task))} >= {"refill_request", "unmatched_text"}
+        assert {t.kind for t in session.scalars(select(Task))} >= {"refill_request", "unmatched_text", "rebook_request"}
         assert session.scalars(select(Message).where(Message.kind == "reminder")).first() is not None
     leaks = set()
     for detail in personal_details(live):
