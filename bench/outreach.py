@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 from bench.webhooks import (BenchFailure, backend_name, create_pg_database, drop_pg_database,  # noqa: E402
                             migrate)
 
+HORIZON = dt.timedelta(hours=1)  # outbound.jobs.RECONCILE_HORIZON at its default
 ZONES = ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles")
 SEED_BATCH = 5000
 
@@ -160,15 +161,17 @@ def plan_in_this_process(url: str, redis_url: str) -> dict:
         plan = campaigns.plan_campaigns(session, now, now + dt.timedelta(hours=72),
                                         writer=campaigns.batch_writer(sessions))
     planned_at = time.perf_counter()
-    with sessions() as session:
-        queued = reconcile(queue, planning.touches_to_queue(session))
+    with sessions() as session:  # as `ivr campaign run` queues: what is due within the worker's horizon
+        queued = reconcile(queue, planning.touches_to_queue(session, due_before=now + HORIZON))
     done = time.perf_counter()
     grown = sampler.stop()
     with sessions() as session:
         touches = session.scalar(select(func.count()).select_from(Touch))
     engine.dispose()
     jobs = queue.count + len(queue.scheduled_job_registry)
-    return {"written": plan.written, "touches": touches, "jobs": jobs, "queued": queued.queued,
+    with sessions() as session:
+        due_soon = session.scalar(select(func.count()).select_from(Touch).where(Touch.due_at < now + HORIZON))
+    return {"written": plan.written, "touches": touches, "jobs": jobs, "queued": queued.queued, "due_soon": due_soon,
             "plan_s": planned_at - started, "queue_s": done - planned_at, "peak_mb": grown / 2**20}
 
 
@@ -197,9 +200,10 @@ def planning_rows(server_url: str | None, sizes: list[int]) -> list[tuple]:
                 seed(url, size)
                 redis_process, redis_url = start_redis(folder)
                 result = run_child(["--child-plan", url, redis_url])
-                if result["touches"] != result["written"] or result["jobs"] != result["touches"]:
+                if result["touches"] != result["written"] or result["jobs"] != result["due_soon"]:
                     raise BenchFailure(f"{backend} {size}: {result['written']} planned, {result['touches']} "
-                                       f"touches, {result['jobs']} jobs: every touch must have one job")
+                                       f"touches, {result['jobs']} jobs: every touch due within the hour "
+                                       f"({result['due_soon']}) must have one job")
                 rows.append((backend, size, result))
                 print(f"  {backend} {size}: {result['plan_s'] + result['queue_s']:.1f} s", file=sys.stderr)
             finally:
@@ -213,13 +217,14 @@ def planning_rows(server_url: str | None, sizes: list[int]) -> list[tuple]:
 
 
 def print_planning(rows: list[tuple]) -> None:
-    print("\nPlanning and queueing a two-step campaign (touches = contacts planned; each gets a job)\n")
-    print(f"{'database':<11}{'appointments':>13}{'touches':>9}{'plan s':>9}{'queue s':>9}{'total s':>9}"
-          f"{'peak MB':>9}{'per 10k s':>11}")
+    print("\nPlanning and queueing a two-step campaign (touches: contacts planned; queued: those due\n"
+          "within the worker's one-hour horizon, each given a job; the rest wait in the database)\n")
+    print(f"{'database':<11}{'appointments':>13}{'touches':>9}{'queued':>8}{'plan s':>9}{'queue s':>9}"
+          f"{'total s':>9}{'peak MB':>9}{'per 10k s':>11}")
     for backend, size, r in rows:
         total = r["plan_s"] + r["queue_s"]
-        print(f"{backend:<11}{size:>13,}{r['touches']:>9,}{r['plan_s']:>9.1f}{r['queue_s']:>9.1f}{total:>9.1f}"
-              f"{r['peak_mb']:>9.1f}{total / size * 10000:>11.2f}")
+        print(f"{backend:<11}{size:>13,}{r['touches']:>9,}{r['queued']:>8,}{r['plan_s']:>9.1f}{r['queue_s']:>9.1f}"
+              f"{total:>9.1f}{r['peak_mb']:>9.1f}{total / size * 10000:>11.2f}")
 
 
 def pacing(server_url: str | None, calls: int, workers: int, rate: int, worker_options: tuple = ()) -> dict:

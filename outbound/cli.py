@@ -279,7 +279,11 @@ def campaign_run(within_hours: int, clinic_id: int | None) -> None:
 def schedule(within_hours: int, clinic_id: int | None = None) -> str:
     """Plan campaign steps and lone reminders due within the hours, queue every planned touch,
     and say what was done. Shows a progress bar on long runs."""
+    from sqlalchemy import func
+
+    from ivr.models import Touch
     from outbound import campaigns, planning
+    from outbound.jobs import reconcile_horizon
     from outbound.queueing import outbound_queue, reconcile
 
     services = current_services()
@@ -293,10 +297,16 @@ def schedule(within_hours: int, clinic_id: int | None = None) -> str:
                                             writer=campaigns.batch_writer(services.sessions), progress=bar.update)
     with services.sessions.begin() as session:
         lone = planning.plan_reminders(session, now, until, clinic_id=clinic_id)
+    # Queued now: what is due within the worker's horizon. The rest waits in the database, and
+    # the worker's reconcile queues each touch as it comes near (Redis holds work in flight only).
+    soon = now + reconcile_horizon(services.settings)
     with services.sessions() as session:
-        touches = reconcile(outbound_queue(services.redis), planning.touches_to_queue(session))
+        touches = reconcile(outbound_queue(services.redis), planning.touches_to_queue(session, due_before=soon))
+        waiting = session.scalar(select(func.count()).select_from(Touch).where(
+            Touch.status == "planned", Touch.due_at >= soon))
     lines = [f"planned {plan.written + len(lone)} new contact(s); queued {touches.queued}; "
-             f"{touches.live} already queued" + (f"; {touches.later} wait for their time" if touches.later else "")]
+             f"{touches.live} already queued" + (f"; {touches.later} wait for their time" if touches.later else "")
+             + (f"; {waiting} due later, queued by the worker as they come due" if waiting else "")]
     held = sum(plan.held.values())
     if held:
         lines.append(f"held back {held}: " + "; ".join(

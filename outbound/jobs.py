@@ -274,15 +274,19 @@ def _release(touch_id: int, status: str, error: str) -> None:
                         .values(status=status, last_error=error[:200], updated_at=utcnow()))
 
 
+def reconcile_horizon(settings) -> dt.timedelta:
+    """How far ahead the worker queues planned touches (the rest wait in the database)."""
+    return dt.timedelta(seconds=max(RECONCILE_HORIZON, 2 * settings.reconcile_seconds))
+
+
 def reconcile_outbound() -> dict:
     """The worker's periodic reconcile (outbound/reconciler.py). It schedules its own next run
     before anything else, so that a run that fails does not end the chain."""
     services = current_services()
     schedule_next_reconcile(outbound_queue(services.redis), services.settings.reconcile_seconds)
-    # Touches due later kept the jobs planning gave them; if Redis lost those, each is queued again
-    # when it comes within the horizon: the run stays cheap however large the campaign.
-    horizon = dt.timedelta(seconds=max(RECONCILE_HORIZON, 2 * services.settings.reconcile_seconds))
-    report = reconciler.reconcile_all(services, utcnow(), horizon)
+    # Touches due later wait in the database (or kept a job given earlier); each is queued when it
+    # comes within the horizon: the run stays cheap, and Redis small, however large the campaign.
+    report = reconciler.reconcile_all(services, utcnow(), reconcile_horizon(services.settings))
     # Quiet when there was nothing to do: this runs every minute.
     log.log(logging.INFO if report.queued or report.stuck or report.settled or report.unsettled
             or report.recordings or report.sweeps or report.texts else logging.DEBUG, "reconcile: %s", report.summary())

@@ -89,9 +89,22 @@ def test_schedule_waits_for_calling_hours(runner, sessions, redis):
     closed_now(sessions)
     result = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
     assert result.exception is None, repr(result.exception)
-    assert result.output.strip() == "planned 3 new contact(s); queued 3; 0 already queued; 3 wait for their time"
+    # The window opens in two hours, past the worker's one-hour horizon: nothing is in Redis yet.
+    assert result.output.strip() == ("planned 3 new contact(s); queued 0; 0 already queued; "
+                                     "3 due later, queued by the worker as they come due")
     queue = outbound_queue(redis)
-    assert queue.count == 0  # all three wait in the scheduler for the window
+    assert queue.count == 0 and len(queue.scheduled_job_registry) == 0
+    # An hour later the worker's reconcile finds them within its horizon and schedules each for
+    # the window's opening.
+    from outbound.jobs import reconcile_horizon
+    from outbound.reconciler import reconcile_all
+
+    app = runner.app
+    with app.app_context():
+        services = app.extensions["ivr"]
+        report = reconcile_all(services, utcnow() + dt.timedelta(hours=1, minutes=5),
+                               reconcile_horizon(services.settings))
+    assert (report.queued, queue.count, len(queue.scheduled_job_registry)) == (3, 0, 3)
 
 
 def test_reconcile_rebuilds_the_queue_after_redis_lost_everything(runner, sessions, redis):
