@@ -96,3 +96,16 @@ def test_a_reply_after_the_visit_changed_is_not_taken():
     changed = call_flows.reply("text_no_show", first.state, Replied("1"), {"appointment": "booked-again"})
     assert (changed.actions, changed.effects, changed.outcome) == ((Text("sms.changed_meanwhile"),), (),
                                                                   "appointment_changed")
+
+
+def test_the_no_show_call_renders_the_reminder_prompts_it_speaks_and_never_the_reminders_details():
+    """Before a call, its job renders every prompt the flow may speak (personal ones land on disk
+    for the call's length): the no-show call's walk decides which reminder prompts those are."""
+    import prompts
+    from ivr.prompt_audio import flow_prompt_keys
+    from tests.prompts.test_catalogues import heard_in
+
+    keys = set(flow_prompt_keys(prompts.load("en"), "no_show"))
+    spoken_by_the_call = {call_flows.split_language(h.key)[1] for h in heard_in("no_show")}
+    assert {"reminder.greeting", "reminder.voicemail", "no_show.missed"} <= spoken_by_the_call <= keys
+    assert "reminder.details" not in keys and "reminder.menu" not in keys
