@@ -3,7 +3,7 @@ each due inside the patient's own calling window, and say why anything is held b
 
 The planner reads appointments in batches and writes touches in bulk (a touch that exists
 already is left alone, so two planners running at once plan each contact once). It plans; the
-touch's job checks everything again when it is due (ivr/outbound/jobs.py), because a patient can
+touch's job checks everything again when it is due (outbound/jobs.py), because a patient can
 opt out or an appointment change between the two.
 """
 
