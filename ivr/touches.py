@@ -10,8 +10,6 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.models import Appointment, CampaignStep, Touch
 
-# Call statuses that never reached anyone; "canceled" is ours (we hung up first), never retried.
-NOT_ANSWERED = ("busy", "no-answer", "failed")
 # The text that follows a call flow that never reached the patient.
 FALLBACK_TEXTS = {"reminder": "text_reminder", "no_show": "text_no_show"}
 # A touch whose call is still ours to settle: a later callback for an earlier attempt is not.
@@ -36,7 +34,7 @@ def after_call(connection: Connection, touch_id: int, call_sid: str, status: str
     touch = connection.execute(
         select(Touch.status, Touch.attempts, Touch.step, Touch.test_call, Touch.channel, Touch.appointment_id,
                Touch.call_sid, Touch.flow,
-               CampaignStep.id, CampaignStep.retry_on, CampaignStep.max_attempts, CampaignStep.retry_minutes,
+               CampaignStep.id.label("step_id"), CampaignStep.retry_on, CampaignStep.max_attempts, CampaignStep.retry_minutes,
                CampaignStep.fallback_sms)
         .outerjoin(CampaignStep, Touch.campaign_step_id == CampaignStep.id)
         .where(Touch.id == touch_id).with_for_update(of=Touch)).mappings().one_or_none()
@@ -45,7 +43,7 @@ def after_call(connection: Connection, touch_id: int, call_sid: str, status: str
     if touch["call_sid"] is None and attempt is not None and attempt != touch["attempts"]:
         return None  # an earlier attempt's call: the current one has not reported yet
     result = call_result(status, answered_by)
-    step = touch if touch["id"] is not None and not touch["test_call"] else None
+    step = touch if touch["step_id"] is not None and not touch["test_call"] else None
     retried = set(step["retry_on"].split(",")) if step else set()
     if result == "completed" or (result == "machine" and "machine" not in retried):
         new = "completed"  # a person answered, or a voicemail counts as delivered for this step
@@ -78,7 +76,7 @@ def _plan_fallback_text(connection: Connection, touch, step, now: dt.datetime) -
             connection.execute(insert(Touch).values(
                 appointment_id=touch["appointment_id"], step=f"{touch['step']}-text",
                 flow=FALLBACK_TEXTS.get(touch["flow"], "text_reminder"),
-                channel="sms", campaign_step_id=step["id"], due_at=now, status="planned", attempts=0,
+                channel="sms", campaign_step_id=step["step_id"], due_at=now, status="planned", attempts=0,
                 updated_at=now, test_call=False))
     except IntegrityError:
         pass  # planned already

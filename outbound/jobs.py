@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from zoneinfo import ZoneInfo
 from dataclasses import asdict
+from zoneinfo import ZoneInfo
 
 from rq import get_current_job
 from sqlalchemy import func, or_, select, update
@@ -90,7 +90,7 @@ def place_touch_call(touch_id: int) -> str | None:
         queue = outbound_queue(services.redis)
         for message_id in texts_to_send:
             enqueue_text(queue, message_id)
-        log.info("touch %s: reminder text queued", touch_id)
+        log.info("touch %s: its text queued", touch_id)
         return None
 
     waited = services.call_pace.wait_turn()
@@ -176,17 +176,29 @@ def _not_yet(session, touch: Touch) -> tuple[dt.datetime, str] | None:
         return ring_at, "outside calling hours"
     if touch.test_call:
         return None
-    if touch.channel == "voice":
-        # The clinic's row is locked while its calls in progress are counted: claims of one clinic
-        # count in turn (the clinic's row before the patient's, always).
-        clinic = patient.clinic
-        session.execute(select(Clinic.id).where(Clinic.id == clinic.id).with_for_update())
-        busy = session.scalar(
-            select(func.count()).select_from(Touch).join(Touch.appointment).join(Appointment.patient).where(
-                Patient.clinic_id == clinic.id, Touch.channel == "voice", Touch.id != touch.id,
-                Touch.status.in_(("dialing", "placed")), Touch.updated_at > now - IN_PROGRESS_WITHIN))
-        if busy >= clinic.max_calls_in_progress:
-            return now + BUSY_PAUSE, f"the clinic has {busy} calls in progress"
+    # The clinic's row before the patient's, always (two claims lock in the same order).
+    return (_clinic_busy(session, touch, now) if touch.channel == "voice" else None) or \
+        _daily_cap_reached(session, touch, now, zone)
+
+
+def _clinic_busy(session, touch: Touch, now: dt.datetime) -> tuple[dt.datetime, str] | None:
+    """A pause when the clinic has its most calls in progress. Its row is locked while they are
+    counted, so claims of one clinic count in turn."""
+    clinic = touch.appointment.patient.clinic
+    session.execute(select(Clinic.id).where(Clinic.id == clinic.id).with_for_update())
+    busy = session.scalar(
+        select(func.count()).select_from(Touch).join(Touch.appointment).join(Appointment.patient).where(
+            Patient.clinic_id == clinic.id, Touch.channel == "voice", Touch.id != touch.id,
+            Touch.status.in_(("dialing", "placed")), Touch.updated_at > now - IN_PROGRESS_WITHIN))
+    if busy >= clinic.max_calls_in_progress:
+        return now + BUSY_PAUSE, f"the clinic has {busy} calls in progress"
+    return None
+
+
+def _daily_cap_reached(session, touch: Touch, now: dt.datetime, zone: ZoneInfo) -> tuple[dt.datetime, str] | None:
+    """Tomorrow's first moment when the patient has had the clinic's most contacts today."""
+    patient = touch.appointment.patient
+    today = now.astimezone(zone).date()
     midnight = dt.datetime.combine(today, dt.time(0), zone).astimezone(dt.timezone.utc)
     # The patient's row is locked while their contacts today are counted: two workers with two
     # touches for one patient count one after the other. Every call counts (a retry rings the

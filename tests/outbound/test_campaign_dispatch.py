@@ -127,14 +127,19 @@ def test_an_earlier_attempts_callback_before_the_job_records_the_sid_is_not_take
     assert touch.last_error == "busy; attempt 3 of 3 due"
 
 
-def test_the_daily_contact_cap_holds_a_second_contact_until_tomorrow(app, sessions, demo, dialer):
+def second_touch_under_a_cap_of_one(sessions, demo) -> int:
+    """Jane's clinic allows one contact a day; a second touch of hers is due now. Its id."""
     with sessions.begin() as session:
         appointment = session.get(Appointment, demo.appointment_id)
         appointment.patient.clinic.daily_contact_cap = 1
         second = Touch(appointment=appointment, step="second", channel="voice", due_at=utcnow())
         session.add(second)
         session.flush()
-        second_id = second.id
+        return second.id
+
+
+def test_the_daily_contact_cap_holds_a_second_contact_until_tomorrow(app, sessions, demo, dialer):
+    second_id = second_touch_under_a_cap_of_one(sessions, demo)
     assert dial(app, sessions, demo.touch_id) is not None
     assert dial(app, sessions, second_id) is None
     held = touch_row(sessions, second_id)
@@ -215,13 +220,7 @@ def test_every_call_attempt_counts_toward_the_daily_cap(app, twilio, sessions, d
 def test_two_workers_with_two_touches_for_one_patient_under_a_cap_of_one_dial_once(app, sessions, demo, dialer):
     from tests.support import race
 
-    with sessions.begin() as session:
-        appointment = session.get(Appointment, demo.appointment_id)
-        appointment.patient.clinic.daily_contact_cap = 1
-        other = Touch(appointment=appointment, step="other", channel="voice", due_at=utcnow())
-        session.add(other)
-        session.flush()
-        ids = iter([demo.touch_id, other.id])
+    ids = iter([demo.touch_id, second_touch_under_a_cap_of_one(sessions, demo)])
     results = race(app, lambda: place_touch_call(next(ids)))
     assert sorted(r is None for r in results) == [False, True]
     assert len(dialer.requests) == 1
