@@ -5,23 +5,24 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Mapping
 
-from call_flows import inbound, no_show, reminder, text_no_show, text_reminder
+from call_flows import inbound, no_show, refill, reminder, text_no_show, text_refill, text_reminder
 from call_flows.actions import (TASK_KINDS, Action, Answered, Ask, CallerInput, DialResult, Escalate,
                                 Enqueue, EscalationEnded, FlowError,
                                 Hangup, LeftQueue, QUEUE_RESULTS, Identify, Keys, OpenTask, OptOut, PlanCallBack, PlanRetry, Recorded,
                                 RememberLanguage, Replied, Say, SetAppointmentStatus, Silence, Spoken, Step,
-                                TakeMessage, Text, Transfer, in_language, split_language)
+                                TakeMessage, Text, TextPatient, Transfer, in_language, split_language)
 
-FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound, "no_show": no_show}
+FLOWS: dict[str, ModuleType] = {"reminder": reminder, "inbound": inbound, "no_show": no_show, "refill": refill}
 # Conversations by text: the same engine, fed replies instead of keys.
-TEXT_FLOWS: dict[str, ModuleType] = {"text_reminder": text_reminder, "text_no_show": text_no_show}
+TEXT_FLOWS: dict[str, ModuleType] = {"text_reminder": text_reminder, "text_no_show": text_no_show,
+                                      "text_refill": text_refill}
 
-__all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "failure", "sensitive",
+__all__ = ["FLOWS", "TEXT_FLOWS", "start", "step", "start_text", "reply", "text_accepts", "failure", "sensitive",
            "asks_personal_data", "takes_message", "Replied",
            "Text", "Action", "Answered", "Ask", "CallerInput", "DialResult", "Enqueue", "Escalate", "EscalationEnded",
            "FlowError", "Hangup", "Identify", "LeftQueue", "QUEUE_RESULTS",
            "Keys", "OpenTask", "OptOut", "PlanCallBack", "PlanRetry", "Recorded", "RememberLanguage", "Say", "SetAppointmentStatus",
-           "TakeMessage",
+           "TakeMessage", "TextPatient",
            "Silence", "TASK_KINDS", "Spoken", "Step", "Transfer", "in_language", "listening",
            "split_language"]
 
@@ -54,6 +55,12 @@ def reply(flow: str, state: Mapping[str, Any], replied: Replied,
           facts: Mapping[str, Any] | None = None) -> Step:
     """The next step of a conversation given what the patient texted back."""
     return _text_flow(flow).advance(state, replied, facts or {})
+
+
+def text_accepts(flow: str, state: Mapping[str, Any], intent: str | None) -> bool:
+    """Whether a reply means something to the question a conversation is on (a number with two
+    questions waiting, a reminder and a refill, has its "C" answer the one that asked for it)."""
+    return _text_flow(flow).accepts(state, intent)
 
 
 def _text_flow(name: str) -> ModuleType:

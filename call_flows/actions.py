@@ -140,6 +140,7 @@ class Transfer:
 
     whisper: str | None = None
     line: int = 0   # which of the clinic's staff lines, in order (0: its staff phone)
+    pharmacy: bool = False  # the pharmacy of the prescription the call is about (else the staff phone)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,14 @@ class OpenTask:
 
 
 @dataclass(frozen=True)
+class TextPatient:
+    """Confirm by text what the patient just asked for on the call (to their number, when it
+    can take texts and has not opted out)."""
+
+    prompt: str
+
+
+@dataclass(frozen=True)
 class Identify:
     """The caller proved to be this patient (their date of birth matched): from now on the call
     is about them and their next appointment."""
@@ -239,7 +248,7 @@ TASK_KINDS = ("call_back", "reschedule_request", "wrong_person", "refill_request
               "voicemail_review", "rebook_request", "no_show_follow_up")
 
 Effect = Union[SetAppointmentStatus, OptOut, OpenTask, PlanRetry, Identify, RememberLanguage, Escalate,
-               EscalationEnded, PlanCallBack]
+               EscalationEnded, PlanCallBack, TextPatient]
 
 
 @dataclass(frozen=True)

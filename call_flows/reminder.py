@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any, Mapping
 
 from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, OpenTask, OptOut, PlanRetry,
-                                Say, SetAppointmentStatus, Spoken, Step, Transfer, missed)
+                                Say, SetAppointmentStatus, Spoken, Step, TextPatient, Transfer, missed)
 
 MAX_REPROMPTS = 2
 
@@ -49,13 +49,26 @@ NO_SHOW = "no_show"
 NO_SHOW_QUESTIONS = {"menu": ("no_show.offer",)}
 NO_SHOW_VOICE_QUESTIONS = {"menu": ("no_show.offer_voice",)}
 NO_SHOW_SPOKEN_KEYS = {"menu": {"yes": "1", "no": "2", "repeat": "9"}}
+# The refill prompt (call_flows/refill.py) too: after the identity check it names the medication
+# that is due and offers the refill (1), the pharmacy (0), or nothing now (2). It is about a
+# prescription, not an appointment: the call remembers the prescription as it began instead.
+REFILL = "refill"
+REFILL_QUESTIONS = {"menu": ("refill.offer",)}
+REFILL_VOICE_QUESTIONS = {"menu": ("refill.offer_voice",)}
+REFILL_SPOKEN_KEYS = {"menu": {"refill": "1", "yes": "1", "no": "2", "operator": "0", "repeat": "9"}}
+_BY_PURPOSE = {NO_SHOW: (NO_SHOW_QUESTIONS, NO_SHOW_VOICE_QUESTIONS, NO_SHOW_SPOKEN_KEYS),
+               REFILL: (REFILL_QUESTIONS, REFILL_VOICE_QUESTIONS, REFILL_SPOKEN_KEYS)}
+
+
+def _subject(purpose: str | None) -> str:
+    """What the call is about, as its facts and state name it: the appointment or the prescription."""
+    return "prescription" if purpose == REFILL else "appointment"
 
 
 def _spoken_keys(node: str, purpose: str | None) -> dict[str, str]:
     """The intents a question accepts and the key each stands for ({} for none)."""
-    if purpose == NO_SHOW and node in NO_SHOW_SPOKEN_KEYS:
-        return NO_SHOW_SPOKEN_KEYS[node]
-    return SPOKEN_KEYS.get(node, {})
+    own = _BY_PURPOSE.get(purpose or "", ({}, {}, {}))[2]
+    return own.get(node) or SPOKEN_KEYS.get(node, {})
 
 
 def listening(state: Mapping[str, Any]) -> tuple[str, ...]:
@@ -75,11 +88,11 @@ def _spoken_key(node: str, intent: str | None, purpose: str | None = None) -> st
 
 def _question(node: str, facts: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(prompts, listen) for a node: voice wording and intents only when voice answers are on."""
-    no_show = facts.get("purpose") == NO_SHOW
+    questions, voice_questions, _ = _BY_PURPOSE.get(facts.get("purpose") or "", ({}, {}, {}))
     if facts.get("voice_answers"):
-        prompts = NO_SHOW_VOICE_QUESTIONS.get(node) if no_show else None
-        return prompts or VOICE_QUESTIONS[node], listening({"node": node, "purpose": facts.get("purpose")})
-    return (NO_SHOW_QUESTIONS.get(node) if no_show else None) or QUESTIONS[node], ()
+        prompts = voice_questions.get(node) or VOICE_QUESTIONS[node]
+        return prompts, listening({"node": node, "purpose": facts.get("purpose")})
+    return questions.get(node) or QUESTIONS[node], ()
 
 
 def start(answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
@@ -89,10 +102,11 @@ def start(answered: Answered, facts: Mapping[str, Any] | None = None) -> Step:
         return _finish("voicemail", Say("reminder.voicemail"), decision="left_voicemail")
     prompts, listen = _question("identify", facts)
     state: dict[str, Any] = {"node": "identify", "misses": 0}
-    if facts.get("appointment") is not None:
-        state["appointment"] = facts["appointment"]
-    if facts.get("purpose") == NO_SHOW:
-        state["purpose"] = NO_SHOW
+    subject = _subject(facts.get("purpose"))
+    if facts.get(subject) is not None:
+        state[subject] = facts[subject]
+    if facts.get("purpose") in _BY_PURPOSE:
+        state["purpose"] = facts["purpose"]
     return Step(actions=(Ask(("reminder.greeting", *prompts), listen=listen),), state=state)
 
 
@@ -126,6 +140,9 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
     # Only a question about the appointment is stopped by a change to it; before identity nothing
     # about the appointment may be said, so there the change waits for the patient's "1".
     if _changed_meanwhile(state, facts) and (node in ("menu", "confirm_cancel") or key == "1"):
+        if facts.get("purpose") == REFILL:
+            return _finish("prescription_changed", Say("refill.changed_meanwhile"),
+                           decision="prescription_changed_meanwhile")
         return _finish("appointment_changed", Say("reminder.changed_meanwhile"),
                        decision="appointment_changed_meanwhile")
     step = handler(key, facts) if key else None
@@ -133,22 +150,23 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
 
 
 def _changed_meanwhile(state: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
-    """Whether the appointment is no longer what it was when the call began (calls that began
-    before the flow remembered it are not checked)."""
-    began = state.get("appointment")
-    return began is not None and facts.get("appointment") != began
+    """Whether the appointment (or, for a refill, the prescription) is no longer what it was when
+    the call began (calls that began before the flow remembered it are not checked)."""
+    subject = _subject(facts.get("purpose"))
+    began = state.get(subject)
+    return began is not None and facts.get(subject) != began
 
 
 def _carry(state: Mapping[str, Any], step: Step) -> Step:
     """The step with what the call remembers for its whole length kept in its state: the
     appointment as called about, and the call's purpose."""
-    kept = {key: state[key] for key in ("appointment", "purpose") if key in state}
+    kept = {key: state[key] for key in ("appointment", "prescription", "purpose") if key in state}
     return replace(step, state={**step.state, **kept}) if kept else step
 
 
 def _details(facts) -> tuple[str, ...]:
-    """What is said of the appointment once the patient has said who they are."""
-    return ("no_show.missed",) if facts.get("purpose") == NO_SHOW else ("reminder.details",)
+    """What is said of the appointment (or the prescription) once the patient has said who they are."""
+    return {NO_SHOW: ("no_show.missed",), REFILL: ("refill.due",)}.get(facts.get("purpose"), ("reminder.details",))
 
 
 def _identify(key: str, facts) -> Step | None:
@@ -166,6 +184,8 @@ def _identify(key: str, facts) -> Step | None:
 def _menu(key: str, facts) -> Step | None:
     if facts.get("purpose") == NO_SHOW:
         return _no_show_offer(key, facts)
+    if facts.get("purpose") == REFILL:
+        return _refill_offer(key, facts)
     if key == "1":
         return _finish("confirmed", Say("reminder.confirmed"), decision="confirm",
                        effects=(SetAppointmentStatus("confirmed"),))
@@ -188,6 +208,25 @@ def _no_show_offer(key: str, facts) -> Step | None:
                        effects=(OpenTask("rebook_request", within_business_days=1),))
     if key == "2":
         return _finish("rebook_declined", Say("no_show.declined"), decision="rebook_declined")
+    if key == "9":
+        return _ask("menu", facts, decision="repeat", before=_details(facts))
+    return None
+
+
+def _refill_offer(key: str, facts) -> Step | None:
+    """The medication is due: 1 asks for the refill (a task for the pharmacy team, confirmed by
+    text), 0 puts the patient through to the pharmacy (or says its number when nobody can take
+    the call), 2 says not now, 9 repeats."""
+    if key == "1":
+        return _finish("refill_requested", Say("refill.noted"), decision="refill",
+                       effects=(OpenTask("refill_request", within_business_days=1), TextPatient("sms.refill_noted")))
+    if key == "0":
+        if facts.get("can_reach_pharmacy"):
+            return Step(actions=(Say("refill.connecting"), Transfer(pharmacy=True)), state={"node": "done", "misses": 0},
+                        decision="to_pharmacy", outcome="to_pharmacy")
+        return _finish("pharmacy_number_given", Say("refill.call_pharmacy"), decision="to_pharmacy")
+    if key == "2":
+        return _finish("refill_declined", Say("refill.declined"), decision="refill_declined")
     if key == "9":
         return _ask("menu", facts, decision="repeat", before=_details(facts))
     return None

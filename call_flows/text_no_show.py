@@ -13,6 +13,11 @@ from call_flows.actions import CallerInput, FlowError, OpenTask, Replied, Step, 
 DIGITS: dict[str, dict[str, str]] = {"offered": {"1": "rebook"}, "done": {}}
 
 
+def accepts(state: Mapping[str, Any], intent: str | None) -> bool:
+    """Whether a reply means something to the question this conversation is on."""
+    return (intent or "") in DIGITS.get(state.get("node"), {})
+
+
 def start(facts: Mapping[str, Any]) -> Step:
     """The recovery text; the state remembers the visit as it was when the text went."""
     state: dict[str, Any] = {"node": "offered"}

@@ -22,6 +22,18 @@ DIGITS: dict[str, dict[str, str]] = {"asked": {"1": "confirm", "2": "reschedule"
                                      "confirm_cancel": {}}
 
 
+# The words each question takes (beyond its digits).
+WORDS: dict[str, frozenset[str]] = {"asked": frozenset({"confirm", "reschedule", "cancel"}),
+                                    "private": frozenset({"details"}),
+                                    "confirm_cancel": frozenset({"confirm", "cancel"})}
+
+
+def accepts(state: Mapping[str, Any], intent: str | None) -> bool:
+    """Whether a reply means something to the question this conversation is on."""
+    node = state.get("node")
+    return intent in DIGITS.get(node, {}) or intent in WORDS.get(node, frozenset())
+
+
 def start(facts: Mapping[str, Any]) -> Step:
     """The reminder text: its details, or only the clinic's name in private mode."""
     private = bool(facts.get("private"))

@@ -40,6 +40,7 @@ class TwimlContext:
     queue_name: str | None = None         # the caller's own queue (Enqueue)
     queue_action_url: str | None = None   # where leaving the queue is reported (QueueResult)
     queue_wait_url: str | None = None     # what the caller hears while waiting (their place, the wait)
+    pharmacy_number: str | None = None    # the pharmacy of the prescription a refill call is about
 
 
 def _speak(target, key: str, context: TwimlContext) -> None:
@@ -87,8 +88,11 @@ def render(actions: Iterable[Action], context: TwimlContext, redirect_after_ask:
                             trim="trim-silence")
             response.redirect(context.step_url, method="POST")
         elif isinstance(action, Transfer):
-            number = (context.staff_numbers[action.line] if action.line < len(context.staff_numbers)
-                      else context.transfer_number)
+            if action.pharmacy and context.pharmacy_number:
+                number = context.pharmacy_number  # else the pharmacy team is the clinic's staff
+            else:
+                number = (context.staff_numbers[action.line] if action.line < len(context.staff_numbers)
+                          else context.transfer_number)
             if not number:
                 raise ValueError("a Transfer needs the clinic's staff number")
             dial = Dial(action=context.dial_url, method="POST") if context.dial_url else Dial()

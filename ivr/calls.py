@@ -17,7 +17,7 @@ import prompts
 from prompts.spoken import (speakable_number, spoken_date, spoken_location, spoken_provider, spoken_time,
                             written_number)
 from call_flows import (Enqueue, Escalate, EscalationEnded, Identify, OpenTask, OptOut, PlanCallBack, PlanRetry,
-                        RememberLanguage, SetAppointmentStatus, Step)
+                        RememberLanguage, SetAppointmentStatus, Step, TextPatient)
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
 from speech.recognizer import can_hear_values, can_recognize
@@ -44,6 +44,7 @@ class CallContext:
     speech_rate: int | None = None  # the patient's words per minute, when they have one
     senior: bool = False            # slower speech, longer waits, a question repeated before a miss
     staff_numbers: tuple[str, ...] = ()  # the staff lines an inbound caller may be put through to, in order
+    pharmacy_number: str | None = None   # the pharmacy of the prescription a refill call is about
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,12 @@ class CallRecord:
         patient). Voice answers need the clinic's consent and a recogniser for the language."""
         return {"can_transfer": bool(self.staff_number or fallback_staff_number),
                 "voice_answers": bool(self.row["voice_answers"]) and can_recognize(language, speech_models),
-                # Ring again rather than ask a person, once: only from the first reminder.
-                "can_retry": bool(self.row["retry_wrong_person"]) and self.row["touch_step"] == "reminder",
-                "appointment": self.appointment_fingerprint}
+                # Ring again rather than ask a person, once: only from an appointment's first reminder.
+                "can_retry": bool(self.row["retry_wrong_person"]) and self.row["touch_step"] == "reminder"
+                and self.row["appointment_id"] is not None,
+                "appointment": self.appointment_fingerprint,
+                "prescription": prescription_fingerprint(self.row),
+                "can_reach_pharmacy": bool(self.row["pharmacy_phone"] or self.staff_number or fallback_staff_number)}
 
     @property
     def appointment_fingerprint(self) -> str | None:
@@ -124,7 +128,19 @@ def appointment_fingerprint(row: Mapping[str, Any]) -> str | None:
     return hashlib.sha256(read.encode()).hexdigest()[:16]
 
 
-# What prompts on a call about an appointment need to know (nothing more: prompts are lazy).
+def prescription_fingerprint(row: Mapping[str, Any]) -> str | None:
+    """A row's prescription as a refill prompt is about it (which one, its medication, whether it
+    is still active and when its refill is due), as one opaque value; None when there is none.
+    A refill filled (its due date moves on) or stopped during a call or a text changes it."""
+    if row["prescription_id"] is None:
+        return None
+    read = "|".join(str(row[name]) for name in ("prescription_id", "medication", "prescription_active",
+                                                 "prescription_due_on"))
+    return hashlib.sha256(read.encode()).hexdigest()[:16]
+
+
+# What prompts on a call about an appointment (or a prescription) need to know (nothing more:
+# prompts are lazy).
 _PROMPT_COLUMNS = (
     Appointment.id.label("appointment_id"), Patient.id.label("patient_id"),
     Appointment.status.label("appointment_status"), Appointment.starts_at,
@@ -135,29 +151,33 @@ _PROMPT_COLUMNS = (
     Clinic.phone.label("clinic_phone"), Clinic.staff_phone,
     Clinic.timezone.label("clinic_timezone"), Clinic.language.label("clinic_language"),
     Clinic.voice_answers, Patient.senior_mode.label("patient_senior"), Clinic.senior_mode.label("clinic_senior"),
-    Clinic.holiday_country, Clinic.holiday_subdivision)
+    Clinic.holiday_country, Clinic.holiday_subdivision,
+    Prescription.id.label("prescription_id"), Prescription.medication, Prescription.active.label("prescription_active"),
+    Prescription.refill_due_on.label("prescription_due_on"), Prescription.pharmacy_phone)
 
 
 def _joined_from_touch(statement):
     return (statement.outerjoin(Appointment, Touch.appointment_id == Appointment.id)
             .outerjoin(Location, Appointment.location_id == Location.id)
-            .outerjoin(Patient, Appointment.patient_id == Patient.id))
+            .outerjoin(Prescription, Touch.prescription_id == Prescription.id)
+            .outerjoin(Patient, Touch.patient_id == Patient.id))
 
 
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
-# A call's appointment and patient are its touch's; an inbound call has them once the caller was
-# identified (call.appointment_id, call.patient_id). The language an inbound caller's number
+# A call's appointment (or prescription) and patient are its touch's; an inbound call has them
+# once the caller was identified (call.appointment_id, call.patient_id). The language an inbound caller's number
 # chose before comes with it.
 _TURN = (
     select(Call.id.label("call_id"), Call.call_sid, Call.flow, Call.state, Call.turn, Call.last_twiml,
            Call.ended_at.label("call_ended_at"), Call.clinic_id, Call.from_number.label("call_from"),
-           Call.direction, Touch.step.label("touch_step"), Clinic.retry_wrong_person, Clinic.queue_callers,
+           Call.direction, Touch.id.label("touch_id"), Touch.step.label("touch_step"), Clinic.retry_wrong_person, Clinic.queue_callers,
            CallerLanguage.language.label("caller_language"), *_PROMPT_COLUMNS)
     .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id)
     .outerjoin(Appointment, Appointment.id == func.coalesce(Touch.appointment_id, Call.appointment_id))
     .outerjoin(Location, Appointment.location_id == Location.id)
-    .outerjoin(Patient, Patient.id == func.coalesce(Call.patient_id, Appointment.patient_id))
+    .outerjoin(Prescription, Prescription.id == Touch.prescription_id)
+    .outerjoin(Patient, Patient.id == func.coalesce(Call.patient_id, Touch.patient_id, Appointment.patient_id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
     .outerjoin(CallerLanguage, (CallerLanguage.clinic_id == Call.clinic_id)
                & (CallerLanguage.phone == Call.from_number) & (Call.direction == "inbound"))
@@ -222,8 +242,7 @@ def open_outbound_call(session: Session, call_sid: str, touch_id: int, *, status
                                               "to_number": to_number})
         return True
     found = session.execute(
-        select(Touch.flow, Patient.clinic_id).join(Touch.appointment).join(Appointment.patient)
-        .where(Touch.id == touch_id)).one_or_none()
+        select(Touch.flow, Patient.clinic_id).join(Touch.patient).where(Touch.id == touch_id)).one_or_none()
     if found is None:
         return False
     _insert_call(session, call_sid=call_sid, direction="outbound-api", flow=found.flow,
@@ -488,6 +507,8 @@ def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool =
         "location": lambda: spoken_location(row["location"], catalogue),
         "provider": lambda: spoken_provider(row["provider_name"], row["provider_title"], catalogue),
         **{f"medication_{n}": (lambda name=name: name) for n, name in enumerate(medications, 1)},
+        # The prescription a refill prompt is about (only such a call or text has one).
+        **({"medication": lambda: row["medication"]} if row["medication"] is not None else {}),
         # When a closed clinic opens again, on its own clock (a caller's zone is not known).
         **({"opens": lambda: catalogue.text("phrases.when", {
             "date": spoken_date(opens, row["clinic_timezone"], catalogue),
@@ -496,7 +517,8 @@ def _context(row: RowMapping, fallback_staff_number: str = "", for_texts: bool =
     })
     senior = is_senior(row["patient_senior"], row["clinic_senior"])
     rate = row["speech_rate"] or (round(catalogue.tts_rate * SENIOR_RATE) if senior else None)
-    return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None, rate, senior)
+    return CallContext(catalogue, values, row["staff_phone"] or fallback_staff_number or None, rate, senior,
+                       pharmacy_number=row["pharmacy_phone"])
 
 
 # How much slower than the catalogue's rate prompts are said in senior mode (150 -> 120 words a
@@ -518,12 +540,13 @@ def clinic_values(name: str, phone: str, for_texts: bool = False) -> dict[str, C
 
 
 def record_step(session: Session, call: CallRecord, step: Step, caller_input: dict | None,
-                twiml: str, said: list[str] | None = None) -> None:
+                twiml: str, said: list[str] | None = None) -> list[int]:
     """Move the call on by one turn: save the next state and what the caller is now told, apply
     the step's effects, and append one audit event for the turn: what the caller did, what was
     decided, what changed and which prompts were spoken (and, as `carrier_voice`, those of them
-    said by the carrier's voice because no audio was rendered). Raises ConcurrentChange when the
-    call or the appointment is no longer as this turn read it."""
+    said by the carrier's voice because no audio was rendered). Returns the ids of the texts it
+    queued (to send once the transaction commits). Raises ConcurrentChange when the call or the
+    appointment is no longer as this turn read it."""
     connection, now = session.connection(), utcnow()
     detail: dict = {"turn": call.number, "input": caller_input, "decision": step.decision,
                     "prompts": step.prompts()}
@@ -535,6 +558,7 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
         call_changes["outcome"] = detail["outcome"] = step.outcome
     if connection.execute(_ADVANCE_CALL, call_changes).rowcount != 1:
         raise ConcurrentChange(f"call {call.call_id} moved past turn {call.number}")
+    texts_to_send: list[int] = []
     for effect in step.effects:
         if isinstance(effect, SetAppointmentStatus):
             changed = connection.execute(_UPDATE_APPOINTMENT, {
@@ -565,6 +589,10 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                                                      "appointment_id": call.appointment_id})
         elif isinstance(effect, RememberLanguage):
             detail.setdefault("changes", []).append({"language": effect.language})
+        elif isinstance(effect, TextPatient):
+            sent, why = _text_patient(session, call, effect)
+            texts_to_send.extend(sent)
+            detail.setdefault("changes", []).append({"text_id": sent[0]} if sent else {"text_not_sent": why})
         elif isinstance(effect, Escalate):
             connection.execute(insert(Escalation).values(
                 call_id=call.call_id, clinic_id=call.row["clinic_id"], reason=effect.reason,
@@ -592,6 +620,26 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
             .values(queue_status="waiting", ring_line=0, ring_call_sid=None))
     connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "step",
                                        "detail": detail})
+    return texts_to_send
+
+
+def _text_patient(session: Session, call: CallRecord, effect: TextPatient) -> tuple[list[int], str | None]:
+    """Queue the text a call promised the patient: ([its id], None), or ([], why it cannot go)
+    when their number cannot take texts or asked for none."""
+    from ivr.messaging import texts
+
+    patient = session.get(Patient, call.row["patient_id"]) if call.row["patient_id"] is not None else None
+    if patient is None:
+        return [], "no patient"
+    why = texts.textable(patient.phone) or (
+        "the number opted out" if texts.opted_out(session, patient.clinic_id, patient.phone) else None)
+    if why is not None:
+        return [], why
+    context = text_context(call.row)
+    return [texts.queue_text(session, clinic_id=patient.clinic_id, to=patient.phone, from_=call.row["clinic_phone"],
+                             body=texts.text_for(context.catalogue, effect.prompt, context.values),
+                             kind="confirmation", patient_id=patient.id, appointment_id=call.appointment_id,
+                             call_id=call.call_id, touch_id=call.row["touch_id"])], None
 
 
 def _open_task(connection, call: CallRecord, effect: OpenTask, now) -> int:
@@ -599,7 +647,8 @@ def _open_task(connection, call: CallRecord, effect: OpenTask, now) -> int:
     zone = call.row["clinic_timezone"] or "UTC"
     return tasks.open_task(
         connection, kind=effect.kind, clinic_id=call.row["clinic_id"], patient_id=call.row["patient_id"],
-        appointment_id=call.appointment_id, call_id=call.call_id, prescription_id=effect.prescription_id,
+        appointment_id=call.appointment_id, call_id=call.call_id,
+        prescription_id=effect.prescription_id or call.row["prescription_id"],
         voicemail=effect.voicemail,
         phone=None if call.row["patient_id"] else call.row["call_from"],
         due=tasks.due_at(now, zone, call.row["clinic_phone"], effect.within_business_days,
@@ -614,7 +663,8 @@ def _plan_retry(connection, call: CallRecord, effect: PlanRetry, now) -> int | N
     try:
         with connection.begin_nested():
             return connection.execute(insert(Touch).values(
-                appointment_id=call.appointment_id, step="reminder-retry-1", flow=call.flow, channel="voice",
+                appointment_id=call.appointment_id, patient_id=call.row["patient_id"], step="reminder-retry-1",
+                flow=call.flow, channel="voice",
                 due_at=now + dt.timedelta(days=effect.after_days), status="planned", attempts=0,
                 updated_at=now, test_call=False)).inserted_primary_key[0]
     except IntegrityError:

@@ -129,10 +129,11 @@ def reminders_reconcile() -> None:
               help="Wait up to this many seconds for calls in progress to end.")
 @with_appcontext
 def reminders_outcomes(wait: int) -> None:
-    """Show each reminder call: appointment, call status, outcome, appointment status."""
+    """Show each outreach contact: its subject (an appointment, or rx-ID: a prescription's refill),
+    call status, outcome, and the subject's status now."""
     import time
 
-    from ivr.models import Appointment, Call, Touch
+    from ivr.models import Appointment, Call, Task, Touch
 
     services = current_services()
     deadline = time.monotonic() + wait
@@ -140,14 +141,19 @@ def reminders_outcomes(wait: int) -> None:
         with services.sessions() as session:
             rows = session.execute(
                 select(Touch, Call).outerjoin(Call, Call.touch_id == Touch.id)
-                .order_by(Touch.appointment_id, Touch.id)).all()
+                .order_by(Touch.appointment_id.is_(None), Touch.appointment_id, Touch.prescription_id, Touch.id)).all()
             busy = [t for t, c in rows if t.status in ("planned", "dialing", "placed")]
             if not busy or time.monotonic() >= deadline:
-                table = [(str(t.appointment_id), t.step, t.status, *_contact(session, t, c),
-                          session.get(Appointment, t.appointment_id).status) for t, c in rows]
+                asked = set(session.scalars(select(Task.prescription_id).where(
+                    Task.kind == "refill_request", Task.status == "open", Task.prescription_id.is_not(None))))
+                table = [(str(t.appointment_id) if t.appointment_id is not None else f"rx-{t.prescription_id}",
+                          t.step, t.status, *_contact(session, t, c),
+                          session.get(Appointment, t.appointment_id).status if t.appointment_id is not None
+                          else "refill_requested" if t.prescription_id in asked else "not_requested")
+                         for t, c in rows]
                 break
         time.sleep(0.5)
-    header = ("appointment", "contact", "touch", "call", "outcome", "appointment status")
+    header = ("subject", "contact", "touch", "call", "outcome", "subject status")
     _echo_table([header, *table])
     if busy:
         click.echo(f"{len(busy)} call(s) still in progress")
@@ -164,7 +170,7 @@ def _contact(session, touch, call) -> tuple[str, str]:
     if touch.channel != "sms":
         return "-", "-"
     text = session.scalars(select(Message).where(Message.touch_id == touch.id,
-                                                 Message.kind.in_(("reminder", "no_show")))
+                                                 Message.kind.in_(("reminder", "no_show", "refill")))
                            .order_by(Message.id)).first()
     if text is None:
         return "-", "-"
@@ -881,8 +887,14 @@ def _campaign_group():
     return campaign_group
 
 
-COMMANDS = (db_group, seed_demo, worker, reminders_group, _campaign_group(), appointments_group, clinics_group, tasks_group, patients_group, _prompts_group(),
-            _sandbox_group(), _speech_group())
+def _prescriptions_group():
+    from ivr.prescriptions import prescriptions_group
+
+    return prescriptions_group
+
+
+COMMANDS = (db_group, seed_demo, worker, reminders_group, _campaign_group(), appointments_group, clinics_group, tasks_group,
+            patients_group, _prescriptions_group(), _prompts_group(), _sandbox_group(), _speech_group())
 
 
 def register(app: Flask) -> None:

@@ -18,8 +18,10 @@ PATIENTS = [
     ("Robert", "Miller", "+12125550162", "en", 2, 14, 0, "Daniel Okafor"),
     ("Maria", "Garcia", "+12125550178", "es", 2, 11, 15, "Amara Patel"),
 ]
-# Active prescriptions a demo patient can ask to refill on the inbound line.
-PRESCRIPTIONS = {"Jane": ("metformin", "lisinopril"), "Robert": ("atorvastatin",)}
+# Active prescriptions a demo patient can ask to refill on the inbound line: medication, days until
+# the patient runs out (refill prompts go 3 days before), refills left.
+PRESCRIPTIONS = {"Jane": (("metformin", 3, 2), ("lisinopril", 20, 5)), "Robert": (("atorvastatin", 10, 1),)}
+PHARMACY = ("Riverside Pharmacy", "+12125550177")
 
 
 def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool]:
@@ -43,15 +45,20 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
         starts = dt.datetime.combine(today + dt.timedelta(days=days), dt.time(hour, minute), tz)
         session.add(Appointment(patient=patient, location=location, provider_name=provider,
                                 provider_title="doctor", starts_at=starts))
-        for medication in PRESCRIPTIONS.get(first, ()):
-            session.add(Prescription(patient=patient, medication=medication))
+        for medication, runs_out_in, refills in PRESCRIPTIONS.get(first, ()):
+            session.add(Prescription(patient=patient, medication=medication, refills_left=refills,
+                                     refill_due_on=today + dt.timedelta(days=runs_out_in),
+                                     pharmacy_name=PHARMACY[0], pharmacy_phone=PHARMACY[1]))
     # One reminder per appointment 72 hours ahead (at once, for a visit sooner), by the patient's
     # channel; a busy or unanswered call is tried twice more, half an hour apart, then texted.
-    # Two hours after a visit marked missed, an offer to book again, the same way.
+    # Two hours after a visit marked missed, an offer to book again, the same way; three days
+    # before a prescription runs out, an offer to refill it.
     session.add(Campaign(clinic=clinic, name="Appointment reminders", steps=[
         CampaignStep(name="reminder", offset_minutes=-72 * 60, channel="preferred", audience="all",
                      fallback_sms=True, retry_on="busy,no-answer", max_attempts=3, retry_minutes=30),
         CampaignStep(name="missed", purpose="no_show", offset_minutes=120, channel="preferred", audience="all",
+                     fallback_sms=True, retry_on="busy,no-answer", max_attempts=3, retry_minutes=30),
+        CampaignStep(name="refill", purpose="refill", offset_minutes=-3 * 1440, channel="preferred", audience="all",
                      fallback_sms=True, retry_on="busy,no-answer", max_attempts=3, retry_minutes=30)]))
     session.add(clinic)
     session.flush()

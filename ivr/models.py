@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator,
-                        UniqueConstraint, event, false, true)
+from sqlalchemy import (JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator,
+                        UniqueConstraint, event, false, select, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from call_flows.text import clean_name
@@ -180,13 +180,25 @@ TOUCH_STATUSES = ("planned", "dialing", "placed", "completed", "unreached", "fai
 
 
 class Touch(Base):
-    """One planned contact; unique per appointment and step so nothing is ever placed twice."""
+    """One planned contact about one subject (an appointment, or a prescription's refill due on a
+    date); unique per subject and step so nothing is ever placed twice."""
 
     __tablename__ = "touch"
-    __table_args__ = (UniqueConstraint("appointment_id", "step", name="uq_touch_appointment_step"),)
+    __table_args__ = (
+        UniqueConstraint("appointment_id", "step", name="uq_touch_appointment_step"),
+        UniqueConstraint("prescription_id", "refill_due_on", "step", name="uq_touch_prescription_step"),
+        CheckConstraint("(appointment_id IS NULL) <> (prescription_id IS NULL)", name="ck_touch_one_subject"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointment.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True,
+                                            comment="whom it contacts (its subject's patient)")
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"),
+                                                       comment="the visit it is about, or None: a prescription")
+    prescription_id: Mapped[int | None] = mapped_column(ForeignKey("prescription.id"),
+                                                        comment="the prescription whose refill it prompts")
+    refill_due_on: Mapped[dt.date | None] = mapped_column(
+        comment="the refill due date it prompts for (the next fill is a new subject)")
     step: Mapped[str] = mapped_column(String(40), comment="which planned contact: reminder, test-call-...")
     flow: Mapped[str] = mapped_column(String(40), default="reminder", server_default="reminder",
                                       comment="the call flow this contact runs")
@@ -205,8 +217,20 @@ class Touch(Base):
     dispatched_at: Mapped[dt.datetime | None] = mapped_column(
         comment="when it last rang or texted the patient (the daily contact cap counts these)")
 
-    appointment: Mapped[Appointment] = relationship(back_populates="touches")
+    patient: Mapped[Patient] = relationship()
+    appointment: Mapped[Appointment | None] = relationship(back_populates="touches")
+    prescription: Mapped[Prescription | None] = relationship()
     campaign_step: Mapped[CampaignStep | None] = relationship()
+
+
+@event.listens_for(Touch, "before_insert")
+def _patient_of_subject(_mapper, _connection, touch: Touch) -> None:
+    """A touch made without its patient contacts its subject's patient."""
+    if touch.patient_id is None and touch.patient is None:
+        subject = (select(Appointment.patient_id).where(Appointment.id == touch.appointment_id)
+                   if touch.appointment_id is not None
+                   else select(Prescription.patient_id).where(Prescription.id == touch.prescription_id))
+        touch.patient_id = subject.scalar_subquery()
 
 
 CHANNEL_RULES = ("voice", "sms", "preferred")   # preferred: the patient's own channel
@@ -250,8 +274,10 @@ class CampaignStep(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaign.id"), index=True)
     name: Mapped[str] = mapped_column(String(40), comment="names the touch's step: 72h-call")
     purpose: Mapped[str] = mapped_column(String(12), default="reminder", server_default="reminder",
-                                         comment="reminder (before the visit) or no_show (after a missed one)")
-    offset_minutes: Mapped[int] = mapped_column(comment="from the appointment's start: -4320 is 72 h before")
+                                         comment="reminder (before the visit), no_show (after a missed one) or "
+                                                 "refill (around a prescription's refill due date)")
+    offset_minutes: Mapped[int] = mapped_column(comment="from the appointment's start (-4320 is 72 h before), or "
+                                                        "from the start of a refill's due day")
     channel: Mapped[str] = mapped_column(String(10), default="preferred", comment="voice, sms or preferred")
     audience: Mapped[str] = mapped_column(String(10), default="all",
                                           comment="all, or only patients who prefer voice / sms")
@@ -374,6 +400,8 @@ class Conversation(Base):
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id"), index=True)
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))
+    prescription_id: Mapped[int | None] = mapped_column(ForeignKey("prescription.id"),
+                                                        comment="the prescription a refill prompt is about")
     phone: Mapped[str] = mapped_column(String(20), index=True, comment="the patient's number, E.164")
     flow: Mapped[str] = mapped_column(String(40))
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -491,13 +519,19 @@ class Prescription(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     medication: Mapped[str] = mapped_column(String(200), comment="as the patient knows it ('metformin')")
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    refill_due_on: Mapped[dt.date | None] = mapped_column(comment="when the patient runs out (refill prompts "
+                                                                  "are planned around it); None: not prompted")
+    refills_left: Mapped[int | None] = mapped_column(comment="fills the prescription still allows; None: unknown")
+    pharmacy_name: Mapped[str | None] = mapped_column(String(200), comment="where it is filled")
+    pharmacy_phone: Mapped[str | None] = mapped_column(String(20), comment="the pharmacy's line, E.164; None: "
+                                                                           "the clinic's staff phone")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     patient: Mapped[Patient] = relationship()
 
-    @validates("medication")
-    def _clean(self, _key: str, value: str) -> str:
-        return clean_name(value)
+    @validates("medication", "pharmacy_name")
+    def _clean(self, _key: str, value: str | None) -> str | None:
+        return None if value is None else clean_name(value)
 
 
 TASK_STATUSES = ("open", "done", "cancelled")

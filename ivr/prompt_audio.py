@@ -38,11 +38,11 @@ def is_personal(catalogue: prompts.Catalogue, key: str) -> bool:
     return not catalogue.placeholders(key) <= CLINIC_VALUES
 
 
-# Prompts of another flow's section that a flow speaks too: the no-show call greets, checks who
-# answered, and closes like the reminder call (but never says the reminder's details).
-PROMPTS_SHARED = {"no_show": ("reminder.greeting", "reminder.identify", "reminder.identify_voice",
-                              "reminder.wrong_person", "reminder.no_response", "reminder.voicemail",
-                              "reminder.changed_meanwhile", "reminder.stop_check_voice", "reminder.opted_out")}
+# Prompts of another flow's section that a flow speaks too: the no-show and refill calls greet,
+# check who answered, and close like the reminder call (but never say the reminder's details).
+_LIKE_REMINDER = ("reminder.greeting", "reminder.identify", "reminder.identify_voice", "reminder.wrong_person",
+                  "reminder.no_response", "reminder.voicemail", "reminder.stop_check_voice", "reminder.opted_out")
+PROMPTS_SHARED = {"no_show": (*_LIKE_REMINDER, "reminder.changed_meanwhile"), "refill": _LIKE_REMINDER}
 
 
 def flow_prompt_keys(catalogue: prompts.Catalogue, flow: str) -> list[str]:

@@ -56,12 +56,17 @@ def open_task(connection: Connection, *, kind: str, due: dt.datetime, clinic_id:
               patient_id: int | None = None, appointment_id: int | None = None,
               call_id: int | None = None, phone: str | None = None, message_id: int | None = None,
               prescription_id: int | None = None, voicemail: str | None = None) -> int:
-    """Open a task (a Core insert: it runs inside a webhook turn); returns its id."""
+    """Open a task (a Core insert: it runs inside a webhook turn); returns its id. A refill asked
+    for ends the prescription's refill prompts still waiting: nobody is asked again."""
+    now = utcnow()
+    if kind == "refill_request" and prescription_id is not None:
+        from ivr import touches
+
+        touches.cancel_pending_refills(connection, prescription_id, "refill requested", now)
     return connection.execute(insert(_TASK).values(
         kind=kind, due_at=due, clinic_id=clinic_id, patient_id=patient_id, appointment_id=appointment_id,
         call_id=call_id, phone=phone, message_id=message_id, prescription_id=prescription_id,
-        voicemail=voicemail, status="open",
-        created_at=utcnow())).inserted_primary_key[0]
+        voicemail=voicemail, status="open", created_at=now)).inserted_primary_key[0]
 
 
 def open_tasks(session: Session, clinic_id: int | None = None) -> list[Task]:

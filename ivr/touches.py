@@ -8,10 +8,10 @@ import datetime as dt
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ivr.models import Appointment, CampaignStep, Touch
+from ivr.models import Appointment, CampaignStep, Prescription, Touch
 
 # The text that follows a call flow that never reached the patient.
-FALLBACK_TEXTS = {"reminder": "text_reminder", "no_show": "text_no_show"}
+FALLBACK_TEXTS = {"reminder": "text_reminder", "no_show": "text_no_show", "refill": "text_refill"}
 # A touch whose call is still ours to settle: a later callback for an earlier attempt is not.
 IN_FLIGHT = ("dialing", "placed", "uncertain")
 
@@ -33,7 +33,7 @@ def after_call(connection: Connection, touch_id: int, call_sid: str, status: str
     (a late callback of an earlier attempt must not settle the attempt ringing now)."""
     touch = connection.execute(
         select(Touch.status, Touch.attempts, Touch.step, Touch.test_call, Touch.channel, Touch.appointment_id,
-               Touch.call_sid, Touch.flow,
+               Touch.patient_id, Touch.prescription_id, Touch.refill_due_on, Touch.call_sid, Touch.flow,
                CampaignStep.id.label("step_id"), CampaignStep.retry_on, CampaignStep.max_attempts, CampaignStep.retry_minutes,
                CampaignStep.fallback_sms)
         .outerjoin(CampaignStep, Touch.campaign_step_id == CampaignStep.id)
@@ -62,8 +62,13 @@ def after_call(connection: Connection, touch_id: int, call_sid: str, status: str
 
 
 def _still_wanted(connection: Connection, touch) -> bool:
-    """Whether the appointment still wants the contact: booked for a reminder, missed for a
-    recovery (the job checks the times)."""
+    """Whether the subject still wants the contact: an appointment booked for a reminder, missed
+    for a recovery; a prescription still active and due on the same day (not refilled meanwhile)
+    for a refill prompt (the job checks the times)."""
+    if touch["prescription_id"] is not None:
+        return connection.execute(select(Prescription.id).where(
+            Prescription.id == touch["prescription_id"], Prescription.active.is_(True),
+            Prescription.refill_due_on == touch["refill_due_on"])).first() is not None
     wanted = "no_show" if touch["flow"] == "no_show" else "booked"
     return connection.execute(select(Appointment.status).where(
         Appointment.id == touch["appointment_id"])).scalar_one() == wanted
@@ -74,7 +79,9 @@ def _plan_fallback_text(connection: Connection, touch, step, now: dt.datetime) -
     try:
         with connection.begin_nested():
             connection.execute(insert(Touch).values(
-                appointment_id=touch["appointment_id"], step=f"{touch['step']}-text",
+                appointment_id=touch["appointment_id"], patient_id=touch["patient_id"],
+                prescription_id=touch["prescription_id"], refill_due_on=touch["refill_due_on"],
+                step=f"{touch['step']}-text",
                 flow=FALLBACK_TEXTS.get(touch["flow"], "text_reminder"),
                 channel="sms", campaign_step_id=step["step_id"], due_at=now, status="planned", attempts=0,
                 updated_at=now, test_call=False))
@@ -88,4 +95,12 @@ def cancel_pending(connection: Connection, appointment_id: int, why: str, now: d
     return connection.execute(
         update(Touch).where(Touch.appointment_id == appointment_id, Touch.status == "planned",
                             Touch.campaign_step_id.is_not(None))
+        .values(status="skipped", last_error=why[:200], updated_at=now)).rowcount
+
+
+def cancel_pending_refills(connection: Connection, prescription_id: int, why: str, now: dt.datetime) -> int:
+    """Skip a prescription's refill prompts still waiting (the refill was asked for, filled or
+    stopped); returns how many."""
+    return connection.execute(
+        update(Touch).where(Touch.prescription_id == prescription_id, Touch.status == "planned")
         .values(status="skipped", last_error=why[:200], updated_at=now)).rowcount

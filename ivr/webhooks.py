@@ -32,7 +32,7 @@ from ivr.services import current_services
 from outbound import staff_ringing
 from outbound.callbacks import enqueue_call_back_soon, queue_call_back_soon
 from outbound.recordings import queue_deletion_soon, queue_sweep_soon
-from outbound.texts import queue_text_back_soon
+from outbound.texts import queue_text_back_soon, queue_texts_soon
 
 log = logging.getLogger(__name__)
 
@@ -658,10 +658,12 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
     services = current_services()
     planned_call_back: list[bool] = []
     queued: list[int | None] = []
+    texts_to_send: list[int] = []
 
     def work(session: Session) -> str:
         planned_call_back.clear()
         queued.clear()
+        texts_to_send.clear()
         call = load(session)
         if call is None:
             if unknown is not None:
@@ -697,8 +699,8 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
             whisper_url=lambda key: url_for("twilio.whisper", prompt=key), audio_url=speaker.audio_url,
             say_language_for=speaker.say_language, slow=context.senior, staff_numbers=context.staff_numbers,
             queue_name=caller_queue.queue_name(sid), queue_action_url=url_for("twilio.queue_left", turn=following),
-            queue_wait_url=url_for("twilio.queue_wait")))
-        calls.record_step(session, call, step, audit_of_input, twiml=xml, said=speaker.said)
+            queue_wait_url=url_for("twilio.queue_wait"), pharmacy_number=context.pharmacy_number))
+        texts_to_send.extend(calls.record_step(session, call, step, audit_of_input, twiml=xml, said=speaker.said))
         planned_call_back.extend(isinstance(e, call_flows.PlanCallBack) for e in step.effects)
         if any(isinstance(a, call_flows.Enqueue) for a in step.actions):
             queued.append(call.row["clinic_id"])
@@ -712,6 +714,8 @@ def _turn(sid: str, load: Callable[[Session], calls.CallRecord | None],
                     response.call_on_close(lambda: queue_call_back_soon(services, sid))
                 if queued:  # the caller waits in their queue: staff are rung for the first in line
                     response.call_on_close(lambda: staff_ringing.ring_soon(services, queued[0]))
+                if texts_to_send:  # committed: a confirmation the patient was promised
+                    response.call_on_close(lambda: queue_texts_soon(services.redis, list(texts_to_send)))
                 return response
             except ConcurrentChange:
                 if attempt == CONCURRENT_RETRIES:

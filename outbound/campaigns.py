@@ -1,5 +1,7 @@
-"""Campaign planning: turn each clinic's cadence of steps into touches, one per (appointment, step),
-each due inside the patient's own calling window, and say why anything is held back.
+"""Campaign planning: turn each clinic's cadence of steps into touches, one per (subject, step),
+each due inside the patient's own calling window, and say why anything is held back. A subject
+is an appointment (reminders before it, recovery after a missed one) or a prescription's refill
+due on a day (refill prompts around that day; the next fill is a new subject).
 
 The planner reads appointments in batches and writes touches in bulk (a touch that exists
 already is left alone, so two planners running at once plan each contact once). It plans; the
@@ -20,12 +22,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from ivr.messaging.texts import textable
-from ivr.models import Appointment, Campaign, CampaignStep, Patient, PhoneOptOut, Touch
+from ivr.models import Appointment, Campaign, CampaignStep, Patient, PhoneOptOut, Prescription, Touch
 from outbound.hours import contact_time
-from outbound.planning import RECOVERY_FLOWS, RECOVERY_WINDOW, REMINDER_FLOWS
+from outbound.planning import RECOVERY_FLOWS, RECOVERY_WINDOW, REFILL_FLOWS, REFILL_WINDOW, REMINDER_FLOWS
 
-REMINDER, NO_SHOW = "reminder", "no_show"
-PURPOSES = (REMINDER, NO_SHOW)
+REMINDER, NO_SHOW, REFILL = "reminder", "no_show", "refill"
+PURPOSES = (REMINDER, NO_SHOW)          # steps about an appointment
+STEP_PURPOSES = (*PURPOSES, REFILL)     # and about a prescription
 
 BATCH = 2000
 
@@ -99,11 +102,23 @@ def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, si
     `since`); with write, create their touches in the session's transaction, or with `writer`,
     hand each batch of touches to it (`batch_writer`: a transaction per batch, so that a long run
     does not hold SQLite's one writer lock away from webhooks). `progress` is told how many
-    appointments each batch held."""
+    appointments (and prescriptions) each batch held."""
     if write and writer is None:
         writer = lambda rows: insert_new(session, rows)  # noqa: E731
     plan = CampaignPlan()
-    for campaign, purpose in ((c, p) for c in active_campaigns(session, clinic_id) for p in PURPOSES):
+    campaigns = active_campaigns(session, clinic_id)
+    _plan_appointments(session, plan, campaigns, now, until, since, appointment_id, writer, progress)
+    if appointment_id is None:
+        _plan_refills(session, plan, campaigns, now, until, since, writer, progress)
+        for _, count in _uncovered(session, now, until, clinic_id):
+            plan.held[(NO_STEP, "no active campaign with steps for its appointment type")] += count
+    return plan
+
+
+def _plan_appointments(session: Session, plan: CampaignPlan, campaigns: list[Campaign], now: dt.datetime,
+                       until: dt.datetime, since: dt.datetime | None, appointment_id: int | None, writer, progress) -> None:
+    """Plan the campaigns' steps about appointments (reminders, recovery) into `plan`."""
+    for campaign, purpose in ((c, p) for c in campaigns for p in PURPOSES):
         steps = steps_for(campaign, purpose)
         if not steps:
             continue
@@ -114,7 +129,7 @@ def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, si
             done = _steps_done(session, [appointment.id for appointment, _ in batch])
             rows = []
             for appointment, patient in batch:
-                for step, at, channel, reason in _contacts(campaign, steps, appointment, patient, now, until,
+                for step, at, channel, reason in _contacts(campaign, steps, appointment.starts_at, patient, now, until,
                                                            done.get(appointment.id, set()), opted_out):
                     if reason is not None:
                         plan.held[(step.name, reason)] += 1
@@ -123,16 +138,77 @@ def plan_campaigns(session: Session, now: dt.datetime, until: dt.datetime, *, si
                         continue
                     day = at.astimezone(ZoneInfo(patient.timezone or campaign.clinic.timezone)).date()
                     plan.planned[(day, channel, step.name)] += 1
-                    rows.append(dict(appointment_id=appointment.id, step=step.name, flow=flows[channel],
+                    rows.append(dict(appointment_id=appointment.id, patient_id=patient.id, prescription_id=None,
+                                     refill_due_on=None, step=step.name, flow=flows[channel],
                                      channel=channel, campaign_step_id=step.id, due_at=at, status="planned",
                                      attempts=0, test_call=False, updated_at=now))
             if writer is not None and rows:
                 plan.written += writer(rows)
             if progress is not None:
                 progress(len(batch))
-    for _, count in ([] if appointment_id is not None else _uncovered(session, now, until, clinic_id)):
-        plan.held[(NO_STEP, "no active campaign with steps for its appointment type")] += count
-    return plan
+
+
+def campaign_prescriptions(campaign: Campaign, now: dt.datetime, until: dt.datetime):
+    """The query for the prescriptions a campaign's refill steps cover: the active ones of the
+    clinic's patients whose refill is due so that a step falls due before `until`, and not more
+    than a week ago (a day's slack either side for time zones; the steps say exactly)."""
+    earliest = min(step.offset_minutes for step in steps_for(campaign, REFILL))
+    first_day = (now - REFILL_WINDOW).date() - dt.timedelta(days=1)
+    last_day = (until - dt.timedelta(minutes=earliest)).date() + dt.timedelta(days=1)
+    return (select(Prescription, Patient).join(Prescription.patient)
+            .where(Patient.clinic_id == campaign.clinic_id, Prescription.active.is_(True),
+                   Prescription.refill_due_on.is_not(None), Prescription.refill_due_on >= first_day,
+                   Prescription.refill_due_on <= last_day))
+
+
+def refill_campaigns(campaigns: list[Campaign]) -> list[Campaign]:
+    """The campaigns with refill steps: a clinic's campaign for every appointment type (its one
+    active one) carries its refill prompts."""
+    return [c for c in campaigns if c.appointment_type is None and steps_for(c, REFILL)]
+
+
+def _plan_refills(session: Session, plan: CampaignPlan, campaigns: list[Campaign], now: dt.datetime,
+                  until: dt.datetime, since: dt.datetime | None, writer, progress) -> None:
+    """Plan the campaigns' refill prompts into `plan`: one touch per prescription, due day and step."""
+    for campaign in refill_campaigns(campaigns):
+        steps = steps_for(campaign, REFILL)
+        opted_out = set(session.scalars(select(PhoneOptOut.phone).where(PhoneOptOut.clinic_id == campaign.clinic_id)))
+        for batch in _batches(session, campaign_prescriptions(campaign, now, until), Prescription.id):
+            plan.appointments += len(batch)
+            done = _refill_steps_done(session, [prescription.id for prescription, _ in batch])
+            rows = []
+            for prescription, patient in batch:
+                zone = ZoneInfo(patient.timezone or campaign.clinic.timezone)
+                due_day = dt.datetime.combine(prescription.refill_due_on, dt.time(0), zone).astimezone(dt.timezone.utc)
+                for step, at, channel, reason in _contacts(
+                        campaign, steps, due_day, patient, now, until,
+                        done.get((prescription.id, prescription.refill_due_on), set()), opted_out):
+                    if reason is None and prescription.refills_left == 0:
+                        reason = "no refills left (the prescriber must renew it)"
+                    if reason is not None:
+                        plan.held[(step.name, reason)] += 1
+                        continue
+                    if since is not None and at < since:
+                        continue
+                    plan.planned[(at.astimezone(zone).date(), channel, step.name)] += 1
+                    rows.append(dict(appointment_id=None, patient_id=patient.id, prescription_id=prescription.id,
+                                     refill_due_on=prescription.refill_due_on, step=step.name,
+                                     flow=REFILL_FLOWS[channel], channel=channel, campaign_step_id=step.id, due_at=at,
+                                     status="planned", attempts=0, test_call=False, updated_at=now))
+            if writer is not None and rows:
+                plan.written += writer(rows)
+            if progress is not None:
+                progress(len(batch))
+
+
+def _refill_steps_done(session: Session, prescription_ids: list[int]) -> dict[tuple[int, dt.date], set[str]]:
+    """The steps each prescription's refill (by due day) has a touch for already."""
+    done: dict[tuple[int, dt.date], set[str]] = {}
+    for prescription_id, due_on, step in session.execute(
+            select(Touch.prescription_id, Touch.refill_due_on, Touch.step)
+            .where(Touch.prescription_id.in_(prescription_ids))):
+        done.setdefault((prescription_id, due_on), set()).add(step)
+    return done
 
 
 # Held-back contacts that belong to no step.
@@ -162,10 +238,10 @@ def _uncovered(session: Session, now: dt.datetime, until: dt.datetime, clinic_id
             yield clinic, count
 
 
-def _batches(session: Session, query) -> Iterator[list]:
+def _batches(session: Session, query, order=Appointment.id) -> Iterator[list]:
     """The query's rows in batches of BATCH, read as they are needed (memory does not grow with
     the number of appointments)."""
-    result = session.execute(query.order_by(Appointment.id).execution_options(yield_per=BATCH))
+    result = session.execute(query.order_by(order).execution_options(yield_per=BATCH))
     for partition in result.partitions():
         yield list(partition)
 
@@ -179,11 +255,11 @@ def _steps_done(session: Session, appointment_ids: list[int]) -> dict[int, set[s
     return done
 
 
-def _contacts(campaign: Campaign, steps: list[CampaignStep], appointment: Appointment, patient: Patient,
+def _contacts(campaign: Campaign, steps: list[CampaignStep], starts: dt.datetime, patient: Patient,
               now: dt.datetime, until: dt.datetime, done: set[str], opted_out: set[str]):
     """(step, when, channel, reason held back or None) for each of these steps of the campaign
-    that the appointment still needs and that fall due before `until`."""
-    starts = appointment.starts_at
+    that the subject (a visit starting at `starts`, or a refill due on the day that starts then)
+    still needs and that fall due before `until`."""
     zone = ZoneInfo(patient.timezone or campaign.clinic.timezone)
     steps = [step for step in steps if step.audience in ("all", patient.preferred_channel)]
     candidates, going = [], []  # going: offsets of the steps that went or will go now
@@ -220,8 +296,10 @@ def _when(campaign: Campaign, patient: Patient, channel: str, due: dt.datetime, 
         return due, "the patient may not be contacted on any day"
     if purpose == REMINDER and at >= starts:
         return at, "no contact window before the appointment"
-    if purpose != REMINDER and at >= starts + RECOVERY_WINDOW:
+    if purpose == NO_SHOW and at >= starts + RECOVERY_WINDOW:
         return at, "no contact window within a week of the missed visit"
+    if purpose == REFILL and at >= starts + REFILL_WINDOW:
+        return at, "no contact window within a week of the refill's due day"
     return at, None
 
 
@@ -259,10 +337,16 @@ def insert_new(session: Session, rows: list[dict]) -> int:
     connection = session.connection()
     dialect = connection.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    count = (select(func.count()).select_from(Touch)
-             .where(Touch.appointment_id.in_({row["appointment_id"] for row in rows})))
+    # A batch is about appointments or about prescriptions; each kind has its own unique key.
+    if rows[0]["prescription_id"] is not None:
+        subject, key = Touch.prescription_id, ["prescription_id", "refill_due_on", "step"]
+        ids = {row["prescription_id"] for row in rows}
+    else:
+        subject, key = Touch.appointment_id, ["appointment_id", "step"]
+        ids = {row["appointment_id"] for row in rows}
+    count = select(func.count()).select_from(Touch).where(subject.in_(ids))
     before = connection.scalar(count)
-    connection.execute(insert(Touch).on_conflict_do_nothing(index_elements=["appointment_id", "step"]), rows)
+    connection.execute(insert(Touch).on_conflict_do_nothing(index_elements=key), rows)
     return connection.scalar(count) - before
 
 

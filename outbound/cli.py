@@ -69,6 +69,7 @@ def campaign_group() -> None:
 # -1000000d would otherwise be stored and break every later run's date arithmetic).
 LONGEST_OFFSET = 90 * 1440
 LONGEST_RETRY = 7 * 1440
+LONGEST_REFILL_LEAD = 30 * 1440
 
 
 @campaign_group.command("add")
@@ -125,6 +126,9 @@ def _kind(campaign: Campaign) -> str:
                    "with --no-show.")
 @click.option("--no-show", "no_show", is_flag=True,
               help="A recovery step: after a visit marked missed, offer a new appointment.")
+@click.option("--refill", is_flag=True,
+              help="A refill prompt: --at counts from the start of a prescription's refill due day (-3d, 0m, +2d); "
+                   "only on a campaign for every appointment type.")
 @click.option("--channel", type=click.Choice(CHANNEL_RULES), default="preferred", show_default=True,
               help="How: a call, a text, or the patient's preferred channel.")
 @click.option("--for", "audience", type=click.Choice(AUDIENCES), default="all", show_default=True,
@@ -138,14 +142,19 @@ def _kind(campaign: Campaign) -> str:
 @click.option("--retry-after", type=SpanType(), default="60m", show_default=True,
               help="Wait before a retry (at least 5m); calling hours still apply.")
 @with_appcontext
-def campaign_step(campaign_id: int, name: str, offset: int, no_show: bool, channel: str, audience: str,
+def campaign_step(campaign_id: int, name: str, offset: int, no_show: bool, refill: bool, channel: str, audience: str,
                   fallback_sms: bool, retry_on: str, attempts: int, retry_after: int) -> None:
     """Add a step to a campaign, or change the step of that name."""
     retry_on = "" if retry_on.strip().lower() == "none" else _outcomes(retry_on)
+    if no_show and refill:
+        raise click.UsageError("a step is either --no-show or --refill")
+    if refill and not -LONGEST_REFILL_LEAD <= offset < 7 * 1440:
+        raise click.BadParameter("a refill step comes at most 30 days before the refill's due day and within "
+                                 "a week after it (-3d, 0m, +2d)", param_hint="--at")
     if no_show and not 0 <= offset < 7 * 1440:
         raise click.BadParameter("a no-show step comes after the missed visit, within a week (+2h, +1d)",
                                  param_hint="--at")
-    if not no_show and offset >= 0:
+    if not (no_show or refill) and offset >= 0:
         raise click.BadParameter("a reminder step comes before the appointment: give a negative time (-24h); "
                                  "--no-show makes a step after a missed visit", param_hint="--at")
     if -offset > LONGEST_OFFSET:
@@ -159,6 +168,9 @@ def campaign_step(campaign_id: int, name: str, offset: int, no_show: bool, chann
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise click.ClickException(f"no campaign with id {campaign_id}")
+        if refill and campaign.appointment_type is not None:
+            raise click.ClickException(f"campaign {campaign_id} is for {_kind(campaign)}: refill steps belong to "
+                                       "the clinic's campaign for every appointment type")
         step = session.scalar(select(CampaignStep).where(CampaignStep.campaign_id == campaign_id,
                                                          CampaignStep.name == name))
         verb = "changed" if step is not None else "added"
@@ -166,7 +178,7 @@ def campaign_step(campaign_id: int, name: str, offset: int, no_show: bool, chann
             step = CampaignStep(campaign_id=campaign_id, name=name)
             session.add(step)
         step.offset_minutes, step.channel, step.audience, step.fallback_sms = offset, channel, audience, fallback_sms
-        step.purpose = "no_show" if no_show else "reminder"
+        step.purpose = "no_show" if no_show else "refill" if refill else "reminder"
         step.retry_on, step.max_attempts, step.retry_minutes = retry_on, attempts, retry_after
         session.flush()
         click.echo(f"campaign {campaign_id}: step {name!r} {verb}: {_describe_step(step)}")
@@ -175,7 +187,8 @@ def campaign_step(campaign_id: int, name: str, offset: int, no_show: bool, chann
 def _describe_step(step: CampaignStep) -> str:
     who = "everyone" if step.audience == "all" else f"patients who prefer {step.audience}"
     how = {"preferred": "their preferred channel", "voice": "a call", "sms": "a text"}[step.channel]
-    when = show_span(step.offset_minutes) + (" after a missed visit" if step.purpose == "no_show" else "")
+    when = show_span(step.offset_minutes) + {"no_show": " after a missed visit",
+                                             "refill": " from a refill's due day"}.get(step.purpose, "")
     text = f"{when}, {how}, for {who}"
     if step.channel != "sms":
         retried = step.retry_on.replace(",", ", ") or "nothing"
@@ -320,10 +333,13 @@ def _appointments_to_read(session, now, until, clinic_id) -> int:
 
     from outbound import campaigns
 
+    active = campaigns.active_campaigns(session, clinic_id)
     return sum(session.scalar(select(func.count()).select_from(
         campaigns.campaign_appointments(session, campaign, now, until, purpose).subquery()))
-        for campaign in campaigns.active_campaigns(session, clinic_id) for purpose in campaigns.PURPOSES
-        if campaigns.steps_for(campaign, purpose))
+        for campaign in active for purpose in campaigns.PURPOSES
+        if campaigns.steps_for(campaign, purpose)) + sum(
+        session.scalar(select(func.count()).select_from(campaigns.campaign_prescriptions(campaign, now, until).subquery()))
+        for campaign in campaigns.refill_campaigns(active))
 
 
 @campaign_group.command("status")

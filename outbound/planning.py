@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ivr.models import Appointment, Campaign, Patient, Touch
+from ivr.models import Appointment, Campaign, Patient, Prescription, Task, Touch
 from outbound.hours import contact_time
 
 
@@ -20,6 +20,28 @@ REMINDER_FLOWS = {"voice": "reminder", "sms": "text_reminder"}
 RECOVERY_FLOWS = {"voice": "no_show", "sms": "text_no_show"}
 # A missed visit is followed up for this long at most.
 RECOVERY_WINDOW = dt.timedelta(days=7)
+# The flow each channel's refill prompt runs.
+REFILL_FLOWS = {"voice": "refill", "sms": "text_refill"}
+# A refill is prompted until this long after the start of its due day at most.
+REFILL_WINDOW = dt.timedelta(days=7)
+
+
+def refill_not_wanted(session: Session, touch_id: int, now: dt.datetime) -> str | None:
+    """Why a refill prompt must not go (any more), or None: the prescription was stopped, filled
+    (its due date moved on), has no refills left, was asked for already, or is long overdue."""
+    touch = session.get(Touch, touch_id)
+    prescription = session.get(Prescription, touch.prescription_id)
+    if not prescription.active:
+        return "the prescription was stopped"
+    if prescription.refill_due_on != touch.refill_due_on:
+        return "the prescription was refilled (its due date moved)"
+    if prescription.refills_left == 0:
+        return "no refills left (the prescriber must renew it)"
+    if now.date() > touch.refill_due_on + REFILL_WINDOW:
+        return "the refill is more than a week overdue"
+    asked = session.scalar(select(Task.id).where(Task.prescription_id == prescription.id, Task.kind == "refill_request",
+                                                 Task.status == "open").limit(1))
+    return "a refill was asked for already" if asked is not None else None
 
 
 def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime,
@@ -41,7 +63,7 @@ def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime,
         query = query.where(Patient.clinic_id == clinic_id)
     appointments = session.scalars(query.order_by(Appointment.starts_at)).all()
     due = [(a, contact_time(a.patient, now)) for a in appointments]
-    touches = [Touch(appointment=a, step="reminder", channel=a.patient.preferred_channel,
+    touches = [Touch(appointment=a, patient_id=a.patient_id, step="reminder", channel=a.patient.preferred_channel,
                      flow=REMINDER_FLOWS[a.patient.preferred_channel], due_at=at) for a, at in due]
     session.add_all(touches)
     session.flush()
@@ -57,7 +79,7 @@ def touches_to_queue(session: Session, due_before: dt.datetime | None = None,
     now = dt.datetime.now(dt.timezone.utc)
     turn = func.row_number().over(partition_by=Patient.clinic_id, order_by=(Touch.due_at, Touch.id))
     query = (select(Touch.id, Touch.due_at, Patient.clinic_id, turn.label("turn"))
-             .join(Touch.appointment).join(Appointment.patient).where(Touch.status == "planned"))
+             .join(Touch.patient).where(Touch.status == "planned"))
     if due_before is not None:
         query = query.where(Touch.due_at < due_before)
     if appointment_id is not None:

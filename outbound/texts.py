@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 RETRY = Retry(max=3, interval=[30, 120, 600])
 # How late a text may still go: a reminder within the hour its touch was allowed to ring; an
 # answer while the conversation is fresh; a missed-call text the same afternoon.
-STALE_AFTER = {"reminder": dt.timedelta(hours=1), "no_show": dt.timedelta(hours=1), "reply": dt.timedelta(hours=2),
-               "text_back": dt.timedelta(hours=4)}
+STALE_AFTER = {"reminder": dt.timedelta(hours=1), "no_show": dt.timedelta(hours=1), "refill": dt.timedelta(hours=1),
+               "reply": dt.timedelta(hours=2), "text_back": dt.timedelta(hours=4)}
 # The carrier's error codes that say the number itself will not take our texts.
 OPTED_OUT_AT_CARRIER = 21610
 NOT_TEXTABLE = {21614: "not a mobile number", 21211: "not a valid phone number"}
@@ -109,6 +109,12 @@ def _reason_not_to_send(session, message: Message) -> str | None:
         appointment = session.get(Appointment, message.appointment_id)
         if appointment.status != "no_show":
             return f"the appointment is no longer a missed visit ({appointment.status})"
+    if message.touch_id is not None and message.kind == "refill":
+        from outbound.planning import refill_not_wanted
+
+        reason = refill_not_wanted(session, message.touch_id, utcnow())
+        if reason:
+            return reason
     return texts.textable(message.to_number)
 
 

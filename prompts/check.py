@@ -12,7 +12,7 @@ MAX_GRADE = 6.0
 # Short neutral values: the grade should judge our wording, not a clinic's long name.
 SAMPLE_VALUES = {"clinic": "the clinic", "clinic_phone": "5 5 5, 1 2 3 4", "first_name": "Jane",
                  "date": "May 3", "time": "9 AM", "location": "at the office", "provider": "Doctor Lee",
-                 "name": "Lee", "medication_1": "insulin", "medication_2": "aspirin", "medication_3": "statin",
+                 "name": "Lee", "medication": "insulin", "medication_1": "insulin", "medication_2": "aspirin", "medication_3": "statin",
                  "opens": "Monday at 8 AM", "ahead": "3", "wait_minutes": "4"}
 
 

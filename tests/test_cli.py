@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ivr.models import Touch
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["appointments", "campaign", "clinics", "db", "patients", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech",
+COMMANDS = ["appointments", "campaign", "clinics", "db", "patients", "prescriptions", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech",
             "tasks", "worker"]
 
 
@@ -86,13 +86,14 @@ def newest_revision() -> str:
 def test_reminders_schedule_plans_and_queues_each_appointment_once(runner, sessions, redis):
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     first = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
-    assert first.output.strip() == "planned 3 new contact(s); queued 3; 0 already queued"
+    # Three visits' reminders and Jane's metformin refill prompt (it runs out in three days).
+    assert first.output.strip() == "planned 4 new contact(s); queued 4; 0 already queued"
     again = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
-    assert again.output.strip() == "planned 0 new contact(s); queued 0; 3 already queued"
+    assert again.output.strip() == "planned 0 new contact(s); queued 0; 4 already queued"
     with sessions() as session:
-        assert len(session.scalars(select(Touch)).all()) == 3
+        assert len(session.scalars(select(Touch)).all()) == 4
     from outbound.queueing import outbound_queue
-    assert outbound_queue(redis).count == 3
+    assert outbound_queue(redis).count == 4
 
 
 @pytest.mark.parametrize("hours", [1, 30, 60])

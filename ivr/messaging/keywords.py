@@ -21,11 +21,13 @@ OUR_OPT_OUT = frozenset({"alto", "parar", "baja", "arret", "desabonner", "desins
 OUR_HELP = frozenset({"ayuda", "aide", "도움말", "도움"})
 # Answers to a reminder, by language (a digit's meaning depends on the question: the flow's).
 ANSWERS: dict[str, dict[str, str]] = {
-    "en": {"c": "confirm", "confirm": "confirm", "r": "reschedule", "x": "cancel"},
-    "es": {"c": "confirm", "confirmar": "confirm", "confirmo": "confirm", "r": "reschedule", "x": "cancel"},
-    "fr": {"c": "confirm", "confirmer": "confirm", "confirme": "confirm", "r": "reschedule", "x": "cancel"},
+    "en": {"c": "confirm", "confirm": "confirm", "r": "reschedule", "x": "cancel", "refill": "refill"},
+    "es": {"c": "confirm", "confirmar": "confirm", "confirmo": "confirm", "r": "reschedule", "x": "cancel",
+           "resurtir": "refill", "receta": "refill"},
+    "fr": {"c": "confirm", "confirmer": "confirm", "confirme": "confirm", "r": "reschedule", "x": "cancel",
+           "renouveler": "refill", "renouvellement": "refill"},
     "ko": {"c": "confirm", "확인": "confirm", "r": "reschedule", "변경": "reschedule", "x": "cancel",
-           "취소": "cancel"},
+           "취소": "cancel", "리필": "refill", "재처방": "refill"},
 }
 DIGITS = frozenset("123")
 _EDGES = re.compile(r"^[\W_]+|[\W_]+$")

@@ -18,7 +18,7 @@ from call_flows.text import xml_safe
 from ivr import calls, tasks, touches
 from ivr.messaging.segments import count, plain
 from ivr.models import (Appointment, CallerLanguage, Clinic, Conversation, Escalation, Message, MessageEvent,
-                        Patient, PhoneOptOut, Task, utcnow)
+                        Patient, PhoneOptOut, Prescription, Task, utcnow)
 
 # A reminder costs at most this many segments; a longer one is sent in its short form.
 MAX_REMINDER_SEGMENTS = 2
@@ -150,9 +150,10 @@ def text_for(catalogue: prompts.Catalogue, key: str, values: Mapping[str, str]) 
 
 
 # The kind of the first text of each conversation flow (the send job's checks go by it).
-FIRST_TEXT_KIND = {"text_reminder": "reminder", "text_no_show": "no_show"}
+FIRST_TEXT_KIND = {"text_reminder": "reminder", "text_no_show": "no_show", "text_refill": "refill"}
 RECOVERY_TEXT_FLOWS = ("text_no_show",)
-# How long after a missed visit its recovery text still takes an answer.
+# How long after a missed visit its recovery text (or after a refill prompt, its offer) still
+# takes an answer.
 RECOVERY_DAYS = dt.timedelta(days=7)
 
 
@@ -162,7 +163,8 @@ def start_reminder(session: Session, touch_id: int, from_: str) -> list[int]:
     row = calls.touch_row(session, touch_id)
     context = calls.text_context(row)
     clinic = session.get(Clinic, session.get(Patient, row["patient_id"]).clinic_id)
-    facts = {"appointment": calls.appointment_fingerprint(row), "private": clinic.sms_private}
+    facts = {"appointment": calls.appointment_fingerprint(row), "prescription": calls.prescription_fingerprint(row),
+             "private": clinic.sms_private}
     flow = row["flow"] if row["flow"] in call_flows.TEXT_FLOWS else "text_reminder"
     step = call_flows.start_text(flow, facts)
     if flow == "text_reminder" and not clinic.sms_private and count(plain(text_for(
@@ -172,7 +174,7 @@ def start_reminder(session: Session, touch_id: int, from_: str) -> list[int]:
         step = call_flows.start_text("text_reminder", {**facts, "private": True})
     phone = session.get(Patient, row["patient_id"]).phone
     conversation = Conversation(clinic_id=clinic.id, patient_id=row["patient_id"], appointment_id=row["appointment_id"],
-                                phone=phone, flow=flow, state=dict(step.state))
+                                prescription_id=row["prescription_id"], phone=phone, flow=flow, state=dict(step.state))
     session.add(conversation)
     session.flush()
     return _texts_of(session, step, context, conversation, from_, kind=FIRST_TEXT_KIND.get(flow, "reminder"),
@@ -189,8 +191,12 @@ def open_conversations(session: Session, clinic_id: int, phone: str) -> list[Con
     for conversation in found:
         appointment = session.get(Appointment, conversation.appointment_id) if conversation.appointment_id else None
         # A reminder's question ends when the visit begins; a missed visit's offer a week after
-        # it was made, or as soon as the visit is no longer a missed one (booked again, say).
-        if appointment is None:
+        # it was made, or as soon as the visit is no longer a missed one (booked again, say); a
+        # refill's offer a week after it was made, or when the prescription is stopped.
+        if conversation.prescription_id is not None:
+            prescription = session.get(Prescription, conversation.prescription_id)
+            over = not prescription.active or conversation.opened_at + RECOVERY_DAYS <= now
+        elif appointment is None:
             over = False
         elif conversation.flow in RECOVERY_TEXT_FLOWS:
             over = appointment.status != "no_show" or conversation.opened_at + RECOVERY_DAYS <= now
@@ -209,8 +215,9 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
     while it is read and changed), and queue the flow's texts; returns the step and their ids."""
     appointment = (session.get(Appointment, conversation.appointment_id, with_for_update=True)
                    if conversation.appointment_id else None)
-    row = _appointment_row(session, conversation)
-    facts = {"appointment": calls.appointment_fingerprint(row) if row else None}
+    row = _subject_row(session, conversation)
+    facts = {"appointment": calls.appointment_fingerprint(row) if row else None,
+             "prescription": calls.prescription_fingerprint(row) if row else None}
     step = call_flows.reply(conversation.flow, conversation.state, call_flows.Replied(intent), facts)
     changes: list[dict] = []
     for effect in step.effects:
@@ -229,6 +236,7 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
                 task_id = tasks.open_task(session.connection(), kind=effect.kind, clinic_id=clinic.id,
                                           patient_id=conversation.patient_id,
                                           appointment_id=conversation.appointment_id, message_id=message_id,
+                                          prescription_id=effect.prescription_id or conversation.prescription_id,
                                           due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone,
                                                            effect.within_business_days, clinic.holiday_country,
                                                            clinic.holiday_subdivision))
@@ -242,13 +250,14 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
     return step, _texts_of(session, step, context, conversation, from_, kind="reply")
 
 
-def _appointment_row(session: Session, conversation: Conversation):
-    """What texts about the conversation's appointment need (as a touch's row, from any touch
-    of it; None when it has none)."""
+def _subject_row(session: Session, conversation: Conversation):
+    """What texts about the conversation's appointment or prescription need (as a touch's row,
+    from its latest touch; None when it has none)."""
     from ivr.models import Touch
 
-    touch_id = session.scalar(select(Touch.id).where(Touch.appointment_id == conversation.appointment_id)
-                              .order_by(Touch.id.desc()))
+    subject = (Touch.prescription_id == conversation.prescription_id if conversation.prescription_id is not None
+               else Touch.appointment_id == conversation.appointment_id)
+    touch_id = session.scalar(select(Touch.id).where(subject).order_by(Touch.id.desc()).limit(1))
     return calls.touch_row(session, touch_id) if touch_id is not None else None
 
 

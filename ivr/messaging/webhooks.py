@@ -10,6 +10,7 @@ import re
 from flask import Blueprint, Response, abort, request
 from twilio.twiml.messaging_response import MessagingResponse
 
+import call_flows
 import prompts
 from ivr import calls
 from ivr.db import run_transaction
@@ -107,6 +108,11 @@ def _take(session, sid: str, from_: str, to: str, body: str) -> list[int]:
         # No reply may go, but what they wrote (a refill, a question) still reaches a person.
         to_staff("a text from a number that opted out")
         return []
+    if len(waiting) > 1:
+        # Several questions wait (a reminder and a refill prompt, say): a reply only one of them
+        # can take ("C" confirms the visit) answers that one.
+        meant = [c for c in waiting if call_flows.text_accepts(c.flow, c.state, meaning.intent)]
+        waiting = meant if len(meant) == 1 else waiting
     if len(waiting) == 1:
         _step, queued = texts.answer(session, waiting[0], meaning.intent, message_id, to)
         return queued

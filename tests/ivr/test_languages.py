@@ -13,7 +13,7 @@ from ivr.models import Appointment, Clinic, Location, Patient
 
 # The demo's proper names: said as they are in every language.
 PROPER_NAMES = ("Riverside Family Clinic", "Jane", "Main Street", "Amara Patel")
-# Medications are said as the patient knows them (an inbound caller's prescriptions).
+# Medications are said as the patient knows them (an inbound caller's prescriptions, a refill prompt's).
 MEDICATIONS = ("metformin", "lisinopril", "atorvastatin")
 # Words spelled the same in English and in the language, each meaning the same thing there.
 SAME_IN_BOTH = {"es": {"no", "use"},
@@ -40,6 +40,7 @@ def rendered(session, touch_id: int, language: str) -> dict[str, str]:
             continue
         context = text if key.startswith("sms.") else call
         values = {**context.values, **{f"medication_{n}": name for n, name in enumerate(MEDICATIONS, 1)},
+                  "medication": MEDICATIONS[0],   # a refill prompt's, as its touch's row fills it
                   "ahead": "3", "wait_minutes": "4",   # the queue's place and wait, as its wait URL fills them
                   "opens": context.catalogue.text("phrases.when", {"date": context.values["date"],
                                                                    "time": context.values["time"]})}

@@ -37,6 +37,36 @@ def test_one_touch_per_appointment_and_step(sessions, demo):
                               due_at=dt.datetime.now(dt.timezone.utc)))
 
 
+def test_a_touch_is_about_an_appointment_or_a_prescription_never_both_nor_neither(sessions, demo):
+    from ivr.models import Prescription
+
+    due = dt.datetime.now(dt.timezone.utc)
+    with sessions.begin() as session:
+        appointment = session.get(Appointment, demo.appointment_id)
+        prescription = Prescription(patient_id=appointment.patient_id, medication="metformin",
+                                    refill_due_on=dt.date(2026, 12, 10))
+        session.add(prescription)
+        session.flush()
+        refill = Touch(prescription_id=prescription.id, refill_due_on=prescription.refill_due_on, step="refill",
+                       due_at=due)
+        session.add(refill)
+        session.flush()
+        assert refill.patient_id == appointment.patient_id   # its prescription's patient
+        prescription_id, patient_id = prescription.id, appointment.patient_id
+    for subject in ({}, {"appointment_id": demo.appointment_id, "prescription_id": prescription_id,
+                         "refill_due_on": dt.date(2026, 12, 10)}):
+        with pytest.raises(IntegrityError):
+            with sessions.begin() as session:
+                session.add(Touch(patient_id=patient_id, step="other", due_at=due, **subject))
+    with pytest.raises(IntegrityError):  # one prompt per prescription, due day and step
+        with sessions.begin() as session:
+            session.add(Touch(prescription_id=prescription_id, refill_due_on=dt.date(2026, 12, 10), step="refill",
+                              due_at=due))
+    with sessions.begin() as session:  # the next fill is a subject of its own
+        session.add(Touch(prescription_id=prescription_id, refill_due_on=dt.date(2027, 1, 9), step="refill",
+                          due_at=due))
+
+
 def test_datetimes_come_back_aware_in_utc(sessions, demo):
     moment = dt.datetime(2026, 3, 3, 14, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
     with sessions.begin() as session:
@@ -109,6 +139,8 @@ def test_upgrading_a_database_with_data_keeps_it_and_fills_new_columns(backend, 
         # carries no number) is still taken.
         assert db.execute(text("SELECT turn, last_twiml FROM \"call\" WHERE id = 1")).one() == (0, None)
         assert db.execute(text("SELECT timezone FROM location WHERE id = 1")).scalar() is None
+        # Every touch names its patient now: its appointment's.
+        assert db.execute(text("SELECT patient_id FROM touch ORDER BY id")).scalars().all() == [1, 1]
     engine.dispose()
 
 

@@ -169,7 +169,7 @@ def test_prompts_render_makes_every_shared_prompt_once_and_nothing_personal(app,
     # (about a patient, when a closed clinic opens, a queued caller's place and wait).
     shared = {lang: [k for k in prompts.load(lang).texts
                      if not prompts.load(lang).placeholders(k) & {"first_name", "date", "time", "location",
-                                                                  "provider", "medication_1", "medication_2",
+                                                                  "provider", "medication", "medication_1", "medication_2",
                                                                   "medication_3", "opens", "ahead",
                                                                   "wait_minutes"}
                      and not k.startswith(("sms.", "phrases."))]

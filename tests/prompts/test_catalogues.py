@@ -15,8 +15,8 @@ import call_flows
 
 MEDICATIONS = {"medication_1", "medication_2", "medication_3"}
 SERVER_VALUES = {"clinic", "clinic_phone", "first_name", "date", "time", "location", "provider", "opens",
-                 "ahead", "wait_minutes", *MEDICATIONS}
-PATIENT_VALUES = {"date", "time", "location", "provider", "first_name", *MEDICATIONS}
+                 "ahead", "wait_minutes", "medication", *MEDICATIONS}
+PATIENT_VALUES = {"date", "time", "location", "provider", "first_name", "medication", *MEDICATIONS}
 # Said outside any flow: the staff whisper, a call to a number no clinic uses, and the texts the
 # shell sends on its own (answers to keywords, unmatched texts, missed calls).
 OUTSIDE_FLOWS = {"inbound.whisper", "inbound.staff_choice", "inbound.callback_whisper",
@@ -39,6 +39,8 @@ INPUTS = ([Keys(k) for k in "0123456789*#"] + [Silence(), Spoken(None)]
              Spoken("date", 0.9, "1990-01-01"), Recorded("ab" * 16, 12)])
 FACTS = [{"voice_answers": voice, "can_transfer": transfer, "senior": senior}
          for voice in (False, True) for transfer in (False, True) for senior in (False, True)]
+# A refill call may or may not have a pharmacy (or staff) to put the patient through to.
+REFILL_FACTS = [{**facts, "can_reach_pharmacy": pharmacy} for facts in FACTS for pharmacy in (False, True)]
 # The inbound line also knows the caller's number's patients, their prescriptions and whether a
 # call back can be made: every mix of them.
 INBOUND_FACTS = [{**facts, **appointment, "can_hear_dates": facts["voice_answers"], "staff_lines": 2,
@@ -73,10 +75,11 @@ def walk(flow: str):
     """Every step the flow can take, with whether the caller had confirmed who they are before it,
     found by walking every state it can reach from every way a call can be answered, with every
     input, with the appointment changed by someone else at any point."""
-    for facts in (INBOUND_FACTS if flow == "inbound" else FACTS):
-        # An inbound caller may have no appointment at all (facts say so); else it is as the call
-        # found it, or changed by someone else since.
-        booked, changed = {"appointment": "as-called", **facts}, {**facts, "appointment": "changed-since"}
+    for facts in (INBOUND_FACTS if flow == "inbound" else REFILL_FACTS if flow == "refill" else FACTS):
+        # An inbound caller may have no appointment at all (facts say so); else it (or a refill
+        # call's prescription) is as the call found it, or changed by someone else since.
+        booked = {"appointment": "as-called", "prescription": "as-called", **facts}
+        changed = {**facts, "appointment": "changed-since", "prescription": "changed-since"}
         frontier = [(call_flows.start(flow, Answered(answered_by), booked), False)
                     for answered_by in (None, "human", "machine_end_beep")]
         seen: set[tuple[str, bool]] = set()
@@ -274,6 +277,7 @@ PROMISES = {"reminder.reschedule_noted": {OpenTask("reschedule_request", within_
             "inbound.no_message_call_back": {OpenTask("call_back", within_business_days=1)},
             "inbound.call_back_planned": {PlanCallBack()},
             "no_show.rebook_noted": {OpenTask("rebook_request", within_business_days=1)},
+            "refill.noted": {OpenTask("refill_request", within_business_days=1)},
             "sms.no_show_rebook_noted": {OpenTask("rebook_request", within_business_days=1)}}
 
 
@@ -297,11 +301,11 @@ def test_every_promise_a_flow_speaks_comes_with_a_task_or_a_planned_call(flow):
         for key in set(step.prompts()) & set(PROMISES):
             spoken += 1
             assert backing(step.effects) & PROMISES[key], (key, step)
-    if flow in ("reminder", "inbound", "no_show"):
+    if flow in ("reminder", "inbound", "no_show", "refill"):
         assert spoken, "the walk met no promise: the test would prove nothing"
 
 
-REPLIES = [Replied(i) for i in (None, "confirm", "reschedule", "cancel", "details", "1", "2", "3", "9")]
+REPLIES = [Replied(i) for i in (None, "confirm", "reschedule", "cancel", "details", "refill", "1", "2", "3", "9")]
 
 
 def walk_texts(flow: str):
@@ -309,7 +313,7 @@ def walk_texts(flow: str):
     appointment changed by someone else at any point."""
     seen: set[str] = set()
     for private in (False, True):
-        booked = {"appointment": "as-sent", "private": private}
+        booked = {"appointment": "as-sent", "prescription": "as-sent", "private": private}
         frontier = [call_flows.start_text(flow, booked)]
         while frontier:
             step = frontier.pop()
@@ -319,7 +323,8 @@ def walk_texts(flow: str):
                 continue
             seen.add(marker)
             frontier += [call_flows.reply(flow, step.state, replied, now) for replied in REPLIES
-                         for now in (booked, {**booked, "appointment": "changed-since"})]
+                         for now in (booked, {**booked, "appointment": "changed-since",
+                                              "prescription": "changed-since"})]
 
 
 @pytest.mark.parametrize("flow", sorted(call_flows.TEXT_FLOWS))

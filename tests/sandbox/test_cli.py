@@ -99,7 +99,13 @@ def test_sandbox_refuses_to_run_against_production_settings(database_url, redis_
 
 
 def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
-    """The README's campaign: script three phones, schedule reminders, let the worker call."""
+    """The README's campaign: script three phones, schedule reminders, let the worker call. Jane
+    gets her visit's reminder, which she confirms, and her metformin's refill prompt (it runs out
+    in three days), whose 1 asks for the refill: a task for the pharmacy team and a text saying so."""
+    from sqlalchemy import select
+
+    from ivr.models import Message, Prescription, Task
+
     with serve(lambda base: sandbox_app(database_url, redis, tmp_path, base)) as (app, base):
         runner = app.test_cli_runner()
         assert runner.invoke(args=["seed-demo"]).exit_code == 0
@@ -109,14 +115,26 @@ def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
             assert said.exit_code == 0, said.output
         assert runner.invoke(args=["sandbox", "phone", "+12125550143", "--keys", "1,1"]).output == (
             "+12125550143 answers as human; then presses 1, presses 1; then silence; texts are delivered and it texts back nothing\n")
-        assert runner.invoke(args=["reminders", "schedule"]).output.startswith("planned 3 new contact(s)")
+        assert runner.invoke(args=["reminders", "schedule"]).output.startswith("planned 4 new contact(s)")
         AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
         table = runner.invoke(args=["reminders", "outcomes", "--wait", "30"]).output.splitlines()
-    assert table[0].split() == ["appointment", "contact", "touch", "call", "outcome", "appointment", "status"]
+        AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)  # the confirmation text
+        sessions = app.extensions["ivr"].sessions
+        with sessions() as session:
+            metformin = session.scalars(select(Prescription).where(Prescription.medication == "metformin")).one()
+            tasks = [(t.kind, t.prescription_id, t.patient_id, t.status) for t in session.scalars(select(Task))]
+            texts = [(m.to_number, m.kind, m.status, m.body) for m in session.scalars(
+                select(Message).where(Message.direction == "outbound"))]
+    assert table[0].split() == ["subject", "contact", "touch", "call", "outcome", "subject", "status"]
     rows = sorted(line.split() for line in table[1:])
     assert rows == [["1", "reminder", "completed", "completed", "confirmed", "confirmed"],
                     ["2", "reminder", "completed", "completed", "reschedule_requested", "reschedule_requested"],
-                    ["3", "reminder", "completed", "completed", "voicemail", "booked"]]
+                    ["3", "reminder", "completed", "completed", "voicemail", "booked"],
+                    [f"rx-{metformin.id}", "refill", "completed", "completed", "refill_requested", "refill_requested"]]
+    assert ("refill_request", metformin.id, metformin.patient_id, "open") in tasks
+    assert texts == [("+12125550143", "confirmation", "delivered",
+                      "Thank you. We have your refill request. Our pharmacy team will look at it within one "
+                      "business day. Riverside Family Clinic")]
 
 
 @pytest.mark.parametrize("staff,result,outcome", [("answers", "bridged", "transferred"),
@@ -219,12 +237,13 @@ def test_an_inbound_call_nobody_answers_shows_the_missed_call_text_in_its_transc
 
 def test_demo_campaign_calls_texts_retries_a_busy_line_and_then_texts_it(database_url, redis, tmp_path):
     """The outreach issue's demo: voice reminders for patients who prefer calls, texts for the
-    others, a busy line tried again until the step's limit, then a text instead."""
+    others, a busy line tried again until the step's limit, then a text instead; and Jane's refill
+    prompt, which ends in a refill task."""
     import time
 
     from sqlalchemy import select, update
 
-    from ivr.models import CampaignStep, Message, Touch
+    from ivr.models import CampaignStep, Message, Prescription, Task, Touch
 
     def settled(sessions, appointment_id):
         deadline = time.monotonic() + 30
@@ -245,7 +264,7 @@ def test_demo_campaign_calls_texts_retries_a_busy_line_and_then_texts_it(databas
         runner.invoke(args=["sandbox", "phone", "+12125550162", "--answer", "busy"])
         assert runner.invoke(args=["patients", "channel", "3", "sms"]).exit_code == 0
         ran = runner.invoke(args=["campaign", "run"])
-        assert ran.output.startswith("planned 3 new contact(s); queued 3;"), ran.output
+        assert ran.output.startswith("planned 4 new contact(s); queued 4;"), ran.output
         worker = AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app)
         for _ in range(4):  # the first calls, two retries, then the text
             worker.work(burst=True)
@@ -253,12 +272,17 @@ def test_demo_campaign_calls_texts_retries_a_busy_line_and_then_texts_it(databas
             assert runner.invoke(args=["reminders", "reconcile"]).exit_code == 0
         worker.work(burst=True)
         with sessions() as session:
-            touches = {(t.appointment_id, t.step): (t.channel, t.status, t.attempts)
+            touches = {(t.appointment_id or f"rx-{t.prescription_id}", t.step): (t.channel, t.status, t.attempts)
                        for t in session.scalars(select(Touch))}
-            texted = sorted(m.to_number for m in session.scalars(
+            texted = sorted((m.to_number, m.kind) for m in session.scalars(
                 select(Message).where(Message.direction == "outbound")))
+            metformin = session.scalars(select(Prescription).where(Prescription.medication == "metformin")).one()
+            refills = [(t.kind, t.prescription_id) for t in session.scalars(select(Task).where(
+                Task.kind == "refill_request"))]
     assert touches == {(1, "reminder"): ("voice", "completed", 1),
                        (2, "reminder"): ("voice", "unreached", 3),
                        (2, "reminder-text"): ("sms", "completed", 1),
-                       (3, "reminder"): ("sms", "completed", 1)}
-    assert texted == ["+12125550162", "+12125550178"]
+                       (3, "reminder"): ("sms", "completed", 1),
+                       (f"rx-{metformin.id}", "refill"): ("voice", "completed", 1)}
+    assert texted == [("+12125550143", "confirmation"), ("+12125550162", "reminder"), ("+12125550178", "reminder")]
+    assert refills == [("refill_request", metformin.id)]

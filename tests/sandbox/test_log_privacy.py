@@ -45,7 +45,7 @@ def personal_details(app) -> set[str]:
             details.add(appointment.provider_name)
             if appointment.location is not None:
                 details.add(appointment.location.name)
-    details |= {name for names in demo.PRESCRIPTIONS.values() for name in names}
+    details |= {medication for held in demo.PRESCRIPTIONS.values() for medication, *_ in held}
     return details
 
 

@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from ivr.models import Appointment, Clinic, Message, Patient, PhoneOptOut, Task, Touch, utcnow
+from ivr.models import Appointment, Clinic, Message, Patient, PhoneOptOut, Prescription, Task, Touch, utcnow
 from ivr.sandbox import calling, script as scripts
 from ivr.sandbox.carrier import SandboxCarrier
 from outbound.queueing import outbound_queue
@@ -30,6 +30,8 @@ def live(sandbox_app_factory):
             # Callers' calls ring staff themselves: these tests are about the texts after a call
             # (tests/sandbox/test_caller_queue.py has the queue's).
             session.execute(update(Clinic).values(queue_callers=False))
+            # Nor about refill prompts (tests/sandbox/test_refills.py): no prescription falls due.
+            session.execute(update(Prescription).values(refill_due_on=None))
         yield app
 
 
