@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 from email.utils import parsedate_to_datetime
 from functools import wraps
 
@@ -84,6 +85,11 @@ def create_call(account_sid: str) -> Response:
     sandbox = carrier()
     sandbox.store.save_call(body)
     sandbox.start(call)
+    # A slow carrier: the call is placed and rings, but the dial's answer comes late (a worker
+    # that dies meanwhile never learns the call's SID).
+    delay = sandbox.store.phone(call.to).dial_delay
+    if delay:
+        time.sleep(delay)
     return _created(body)
 
 

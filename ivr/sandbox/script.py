@@ -15,6 +15,8 @@
                              # offer to be called back) or hangup (hangs up at the first one)
     callbacks: {duplicate: true, reorder: true}   # misbehave like a real carrier can
     callbacks: {lose: [completed]}                # these events' callbacks never arrive
+    dial_delay: 5            # seconds the carrier takes to answer the dial that places a call to
+                             # this phone (the call rings meanwhile), up to 30: a slow carrier
     texts:                   # texts sent to this phone
       status: delivered      # or undelivered, failed, or landline (the carrier refuses them)
       replies: [C]           # what the phone texts back, one per text it gets, in order
@@ -74,6 +76,7 @@ class Script:
     text_status: str = "delivered"         # how texts to this phone fare
     text_replies: tuple[str, ...] = ()     # what it texts back, one per text it gets
     queue: str = "waits"                   # what the caller does while waiting in a queue
+    dial_delay: float = 0                  # seconds before the carrier answers a dial to this phone
 
     def reply(self, index: int) -> Reply:
         """The reply to the index-th question (0-based), or what the caller does after the script."""
@@ -86,7 +89,7 @@ class Script:
                 "callbacks": {"duplicate": self.duplicate_callbacks, "reorder": self.reorder_callbacks,
                               "lose": list(self.lost_callbacks)},
                 "texts": {"status": self.text_status, "replies": list(self.text_replies)},
-                "max_turns": self.max_turns, "queue": self.queue}
+                "max_turns": self.max_turns, "queue": self.queue, "dial_delay": self.dial_delay}
 
 
 def _reply_data(reply: Reply) -> Any:
@@ -99,7 +102,8 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
     if data is not None and not isinstance(data, Mapping):
         raise ScriptError("a script is a mapping of fields (answer, replies, ...)")
     data = dict(data or {})
-    unknown = set(data) - {"answer", "replies", "then", "staff", "callbacks", "texts", "max_turns", "queue"}
+    unknown = set(data) - {"answer", "replies", "then", "staff", "callbacks", "texts", "max_turns", "queue",
+                           "dial_delay"}
     if unknown:
         raise ScriptError(f"unknown script field(s): {', '.join(sorted(unknown))}")
     answer = str(data.get("answer", "human"))
@@ -138,9 +142,12 @@ def parse(data: Mapping[str, Any] | None, base: Path | None = None, allow_files:
     text_replies = texts.get("replies") or []
     if not isinstance(text_replies, list) or not all(isinstance(r, (str, int)) for r in text_replies):
         raise ScriptError("texts.replies is a list of texts")
+    dial_delay = data.get("dial_delay", 0)
+    if isinstance(dial_delay, bool) or not isinstance(dial_delay, (int, float)) or not 0 <= dial_delay <= 30:
+        raise ScriptError("dial_delay must be a number of seconds from 0 to 30")
     return Script(answer, replies, then, staff, bool(callbacks.get("duplicate")),
                   bool(callbacks.get("reorder")), max_turns, tuple(lost), text_status,
-                  tuple(str(r) for r in text_replies), queue)
+                  tuple(str(r) for r in text_replies), queue, float(dial_delay))
 
 
 def _parse_reply(item: Any, n: int, base: Path | None, allow_files: bool) -> Reply:
