@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Mapping
 
-from call_flows.actions import (Answered, Ask, CallerInput, FlowError, Hangup, Keys, OpenTask, OptOut, PlanRetry,
+from call_flows.actions import (Answered, Ask, CallerInput, DialResult, FlowError, Hangup, Keys, OpenTask, OptOut,
+                                PlanRetry,
                                 Say, SetAppointmentStatus, Spoken, Step, TextPatient, Transfer, missed)
 
 MAX_REPROMPTS = 2
@@ -121,6 +122,8 @@ def _answer(state: Mapping[str, Any], caller_input: CallerInput, facts: Mapping[
     node = state.get("node")
     if node == "done":
         return Step(actions=(Hangup(),), state=state, decision="input_after_end")
+    if node == "pharmacy":
+        return _pharmacy_result(caller_input, facts)
     handler = _HANDLERS.get(node)
     if handler is None:
         raise FlowError(f"reminder flow has no node {node!r}")
@@ -222,14 +225,22 @@ def _refill_offer(key: str, facts) -> Step | None:
                        effects=(OpenTask("refill_request", within_business_days=1), TextPatient("sms.refill_noted")))
     if key == "0":
         if facts.get("can_reach_pharmacy"):
-            return Step(actions=(Say("refill.connecting"), Transfer(pharmacy=True)), state={"node": "done", "misses": 0},
-                        decision="to_pharmacy", outcome="to_pharmacy")
+            return Step(actions=(Say("refill.connecting"), Transfer(pharmacy=True)),
+                        state={"node": "pharmacy", "misses": 0}, decision="to_pharmacy")
         return _finish("pharmacy_number_given", Say("refill.call_pharmacy"), decision="to_pharmacy")
     if key == "2":
         return _finish("refill_declined", Say("refill.declined"), decision="refill_declined")
     if key == "9":
         return _ask("menu", facts, decision="repeat", before=_details(facts))
     return None
+
+
+def _pharmacy_result(caller_input: CallerInput, facts) -> Step:
+    """How the transfer to the pharmacy ended: taken, the call is theirs; not taken (busy, no
+    answer), the patient is back at the offer (a refill by key, or try again)."""
+    if isinstance(caller_input, DialResult) and caller_input.status != "completed":
+        return _ask("menu", facts, decision="pharmacy_unanswered", before=("refill.pharmacy_unanswered",))
+    return _finish("to_pharmacy", decision="pharmacy_took_the_call")
 
 
 def _confirm_cancel(key: str, facts) -> Step | None:

@@ -160,7 +160,7 @@ def _joined_from_touch(statement):
     return (statement.outerjoin(Appointment, Touch.appointment_id == Appointment.id)
             .outerjoin(Location, Appointment.location_id == Location.id)
             .outerjoin(Prescription, Touch.prescription_id == Prescription.id)
-            .outerjoin(Patient, Touch.patient_id == Patient.id))
+            .outerjoin(Patient, Patient.id == func.coalesce(Appointment.patient_id, Touch.patient_id)))
 
 
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
@@ -177,7 +177,7 @@ _TURN = (
     .outerjoin(Appointment, Appointment.id == func.coalesce(Touch.appointment_id, Call.appointment_id))
     .outerjoin(Location, Appointment.location_id == Location.id)
     .outerjoin(Prescription, Prescription.id == Touch.prescription_id)
-    .outerjoin(Patient, Patient.id == func.coalesce(Call.patient_id, Touch.patient_id, Appointment.patient_id))
+    .outerjoin(Patient, Patient.id == func.coalesce(Call.patient_id, Appointment.patient_id, Touch.patient_id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
     .outerjoin(CallerLanguage, (CallerLanguage.clinic_id == Call.clinic_id)
                & (CallerLanguage.phone == Call.from_number) & (Call.direction == "inbound"))
@@ -330,6 +330,10 @@ def turn_for(session: Session, call: CallRecord, fallback_staff_number: str, spe
         context = replace(context, staff_numbers=(context.staff_number, *staff_lines(session, call.row["clinic_id"])))
     facts = call.facts(context.catalogue.language, fallback_staff_number, speech_models=speech_models)
     facts["senior"] = context.senior
+    if facts["can_reach_pharmacy"] and call.row["prescription_id"] is not None and not call.row["pharmacy_phone"]:
+        # The pharmacy team is the clinic's staff: only while the clinic is open.
+        staffed = hours_of(session, call.row["clinic_id"]) if call.row["clinic_id"] else None
+        facts["can_reach_pharmacy"] = staffed is None or staffed.is_open(now)
     if inbound:
         row = call.row
         facts.update(open=is_open, opens_known=opens is not None, staff_lines=len(context.staff_numbers),
@@ -559,6 +563,9 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
     if connection.execute(_ADVANCE_CALL, call_changes).rowcount != 1:
         raise ConcurrentChange(f"call {call.call_id} moved past turn {call.number}")
     texts_to_send: list[int] = []
+    if call.row["prescription_id"] is not None and any(isinstance(e, OpenTask) and e.kind == "refill_request"
+                                                       for e in step.effects):
+        _check_prescription_unchanged(connection, call)
     for effect in step.effects:
         if isinstance(effect, SetAppointmentStatus):
             changed = connection.execute(_UPDATE_APPOINTMENT, {
@@ -621,6 +628,21 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
     connection.execute(_INSERT_EVENT, {"call_id": call.call_id, "at": now, "kind": "step",
                                        "detail": detail})
     return texts_to_send
+
+
+_PRESCRIPTION = Prescription.__table__
+_LOCK_PRESCRIPTION = (select(_PRESCRIPTION.c.id.label("prescription_id"), _PRESCRIPTION.c.medication,
+                             _PRESCRIPTION.c.active.label("prescription_active"),
+                             _PRESCRIPTION.c.refill_due_on.label("prescription_due_on"))
+                      .where(_PRESCRIPTION.c.id == bindparam("prescription_id_")).with_for_update())
+
+
+def _check_prescription_unchanged(connection, call: CallRecord) -> None:
+    """Lock the prescription a refill is asked for and make sure it is what the turn read:
+    stopped or filled meanwhile (staff, another call), the turn runs again and says so."""
+    now = connection.execute(_LOCK_PRESCRIPTION, {"prescription_id_": call.row["prescription_id"]}).mappings().one()
+    if prescription_fingerprint(now) != prescription_fingerprint(call.row):
+        raise ConcurrentChange(f"prescription {call.row['prescription_id']} changed during the turn")
 
 
 def _text_patient(session: Session, call: CallRecord, effect: TextPatient) -> tuple[list[int], str | None]:

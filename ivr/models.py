@@ -187,7 +187,8 @@ class Touch(Base):
     __table_args__ = (
         UniqueConstraint("appointment_id", "step", name="uq_touch_appointment_step"),
         UniqueConstraint("prescription_id", "refill_due_on", "step", name="uq_touch_prescription_step"),
-        CheckConstraint("(appointment_id IS NULL) <> (prescription_id IS NULL)", name="ck_touch_one_subject"),
+        CheckConstraint("(appointment_id IS NULL) <> (prescription_id IS NULL) "
+                        "AND (prescription_id IS NULL) = (refill_due_on IS NULL)", name="ck_touch_one_subject"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -221,6 +222,20 @@ class Touch(Base):
     appointment: Mapped[Appointment | None] = relationship(back_populates="touches")
     prescription: Mapped[Prescription | None] = relationship()
     campaign_step: Mapped[CampaignStep | None] = relationship()
+
+    @property
+    def contact(self) -> Patient:
+        """Whom the touch reaches: its appointment's patient now (an appointment handed to another
+        patient takes its touches along), else the patient it was planned for."""
+        return self.appointment.patient if self.appointment is not None else self.patient
+
+
+def touch_contact_id():
+    """Whom a touch reaches, in SQL (Touch.contact): its appointment's patient, else its own;
+    the query must outer-join Touch.appointment."""
+    from sqlalchemy import func
+
+    return func.coalesce(Appointment.patient_id, Touch.patient_id)
 
 
 @event.listens_for(Touch, "before_insert")
@@ -532,6 +547,14 @@ class Prescription(Base):
     @validates("medication", "pharmacy_name")
     def _clean(self, _key: str, value: str | None) -> str | None:
         return None if value is None else clean_name(value)
+
+    @validates("pharmacy_phone")
+    def _e164(self, _key: str, value: str | None) -> str | None:
+        from ivr.config import is_e164
+
+        if value is not None and not is_e164(value):
+            raise ValueError(f"{value!r} is not a phone number in E.164 form (+12125550198)")
+        return value
 
 
 TASK_STATUSES = ("open", "done", "cancelled")

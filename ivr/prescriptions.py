@@ -99,7 +99,7 @@ def prescriptions_refilled(prescription_id: int, next_due: dt.datetime, refills:
         if next_due.date() <= (prescription.refill_due_on or dt.date.min):
             raise click.BadParameter(f"the next fill must be due after {prescription.refill_due_on}",
                                      param_hint="--next-due")
-        skipped = touches.cancel_pending_refills(session.connection(), prescription.id, "refilled", utcnow())
+        skipped = touches.end_refill_prompts(session.connection(), prescription.id, "refilled", utcnow())
         prescription.refill_due_on = next_due.date()
         if refills is not None:
             prescription.refills_left = refills
@@ -119,7 +119,7 @@ def prescriptions_stop(prescription_id: int) -> None:
     with current_services().sessions.begin() as session:
         prescription = _prescription(session, prescription_id)
         prescription.active = False
-        skipped = touches.cancel_pending_refills(session.connection(), prescription.id, "prescription stopped",
+        skipped = touches.end_refill_prompts(session.connection(), prescription.id, "prescription stopped",
                                                  utcnow())
     click.echo(f"prescription {prescription_id}: stopped; {skipped} waiting prompt(s) skipped")
 

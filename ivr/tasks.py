@@ -62,7 +62,7 @@ def open_task(connection: Connection, *, kind: str, due: dt.datetime, clinic_id:
     if kind == "refill_request" and prescription_id is not None:
         from ivr import touches
 
-        touches.cancel_pending_refills(connection, prescription_id, "refill requested", now)
+        touches.end_refill_prompts(connection, prescription_id, "refill requested", now)
     return connection.execute(insert(_TASK).values(
         kind=kind, due_at=due, clinic_id=clinic_id, patient_id=patient_id, appointment_id=appointment_id,
         call_id=call_id, phone=phone, message_id=message_id, prescription_id=prescription_id,

@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ivr.models import Appointment, CampaignStep, Prescription, Touch
+from ivr.models import Appointment, CampaignStep, Conversation, Prescription, Touch
 
 # The text that follows a call flow that never reached the patient.
 FALLBACK_TEXTS = {"reminder": "text_reminder", "no_show": "text_no_show", "refill": "text_refill"}
@@ -98,9 +98,12 @@ def cancel_pending(connection: Connection, appointment_id: int, why: str, now: d
         .values(status="skipped", last_error=why[:200], updated_at=now)).rowcount
 
 
-def cancel_pending_refills(connection: Connection, prescription_id: int, why: str, now: dt.datetime) -> int:
-    """Skip a prescription's refill prompts still waiting (the refill was asked for, filled or
-    stopped); returns how many."""
+def end_refill_prompts(connection: Connection, prescription_id: int, why: str, now: dt.datetime) -> int:
+    """Skip a prescription's refill prompts still waiting and close its refill texts' questions
+    (the refill was asked for, filled or stopped: nobody is asked again); returns how many
+    prompts were skipped."""
+    connection.execute(update(Conversation).where(Conversation.prescription_id == prescription_id,
+                                                  Conversation.closed_at.is_(None)).values(closed_at=now))
     return connection.execute(
         update(Touch).where(Touch.prescription_id == prescription_id, Touch.status == "planned")
         .values(status="skipped", last_error=why[:200], updated_at=now)).rowcount

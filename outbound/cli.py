@@ -69,7 +69,7 @@ def campaign_group() -> None:
 # -1000000d would otherwise be stored and break every later run's date arithmetic).
 LONGEST_OFFSET = 90 * 1440
 LONGEST_RETRY = 7 * 1440
-LONGEST_REFILL_LEAD = 30 * 1440
+LONGEST_REFILL_LEAD = 30 * 1440  # planning.REFILL_LEAD
 
 
 @campaign_group.command("add")

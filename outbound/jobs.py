@@ -14,7 +14,7 @@ from sqlalchemy.orm import joinedload, object_session
 from ivr import calls, prompt_audio
 from ivr.messaging import texts as messaging
 from ivr.errors import PermanentDialError, UncertainDialError
-from ivr.models import Call, Clinic, Patient, Touch, utcnow
+from ivr.models import Appointment, Call, Clinic, Patient, Touch, touch_contact_id, utcnow
 from ivr.services import current_services
 from ivr.telephony import CallRequest
 from outbound import reconciler
@@ -58,7 +58,8 @@ def place_touch_call(touch_id: int) -> str | None:
             log.info("touch %s is not planned; nothing to dial", touch_id)
             return None
         touch = session.get(Touch, touch_id, options=[
-            joinedload(Touch.patient).joinedload(Patient.clinic), joinedload(Touch.appointment)])
+            joinedload(Touch.patient).joinedload(Patient.clinic),
+            joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
         # A reason never to ring (opted out, already cancelled...) settles it now, whatever the hour.
         reason = _reason_not_to_call(touch)
         if reason:
@@ -74,7 +75,7 @@ def place_touch_call(touch_id: int) -> str | None:
             touch.attempts -= 1
             log.info("touch %s: %s; due again at %s", touch_id, why, ring_at.isoformat())
             return None
-        patient = touch.patient
+        patient = touch.contact
         touch.dispatched_at = utcnow()
         if touch.channel == "sms":
             texts_to_send = messaging.start_reminder(session, touch_id, patient.clinic.phone or settings.from_number)
@@ -132,7 +133,8 @@ def _render_if_ringing(touch_id: int) -> None:
     services = current_services()
     with services.sessions() as session:
         touch = session.get(Touch, touch_id, options=[
-            joinedload(Touch.patient).joinedload(Patient.clinic), joinedload(Touch.appointment)])
+            joinedload(Touch.patient).joinedload(Patient.clinic),
+            joinedload(Touch.appointment).joinedload(Appointment.patient).joinedload(Patient.clinic)])
         if (touch is None or touch.status != "planned" or touch.channel != "voice" or _later_ring_time(touch)
                 or touch.due_at > utcnow() + DUE_SLACK or _reason_not_to_call(touch)):
             return
@@ -164,7 +166,7 @@ def _not_yet(session, touch: Touch) -> tuple[dt.datetime, str] | None:
     now = utcnow()
     if touch.due_at > now + DUE_SLACK:
         return touch.due_at, "not due yet"  # its appointment moved, or it was planned again
-    patient = touch.patient
+    patient = touch.contact
     zone = ZoneInfo(patient.timezone or patient.clinic.timezone)
     today = now.astimezone(zone).date()
     ring_at = _later_ring_time(touch)
@@ -184,7 +186,7 @@ def _not_yet(session, touch: Touch) -> tuple[dt.datetime, str] | None:
 def _clinic_busy(session, touch: Touch, now: dt.datetime) -> tuple[dt.datetime, str] | None:
     """A pause when the clinic has its most calls in progress. Its row is locked while they are
     counted, so claims of one clinic count in turn."""
-    clinic = touch.patient.clinic
+    clinic = touch.contact.clinic
     session.execute(select(Clinic.id).where(Clinic.id == clinic.id).with_for_update())
     busy = session.scalar(
         select(func.count()).select_from(Touch).join(Touch.patient).where(
@@ -197,21 +199,22 @@ def _clinic_busy(session, touch: Touch, now: dt.datetime) -> tuple[dt.datetime, 
 
 def _daily_cap_reached(session, touch: Touch, now: dt.datetime, zone: ZoneInfo) -> tuple[dt.datetime, str] | None:
     """Tomorrow's first moment when the patient has had the clinic's most contacts today."""
-    patient = touch.patient
+    patient = touch.contact
     today = now.astimezone(zone).date()
     midnight = dt.datetime.combine(today, dt.time(0), zone).astimezone(dt.timezone.utc)
     # The patient's row is locked while their contacts today are counted: two workers with two
     # touches for one patient count one after the other. Every call counts (a retry rings the
     # phone again), and every text a touch sent.
     session.execute(select(Patient.id).where(Patient.id == patient.id).with_for_update())
+    contact_id = touch_contact_id()
     calls_today = session.scalar(
-        select(func.count()).select_from(Call).join(Touch, Call.touch_id == Touch.id)
-        .where(Touch.patient_id == patient.id, Touch.test_call.is_(False), Call.created_at >= midnight))
+        select(func.count()).select_from(Call).join(Touch, Call.touch_id == Touch.id).outerjoin(Touch.appointment)
+        .where(contact_id == patient.id, Touch.test_call.is_(False), Call.created_at >= midnight))
     # Texts sent, and calls being dialled right now (their call is not recorded until the
     # carrier answers the dial, and another worker must count them meanwhile).
     texts_and_dialling = session.scalar(
-        select(func.count()).select_from(Touch).where(
-            Touch.patient_id == patient.id, Touch.id != touch.id, Touch.test_call.is_(False),
+        select(func.count()).select_from(Touch).outerjoin(Touch.appointment).where(
+            contact_id == patient.id, Touch.id != touch.id, Touch.test_call.is_(False),
             Touch.dispatched_at >= midnight, or_(Touch.channel == "sms", Touch.status == "dialing")))
     if calls_today + texts_and_dialling >= patient.clinic.daily_contact_cap:
         tomorrow = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), zone).astimezone(dt.timezone.utc)
@@ -224,7 +227,7 @@ def _later_ring_time(touch: Touch) -> dt.datetime | None:
     if touch.test_call and _sandbox_carrier():
         return None  # a sandbox phone may ring at any hour
     now = utcnow()
-    ring_at = contact_time(touch.patient, now)
+    ring_at = contact_time(touch.contact, now)
     return ring_at if ring_at > now else None
 
 
@@ -245,7 +248,7 @@ def _reason_not_to_call(touch: Touch) -> str | None:
     if touch.test_call and not _sandbox_carrier():
         # A test call skips calling hours and status checks: only a sandbox phone may get one.
         return "a test call, and this server's carrier is not the sandbox"
-    patient = touch.patient
+    patient = touch.contact
     if patient.opted_out_at is not None:
         return "patient opted out"
     if messaging.opted_out(object_session(touch), patient.clinic_id, patient.phone):

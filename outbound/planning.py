@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,8 +23,10 @@ RECOVERY_FLOWS = {"voice": "no_show", "sms": "text_no_show"}
 RECOVERY_WINDOW = dt.timedelta(days=7)
 # The flow each channel's refill prompt runs.
 REFILL_FLOWS = {"voice": "refill", "sms": "text_refill"}
-# A refill is prompted until this long after the start of its due day at most.
+# A refill is prompted until this long after the start of its due day at most, and from this long
+# before it at the earliest (a refill step's offset is within both).
 REFILL_WINDOW = dt.timedelta(days=7)
+REFILL_LEAD = dt.timedelta(days=30)
 
 
 def refill_not_wanted(session: Session, touch_id: int, now: dt.datetime) -> str | None:
@@ -37,10 +40,16 @@ def refill_not_wanted(session: Session, touch_id: int, now: dt.datetime) -> str 
         return "the prescription was refilled (its due date moved)"
     if prescription.refills_left == 0:
         return "no refills left (the prescriber must renew it)"
-    if now.date() > touch.refill_due_on + REFILL_WINDOW:
+    patient = touch.contact
+    if now.astimezone(ZoneInfo(patient.timezone or patient.clinic.timezone)).date() >= \
+            touch.refill_due_on + REFILL_WINDOW:
         return "the refill is more than a week overdue"
-    asked = session.scalar(select(Task.id).where(Task.prescription_id == prescription.id, Task.kind == "refill_request",
-                                                 Task.status == "open").limit(1))
+    # Asked for this fill already (by a prompt, a text or the inbound line), whether or not the
+    # pharmacy team has closed the task since: a fill's prompts start at most REFILL_LEAD before.
+    asked = session.scalar(select(Task.id).where(
+        Task.prescription_id == prescription.id, Task.kind == "refill_request",
+        Task.created_at >= dt.datetime.combine(touch.refill_due_on - REFILL_LEAD, dt.time(0), dt.timezone.utc))
+        .limit(1))
     return "a refill was asked for already" if asked is not None else None
 
 
@@ -52,7 +61,7 @@ def plan_reminders(session: Session, now: dt.datetime, until: dt.datetime,
     outbound/campaigns.py.)"""
     # Any contact made already (a campaign's, before it was paused) is enough; a clinic that set up
     # campaigns gets only what they plan (pausing them all pauses its outreach).
-    already = select(Touch.appointment_id).where(Touch.test_call.is_(False))
+    already = select(Touch.appointment_id).where(Touch.test_call.is_(False), Touch.appointment_id.is_not(None))
     with_campaign = select(Campaign.clinic_id)
     query = (select(Appointment).join(Appointment.patient)
              .where(Appointment.status == "booked", Appointment.starts_at > now,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ivr import calls
 from ivr.errors import CarrierError, UnknownToCarrier
-from ivr.models import Call, CallEvent, CampaignStep, Clinic, Message, Patient, Touch, utcnow
+from ivr.models import Call, CallEvent, CampaignStep, Clinic, Message, Patient, Touch, touch_contact_id, utcnow
 from ivr.services import Services
 from ivr.telephony import CallStatus, CarrierCall
 from outbound import planning
@@ -123,7 +123,7 @@ def settle_uncertain(services: Services, now: dt.datetime) -> tuple[int, int, in
         uncertain = session.execute(
             select(Touch.id, Touch.dispatched_at, Patient.phone, Clinic.phone,
                    func.coalesce(CampaignStep.max_attempts, 1))
-            .join(Touch.patient).join(Patient.clinic)
+            .outerjoin(Touch.appointment).join(Patient, Patient.id == touch_contact_id()).join(Patient.clinic)
             .outerjoin(CampaignStep, Touch.campaign_step_id == CampaignStep.id)
             .where(Touch.status == "uncertain", Touch.call_sid.is_(None), Touch.channel == "voice",
                    Touch.dispatched_at < now - UNCERTAIN_AFTER)
@@ -161,7 +161,8 @@ def _numbers_in_doubt(services: Services, uncertain) -> list[tuple[str, int]]:
         return []
     with services.sessions() as session:
         return session.execute(
-            select(Patient.phone, func.count()).select_from(Touch).join(Touch.patient)
+            select(Patient.phone, func.count()).select_from(Touch).outerjoin(Touch.appointment)
+            .join(Patient, Patient.id == touch_contact_id())
             .where(Touch.status == "uncertain", Touch.call_sid.is_(None), Touch.channel == "voice",
                    Patient.phone.in_(phones)).group_by(Patient.phone)).all()
 

@@ -215,6 +215,8 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
     while it is read and changed), and queue the flow's texts; returns the step and their ids."""
     appointment = (session.get(Appointment, conversation.appointment_id, with_for_update=True)
                    if conversation.appointment_id else None)
+    if conversation.prescription_id is not None:  # read and acted on under lock, as the appointment
+        session.get(Prescription, conversation.prescription_id, with_for_update=True, populate_existing=True)
     row = _subject_row(session, conversation)
     facts = {"appointment": calls.appointment_fingerprint(row) if row else None,
              "prescription": calls.prescription_fingerprint(row) if row else None}

@@ -108,9 +108,10 @@ def _take(session, sid: str, from_: str, to: str, body: str) -> list[int]:
         # No reply may go, but what they wrote (a refill, a question) still reaches a person.
         to_staff("a text from a number that opted out")
         return []
-    if len(waiting) > 1:
-        # Several questions wait (a reminder and a refill prompt, say): a reply only one of them
-        # can take ("C" confirms the visit) answers that one.
+    if len(waiting) > 1 and meaning.intent not in keywords.DIGITS:
+        # Several questions wait (a reminder and a refill prompt, say): a word only one of them
+        # can take ("C" confirms the visit) answers that one. A digit never does: "1" means
+        # something else to each question, and a wrong guess would act on the wrong one.
         meant = [c for c in waiting if call_flows.text_accepts(c.flow, c.state, meaning.intent)]
         waiting = meant if len(meant) == 1 else waiting
     if len(waiting) == 1:

@@ -4,8 +4,8 @@ asked for is a task for the pharmacy team (confirmed by text), and 0 reaches the
 import pytest
 
 import call_flows
-from call_flows import (Answered, Ask, Hangup, Keys, OpenTask, Replied, Say, Silence, Spoken, Text, TextPatient,
-                        Transfer)
+from call_flows import (Answered, Ask, DialResult, Hangup, Keys, OpenTask, Replied, Say, Silence, Spoken, Text,
+                        TextPatient, Transfer)
 
 REFILL = OpenTask("refill_request", within_business_days=1)
 CONFIRMED_BY_TEXT = TextPatient("sms.refill_noted")
@@ -33,7 +33,7 @@ def test_a_machine_gets_the_voicemail_that_names_nothing():
 @pytest.mark.parametrize("keys,actions,outcome,effects", [
     (["1"], (Ask(("refill.due", "refill.offer")),), None, ()),
     (["1", "1"], (Say("refill.noted"), Hangup()), "refill_requested", (REFILL, CONFIRMED_BY_TEXT)),
-    (["1", "0"], (Say("refill.connecting"), Transfer(pharmacy=True)), "to_pharmacy", ()),
+    (["1", "0"], (Say("refill.connecting"), Transfer(pharmacy=True)), None, ()),
     (["1", "2"], (Say("refill.declined"), Hangup()), "refill_declined", ()),
     (["1", "9"], (Ask(("refill.due", "refill.offer")),), None, ()),
     (["1", "3"], (Ask(("common.invalid_key", "refill.offer")),), None, ()),
@@ -43,6 +43,18 @@ def test_each_answer(keys, actions, outcome, effects):
     step = walk(keys)
     assert (step.actions, step.outcome, step.effects) == (actions, outcome, effects)
     assert step.state["purpose"] == "refill"
+
+
+def test_a_transfer_the_pharmacy_takes_ends_the_call_and_one_it_does_not_brings_back_the_offer():
+    taken = walk(["1", "0", DialResult("completed")])
+    assert (taken.actions, taken.outcome) == ((Hangup(),), "to_pharmacy")
+    for status in ("busy", "no-answer", "failed", "canceled"):
+        missed = walk(["1", "0", DialResult(status)])
+        assert (missed.actions, missed.outcome) == (
+            (Ask(("refill.pharmacy_unanswered", "refill.offer")),), None), status
+    # Still there, the patient asks for the refill by key instead.
+    asked = walk(["1", "0", DialResult("no-answer"), "1"])
+    assert (asked.outcome, asked.effects) == ("refill_requested", (REFILL, CONFIRMED_BY_TEXT))
 
 
 def test_with_nobody_to_put_them_through_to_0_gives_the_number_to_call():
@@ -57,7 +69,7 @@ def test_by_voice_refill_asks_for_it_and_person_reaches_the_pharmacy():
     assert offered.actions == (Ask(("refill.due", "refill.offer_voice"), listen=listen),)
     assert call_flows.listening("refill", offered.state) == listen
     assert walk([Spoken("yes"), Spoken("refill")], facts).outcome == "refill_requested"
-    assert walk([Spoken("yes"), Spoken("operator")], facts).outcome == "to_pharmacy"
+    assert walk([Spoken("yes"), Spoken("operator")], facts).actions[-1] == Transfer(pharmacy=True)
     assert walk([Spoken("yes"), Spoken("no")], facts).outcome == "refill_declined"
 
 

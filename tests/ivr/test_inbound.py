@@ -201,6 +201,25 @@ def test_a_refill_is_chosen_by_name_and_becomes_a_task_about_that_prescription(t
         assert task.due_at > utcnow()
 
 
+def test_a_refill_asked_for_on_the_line_ends_the_refill_prompt_waiting_for_it(twilio, demo, sessions):
+    """Jane's metformin prompt is planned (it runs out in three days); she calls first and asks."""
+    import datetime as dt
+
+    from ivr.models import Touch
+    from outbound import campaigns
+
+    with sessions.begin() as session:
+        campaigns.plan_campaigns(session, utcnow(), utcnow() + dt.timedelta(hours=1), write=True)
+    identified(twilio)
+    heard(press(twilio, "2"))
+    heard(press(twilio, "1"))   # metformin
+    with sessions() as session:
+        prompt = session.scalars(select(Touch).where(Touch.prescription_id.is_not(None))).one()
+        task = session.scalars(select(Task)).one()
+    assert (prompt.prescription_id, prompt.status, prompt.last_error) == (task.prescription_id, "skipped",
+                                                                           "refill requested")
+
+
 def test_a_person_hears_who_is_calling_and_why_in_the_clinics_language(twilio, demo, sessions):
     heard(ring(twilio, JANE))
     heard(press(twilio, "2"))                       # Jane chooses Spanish for herself

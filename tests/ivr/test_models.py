@@ -54,7 +54,8 @@ def test_a_touch_is_about_an_appointment_or_a_prescription_never_both_nor_neithe
         assert refill.patient_id == appointment.patient_id   # its prescription's patient
         prescription_id, patient_id = prescription.id, appointment.patient_id
     for subject in ({}, {"appointment_id": demo.appointment_id, "prescription_id": prescription_id,
-                         "refill_due_on": dt.date(2026, 12, 10)}):
+                         "refill_due_on": dt.date(2026, 12, 10)}, {"prescription_id": prescription_id},
+                    {"appointment_id": demo.appointment_id, "refill_due_on": dt.date(2026, 12, 10)}):
         with pytest.raises(IntegrityError):
             with sessions.begin() as session:
                 session.add(Touch(patient_id=patient_id, step="other", due_at=due, **subject))
@@ -141,6 +142,39 @@ def test_upgrading_a_database_with_data_keeps_it_and_fills_new_columns(backend, 
         assert db.execute(text("SELECT timezone FROM location WHERE id = 1")).scalar() is None
         # Every touch names its patient now: its appointment's.
         assert db.execute(text("SELECT patient_id FROM touch ORDER BY id")).scalars().all() == [1, 1]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_downgrading_past_refill_prompts_keeps_their_calls(backend, tmp_path, request):
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from ivr.cli import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'new.sqlite3'}" if backend == "sqlite" else _fresh_postgres_database(request)
+    command.upgrade(alembic_config(url), "head")
+    engine = create_engine(url)
+    with engine.begin() as db:
+        for statement in (
+            "INSERT INTO clinic (id, name, timezone, phone, language) VALUES (7, 'C', 'UTC', '+12125550100', 'en')",
+            "INSERT INTO patient (id, clinic_id, first_name, last_name, phone, language, preferred_channel) "
+            "VALUES (1, 7, 'A', 'B', '+12125550143', 'en', 'voice')",
+            "INSERT INTO prescription (id, patient_id, medication, created_at, refill_due_on) "
+            "VALUES (1, 1, 'M', '2026-11-30 10:00:00', '2026-12-10')",
+            "INSERT INTO touch (id, patient_id, prescription_id, refill_due_on, step, flow, channel, due_at, status, "
+            "attempts, updated_at) VALUES (1, 1, 1, '2026-12-10', 'refill', 'refill', 'voice', "
+            "'2026-12-07 10:00:00', 'completed', 1, '2026-12-07 10:00:00')",
+            "INSERT INTO \"call\" (id, call_sid, direction, flow, touch_id, clinic_id, status, state, created_at) "
+            "VALUES (1, 'CA1', 'outbound-api', 'refill', 1, 7, 'completed', '{}', '2026-12-07 10:00:00')",
+        ):
+            db.execute(text(statement))
+    engine.dispose()
+    command.downgrade(alembic_config(url), "0023")
+    engine = create_engine(url)
+    with engine.connect() as db:
+        assert db.execute(text("SELECT id, touch_id FROM \"call\"")).all() == [(1, None)]
+        assert db.execute(text("SELECT count(*) FROM touch")).scalar() == 0
     engine.dispose()
 
 

@@ -49,7 +49,8 @@ def upgrade() -> None:
         batch_op.create_foreign_key('fk_touch_prescription_id', 'prescription', ['prescription_id'], ['id'])
         batch_op.create_unique_constraint('uq_touch_prescription_step', ['prescription_id', 'refill_due_on', 'step'])
         batch_op.create_check_constraint('ck_touch_one_subject',
-                                         '(appointment_id IS NULL) <> (prescription_id IS NULL)')
+                                         '(appointment_id IS NULL) <> (prescription_id IS NULL) '
+                                         'AND (prescription_id IS NULL) = (refill_due_on IS NULL)')
     with op.batch_alter_table('conversation', schema=None) as batch_op:
         batch_op.add_column(sa.Column('prescription_id', sa.Integer(), nullable=True,
                                       comment='the prescription a refill prompt is about'))
@@ -74,7 +75,11 @@ def downgrade() -> None:
     with op.batch_alter_table('conversation', schema=None) as batch_op:
         batch_op.drop_constraint('fk_conversation_prescription_id', type_='foreignkey')
         batch_op.drop_column('prescription_id')
-    # Touches about prescriptions have no place in the older shape.
+    # Touches about prescriptions have no place in the older shape; their calls and texts stay,
+    # no longer pointing at them.
+    for table in ('"call"', 'message'):
+        op.execute(f"UPDATE {table} SET touch_id = NULL WHERE touch_id IN "
+                   "(SELECT id FROM touch WHERE appointment_id IS NULL)")
     op.execute("DELETE FROM touch WHERE appointment_id IS NULL")
     with op.batch_alter_table('touch', schema=None) as batch_op:
         batch_op.drop_constraint('ck_touch_one_subject', type_='check')
