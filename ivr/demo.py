@@ -13,10 +13,11 @@ from ivr.models import Appointment, Campaign, CampaignStep, Clinic, Location, Pa
 DEMO_CLINIC = "Riverside Family Clinic"
 
 PATIENTS = [
-    # first, last, phone, language, days ahead, local hour, minute, provider (a doctor)
-    ("Jane", "Doe", "+12125550143", "en", 1, 9, 30, "Amara Patel"),
-    ("Robert", "Miller", "+12125550162", "en", 2, 14, 0, "Daniel Okafor"),
-    ("Maria", "Garcia", "+12125550178", "es", 2, 11, 15, "Amara Patel"),
+    # first, last, phone, language, days ahead, local hour, minute, provider (a doctor), channel
+    ("Jane", "Doe", "+12125550143", "en", 1, 9, 30, "Amara Patel", "voice"),
+    ("Robert", "Miller", "+12125550162", "en", 2, 14, 0, "Daniel Okafor", "voice"),
+    ("Maria", "Garcia", "+12125550178", "es", 2, 11, 15, "Amara Patel", "voice"),
+    ("Linda", "Chen", "+12125550185", "en", 2, 16, 45, "Daniel Okafor", "sms"),   # prefers texts
 ]
 # Active prescriptions a demo patient can ask to refill on the inbound line: medication, days until
 # the patient runs out (refill prompts go 3 days before), refills left.
@@ -38,9 +39,9 @@ def seed(session: Session, now: dt.datetime | None = None) -> tuple[Clinic, bool
     location = Location(clinic=clinic, name="Main Street", timezone="America/New_York")
     tz = ZoneInfo(clinic.timezone)
     today = now.astimezone(tz).date()
-    for first, last, phone, language, days, hour, minute, provider in PATIENTS:
+    for first, last, phone, language, days, hour, minute, provider, channel in PATIENTS:
         patient = Patient(clinic=clinic, first_name=first, last_name=last, phone=phone,
-                          date_of_birth=dt.date(1950, 4, 12), language=language,
+                          date_of_birth=dt.date(1950, 4, 12), language=language, preferred_channel=channel,
                           consent_at=now, consent_source="demo")
         starts = dt.datetime.combine(today + dt.timedelta(days=days), dt.time(hour, minute), tz)
         session.add(Appointment(patient=patient, location=location, provider_name=provider,

@@ -67,9 +67,9 @@ def test_development_upgrade_and_seed_with_no_secrets(tmp_path):
     assert upgrade.returncode == 0, upgrade.stderr
     assert (tmp_path / "ivr.sqlite3").exists()
     first, second = ivr("seed-demo", env=env, cwd=tmp_path), ivr("seed-demo", env=env, cwd=tmp_path)
-    assert first.stdout.strip() == "created demo clinic 'Riverside Family Clinic' (id 1) with 3 patients"
+    assert first.stdout.strip() == "created demo clinic 'Riverside Family Clinic' (id 1) with 4 patients"
     assert second.stdout.strip() == ("already present: demo clinic 'Riverside Family Clinic' (id 1) "
-                                     "with 3 patients")
+                                     "with 4 patients")
     current = ivr("db", "current", env=env, cwd=tmp_path)
     assert f"{newest_revision()} (head)" in current.stdout
 
@@ -86,14 +86,15 @@ def newest_revision() -> str:
 def test_reminders_schedule_plans_and_queues_each_appointment_once(runner, sessions, redis):
     assert runner.invoke(args=["seed-demo"]).exit_code == 0
     first = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
-    # Three visits' reminders and Jane's metformin refill prompt (it runs out in three days).
-    assert first.output.strip() == "planned 4 new contact(s); queued 4; 0 already queued"
+    # Four visits' reminders (three calls, a text) and Jane's metformin refill prompt (it runs out
+    # in three days).
+    assert first.output.strip() == "planned 5 new contact(s); queued 5; 0 already queued"
     again = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
-    assert again.output.strip() == "planned 0 new contact(s); queued 0; 4 already queued"
+    assert again.output.strip() == "planned 0 new contact(s); queued 0; 5 already queued"
     with sessions() as session:
-        assert len(session.scalars(select(Touch)).all()) == 4
+        assert len(session.scalars(select(Touch)).all()) == 5
     from outbound.queueing import outbound_queue
-    assert outbound_queue(redis).count == 4
+    assert outbound_queue(redis).count == 5
 
 
 @pytest.mark.parametrize("hours", [1, 30, 60])

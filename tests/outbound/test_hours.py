@@ -85,13 +85,13 @@ def test_only_a_sandbox_test_call_rings_outside_calling_hours(database_url, redi
 
 
 def test_schedule_waits_for_calling_hours(runner, sessions, redis):
-    runner.invoke(args=["seed-demo"])  # three visits, and a refill due in three days: four calls
+    runner.invoke(args=["seed-demo"])  # four visits (one by text), and a refill due in three days
     closed_now(sessions)
     result = runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
     assert result.exception is None, repr(result.exception)
     # The window opens in two hours, past the worker's one-hour horizon: nothing is in Redis yet.
-    assert result.output.strip() == ("planned 4 new contact(s); queued 0; 0 already queued; "
-                                     "4 due later, queued by the worker as they come due")
+    assert result.output.strip() == ("planned 5 new contact(s); queued 0; 0 already queued; "
+                                     "5 due later, queued by the worker as they come due")
     queue = outbound_queue(redis)
     assert queue.count == 0 and len(queue.scheduled_job_registry) == 0
     # An hour later the worker's reconcile finds them within its horizon and schedules each for
@@ -104,7 +104,7 @@ def test_schedule_waits_for_calling_hours(runner, sessions, redis):
         services = app.extensions["ivr"]
         report = reconcile_all(services, utcnow() + dt.timedelta(hours=1, minutes=5),
                                reconcile_horizon(services.settings))
-    assert (report.queued, queue.count, len(queue.scheduled_job_registry)) == (4, 0, 4)
+    assert (report.queued, queue.count, len(queue.scheduled_job_registry)) == (5, 0, 5)
 
 
 def test_reconcile_rebuilds_the_queue_after_redis_lost_everything(runner, sessions, redis):
@@ -112,10 +112,10 @@ def test_reconcile_rebuilds_the_queue_after_redis_lost_everything(runner, sessio
     runner.invoke(args=["reminders", "schedule", "--within-hours", "72"])
     redis.flushall()
     assert runner.invoke(args=["reminders", "reconcile"]).output.strip() == \
-        "4 planned call(s): 4 queued again, 0 already queued"
-    assert outbound_queue(redis).count == 4
+        "5 planned call(s): 5 queued again, 0 already queued"
+    assert outbound_queue(redis).count == 5
     assert runner.invoke(args=["reminders", "reconcile"]).output.strip() == \
-        "4 planned call(s): 0 queued again, 4 already queued"
+        "5 planned call(s): 0 queued again, 5 already queued"
 
 
 def test_reconcile_requeues_a_touch_whose_job_finished_without_dialling(app, redis, dialer, demo, sessions):

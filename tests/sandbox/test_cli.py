@@ -99,9 +99,12 @@ def test_sandbox_refuses_to_run_against_production_settings(database_url, redis_
 
 
 def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
-    """The README's campaign: script three phones, schedule reminders, let the worker call. Jane
-    gets her visit's reminder, which she confirms, and her metformin's refill prompt (it runs out
-    in three days), whose 1 asks for the refill: a task for the pharmacy team and a text saying so."""
+    """The README's campaign: script three phones, schedule reminders, let the worker call (and
+    text Linda, who prefers texts). Jane gets her visit's reminder, which she confirms, and her
+    metformin's refill prompt (it runs out in three days), whose 1 asks for the refill: a task for
+    the pharmacy team and a text saying so."""
+    import time
+
     from sqlalchemy import select
 
     from ivr.models import Message, Prescription, Task
@@ -115,21 +118,28 @@ def test_demo_campaign_through_a_running_server(database_url, redis, tmp_path):
             assert said.exit_code == 0, said.output
         assert runner.invoke(args=["sandbox", "phone", "+12125550143", "--keys", "1,1"]).output == (
             "+12125550143 answers as human; then presses 1, presses 1; then silence; texts are delivered and it texts back nothing\n")
-        assert runner.invoke(args=["reminders", "schedule"]).output.startswith("planned 4 new contact(s)")
-        AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
-        table = runner.invoke(args=["reminders", "outcomes", "--wait", "30"]).output.splitlines()
-        AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)  # the confirmation text
+        assert runner.invoke(args=["reminders", "schedule"]).output.startswith("planned 5 new contact(s)")
         sessions = app.extensions["ivr"].sessions
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the calls, Linda's text, then Jane's confirming text
+            AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
+            with sessions() as session:
+                texts = session.scalars(select(Message).where(Message.direction == "outbound")).all()
+            if len(texts) == 2 and all(m.status == "delivered" for m in texts):
+                break
+            time.sleep(0.1)
+        table = runner.invoke(args=["reminders", "outcomes", "--wait", "30"]).output.splitlines()
         with sessions() as session:
             metformin = session.scalars(select(Prescription).where(Prescription.medication == "metformin")).one()
             tasks = [(t.kind, t.prescription_id, t.patient_id, t.status) for t in session.scalars(select(Task))]
             texts = [(m.to_number, m.kind, m.status, m.body) for m in session.scalars(
-                select(Message).where(Message.direction == "outbound"))]
+                select(Message).where(Message.direction == "outbound", Message.kind == "confirmation"))]
     assert table[0].split() == ["subject", "contact", "touch", "call", "outcome", "subject", "status"]
     rows = sorted(line.split() for line in table[1:])
     assert rows == [["1", "reminder", "completed", "completed", "confirmed", "confirmed"],
                     ["2", "reminder", "completed", "completed", "reschedule_requested", "reschedule_requested"],
                     ["3", "reminder", "completed", "completed", "voicemail", "booked"],
+                    ["4", "reminder", "completed", "text", "delivered", "waiting", "booked"],
                     [f"rx-{metformin.id}", "refill", "completed", "completed", "refill_requested", "refill_requested"]]
     assert ("refill_request", metformin.id, metformin.patient_id, "open") in tasks
     assert texts == [("+12125550143", "confirmation", "delivered",
@@ -264,7 +274,7 @@ def test_demo_campaign_calls_texts_retries_a_busy_line_and_then_texts_it(databas
         runner.invoke(args=["sandbox", "phone", "+12125550162", "--answer", "busy"])
         assert runner.invoke(args=["patients", "channel", "3", "sms"]).exit_code == 0
         ran = runner.invoke(args=["campaign", "run"])
-        assert ran.output.startswith("planned 4 new contact(s); queued 4;"), ran.output
+        assert ran.output.startswith("planned 5 new contact(s); queued 5;"), ran.output
         worker = AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app)
         for _ in range(4):  # the first calls, two retries, then the text
             worker.work(burst=True)
@@ -283,6 +293,8 @@ def test_demo_campaign_calls_texts_retries_a_busy_line_and_then_texts_it(databas
                        (2, "reminder"): ("voice", "unreached", 3),
                        (2, "reminder-text"): ("sms", "completed", 1),
                        (3, "reminder"): ("sms", "completed", 1),
+                       (4, "reminder"): ("sms", "completed", 1),   # Linda prefers texts
                        (f"rx-{metformin.id}", "refill"): ("voice", "completed", 1)}
-    assert texted == [("+12125550143", "confirmation"), ("+12125550162", "reminder"), ("+12125550178", "reminder")]
+    assert texted == [("+12125550143", "confirmation"), ("+12125550162", "reminder"), ("+12125550178", "reminder"),
+                      ("+12125550185", "reminder")]
     assert refills == [("refill_request", metformin.id)]

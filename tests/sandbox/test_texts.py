@@ -30,8 +30,11 @@ def live(sandbox_app_factory):
             # Callers' calls ring staff themselves: these tests are about the texts after a call
             # (tests/sandbox/test_caller_queue.py has the queue's).
             session.execute(update(Clinic).values(queue_callers=False))
-            # Nor about refill prompts (tests/sandbox/test_refills.py): no prescription falls due.
+            # Nor about refill prompts (tests/sandbox/test_refills.py): no prescription falls due;
+            # and Jane is the only one texted (the demo's Linda, who prefers texts too, has no visit).
             session.execute(update(Prescription).values(refill_due_on=None))
+            session.execute(update(Appointment).where(Appointment.patient_id.in_(
+                select(Patient.id).where(Patient.first_name == "Linda"))).values(status="cancelled"))
         yield app
 
 
