@@ -497,42 +497,23 @@ def appointments_group() -> None:
 def appointments_no_show(appointment_id: int) -> None:
     """Mark a visit missed: its reminders stop, its campaign's no-show steps are planned (an offer
     to book again, by call or text), and a high-priority patient gets a task for staff at once."""
-    from ivr import tasks, touches
-    from ivr.models import Appointment, utcnow
-    from outbound import campaigns, planning
+    from ivr.models import utcnow
+    from outbound import planning
+    from outbound.appointment_changes import AppointmentChangeRefused, mark_no_show
     from outbound.queueing import outbound_queue, reconcile
 
     services = current_services()
-    with services.sessions.begin() as session:
-        appointment = session.get(Appointment, appointment_id, with_for_update=True)
-        if appointment is None:
-            raise click.ClickException(f"no appointment with id {appointment_id}")
-        now = utcnow()
-        if appointment.status == "no_show":
-            raise click.ClickException(f"appointment {appointment_id} is marked no-show already")
-        if appointment.status not in ("booked", "confirmed"):
-            raise click.ClickException(f"appointment {appointment_id} is {appointment.status}: "
-                                       "only a booked or confirmed visit can be missed")
-        if appointment.starts_at > now:
-            raise click.ClickException(f"appointment {appointment_id} has not started yet")
-        appointment.status, appointment.status_changed_at = "no_show", now
-        session.flush()
-        touches.cancel_pending(session.connection(), appointment_id, "appointment no_show", now)
-        patient, clinic = appointment.patient, appointment.patient.clinic
-        task_id = None
-        if patient.high_priority:
-            task_id = tasks.open_task(session.connection(), kind="no_show_follow_up", clinic_id=clinic.id,
-                                      patient_id=patient.id, appointment_id=appointment_id,
-                                      due=tasks.due_at(now, clinic.timezone, clinic.phone, 1, clinic.holiday_country,
-                                                       clinic.holiday_subdivision))
-        plan = campaigns.plan_campaigns(session, now, now + planning.RECOVERY_WINDOW, clinic_id=clinic.id,
-                                        appointment_id=appointment_id, write=True)
+    try:
+        with services.sessions.begin() as session:
+            marked = mark_no_show(session, appointment_id, utcnow())
+    except AppointmentChangeRefused as exc:
+        raise click.ClickException(str(exc)) from None
     with services.sessions() as session:
         reconcile(outbound_queue(services.redis), planning.touches_to_queue(session, appointment_id=appointment_id))
-    held = "; ".join(f"{step}: {reason}" for (step, reason), _ in sorted(plan.held.items()))
+    held = "; ".join(f"{step}: {reason}" for step, reason in marked.held)
     click.echo(f"appointment {appointment_id}: marked no-show; "
-               f"{plan.written} recovery contact(s) planned" + (f" (held back: {held})" if held else "")
-               + (f"; task {task_id} for staff (high priority)" if task_id else ""))
+               f"{marked.planned} recovery contact(s) planned" + (f" (held back: {held})" if held else "")
+               + (f"; task {marked.task_id} for staff (high priority)" if marked.task_id else ""))
 
 
 @appointments_group.command("move")
@@ -542,28 +523,17 @@ def appointments_no_show(appointment_id: int) -> None:
 def appointments_move(appointment_id: int, when: dt.datetime) -> None:
     """Move an appointment to WHEN ("2026-12-20 14:30", on its location's clock) and re-plan its
     campaign's waiting contacts for the new time."""
-    from zoneinfo import ZoneInfo
+    from ivr.models import utcnow
+    from outbound.appointment_changes import AppointmentChangeRefused, NewTimeHasPassed, move
 
-    from ivr.models import Appointment, utcnow
-    from outbound import campaigns
-
-    with current_services().sessions.begin() as session:
-        appointment = session.get(Appointment, appointment_id)
-        if appointment is None:
-            raise click.ClickException(f"no appointment with id {appointment_id}")
-        if appointment.status == "no_show":
-            # Its recovery would say "we missed you" about the new time, and its reminders went
-            # already: a missed visit stays as it was, and the new one is a new appointment.
-            raise click.ClickException(f"appointment {appointment_id} was missed: book a new appointment instead")
-        zone = ZoneInfo(appointment.location.timezone or appointment.patient.clinic.timezone)
-        starts = when.replace(tzinfo=zone).astimezone(dt.timezone.utc)
-        now = utcnow()
-        if starts <= now:
-            raise click.BadParameter("the new time has passed", param_hint="WHEN")
-        appointment.starts_at, appointment.status_changed_at = starts, now
-        session.flush()
-        moved = campaigns.replan(session, appointment, now)
-    click.echo(f"appointment {appointment_id}: now {when:%Y-%m-%d %H:%M} ({zone.key}); "
+    try:
+        with current_services().sessions.begin() as session:
+            starts, moved = move(session, appointment_id, when, utcnow())
+    except NewTimeHasPassed as exc:
+        raise click.BadParameter(str(exc), param_hint="WHEN") from None
+    except AppointmentChangeRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"appointment {appointment_id}: now {when:%Y-%m-%d %H:%M} ({starts.tzinfo.key}); "
                f"{moved} waiting contact(s) planned again")
 
 
