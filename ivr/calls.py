@@ -120,6 +120,10 @@ def appointment_fingerprint(row: Mapping[str, Any]) -> str | None:
     opaque value; None when the row is about no appointment."""
     if row["appointment_id"] is None:
         return None
+    if row.get("touch_patient_id") not in (None, row.get("appointment_patient_id")):
+        # The visit was handed to another patient since its touch reached this one: whatever
+        # they answer is not theirs to decide, and nothing of it is theirs to hear.
+        return HANDED_OVER
     read = "|".join(str(row[name]) for name in _APPOINTMENT_AS_READ if name not in ("provider_name", "provider_title"))
     # The provider as one value, spelled as provider_name was before titles had a column of their
     # own (migration 0016): a reminder sent before the upgrade still matches its appointment.
@@ -139,10 +143,13 @@ def prescription_fingerprint(row: Mapping[str, Any]) -> str | None:
     return hashlib.sha256(read.encode()).hexdigest()[:16]
 
 
+HANDED_OVER = "handed-over"
+
 # What prompts on a call about an appointment (or a prescription) need to know (nothing more:
 # prompts are lazy).
 _PROMPT_COLUMNS = (
     Appointment.id.label("appointment_id"), Patient.id.label("patient_id"),
+    Appointment.patient_id.label("appointment_patient_id"),
     Appointment.status.label("appointment_status"), Appointment.starts_at,
     Appointment.location_id,
     Appointment.provider_name, Appointment.provider_title, Location.name.label("location"),
@@ -165,19 +172,21 @@ def _joined_from_touch(statement):
 
 # A Core query, not ORM objects: a webhook turn reads one row and writes two, and the ORM's
 # identity map and unit of work cost more than the database does (bench/webhooks.py).
-# A call's appointment (or prescription) and patient are its touch's; an inbound call has them
-# once the caller was identified (call.appointment_id, call.patient_id). The language an inbound caller's number
+# A call's appointment (or prescription) and patient are its touch's (the patient it rang; an
+# appointment handed to another since then reads as changed); an inbound call has them once the
+# caller was identified (call.appointment_id, call.patient_id). The language an inbound caller's number
 # chose before comes with it.
 _TURN = (
     select(Call.id.label("call_id"), Call.call_sid, Call.flow, Call.state, Call.turn, Call.last_twiml,
            Call.ended_at.label("call_ended_at"), Call.clinic_id, Call.from_number.label("call_from"),
-           Call.direction, Touch.id.label("touch_id"), Touch.step.label("touch_step"), Clinic.retry_wrong_person, Clinic.queue_callers,
+           Call.direction, Touch.id.label("touch_id"), Touch.step.label("touch_step"),
+           Touch.patient_id.label("touch_patient_id"), Clinic.retry_wrong_person, Clinic.queue_callers,
            CallerLanguage.language.label("caller_language"), *_PROMPT_COLUMNS)
     .select_from(Call).outerjoin(Touch, Call.touch_id == Touch.id)
     .outerjoin(Appointment, Appointment.id == func.coalesce(Touch.appointment_id, Call.appointment_id))
     .outerjoin(Location, Appointment.location_id == Location.id)
     .outerjoin(Prescription, Prescription.id == Touch.prescription_id)
-    .outerjoin(Patient, Patient.id == func.coalesce(Call.patient_id, Appointment.patient_id, Touch.patient_id))
+    .outerjoin(Patient, Patient.id == func.coalesce(Call.patient_id, Touch.patient_id, Appointment.patient_id))
     .outerjoin(Clinic, Call.clinic_id == Clinic.id)
     .outerjoin(CallerLanguage, (CallerLanguage.clinic_id == Call.clinic_id)
                & (CallerLanguage.phone == Call.from_number) & (Call.direction == "inbound"))
@@ -187,7 +196,8 @@ _TURN = (
 _TURN_FOR_UPDATE = _TURN.with_for_update(of=Call)
 # The same for a touch that has no call yet (its prompts are rendered before it is dialled).
 _TOUCH = (
-    _joined_from_touch(select(Touch.flow, *_PROMPT_COLUMNS).select_from(Touch))
+    _joined_from_touch(select(Touch.flow, Touch.patient_id.label("touch_patient_id"), *_PROMPT_COLUMNS)
+                       .select_from(Touch))
     .outerjoin(Clinic, Patient.clinic_id == Clinic.id)
     .where(Touch.id == bindparam("touch_id")))
 # Statements built once: building and hashing a statement per execution cost more than running it.
@@ -222,7 +232,7 @@ def load_call(session: Session, call_sid: str, *, lock: bool = False) -> CallRec
     return None if row is None else CallRecord(row)
 
 
-_LOCK_CALL = (select(_CALL.c.id, _CALL.c.status, _CALL.c.outcome, _CALL.c.touch_id, _CALL.c.answered_by)
+_LOCK_CALL = (select(_CALL.c.id, _CALL.c.status, _CALL.c.outcome, _CALL.c.touch_id, _CALL.c.answered_by, _CALL.c.state)
               .where(_CALL.c.call_sid == bindparam("sid")).with_for_update())
 
 
@@ -634,7 +644,7 @@ _PRESCRIPTION = Prescription.__table__
 _LOCK_PRESCRIPTION = (select(_PRESCRIPTION.c.id.label("prescription_id"), _PRESCRIPTION.c.medication,
                              _PRESCRIPTION.c.active.label("prescription_active"),
                              _PRESCRIPTION.c.refill_due_on.label("prescription_due_on"))
-                      .where(_PRESCRIPTION.c.id == bindparam("prescription_id_")).with_for_update())
+                      .where(_PRESCRIPTION.c.id == bindparam("prescription_id_")).with_for_update(key_share=True))
 
 
 def _check_prescription_unchanged(connection, call: CallRecord) -> None:
@@ -825,7 +835,10 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         # request for an ended call only hears the line close.
         changes["last_twiml"] = hangup_twiml()
         if call["outcome"] is None:
-            changes["outcome"] = "unreached" if status in UNREACHED else "hung_up"
+            # Put through to the pharmacy, the call ends when they do (before the Dial reports).
+            put_through = (call["state"] or {}).get("node") == "pharmacy"
+            changes["outcome"] = ("unreached" if status in UNREACHED else "to_pharmacy" if put_through
+                                  else "hung_up")
         # A caller who hangs up while being put through gave up waiting.
         connection.execute(Escalation.__table__.update().where(
             Escalation.call_id == call["id"], Escalation.outcome.is_(None)).values(outcome="abandoned", ended_at=now))

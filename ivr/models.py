@@ -537,6 +537,8 @@ class Prescription(Base):
     refill_due_on: Mapped[dt.date | None] = mapped_column(comment="when the patient runs out (refill prompts "
                                                                   "are planned around it); None: not prompted")
     refills_left: Mapped[int | None] = mapped_column(comment="fills the prescription still allows; None: unknown")
+    filled_at: Mapped[dt.datetime | None] = mapped_column(
+        comment="when its last fill was recorded (refill requests before it were for an earlier fill)")
     pharmacy_name: Mapped[str | None] = mapped_column(String(200), comment="where it is filled")
     pharmacy_phone: Mapped[str | None] = mapped_column(String(20), comment="the pharmacy's line, E.164; None: "
                                                                            "the clinic's staff phone")

@@ -100,7 +100,7 @@ def prescriptions_refilled(prescription_id: int, next_due: dt.datetime, refills:
             raise click.BadParameter(f"the next fill must be due after {prescription.refill_due_on}",
                                      param_hint="--next-due")
         skipped = touches.end_refill_prompts(session.connection(), prescription.id, "refilled", utcnow())
-        prescription.refill_due_on = next_due.date()
+        prescription.refill_due_on, prescription.filled_at = next_due.date(), utcnow()
         if refills is not None:
             prescription.refills_left = refills
         elif prescription.refills_left:
@@ -125,7 +125,8 @@ def prescriptions_stop(prescription_id: int) -> None:
 
 
 def _prescription(session, prescription_id: int) -> Prescription:
-    prescription = session.get(Prescription, prescription_id, with_for_update=True)
+    # FOR NO KEY UPDATE: a job inserting a conversation or a task about it (a key share) need not wait.
+    prescription = session.get(Prescription, prescription_id, with_for_update={"key_share": True})
     if prescription is None:
         raise click.ClickException(f"no prescription with id {prescription_id}")
     return prescription

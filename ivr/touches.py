@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ivr.models import Appointment, CampaignStep, Conversation, Prescription, Touch
+from ivr.models import Appointment, CampaignStep, Prescription, Touch
 
 # The text that follows a call flow that never reached the patient.
 FALLBACK_TEXTS = {"reminder": "text_reminder", "no_show": "text_no_show", "refill": "text_refill"}
@@ -99,11 +99,10 @@ def cancel_pending(connection: Connection, appointment_id: int, why: str, now: d
 
 
 def end_refill_prompts(connection: Connection, prescription_id: int, why: str, now: dt.datetime) -> int:
-    """Skip a prescription's refill prompts still waiting and close its refill texts' questions
-    (the refill was asked for, filled or stopped: nobody is asked again); returns how many
-    prompts were skipped."""
-    connection.execute(update(Conversation).where(Conversation.prescription_id == prescription_id,
-                                                  Conversation.closed_at.is_(None)).values(closed_at=now))
+    """Skip a prescription's refill prompts still waiting (the refill was asked for, filled or
+    stopped: nobody is asked again); returns how many were skipped. Its refill texts' questions
+    end too (texts.open_conversations finds them over), without a write here: the text path
+    locks conversations before the prescription, and this runs under the prescription's lock."""
     return connection.execute(
         update(Touch).where(Touch.prescription_id == prescription_id, Touch.status == "planned")
         .values(status="skipped", last_error=why[:200], updated_at=now)).rowcount

@@ -76,6 +76,7 @@ def place_touch_call(touch_id: int) -> str | None:
             log.info("touch %s: %s; due again at %s", touch_id, why, ring_at.isoformat())
             return None
         patient = touch.contact
+        touch.patient = patient  # whom it reaches now: its appointment's patient, if it was handed over
         touch.dispatched_at = utcnow()
         if touch.channel == "sms":
             texts_to_send = messaging.start_reminder(session, touch_id, patient.clinic.phone or settings.from_number)

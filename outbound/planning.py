@@ -46,10 +46,12 @@ def refill_not_wanted(session: Session, touch_id: int, now: dt.datetime) -> str 
         return "the refill is more than a week overdue"
     # Asked for this fill already (by a prompt, a text or the inbound line), whether or not the
     # pharmacy team has closed the task since: a fill's prompts start at most REFILL_LEAD before.
+    # (Requests before the last fill was recorded were for that fill.)
+    since = dt.datetime.combine(touch.refill_due_on - REFILL_LEAD, dt.time(0), dt.timezone.utc)
+    if prescription.filled_at is not None:
+        since = max(since, prescription.filled_at)
     asked = session.scalar(select(Task.id).where(
-        Task.prescription_id == prescription.id, Task.kind == "refill_request",
-        Task.created_at >= dt.datetime.combine(touch.refill_due_on - REFILL_LEAD, dt.time(0), dt.timezone.utc))
-        .limit(1))
+        Task.prescription_id == prescription.id, Task.kind == "refill_request", Task.created_at >= since).limit(1))
     return "a refill was asked for already" if asked is not None else None
 
 

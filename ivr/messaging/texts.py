@@ -196,8 +196,7 @@ def open_conversations(session: Session, clinic_id: int, phone: str) -> list[Con
         # it was made, or as soon as the visit is no longer a missed one (booked again, say); a
         # refill's offer a week after it was made, or when the prescription is stopped.
         if conversation.prescription_id is not None:
-            prescription = session.get(Prescription, conversation.prescription_id)
-            over = not prescription.active or conversation.opened_at + RECOVERY_DAYS <= now
+            over = _refill_question_over(session, conversation, now)
         elif appointment is None:
             over = False
         elif conversation.flow in RECOVERY_TEXT_FLOWS:
@@ -211,6 +210,17 @@ def open_conversations(session: Session, clinic_id: int, phone: str) -> list[Con
     return waiting
 
 
+def _refill_question_over(session: Session, conversation: Conversation, now: dt.datetime) -> bool:
+    """A refill text's question ends a week after it was asked, when the prescription is stopped,
+    or once a refill was asked for since (by call or on the line). (Filled meanwhile, the flow
+    answers that it changed.)"""
+    prescription = session.get(Prescription, conversation.prescription_id)
+    if not prescription.active or conversation.opened_at + RECOVERY_DAYS <= now:
+        return True
+    return session.scalar(select(Task.id).where(Task.prescription_id == prescription.id, Task.kind == "refill_request",
+                                                Task.created_at >= conversation.opened_at).limit(1)) is not None
+
+
 def answer(session: Session, conversation: Conversation, intent: str | None, message_id: int,
            from_: str) -> tuple[Step, list[int]]:
     """Feed a reply to its conversation's flow, apply what it decided (the appointment is locked
@@ -218,7 +228,8 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
     appointment = (session.get(Appointment, conversation.appointment_id, with_for_update=True)
                    if conversation.appointment_id else None)
     if conversation.prescription_id is not None:  # read and acted on under lock, as the appointment
-        session.get(Prescription, conversation.prescription_id, with_for_update=True, populate_existing=True)
+        session.get(Prescription, conversation.prescription_id, with_for_update={"key_share": True},
+                    populate_existing=True)
     row = _subject_row(session, conversation)
     facts = {"appointment": calls.appointment_fingerprint(row) if row else None,
              "prescription": calls.prescription_fingerprint(row) if row else None}

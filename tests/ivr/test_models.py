@@ -167,6 +167,8 @@ def test_downgrading_past_refill_prompts_keeps_their_calls(backend, tmp_path, re
             "'2026-12-07 10:00:00', 'completed', 1, '2026-12-07 10:00:00')",
             "INSERT INTO \"call\" (id, call_sid, direction, flow, touch_id, clinic_id, status, state, created_at) "
             "VALUES (1, 'CA1', 'outbound-api', 'refill', 1, 7, 'completed', '{}', '2026-12-07 10:00:00')",
+            "INSERT INTO conversation (id, clinic_id, patient_id, prescription_id, phone, flow, state, opened_at) "
+            "VALUES (1, 7, 1, 1, '+12125550143', 'text_refill', '{}', '2026-12-07 10:00:00')",
         ):
             db.execute(text(statement))
     engine.dispose()
@@ -175,6 +177,8 @@ def test_downgrading_past_refill_prompts_keeps_their_calls(backend, tmp_path, re
     with engine.connect() as db:
         assert db.execute(text("SELECT id, touch_id FROM \"call\"")).all() == [(1, None)]
         assert db.execute(text("SELECT count(*) FROM touch")).scalar() == 0
+        # A refill text's question, which the older code could not answer, is closed.
+        assert db.execute(text("SELECT closed_at IS NOT NULL FROM conversation")).scalar() in (True, 1)
     engine.dispose()
 
 

@@ -309,3 +309,70 @@ def test_a_refill_step_belongs_to_the_campaign_for_every_type(runner, sessions, 
     assert both.exit_code == 2 and "either --no-show or --refill" in both.output
     ok = runner.invoke(args=["campaign", "step", "1", "due-day", "--at", "0m", "--refill", "--channel", "sms"])
     assert ok.output.strip() == "campaign 1: step 'due-day' added: +0m from a refill's due day, a text, for everyone"
+
+
+def test_a_request_for_one_fill_does_not_silence_the_next_fills_prompts(app, runner, sessions, demo, dialer):
+    """Asked for, then filled the same day with a 30-day supply: the next fill is prompted."""
+    from ivr import tasks
+
+    refill_call(sessions)
+    drug = metformin(sessions)
+    with sessions.begin() as session:
+        tasks.open_task(session.connection(), kind="refill_request", due=utcnow(), clinic_id=None,
+                        patient_id=drug.patient_id, prescription_id=drug.id)
+    next_due = utcnow().date() + dt.timedelta(days=30)
+    assert runner.invoke(args=["prescriptions", "refilled", str(drug.id), "--next-due", next_due.isoformat()]
+                         ).exit_code == 0
+    plan(sessions, now=utcnow() + dt.timedelta(days=27, minutes=1), hours=1)
+    (_first, second) = refill_touches(sessions, drug.id)
+    assert second.refill_due_on == next_due
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.id == second.id).values(due_at=utcnow()))
+    assert dispatch(app, sessions, second.id) is not None
+
+
+def test_a_call_whose_visit_was_handed_to_another_patient_tells_nothing_of_it(twilio, sessions, demo):
+    """Jane answers her reminder; staff give the slot to Robert before she says who she is: her
+    1 hears that the appointment changed, and neither Robert's name nor his visit."""
+    from ivr.models import Appointment
+
+    sid = call_sid()
+    greeting = spoken(parse_twiml(twilio.post(f"/twilio/voice/outbound/{demo.touch_id}", {"CallSid": sid}).data))
+    assert greeting[1].startswith("If you are Jane")
+    with sessions.begin() as session:
+        robert = session.scalars(select(Patient).where(Patient.first_name == "Robert")).one()
+        session.get(Appointment, demo.appointment_id).patient_id = robert.id
+    said = spoken(parse_twiml(twilio.post(twilio.next_url(sid, "answer", ""), {"CallSid": sid, "Digits": "1"}).data))
+    assert said == ["Our office just changed this appointment, so I cannot take your answer now. Please call us "
+                    "at 2 1 2, 5 5 5, 0 1 0 0. Goodbye."]
+    with sessions() as session:
+        assert session.get(Appointment, demo.appointment_id).status == "booked"
+
+
+def test_a_text_whose_visit_was_handed_to_another_patient_answers_nothing_of_it(app, twilio, sessions, demo, messenger):
+    from ivr.models import Appointment, Clinic
+
+    with sessions.begin() as session:
+        session.execute(update(Clinic).values(sms_private=True))
+        session.execute(update(Touch).where(Touch.id == demo.touch_id).values(channel="sms", flow="text_reminder"))
+    dispatch(app, sessions, demo.touch_id)
+    with sessions.begin() as session:
+        robert = session.scalars(select(Patient).where(Patient.first_name == "Robert")).one()
+        session.get(Appointment, demo.appointment_id).patient_id = robert.id
+    twilio.post("/twilio/sms/inbound", {"MessageSid": "SM" + "3" * 32, "From": demo.patient_phone,
+                                        "To": "+12125550100", "Body": "1"})
+    with sessions() as session:
+        bodies = [m.body for m in session.scalars(select(Message).where(Message.direction == "outbound")
+                                                  .order_by(Message.id))]
+    assert bodies[-1] == "Our office just changed this appointment. Please call us at (212) 555-0100. Riverside Family Clinic"
+    assert not any("Robert" in body for body in bodies)
+
+
+def test_a_patient_put_through_to_the_pharmacy_who_hangs_up_there_is_recorded_so(twilio, sessions, demo):
+    from ivr.models import Call
+
+    sid = call_sid()
+    answer(twilio, refill_call(sessions), sid, "1", "0")
+    twilio.post(f"/twilio/status/outbound/{refill_touches(sessions)[0].id}", {"CallSid": sid, "CallStatus": "completed"})
+    with sessions() as session:
+        assert session.scalars(select(Call.outcome).where(Call.call_sid == sid)).one() == "to_pharmacy"

@@ -25,6 +25,9 @@ def upgrade() -> None:
                                               'None: not prompted'))
         batch_op.add_column(sa.Column('refills_left', sa.Integer(), nullable=True,
                                       comment='fills the prescription still allows; None: unknown'))
+        batch_op.add_column(sa.Column('filled_at', sa.DateTime(), nullable=True,
+                                      comment='when its last fill was recorded (refill requests before it were '
+                                              'for an earlier fill)'))
         batch_op.add_column(sa.Column('pharmacy_name', sa.String(length=200), nullable=True,
                                       comment='where it is filled'))
         batch_op.add_column(sa.Column('pharmacy_phone', sa.String(length=20), nullable=True,
@@ -72,6 +75,9 @@ def downgrade() -> None:
         batch_op.alter_column('purpose', existing_type=sa.String(length=12), existing_nullable=False,
                               existing_server_default='reminder',
                               comment='reminder (before the visit) or no_show (after a missed one)')
+    # A refill text's question cannot be answered by the older code: it is closed.
+    op.execute("UPDATE conversation SET closed_at = CURRENT_TIMESTAMP "
+               "WHERE prescription_id IS NOT NULL AND closed_at IS NULL")
     with op.batch_alter_table('conversation', schema=None) as batch_op:
         batch_op.drop_constraint('fk_conversation_prescription_id', type_='foreignkey')
         batch_op.drop_column('prescription_id')
@@ -94,5 +100,6 @@ def downgrade() -> None:
     with op.batch_alter_table('prescription', schema=None) as batch_op:
         batch_op.drop_column('pharmacy_phone')
         batch_op.drop_column('pharmacy_name')
+        batch_op.drop_column('filled_at')
         batch_op.drop_column('refills_left')
         batch_op.drop_column('refill_due_on')
