@@ -27,8 +27,7 @@ from outbound.hours import contact_time
 from outbound.planning import RECOVERY_FLOWS, RECOVERY_WINDOW, REFILL_FLOWS, REFILL_WINDOW, REMINDER_FLOWS
 
 REMINDER, NO_SHOW, REFILL = "reminder", "no_show", "refill"
-PURPOSES = (REMINDER, NO_SHOW)          # steps about an appointment
-STEP_PURPOSES = (*PURPOSES, REFILL)     # and about a prescription
+PURPOSES = (REMINDER, NO_SHOW)          # steps about an appointment (REFILL: about a prescription)
 
 BATCH = 2000
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from ivr.db import read_only
 from ivr.models import AUDIENCES, CHANNEL_RULES, RETRY_OUTCOMES, Campaign, CampaignStep, Clinic
 from ivr.services import current_services
+from outbound.planning import REFILL_LEAD, REFILL_WINDOW
 
 _SPAN = re.compile(r"^([+-]?)(\d+)([mhd])$")
 _UNIT_MINUTES = {"m": 1, "h": 60, "d": 1440}
@@ -69,7 +70,6 @@ def campaign_group() -> None:
 # -1000000d would otherwise be stored and break every later run's date arithmetic).
 LONGEST_OFFSET = 90 * 1440
 LONGEST_RETRY = 7 * 1440
-LONGEST_REFILL_LEAD = 30 * 1440  # planning.REFILL_LEAD
 
 
 @campaign_group.command("add")
@@ -148,7 +148,7 @@ def campaign_step(campaign_id: int, name: str, offset: int, no_show: bool, refil
     retry_on = "" if retry_on.strip().lower() == "none" else _outcomes(retry_on)
     if no_show and refill:
         raise click.UsageError("a step is either --no-show or --refill")
-    if refill and not -LONGEST_REFILL_LEAD <= offset < 7 * 1440:
+    if refill and not -REFILL_LEAD <= dt.timedelta(minutes=offset) < REFILL_WINDOW:
         raise click.BadParameter("a refill step comes at most 30 days before the refill's due day and within "
                                  "a week after it (-3d, 0m, +2d)", param_hint="--at")
     if no_show and not 0 <= offset < 7 * 1440:

@@ -52,13 +52,14 @@ def test_the_demo_plans_one_prompt_for_the_refill_falling_due_and_never_twice(se
         drug.id, drug.refill_due_on, None, drug.patient_id)
     assert (touch.step, touch.flow, touch.channel, touch.status) == ("refill", "refill", "voice", "planned")
     assert before <= touch.due_at <= utcnow()
-    assert planned.written >= 1 and ("refill" in {step for _, _, step in planned.planned})
+    refills = lambda plan: sum(n for (_, _, step), n in plan.planned.items() if step == "refill")  # noqa: E731
+    assert refills(planned) == 1
     assert plan(sessions).written == 0
     assert len(refill_touches(sessions)) == 1
     # A fortnight on, Robert's atorvastatin comes due too; the metformin has its prompt already.
     later = plan(sessions, hours=24 * 14)
     assert [t.prescription_id for t in refill_touches(sessions)] == [drug.id, drug.id + 2]
-    assert later.written >= 1
+    assert refills(later) == 1   # the atorvastatin's; the lisinopril is 20 days out
 
 
 def test_a_prescription_without_refills_left_is_held_back_and_shown(runner, sessions, demo):
@@ -268,7 +269,7 @@ def test_a_fill_recorded_skips_the_waiting_prompt_and_the_next_fill_is_prompted_
     result = runner.invoke(args=["prescriptions", "refilled", str(drug.id), "--next-due", next_due.isoformat()])
     assert result.output.strip() == (f"prescription {drug.id}: metformin, due {next_due}, 1 refill(s) left, "
                                      f"Riverside Pharmacy ({PHARMACY}); 1 waiting prompt(s) skipped")
-    assert plan(sessions, hours=24 * 31).written >= 1
+    plan(sessions, hours=24 * 31)
     cycles = [(t.refill_due_on, t.status) for t in refill_touches(sessions, drug.id)]
     assert cycles == [(drug.refill_due_on, "skipped"), (next_due, "planned")]
 
