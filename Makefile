@@ -48,6 +48,9 @@ system-deps:
 run: $(RUN_STAMP)
 	@scripts/dev-run
 
+# Test processes at once (pytest-xdist): one per core, at most four. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 ## test: the whole suite, on SQLite and also on PostgreSQL when one answers on 127.0.0.1:5432
 ## (IVR_TEST_REQUIRE_POSTGRES=1, as CI sets it: fail instead when none answers)
 test: $(DEV_STAMP)
@@ -58,7 +61,7 @@ test: $(DEV_STAMP)
 	elif [ -n "$$IVR_TEST_REQUIRE_POSTGRES" ] && [ "$$IVR_TEST_REQUIRE_POSTGRES" != 0 ]; then \
 		echo "error: IVR_TEST_REQUIRE_POSTGRES is set but no PostgreSQL answered at $(PG_URL)" >&2; exit 1; \
 	else echo "WARNING: databases: SQLite only (no PostgreSQL answered on 127.0.0.1:5432)"; fi; \
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 ## bench: webhook latency through gunicorn beside a bare endpoint, campaign planning and pace, then speech
 bench: $(DEV_STAMP)

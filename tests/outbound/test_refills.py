@@ -324,7 +324,9 @@ def test_a_request_for_one_fill_does_not_silence_the_next_fills_prompts(app, run
     next_due = utcnow().date() + dt.timedelta(days=30)
     assert runner.invoke(args=["prescriptions", "refilled", str(drug.id), "--next-due", next_due.isoformat()]
                          ).exit_code == 0
-    plan(sessions, now=utcnow() + dt.timedelta(days=27, minutes=1), hours=1)
+    # The -3d prompt is due at 9:00 in New York three days before, whatever the hour is now:
+    # a day's horizon from now + 27 days reaches it (a step already due is planned to go now).
+    plan(sessions, now=utcnow() + dt.timedelta(days=27, minutes=1), hours=24)
     (_first, second) = refill_touches(sessions, drug.id)
     assert second.refill_due_on == next_due
     with sessions.begin() as session:
