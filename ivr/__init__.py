@@ -45,6 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from ivr.sandbox import rest
 
         app.register_blueprint(rest.bp)
+    from ivr import api
+
+    api.init_app(app, app.extensions["ivr"])
     cli.register(app)
 
     @app.get("/health")

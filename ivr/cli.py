@@ -857,6 +857,12 @@ def _campaign_group():
     return campaign_group
 
 
+def _tokens_group():
+    from ivr.api.cli import tokens_group
+
+    return tokens_group
+
+
 def _prescriptions_group():
     from ivr.prescriptions import prescriptions_group
 
@@ -864,7 +870,8 @@ def _prescriptions_group():
 
 
 COMMANDS = (db_group, seed_demo, worker, reminders_group, _campaign_group(), appointments_group, clinics_group, tasks_group,
-            patients_group, _prescriptions_group(), _prompts_group(), _sandbox_group(), _speech_group())
+            patients_group, _prescriptions_group(), _prompts_group(), _sandbox_group(), _speech_group(),
+            _tokens_group())
 
 
 def register(app: Flask) -> None:

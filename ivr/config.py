@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+import limits
 import phonenumbers
 
 from ivr.errors import ConfigError
@@ -57,6 +58,9 @@ class Settings:
     reconcile_seconds: int = 60       # how often the worker brings the queue in step with the database
     stale_call_seconds: int = 3600    # a call not final this long after it began is asked of the carrier
     calls_per_second: int = 1         # calls the carrier account starts per second, all workers together
+    api_rate_limit: str = "600 per minute"  # requests per API token (limits' notation: "10 per second")
+    # Where the API's docs page loads Swagger UI from (the browser fetches it; the API never does).
+    api_docs_assets_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/"
 
     @property
     def is_production(self) -> bool:
@@ -191,6 +195,11 @@ def validate(s: Settings) -> Settings:
             raise ConfigError(f"{_env_name(name)} must be a whole number, 1 or more")
     if s.public_base_url and not s.public_base_url.startswith(("http://", "https://")):
         raise ConfigError("IVR_PUBLIC_BASE_URL must start with http:// or https://")
+    try:
+        if not limits.parse_many(s.api_rate_limit):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"IVR_API_RATE_LIMIT must be a rate like '600 per minute', not {s.api_rate_limit!r}") from None
     for name in ("from_number", "fallback_staff_number"):
         value = getattr(s, name)
         if value and not is_e164(value):

@@ -602,6 +602,47 @@ class CarrierRecording(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
 
 
+API_SCOPES = ("records:write", "records:read", "outcomes:read")
+
+
+class ApiToken(Base):
+    """A clinic's key to the API, with what it may do; only its SHA-256 is kept."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", name="fk_api_token_clinic_id"), index=True)
+    name: Mapped[str] = mapped_column(String(100), comment='what uses it ("scheduling system")')
+    scopes: Mapped[str] = mapped_column(String(200), comment="space-separated: records:write ...")
+    token_hash: Mapped[str] = mapped_column(
+        String(64), unique=True, comment="SHA-256 of the token, hex; the token itself is shown once and never stored")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+EXTERNAL_KINDS = ("patient", "appointment", "prescription")
+
+
+class ExternalRef(Base):
+    """The clinic's own id for one of our patients, appointments or prescriptions: what its
+    scheduling system (system '') or its FHIR server (an identifier system) calls it."""
+
+    __tablename__ = "external_ref"
+    __table_args__ = (UniqueConstraint("clinic_id", "kind", "system", "value", name="uq_external_ref_id"),
+                      Index("ix_external_ref_row", "kind", "row_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", name="fk_external_ref_clinic_id"))
+    kind: Mapped[str] = mapped_column(String(20), comment="patient, appointment or prescription")
+    system: Mapped[str] = mapped_column(
+        String(200), default="", server_default="",
+        comment="whose id: '' for the clinic's scheduling system (the API), else a FHIR identifier system")
+    value: Mapped[str] = mapped_column(String(200), comment="the id in that system")
+    row_id: Mapped[int] = mapped_column(comment="the id of the patient, appointment or prescription")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class AuditTrailIsAppendOnly(IvrError):
     """Raised when code tries to change or remove a CallEvent or a MessageEvent."""
 

@@ -80,3 +80,18 @@ def move(session: Session, appointment_id: int, local_start: dt.datetime, now: d
     appointment.starts_at, appointment.status_changed_at = starts, now
     session.flush()
     return starts.astimezone(zone), campaigns.replan(session, appointment, now)
+
+
+def cancel(session: Session, appointment_id: int, now: dt.datetime) -> int:
+    """Cancel a visit: its reminders still waiting are skipped; returns how many. A visit missed
+    already stays missed (its recovery is the patient's way back)."""
+    appointment = session.get(Appointment, appointment_id, with_for_update=True)
+    if appointment is None:
+        raise AppointmentChangeRefused(f"no appointment with id {appointment_id}")
+    if appointment.status == "no_show":
+        raise AppointmentChangeRefused(f"appointment {appointment_id} was missed: it cannot be cancelled")
+    if appointment.status == "cancelled":
+        return 0
+    appointment.status, appointment.status_changed_at = "cancelled", now
+    session.flush()
+    return touches.cancel_pending(session.connection(), appointment_id, "appointment cancelled", now)
