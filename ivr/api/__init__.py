@@ -69,7 +69,9 @@ def init_app(app: Flask, services: Services) -> None:
 
     limiter = Limiter(rate_limit_key, storage_uri="redis://", key_prefix="ivr-api",
                       storage_options={"connection_pool": _redis_pool(services)},
-                      strategy="moving-window", headers_enabled=True)
+                      strategy="moving-window", headers_enabled=True,
+                      # Redis down: each process counts for itself rather than refuse every request.
+                      in_memory_fallback_enabled=True)
     limiter.init_app(app)
     app.url_map.converters["external_id"] = ExternalIdConverter
     api = _Api(app)

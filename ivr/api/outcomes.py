@@ -9,16 +9,18 @@ import json
 
 from flask import abort, g
 from flask_smorest import Blueprint
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from ivr.api import problems
 from ivr.api.records import external_ids
 from ivr.api.schemas import OutcomePage, PageArgs, TaskPage
 from ivr.api.tokens import requires
-from ivr.models import Appointment, Call, Patient, Task, Touch
+from ivr.db import read_only
+from ivr.models import Appointment, Call, Patient, Task, Touch, utcnow
 from ivr.services import current_services
 
 bp = Blueprint("outcomes", __name__, description="Outcomes of calls and texts, and tasks for staff")
+bp.register_error_handler(Exception, problems.unexpected)
 
 
 def _encode(moment: dt.datetime, row: int) -> str:
@@ -33,13 +35,19 @@ def _decode(cursor: str) -> tuple[dt.datetime, int]:
         if moment.tzinfo is None or not isinstance(row, int) or isinstance(row, bool) or not 0 < row < 2**63:
             raise ValueError
         return moment.astimezone(dt.timezone.utc), row
-    except (ValueError, TypeError, json.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
         abort(problems.problem(400, "the cursor is not one this server gave"))
 
 
+# A change is listed once it is this old. Its time is taken when its transaction writes it, not
+# when it commits: a page read at once could pass over a change still committing with an earlier
+# time, and the cursor would never come back for it. Transactions here last well under this.
+SETTLED = dt.timedelta(seconds=30)
+
+
 def _after(column, id_column, args: dict):
-    """Rows changed at or after `since` and past the cursor, in (time, id) order."""
-    conditions = []
+    """Rows changed at or after `since`, past the cursor and settled, in (time, id) order."""
+    conditions = [column <= utcnow() - SETTLED]
     if args["since"] is not None:
         conditions.append(column >= args["since"].astimezone(dt.timezone.utc))
     if args["cursor"] is not None:
@@ -48,22 +56,24 @@ def _after(column, id_column, args: dict):
     return conditions
 
 
-def _page(rows: list, limit: int, moment_of) -> tuple[list, str | None]:
+def _page(rows: list, limit: int, moment_of, id_of=lambda row: row.id) -> tuple[list, str | None]:
+    """The page's rows and the cursor after its last, when more follow."""
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, (_encode(moment_of(rows[-1]), rows[-1].id) if more else None)
+    return rows, (_encode(moment_of(rows[-1]), id_of(rows[-1])) if more else None)
 
 
 @bp.route("/outcomes", methods=["GET"])
+@requires("outcomes:read")
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, OutcomePage)
-@requires("outcomes:read")
 def list_outcomes(args: dict):
     """Every planned contact of the clinic's patients: its state, how the last call ended, and
-    its appointment's status now; oldest change first."""
-    with current_services().sessions() as session:
+    its appointment's status now; oldest change first, from 30 seconds after it was made."""
+    clinic_id = g.caller.clinic_id
+    with read_only(current_services().sessions()) as session:
         query = (select(Touch).join(Patient, Patient.id == Touch.patient_id)
-                 .where(Patient.clinic_id == g.caller.clinic_id, *_after(Touch.updated_at, Touch.id, args))
+                 .where(Patient.clinic_id == clinic_id, *_after(Touch.updated_at, Touch.id, args))
                  .order_by(Touch.updated_at, Touch.id).limit(args["limit"] + 1))
         touches, cursor = _page(session.scalars(query).all(), args["limit"], lambda t: t.updated_at)
         ids = [t.id for t in touches]
@@ -71,9 +81,9 @@ def list_outcomes(args: dict):
                                        .order_by(Call.id)).all()) if ids else {}
         statuses = dict(session.execute(select(Appointment.id, Appointment.status).where(
             Appointment.id.in_({t.appointment_id for t in touches if t.appointment_id}))).all()) if touches else {}
-        patients = external_ids(session, "patient", (t.patient_id for t in touches))
-        appointments = external_ids(session, "appointment", (t.appointment_id for t in touches))
-        prescriptions = external_ids(session, "prescription", (t.prescription_id for t in touches))
+        patients = external_ids(session, clinic_id, "patient", (t.patient_id for t in touches))
+        appointments = external_ids(session, clinic_id, "appointment", (t.appointment_id for t in touches))
+        prescriptions = external_ids(session, clinic_id, "prescription", (t.prescription_id for t in touches))
         items = [{"id": t.id, "patient": patients.get(t.patient_id), "appointment": appointments.get(t.appointment_id),
                   "prescription": prescriptions.get(t.prescription_id), "step": t.step, "channel": t.channel,
                   "status": t.status, "attempts": t.attempts, "result": results.get(t.id),
@@ -83,19 +93,24 @@ def list_outcomes(args: dict):
 
 
 @bp.route("/tasks", methods=["GET"])
+@requires("outcomes:read")
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, TaskPage)
-@requires("outcomes:read")
 def list_tasks(args: dict):
-    """The clinic's tasks (call-backs, refill and reschedule requests, ...), oldest first."""
-    with current_services().sessions() as session:
-        query = (select(Task).where(Task.clinic_id == g.caller.clinic_id,
-                                    *_after(Task.created_at, Task.id, args))
-                 .order_by(Task.created_at, Task.id).limit(args["limit"] + 1))
-        tasks, cursor = _page(session.scalars(query).all(), args["limit"], lambda t: t.created_at)
-        patients = external_ids(session, "patient", (t.patient_id for t in tasks))
-        appointments = external_ids(session, "appointment", (t.appointment_id for t in tasks))
-        prescriptions = external_ids(session, "prescription", (t.prescription_id for t in tasks))
+    """The clinic's tasks (call-backs, refill and reschedule requests, ...): each when it was
+    opened, and again when it was closed; oldest change first."""
+    clinic_id = g.caller.clinic_id
+    changed = func.coalesce(Task.closed_at, Task.created_at)
+    with read_only(current_services().sessions()) as session:
+        query = (select(Task, changed.label("changed")).where(Task.clinic_id == clinic_id,
+                                                              *_after(changed, Task.id, args))
+                 .order_by(changed, Task.id).limit(args["limit"] + 1))
+        rows, cursor = _page(session.execute(query).all(), args["limit"], lambda row: row.changed,
+                             lambda row: row.Task.id)
+        tasks = [row.Task for row in rows]
+        patients = external_ids(session, clinic_id, "patient", (t.patient_id for t in tasks))
+        appointments = external_ids(session, clinic_id, "appointment", (t.appointment_id for t in tasks))
+        prescriptions = external_ids(session, clinic_id, "prescription", (t.prescription_id for t in tasks))
         items = [{"id": t.id, "kind": t.kind, "status": t.status, "patient": patients.get(t.patient_id),
                   "appointment": appointments.get(t.appointment_id),
                   "prescription": prescriptions.get(t.prescription_id), "due_at": t.due_at,

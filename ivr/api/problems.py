@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import traceback
 from typing import Any
 
 from flask import Response, json, request
 from werkzeug.exceptions import HTTPException
 
+log = logging.getLogger(__name__)
 PROBLEM_TYPE = "about:blank"  # RFC 9457: the title is the HTTP status phrase
 
 
@@ -35,3 +38,14 @@ def answer_api_errors_only(error: HTTPException):
         if name.lower() in ("retry-after", "www-authenticate", "allow") or name.lower().startswith("x-ratelimit"):
             response.headers[name] = value
     return response
+
+
+def unexpected(error: Exception):
+    """An API request that failed: logged by its route and stack frames only (the path holds the
+    clinic's ids, and an exception's message or locals may hold PHI); answered with a 500 problem."""
+    if isinstance(error, HTTPException):
+        return answer_api_errors_only(error)
+    rule = request.url_rule.rule if request.url_rule else "?"
+    log.error("API %s %s failed with %s\n%s", request.method, rule, type(error).__name__,
+              "".join(traceback.format_tb(error.__traceback__)))
+    return problem(500, "the server failed to answer; nothing was changed")

@@ -10,6 +10,7 @@ import phonenumbers
 from flask import abort, g
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from call_flows.text import clean_name
@@ -18,10 +19,12 @@ from ivr.api.schemas import (AppointmentIn, AppointmentOut, PatientIn, PatientOu
                              PrescriptionOut)
 from ivr.api.tokens import requires
 from ivr.config import is_e164
+from ivr.db import read_only
 from ivr.models import Appointment, Clinic, ExternalRef, Location, Patient, Prescription, utcnow
 from ivr.services import current_services
 
 bp = Blueprint("records", __name__, description="Patients, appointments and prescriptions, by the clinic's own ids")
+bp.register_error_handler(Exception, problems.unexpected)
 ID = "<external_id:external_id>"
 
 
@@ -32,17 +35,28 @@ def row_id(session: Session, clinic_id: int, kind: str, external_id: str) -> int
         ExternalRef.value == external_id))
 
 
-def external_ids(session: Session, kind: str, ids) -> dict[int, str]:
+def external_ids(session: Session, clinic_id: int, kind: str, ids) -> dict[int, str]:
     """The clinic's ids of some of our rows of one kind."""
     ids = {i for i in ids if i is not None}
     if not ids:
         return {}
     return dict(session.execute(select(ExternalRef.row_id, ExternalRef.value).where(
-        ExternalRef.kind == kind, ExternalRef.system == "", ExternalRef.row_id.in_(ids))).all())
+        ExternalRef.clinic_id == clinic_id, ExternalRef.kind == kind, ExternalRef.system == "",
+        ExternalRef.row_id.in_(ids))).all())
 
 
-def _remember(session: Session, clinic_id: int, kind: str, external_id: str, row: int) -> None:
-    session.add(ExternalRef(clinic_id=clinic_id, kind=kind, value=external_id, row_id=row))
+def _created(session: Session, clinic_id: int, kind: str, external_id: str, row):
+    """Add `row` under the clinic's id, or None when another request just did (the unique id
+    decides; this request then updates what that one made)."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+            session.add(ExternalRef(clinic_id=clinic_id, kind=kind, value=external_id, row_id=row.id))
+            session.flush()
+    except IntegrityError:
+        return None
+    return row
 
 
 def _unprocessable(field: str, message: str):
@@ -76,31 +90,33 @@ def _name(value: str, field: str) -> str:
 
 def _patient_out(session: Session, patient: Patient) -> dict:
     return {**{k: getattr(patient, k) for k in PatientOut._declared_fields if hasattr(patient, k)},
-            "external_id": external_ids(session, "patient", [patient.id]).get(patient.id),
+            "external_id": external_ids(session, patient.clinic_id, "patient", [patient.id]).get(patient.id),
             "opted_out": patient.opted_out_at is not None}
 
 
 @bp.route(f"/patients/{ID}", methods=["PUT"])
+@requires("records:write")
 @bp.arguments(PatientIn)
 @bp.response(200, PatientOut, description="updated (or unchanged)")
 @bp.alt_response(201, schema=PatientOut, description="created")
-@requires("records:write")
 def put_patient(body: dict, external_id: str):
     """Create or update a patient."""
-    clinic_id, now = g.caller.clinic_id, utcnow()
+    clinic_id = g.caller.clinic_id
     with current_services().sessions.begin() as session:
         clinic = session.get(Clinic, clinic_id)
         values = {**body, "first_name": _name(body["first_name"], "first_name"),
                   "last_name": _name(body["last_name"], "last_name"), "phone": _phone(body["phone"], clinic, "phone")}
+        consent = values.pop("consent_at")
         found = row_id(session, clinic_id, "patient", external_id)
         if found is None:
-            patient = Patient(clinic_id=clinic_id, consent_at=now, consent_source="api", **values)
-            session.add(patient)
-            session.flush()
-            _remember(session, clinic_id, "patient", external_id, patient.id)
-            session.flush()
-            return _patient_out(session, patient), 201
+            patient = _created(session, clinic_id, "patient", external_id, Patient(
+                clinic_id=clinic_id, consent_at=consent, consent_source=consent and "api", **values))
+            if patient is not None:
+                return _patient_out(session, patient), 201
+            found = row_id(session, clinic_id, "patient", external_id)
         patient = session.get(Patient, found, with_for_update={"key_share": True})
+        if consent is not None and patient.consent_at is None:
+            patient.consent_at, patient.consent_source = consent, "api"
         for key, value in values.items():
             if getattr(patient, key) != value:
                 setattr(patient, key, value)
@@ -108,21 +124,21 @@ def put_patient(body: dict, external_id: str):
 
 
 @bp.route(f"/patients/{ID}", methods=["GET"])
-@bp.response(200, PatientOut)
 @requires("records:read")
+@bp.response(200, PatientOut)
 def get_patient(external_id: str):
     """Read a patient."""
-    with current_services().sessions() as session:
+    with read_only(current_services().sessions()) as session:
         found = row_id(session, g.caller.clinic_id, "patient", external_id)
         if found is None:
             _not_found("patient", external_id)
         return _patient_out(session, session.get(Patient, found))
 
 
-def _appointment_out(session: Session, appointment: Appointment, recovery: int = 0) -> dict:
+def _appointment_out(session: Session, appointment: Appointment, clinic_id: int, recovery: int = 0) -> dict:
     return {"id": appointment.id,
-            "external_id": external_ids(session, "appointment", [appointment.id]).get(appointment.id),
-            "patient": external_ids(session, "patient", [appointment.patient_id]).get(appointment.patient_id),
+            "external_id": external_ids(session, clinic_id, "appointment", [appointment.id]).get(appointment.id),
+            "patient": external_ids(session, clinic_id, "patient", [appointment.patient_id]).get(appointment.patient_id),
             "location_id": appointment.location_id, "provider_name": appointment.provider_name,
             "provider_title": appointment.provider_title, "starts_at": appointment.starts_at,
             "appointment_type": appointment.appointment_type, "status": appointment.status,
@@ -130,15 +146,16 @@ def _appointment_out(session: Session, appointment: Appointment, recovery: int =
 
 
 @bp.route(f"/appointments/{ID}", methods=["PUT"])
+@requires("records:write")
 @bp.arguments(AppointmentIn)
 @bp.response(200, AppointmentOut, description="updated (or unchanged)")
 @bp.alt_response(201, schema=AppointmentOut, description="created")
-@bp.alt_response(409, description="the change cannot be made (a missed visit moved, a visit not begun "
-                                  "marked missed): see detail")
-@requires("records:write")
+@bp.alt_response(409, description="the change cannot be made (a cancelled or missed visit booked again, a visit "
+                                  "moved to a time that has passed, one not begun marked missed): see detail")
 def put_appointment(body: dict, external_id: str):
     """Create or update an appointment: a new time re-plans its reminders, `cancelled` skips them,
-    `no_show` plans the campaign's offer to book again."""
+    `no_show` plans the campaign's offer to book again. `booked` leaves a visit the patient
+    confirmed or asked to move as the patient left it."""
     from outbound.appointment_changes import AppointmentChangeRefused
 
     clinic_id, now = g.caller.clinic_id, utcnow()
@@ -150,6 +167,12 @@ def put_appointment(body: dict, external_id: str):
         abort(problems.problem(409, str(exc)))
     _queue_what_was_planned(services, result["id"])
     return result, status
+
+
+# What a scheduling system's status does to ours: `booked` is what it says of every visit it
+# keeps, so it does not undo what the patient said (confirmed, asked to move); a visit cancelled
+# or missed is not booked again under the same id (its reminders are spent).
+_KEEP_OURS = {("booked", "confirmed"), ("booked", "reschedule_requested")}
 
 
 def _upsert_appointment(session: Session, clinic_id: int, external_id: str, body: dict, now: dt.datetime):
@@ -168,39 +191,44 @@ def _upsert_appointment(session: Session, clinic_id: int, external_id: str, body
     starts_at, status = body["starts_at"].astimezone(dt.timezone.utc), body["status"]
     found = row_id(session, clinic_id, "appointment", external_id)
     if found is None:
-        appointment = Appointment(starts_at=starts_at, status="booked" if status == "no_show" else status,
-                                  status_changed_at=now, **details)
-        session.add(appointment)
-        session.flush()
-        _remember(session, clinic_id, "appointment", external_id, appointment.id)
-        recovery = 0
-        if status == "no_show":
-            recovery = appointment_changes.mark_no_show(session, appointment.id, now).planned
-        return _appointment_out(session, appointment, recovery), 201
+        appointment = _created(session, clinic_id, "appointment", external_id, Appointment(
+            starts_at=starts_at, status="booked" if status == "no_show" else status, status_changed_at=now,
+            **details))
+        if appointment is not None:
+            recovery = 0
+            if status == "no_show":
+                recovery = appointment_changes.mark_no_show(session, appointment.id, now).planned
+            return _appointment_out(session, appointment, clinic_id, recovery), 201
+        found = row_id(session, clinic_id, "appointment", external_id)
     appointment = session.get(Appointment, found, with_for_update=True)
+    ours = appointment.status
+    if ours in ("cancelled", "no_show") and status != ours:
+        raise appointment_changes.AppointmentChangeRefused(
+            f"the appointment is {ours.replace('_', '-')} here (by the patient or staff): "
+            "book the new visit under a new external id")
     for key, value in details.items():
         if getattr(appointment, key) != value:
             setattr(appointment, key, value)
-    if appointment.starts_at != starts_at and appointment.status != "no_show":
+    moved = appointment.starts_at != starts_at
+    if moved:
+        if ours == "no_show":
+            raise appointment_changes.AppointmentChangeRefused(
+                "a missed visit keeps its time: book the new visit under a new external id")
         zone = ZoneInfo(location.timezone or location.clinic.timezone)
         session.flush()
         appointment_changes.move(session, appointment.id, starts_at.astimezone(zone).replace(tzinfo=None), now)
-    elif appointment.starts_at != starts_at:
-        raise appointment_changes.AppointmentChangeRefused(
-            "a missed visit keeps its time: book the new visit under a new external id")
     recovery = 0
-    if status != appointment.status:
+    # A visit the patient asked to move, moved by the clinic, is booked again at its new time.
+    keep_ours = (status, ours) in _KEEP_OURS and not (moved and ours == "reschedule_requested")
+    if status != ours and not keep_ours:
         if status == "cancelled":
             appointment_changes.cancel(session, appointment.id, now)
         elif status == "no_show":
             recovery = appointment_changes.mark_no_show(session, appointment.id, now).planned
-        elif appointment.status == "no_show":
-            raise appointment_changes.AppointmentChangeRefused(
-                "a missed visit is not booked again: book the new visit under a new external id")
         else:
             appointment.status, appointment.status_changed_at = status, now
     session.flush()
-    return _appointment_out(session, appointment, recovery), 200
+    return _appointment_out(session, appointment, clinic_id, recovery), 200
 
 
 def _queue_what_was_planned(services, appointment_id: int) -> None:
@@ -209,26 +237,26 @@ def _queue_what_was_planned(services, appointment_id: int) -> None:
     from outbound import planning
     from outbound.queueing import outbound_queue, reconcile
 
-    with services.sessions() as session:
+    with read_only(services.sessions()) as session:
         reconcile(outbound_queue(services.redis), planning.touches_to_queue(session, appointment_id=appointment_id))
 
 
 @bp.route(f"/appointments/{ID}", methods=["GET"])
-@bp.response(200, AppointmentOut)
 @requires("records:read")
+@bp.response(200, AppointmentOut)
 def get_appointment(external_id: str):
     """Read an appointment."""
-    with current_services().sessions() as session:
+    with read_only(current_services().sessions()) as session:
         found = row_id(session, g.caller.clinic_id, "appointment", external_id)
         if found is None:
             _not_found("appointment", external_id)
-        return _appointment_out(session, session.get(Appointment, found))
+        return _appointment_out(session, session.get(Appointment, found), g.caller.clinic_id)
 
 
 @bp.route(f"/appointments/{ID}", methods=["DELETE"])
+@requires("records:write")
 @bp.response(200, AppointmentOut, description="cancelled (or cancelled already)")
 @bp.alt_response(409, description="a missed visit cannot be cancelled")
-@requires("records:write")
 def cancel_appointment(external_id: str):
     """Cancel an appointment: its waiting reminders are skipped. The record stays."""
     from outbound.appointment_changes import AppointmentChangeRefused, cancel
@@ -239,25 +267,28 @@ def cancel_appointment(external_id: str):
             if found is None:
                 _not_found("appointment", external_id)
             cancel(session, found, utcnow())
-            return _appointment_out(session, session.get(Appointment, found))
+            return _appointment_out(session, session.get(Appointment, found), g.caller.clinic_id)
     except AppointmentChangeRefused as exc:
         abort(problems.problem(409, str(exc)))
 
 
-def _prescription_out(session: Session, prescription: Prescription) -> dict:
-    return {**{k: getattr(prescription, k) for k in PrescriptionOut._declared_fields if hasattr(prescription, k)},
-            "external_id": external_ids(session, "prescription", [prescription.id]).get(prescription.id),
-            "patient": external_ids(session, "patient", [prescription.patient_id]).get(prescription.patient_id)}
+def _prescription_out(session: Session, prescription: Prescription, clinic_id: int) -> dict:
+    return {**{k: getattr(prescription, k) for k in PrescriptionOut._declared_fields
+               if k not in ("patient", "external_id")},
+            "external_id": external_ids(session, clinic_id, "prescription", [prescription.id]).get(prescription.id),
+            "patient": external_ids(session, clinic_id, "patient", [prescription.patient_id]).get(prescription.patient_id)}
 
 
 @bp.route(f"/prescriptions/{ID}", methods=["PUT"])
+@requires("records:write")
 @bp.arguments(PrescriptionIn)
 @bp.response(200, PrescriptionOut, description="updated (or unchanged)")
 @bp.alt_response(201, schema=PrescriptionOut, description="created")
-@requires("records:write")
+@bp.alt_response(409, description="a prescription stays with its patient")
 def put_prescription(body: dict, external_id: str):
-    """Create or update a prescription: a later refill_due_on records a fill (the prompts for the
-    last one stop); active false stops it."""
+    """Create or update a prescription. A later refill_due_on records a fill (refills_left, when
+    left out, counts one down, as `ivr prescriptions refilled` does); any change of it ends the
+    prompts planned for the old day; active false stops it."""
     from ivr import touches
 
     clinic_id, now = g.caller.clinic_id, utcnow()
@@ -273,41 +304,48 @@ def put_prescription(body: dict, external_id: str):
         del values["patient"]
         found = row_id(session, clinic_id, "prescription", external_id)
         if found is None:
-            prescription = Prescription(**values)
-            session.add(prescription)
-            session.flush()
-            _remember(session, clinic_id, "prescription", external_id, prescription.id)
-            session.flush()
-            return _prescription_out(session, prescription), 201
+            prescription = _created(session, clinic_id, "prescription", external_id, Prescription(**values))
+            if prescription is not None:
+                return _prescription_out(session, prescription, clinic_id), 201
+            found = row_id(session, clinic_id, "prescription", external_id)
         # FOR NO KEY UPDATE, as `ivr prescriptions`: a job adding a task about it need not wait.
         prescription = session.get(Prescription, found, with_for_update={"key_share": True})
+        if prescription.patient_id != patient_id:
+            # Its planned prompts would still ring the first patient, and name the medication.
+            abort(problems.problem(409, "a prescription stays with its patient: stop this one (DELETE) and send "
+                                        "the new patient's under a new external id"))
         due, was_due = values["refill_due_on"], prescription.refill_due_on
-        if was_due is not None and due is not None and due > was_due:
-            touches.end_refill_prompts(session.connection(), prescription.id, "refilled", now)
-            prescription.filled_at = now
+        if due != was_due:
+            filled = was_due is not None and due is not None and due > was_due
+            touches.end_refill_prompts(session.connection(), prescription.id,
+                                       "refilled" if filled else "due date changed", now)
+            if filled:
+                prescription.filled_at = now
+                if "refills_left" not in body and prescription.refills_left:
+                    values["refills_left"] = prescription.refills_left - 1
         if prescription.active and not values["active"]:
             touches.end_refill_prompts(session.connection(), prescription.id, "prescription stopped", now)
         for key, value in values.items():
             if getattr(prescription, key) != value:
                 setattr(prescription, key, value)
-        return _prescription_out(session, prescription)
+        return _prescription_out(session, prescription, clinic_id)
 
 
 @bp.route(f"/prescriptions/{ID}", methods=["GET"])
-@bp.response(200, PrescriptionOut)
 @requires("records:read")
+@bp.response(200, PrescriptionOut)
 def get_prescription(external_id: str):
     """Read a prescription."""
-    with current_services().sessions() as session:
+    with read_only(current_services().sessions()) as session:
         found = row_id(session, g.caller.clinic_id, "prescription", external_id)
         if found is None:
             _not_found("prescription", external_id)
-        return _prescription_out(session, session.get(Prescription, found))
+        return _prescription_out(session, session.get(Prescription, found), g.caller.clinic_id)
 
 
 @bp.route(f"/prescriptions/{ID}", methods=["DELETE"])
-@bp.response(200, PrescriptionOut, description="stopped (or stopped already)")
 @requires("records:write")
+@bp.response(200, PrescriptionOut, description="stopped (or stopped already)")
 def stop_prescription(external_id: str):
     """Stop a prescription: no more refill prompts, and it is not offered for refill."""
     from ivr import touches
@@ -320,6 +358,6 @@ def stop_prescription(external_id: str):
         if prescription.active:
             prescription.active = False
             touches.end_refill_prompts(session.connection(), prescription.id, "prescription stopped", utcnow())
-        return _prescription_out(session, prescription)
+        return _prescription_out(session, prescription, g.caller.clinic_id)
 
 

@@ -14,6 +14,10 @@ from prompts.spoken import PROVIDER_TITLES
 EXTERNAL_ID = {"pattern": r"^[A-Za-z0-9._:~-]{1,64}$",
                "description": "the clinic's own id: letters, digits and . _ : ~ -, up to 64"}
 NAME = validate.Length(min=1, max=100)
+# Times and days a clinic can mean: beyond them, dates overflow when moved between time zones.
+EARLIEST, LATEST = dt.datetime(1900, 1, 2, tzinfo=dt.timezone.utc), dt.datetime(2199, 12, 31, tzinfo=dt.timezone.utc)
+IN_RANGE = validate.Range(min=EARLIEST, max=LATEST, error="must be between 1900 and 2199")
+DAY_IN_RANGE = validate.Range(min=EARLIEST.date(), max=LATEST.date(), error="must be between 1900 and 2199")
 
 
 def _zone(value: str | None) -> None:
@@ -40,7 +44,7 @@ class PatientIn(Schema):
     last_name = fields.String(required=True, validate=NAME)
     phone = fields.String(required=True, validate=validate.Length(min=3, max=40),
                           metadata={"description": "any form the clinic's country writes (stored as E.164)"})
-    date_of_birth = fields.Date(load_default=None, allow_none=True)
+    date_of_birth = fields.Date(load_default=None, allow_none=True, validate=DAY_IN_RANGE)
     language = fields.String(load_default="en", validate=validate.OneOf(available_languages()))
     timezone = fields.String(load_default=None, allow_none=True, validate=_zone,
                              metadata={"description": "the patient's own zone; none: the clinic's"})
@@ -48,6 +52,9 @@ class PatientIn(Schema):
     senior_mode = fields.Boolean(load_default=None, allow_none=True,
                                  metadata={"description": "slower, more patient prompts; none: the clinic's default"})
     high_priority = fields.Boolean(load_default=False)
+    consent_at = fields.AwareDateTime(load_default=None, allow_none=True, validate=IN_RANGE, metadata={
+        "description": "when the patient agreed to automated calls and texts; campaigns that require consent "
+                       "skip patients without it. Once given, it stays until the patient opts out"})
 
     @validates("date_of_birth")
     def _not_future(self, value: dt.date | None, **_kwargs) -> None:
@@ -67,6 +74,7 @@ class PatientOut(Schema):
     preferred_channel = fields.String()
     senior_mode = fields.Boolean(allow_none=True)
     high_priority = fields.Boolean()
+    consent_at = fields.AwareDateTime(allow_none=True)
     opted_out = fields.Boolean(metadata={"description": "the patient asked not to be contacted"})
 
 
@@ -76,7 +84,8 @@ class AppointmentIn(Schema):
     location_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2**31 - 1))
     provider_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     provider_title = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(PROVIDER_TITLES))
-    starts_at = fields.AwareDateTime(required=True, metadata={"description": "ISO 8601 with its offset"})
+    starts_at = fields.AwareDateTime(required=True, validate=IN_RANGE,
+                                     metadata={"description": "ISO 8601 with its offset"})
     appointment_type = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=40))
     status = fields.String(load_default="booked", validate=validate.OneOf(("booked", "confirmed", "cancelled",
                                                                            "no_show")))
@@ -100,10 +109,11 @@ class PrescriptionIn(Schema):
     patient = fields.String(required=True, validate=validate.Regexp(EXTERNAL_ID["pattern"]))
     medication = fields.String(required=True, validate=validate.Length(min=1, max=200))
     active = fields.Boolean(load_default=True)
-    refill_due_on = fields.Date(load_default=None, allow_none=True,
+    refill_due_on = fields.Date(load_default=None, allow_none=True, validate=DAY_IN_RANGE,
                                 metadata={"description": "the day the patient runs out; none: not prompted"})
-    refills_left = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                  validate=validate.Range(min=0, max=99))
+    refills_left = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=99),
+                                  metadata={"description": "fills still allowed; left out: as it was, one fewer "
+                                                           "on a fill"})
     pharmacy_name = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
     pharmacy_phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=3, max=40))
 
@@ -124,7 +134,8 @@ class PageArgs(Schema):
     cursor = fields.String(load_default=None, validate=validate.Length(max=200),
                            metadata={"description": "the next_cursor of the page before"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
-    since = fields.AwareDateTime(load_default=None, metadata={"description": "only what changed at or after this"})
+    since = fields.AwareDateTime(load_default=None, validate=IN_RANGE,
+                                 metadata={"description": "only what changed at or after this"})
 
 
 class OutcomeOut(Schema):

@@ -12,6 +12,7 @@ from flask import abort, g, request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ivr.db import read_only
 from ivr.models import API_SCOPES, ApiToken, Clinic, utcnow
 from ivr.services import current_services
 
@@ -57,9 +58,31 @@ def bearer_token() -> str | None:
 
 
 def rate_limit_key() -> str:
-    """Requests are counted per token (by its digest), or per address without one."""
-    token = bearer_token()
-    return "token:" + digest(token)[:32] if token else "addr:" + (request.remote_addr or "?")
+    """Requests are counted per token, or per address for one without a token this server knows
+    (so that guessing tokens is limited too)."""
+    caller = known_caller()
+    return f"token:{caller.token_id}" if caller else "addr:" + (request.remote_addr or "?")
+
+
+def known_caller() -> Caller | None:
+    """The caller of this request's token, looked up once per request (the rate limit asks first)."""
+    if "api_caller" not in g:
+        token = bearer_token()
+        g.api_caller = _look_up(token) if token else None
+    return g.api_caller
+
+
+def _look_up(token: str) -> Caller | None:
+    """The live token's caller; its last use is written at most once a minute."""
+    services, now = current_services(), utcnow()
+    with read_only(services.sessions()) as session:
+        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
+        with services.sessions.begin() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+    return Caller(row.id, row.clinic_id, frozenset(row.scopes.split()))
 
 
 def _unauthorized(detail: str):
@@ -72,18 +95,12 @@ def _unauthorized(detail: str):
 
 def authenticate() -> Caller:
     """The caller of this request, or a 401 problem."""
-    token = bearer_token()
-    if not token:
+    if not bearer_token():
         _unauthorized("send the clinic's API token as `Authorization: Bearer <token>`")
-    services = current_services()
-    now = utcnow()
-    with services.sessions.begin() as session:
-        row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
-        if row is None or row.revoked_at is not None:
-            _unauthorized("the token is not known, or was revoked")
-        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
-            session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-        return Caller(row.id, row.clinic_id, frozenset(row.scopes.split()))
+    caller = known_caller()
+    if caller is None:
+        _unauthorized("the token is not known, or was revoked")
+    return caller
 
 
 def requires(scope: str):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 
 from sqlalchemy import select, update
 
 from ivr import create_app, tasks
-from ivr.models import Call, Patient, Touch, utcnow
+from ivr.models import Call, Patient, Task, Touch, utcnow
 from tests.api.conftest import make_token
 from tests.api.test_records import ANNA, visit
 from tests.conftest import AUTH_TOKEN, PUBLIC_BASE_URL
@@ -22,7 +24,8 @@ def test_outcomes_come_a_page_at_a_time_each_once_and_only_the_clinics_own(api, 
         session.execute(update(Touch).where(Touch.id == demo.touch_id).values(status="completed"))
         session.add(Call(call_sid="CA" + "1" * 32, direction="outbound-api", flow="reminder", touch_id=demo.touch_id,
                          status="completed", outcome="confirmed"))
-        session.execute(update(Touch).values(updated_at=utcnow()))  # every change at one moment: ids break ties
+        # Every change a minute ago, at one moment: ids break the ties.
+        session.execute(update(Touch).values(updated_at=utcnow() - dt.timedelta(minutes=1)))
     seen, cursor, pages = [], None, 0
     while True:
         page = api.get("/outcomes", limit=2, **({"cursor": cursor} if cursor else {})).get_json()
@@ -36,12 +39,33 @@ def test_outcomes_come_a_page_at_a_time_each_once_and_only_the_clinics_own(api, 
     first = seen[0]
     assert (first["status"], first["result"], first["appointment_status"]) == ("completed", "confirmed", "booked")
     assert other_api.get("/outcomes").get_json() == {"items": [], "next_cursor": None}
-    later = api.get("/outcomes", since=(utcnow() + dt.timedelta(minutes=5)).isoformat()).get_json()
+    later = api.get("/outcomes", since=(utcnow() - dt.timedelta(seconds=50)).isoformat()).get_json()
     assert later["items"] == []
-    for bad in ("nonsense", "W10", "WyIyMDI2LTEyLTA4VDAwOjAwOjAwIiwgMV0"):  # the last: a time without its zone
+    # A change is listed once settled (a change still committing with an earlier time is not passed over).
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.step == "d").values(status="skipped", updated_at=utcnow()))
+    assert [i["step"] for i in api.get("/outcomes").get_json()["items"]] == ["reminder", "a", "b", "c"]
+    with sessions.begin() as session:
+        session.execute(update(Touch).where(Touch.step == "d").values(
+            updated_at=utcnow() - dt.timedelta(seconds=31)))
+    settled = api.get("/outcomes", cursor=page_cursor_after(api, "c")).get_json()["items"]
+    assert [(i["step"], i["status"]) for i in settled] == [("d", "skipped")]
+    for bad in ("nonsense", "W10", "WyIyMDI2LTEyLTA4VDAwOjAwOjAwIiwgMV0",  # a time without its zone
+                cursor_for("0001-01-01T00:30:00+05:00", 1), cursor_for("2026-12-08T00:00:00+00:00", 2**63)):
         response = api.get("/outcomes", cursor=bad)
         assert response.status_code == 400 and response.get_json()["detail"] == "the cursor is not one this server gave"
     assert api.get("/outcomes", limit=0).status_code == 422
+    assert api.get("/outcomes", since="9999-12-31T23:00:00-05:00").status_code == 422
+
+
+def cursor_for(moment: str, row: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([moment, row]).encode()).decode().rstrip("=")
+
+
+def page_cursor_after(api, step: str) -> str:
+    """A cursor just past the listed contact of that step."""
+    item = next(i for i in api.get("/outcomes", limit=500).get_json()["items"] if i["step"] == step)
+    return cursor_for(item["updated_at"], item["id"])
 
 
 def test_tasks_name_the_clinics_ids(api, other_api, sessions):
@@ -51,9 +75,18 @@ def test_tasks_name_the_clinics_ids(api, other_api, sessions):
         patient_id = session.scalar(select(Patient.id).where(Patient.first_name == "Anna"))
         tasks.open_task(session.connection(), kind="call_back", due=utcnow(), clinic_id=api.clinic_id,
                         patient_id=patient_id)
-    items = api.get("/tasks").get_json()["items"]
-    assert [(t["kind"], t["patient"], t["status"]) for t in items] == [("call_back", "P-1", "open")]
+    assert api.get("/tasks").get_json()["items"] == []  # not settled yet
+    with sessions.begin() as session:
+        session.execute(update(Task).values(created_at=utcnow() - dt.timedelta(minutes=2)))
+    page = api.get("/tasks").get_json()
+    assert [(t["kind"], t["patient"], t["status"]) for t in page["items"]] == [("call_back", "P-1", "open")]
     assert other_api.get("/tasks").get_json()["items"] == []
+    # Closed later, it comes again after the cursor of a client that saw it opened.
+    seen = page["items"][0]
+    with sessions.begin() as session:
+        session.execute(update(Task).values(status="done", closed_at=utcnow() - dt.timedelta(minutes=1)))
+    after = api.get("/tasks", cursor=cursor_for(seen["created_at"], seen["id"])).get_json()["items"]
+    assert [(t["id"], t["status"]) for t in after] == [(seen["id"], "done")]
 
 
 def test_a_token_over_its_rate_is_told_when_to_come_back(database_url, redis, tmp_path, client, sessions, api):
@@ -69,5 +102,9 @@ def test_a_token_over_its_rate_is_told_when_to_come_back(database_url, redis, tm
         assert 0 < int(answers[3].headers["Retry-After"]) <= 60
         fresh = limited.test_client().get("/api/v1/outcomes", headers={"Authorization": f"Bearer {other}"})
         assert fresh.status_code == 200  # another token has its own count
+        # Tokens this server does not know are counted by address, however many are tried.
+        guesses = [limited.test_client().get("/api/v1/outcomes", headers={"Authorization": f"Bearer ivr_guess{i}"})
+                   for i in range(4)]
+        assert [g.status_code for g in guesses] == [401, 401, 401, 429]
     finally:
         limited.extensions["ivr"].engine.dispose()

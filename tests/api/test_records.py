@@ -188,3 +188,79 @@ def test_a_prescription_fill_and_stop(api, sessions):
     assert stopped.status_code == 200 and stopped.get_json()["active"] is False
     assert api.get("/prescriptions/RX-1").get_json()["active"] is False
     assert api.delete("/prescriptions/RX-404").status_code == 404
+
+
+def test_a_resend_does_not_undo_what_the_patient_said(api, sessions):
+    """The patient confirmed on a call: the scheduling system's next sync (booked) leaves it
+    confirmed. The patient cancelled: booking it again under the same id is refused."""
+    assert api.put("/patients/P-1", ANNA).status_code == 201
+    body = visit(location_id=api.location_id)
+    appointment_id = api.put("/appointments/A-1", body).get_json()["id"]
+    with sessions.begin() as session:
+        session.get(Appointment, appointment_id).status = "confirmed"
+    resent = api.put("/appointments/A-1", {**body, "appointment_type": "follow-up"})
+    assert resent.status_code == 200 and resent.get_json()["status"] == "confirmed"
+    with sessions.begin() as session:
+        session.get(Appointment, appointment_id).status = "reschedule_requested"
+    assert api.put("/appointments/A-1", body).get_json()["status"] == "reschedule_requested"
+    moved = api.put("/appointments/A-1", visit(days=9, location_id=api.location_id))
+    assert moved.get_json()["status"] == "booked"  # the clinic gave it a new time
+    with sessions.begin() as session:
+        session.get(Appointment, appointment_id).status = "cancelled"
+    again = api.put("/appointments/A-1", body)
+    assert again.status_code == 409 and "new external id" in again.get_json()["detail"]
+    with sessions() as session:
+        assert session.get(Appointment, appointment_id).status == "cancelled"
+
+
+def test_two_requests_making_the_same_new_record_make_one(api, sessions, monkeypatch):
+    """The second of two PUTs racing to create an id finds the first's row when it inserts (the
+    unique id decides) and updates it: 200, not a 500, and one patient."""
+    from ivr.api import records
+
+    assert api.put("/patients/P-1", ANNA).status_code == 201
+    looked_up = records.row_id
+    blind = iter([True])  # the first lookup misses it, as a request that read before the other committed
+
+    def racing_row_id(session, clinic_id, kind, external_id):
+        return None if next(blind, False) else looked_up(session, clinic_id, kind, external_id)
+
+    monkeypatch.setattr(records, "row_id", racing_row_id)
+    second = api.put("/patients/P-1", {**ANNA, "first_name": "Annie"})
+    assert second.status_code == 200 and second.get_json()["first_name"] == "Annie"
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Patient).where(Patient.last_name == "Berg")) == 1
+
+
+def test_a_prescription_stays_with_its_patient_and_its_day_moves_its_prompts(api, sessions):
+    assert api.put("/patients/P-1", ANNA).status_code == 201
+    assert api.put("/patients/P-2", {**ANNA, "first_name": "Bob", "phone": "+12125550111"}).status_code == 201
+    due = (utcnow() + dt.timedelta(days=2)).date()
+    body = {"patient": "P-1", "medication": "sertraline", "refill_due_on": due.isoformat(), "refills_left": 3}
+    prescription_id = api.put("/prescriptions/RX-1", body).get_json()["id"]
+    handed = api.put("/prescriptions/RX-1", {**body, "patient": "P-2"})
+    assert handed.status_code == 409 and "stays with its patient" in handed.get_json()["detail"]
+    now = utcnow()
+    with sessions.begin() as session:
+        campaigns.plan_campaigns(session, now, now + dt.timedelta(days=30), write=True)
+    earlier = api.put("/prescriptions/RX-1", {**body, "refill_due_on": (due - dt.timedelta(days=1)).isoformat()})
+    assert earlier.status_code == 200 and earlier.get_json()["refills_left"] == 3  # a correction, not a fill
+    with sessions() as session:
+        prompts = session.execute(select(Touch.refill_due_on, Touch.status, Touch.last_error).where(
+            Touch.prescription_id == prescription_id)).all()
+        assert session.get(Prescription, prescription_id).filled_at is None
+    assert prompts == [(due, "skipped", "due date changed")]
+    later = {k: v for k, v in body.items() if k != "refills_left"}
+    filled = api.put("/prescriptions/RX-1", {**later, "refill_due_on": (due + dt.timedelta(days=30)).isoformat()})
+    assert filled.get_json()["refills_left"] == 2  # left out on a fill: one fewer, as `ivr prescriptions refilled`
+
+
+def test_dates_a_clinic_cannot_mean_and_bodies_without_a_token(api, client):
+    assert api.put("/patients/P-1", ANNA).status_code == 201
+    for starts in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+05:00", "1899-12-31T10:00:00+00:00"):
+        response = api.put("/appointments/A-1", {**visit(location_id=api.location_id), "starts_at": starts})
+        assert response.status_code == 422 and "starts_at" in problem_errors(response), starts
+    old = api.put("/patients/P-1", {**ANNA, "date_of_birth": "0001-01-01"})
+    assert old.status_code == 422 and "date_of_birth" in problem_errors(old)
+    anonymous = client.put("/api/v1/patients/P-1", json={"nonsense": True})
+    assert anonymous.status_code == 401  # who asks is checked before what they sent
