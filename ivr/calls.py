@@ -21,7 +21,7 @@ from call_flows import (Enqueue, Escalate, EscalationEnded, Identify, OpenTask, 
 from call_flows.twiml import hangup as hangup_twiml
 from speech.common import SpeechModels
 from speech.recognizer import can_hear_values, can_recognize
-from ivr import tasks, touches
+from ivr import events, tasks, touches
 from ivr.inbound.hours import hours_of
 from ivr.errors import ConcurrentChange
 from ivr.models import (Appointment, Call, CallEvent, CallerLanguage, CarrierRecording, Clinic, Location,
@@ -587,6 +587,7 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                 raise ConcurrentChange(f"appointment {call.appointment_id} changed during the turn")
             # Its campaign's later steps are not wanted any more, whatever the new status.
             touches.cancel_pending(connection, call.appointment_id, f"appointment {effect.status}", now)
+            events.appointment_changed(session, call.row["clinic_id"], call.appointment_id, effect.status, "voice")
             detail.setdefault("changes", []).append(
                 {"appointment_id": call.appointment_id, "status_from": call.appointment_status,
                  "status_to": effect.status})
@@ -596,9 +597,15 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                                                      "source": effect.source})
             connection.execute(_OPT_OUT, {"patient_id_": patient_id, "at": now,
                                           "source": effect.source})
+            if patient_id is not None and call.row["clinic_id"] is not None:
+                events.emit(session, call.row["clinic_id"], "patient.opted_out",
+                            events.patient_data(session, call.row["clinic_id"], patient_id, channel="voice"))
         elif isinstance(effect, OpenTask):
-            detail.setdefault("changes", []).append({"task_id": _open_task(connection, call, effect, now),
-                                                     "task": effect.kind})
+            task_id = _open_task(connection, call, effect, now)
+            events.task_opened(session, call.row["clinic_id"], effect.kind, task_id,
+                               appointment_id=call.appointment_id,
+                               prescription_id=effect.prescription_id or call.row["prescription_id"], channel="voice")
+            detail.setdefault("changes", []).append({"task_id": task_id, "task": effect.kind})
         elif isinstance(effect, PlanRetry):
             detail.setdefault("changes", []).append({"retry_touch_id": _plan_retry(connection, call, effect, now)})
         elif isinstance(effect, Identify):  # applied before the step spoke (apply_before_speaking)
@@ -672,6 +679,19 @@ def _text_patient(session: Session, call: CallRecord, effect: TextPatient) -> tu
                              body=texts.text_for(context.catalogue, effect.prompt, context.values),
                              kind="confirmation", patient_id=patient.id, appointment_id=call.appointment_id,
                              call_id=call.call_id, touch_id=call.row["touch_id"])], None
+
+
+def _escalation_finished(session: Session, call_id: int) -> None:
+    """The caller's call ended: how their hand-over to a person ended, for the clinic's systems."""
+    escalation = session.execute(select(Escalation.id, Escalation.clinic_id, Escalation.reason, Escalation.verified,
+                                        Escalation.outcome, Escalation.started_at, Escalation.answered_at)
+                                 .where(Escalation.call_id == call_id)).one_or_none()
+    if escalation is None or escalation.clinic_id is None:
+        return
+    waited = escalation.answered_at and int((escalation.answered_at - escalation.started_at).total_seconds())
+    events.emit(session, escalation.clinic_id, "escalation.finished", {
+        "escalation_id": escalation.id, "call_id": call_id, "reason": escalation.reason,
+        "verified": escalation.verified, "outcome": escalation.outcome, "seconds_to_a_person": waited})
 
 
 def _open_task(connection, call: CallRecord, effect: OpenTask, now) -> int:
@@ -842,6 +862,7 @@ def apply_status(session: Session, call_sid: str, status: str, answered_by: str 
         # A caller who hangs up while being put through gave up waiting.
         connection.execute(Escalation.__table__.update().where(
             Escalation.call_id == call["id"], Escalation.outcome.is_(None)).values(outcome="abandoned", ended_at=now))
+        _escalation_finished(session, call["id"])
         # Nor is a caller who hung up in the queue waiting any more: no staff line is rung for them.
         connection.execute(Escalation.__table__.update().where(
             Escalation.call_id == call["id"], Escalation.queue_status == "waiting").values(queue_status="gone"))

@@ -643,6 +643,64 @@ class ExternalRef(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+EVENT_TYPES = ("appointment.confirmed", "appointment.cancelled", "appointment.reschedule_requested",
+               "appointment.no_show_recovered", "prescription.refill_requested", "patient.opted_out",
+               "escalation.finished")
+
+
+class WebhookEndpoint(Base):
+    """A URL of the clinic's own systems that is told of events, signed with its secret."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinic.id", name="fk_webhook_endpoint_clinic_id"), index=True)
+    url: Mapped[str] = mapped_column(String(500), comment="where events are POSTed")
+    secret: Mapped[str] = mapped_column(
+        String(100), comment="whsec_...: signs each delivery (Standard Webhooks); shown once when made")
+    events: Mapped[str] = mapped_column(String(500), comment="space-separated event types it wants, or * for all")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[dt.datetime | None]
+
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: written in the transaction that made the change (nothing is
+    lost when a receiver or Redis is down), sent until it is taken or every attempt is used."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_endpoint.id", name="fk_webhook_delivery_endpoint_id"), index=True)
+    message_id: Mapped[str] = mapped_column(
+        String(40), unique=True, comment="webhook-id: the same on every attempt, so a receiver can drop repeats")
+    event_type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[str] = mapped_column(Text, comment="the JSON body, exactly as signed and sent")
+    status: Mapped[str] = mapped_column(String(12), default="pending", server_default="pending", index=True,
+                                        comment="pending, delivered, failed (every attempt used)")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[dt.datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One try at a delivery: when, what the receiver answered, how long it took."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_delivery.id", name="fk_webhook_attempt_delivery_id"), index=True)
+    attempted_at: Mapped[dt.datetime]
+    status_code: Mapped[int | None] = mapped_column(comment="the receiver's HTTP status; None: no answer")
+    error: Mapped[str | None] = mapped_column(String(200), comment="why it failed, without the body")
+    duration_ms: Mapped[int]
+
+
 class AuditTrailIsAppendOnly(IvrError):
     """Raised when code tries to change or remove a CallEvent or a MessageEvent."""
 

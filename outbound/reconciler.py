@@ -21,6 +21,7 @@ from outbound.recordings import requeue_deletions, requeue_sweeps
 from ivr.inbound import queue as caller_queue
 from outbound import staff_ringing
 from outbound.callbacks import fail_stuck_call_backs, requeue_call_backs
+from outbound.event_delivery import requeue_deliveries
 from outbound.texts import requeue_text_backs, requeue_texts
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Report:
     found: int = 0       # uncertain touches whose call the carrier lists: attached and followed
     redialled: int = 0   # uncertain touches the carrier never placed: planned to dial again
     unasked: int = 0     # uncertain touches whose calls the carrier could not list this time
+    webhooks: int = 0    # webhook deliveries to the clinic's systems whose lost jobs were queued again
 
     def summary(self) -> str:
         """One line for people (the command's output, the worker's log)."""
@@ -86,6 +88,8 @@ class Report:
             text += f"; {self.redialled} uncertain call(s) the carrier never placed, to dial again"
         if self.unasked:
             text += f"; {self.unasked} uncertain call(s) the carrier could not list (asked again next time)"
+        if self.webhooks:
+            text += f"; {self.webhooks} webhook delivery(ies) queued again"
         return text
 
 
@@ -106,11 +110,12 @@ def reconcile_all(services: Services, now: dt.datetime, horizon: dt.timedelta | 
         lost_texts = requeue_texts(queue, session) + requeue_text_backs(queue, session, now - TEXT_BACK_WINDOW)
         call_backs = requeue_call_backs(queue, session)
         rings = staff_ringing.requeue(queue, session)
+        webhook_deliveries = requeue_deliveries(queue, session)
     with services.sessions.begin() as session:
         call_backs_failed = fail_stuck_call_backs(session, cutoff)
         caller_queue.expire_stale(session, now)
     return Report(touches.planned, touches.queued, touches.live, stuck, settled, unsettled, unknown, recordings, sweeps, lost_texts,
-                  call_backs, call_backs_failed, rings, found, redialled, unasked)
+                  call_backs, call_backs_failed, rings, found, redialled, unasked, webhook_deliveries)
 
 
 def settle_uncertain(services: Services, now: dt.datetime) -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ from ivr.models import Touch
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["appointments", "campaign", "clinics", "db", "patients", "prescriptions", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech",
-            "tasks", "tokens", "worker"]
+            "tasks", "tokens", "webhooks", "worker"]
 
 
 def ivr(*args, env=None, cwd=None):

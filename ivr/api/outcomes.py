@@ -12,10 +12,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import and_, func, or_, select
 
 from ivr.api import problems
-from ivr.api.records import external_ids
 from ivr.api.schemas import OutcomePage, PageArgs, TaskPage
 from ivr.api.tokens import requires
 from ivr.db import read_only
+from ivr.external_refs import external_ids
 from ivr.models import Appointment, Call, Patient, Task, Touch, utcnow
 from ivr.services import current_services
 

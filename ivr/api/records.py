@@ -20,29 +20,13 @@ from ivr.api.schemas import (AppointmentIn, AppointmentOut, PatientIn, PatientOu
 from ivr.api.tokens import requires
 from ivr.config import is_e164
 from ivr.db import read_only
+from ivr.external_refs import external_ids, row_id
 from ivr.models import Appointment, Clinic, ExternalRef, Location, Patient, Prescription, utcnow
 from ivr.services import current_services
 
 bp = Blueprint("records", __name__, description="Patients, appointments and prescriptions, by the clinic's own ids")
 bp.register_error_handler(Exception, problems.unexpected)
 ID = "<external_id:external_id>"
-
-
-def row_id(session: Session, clinic_id: int, kind: str, external_id: str) -> int | None:
-    """Our id of the clinic's patient, appointment or prescription `external_id`."""
-    return session.scalar(select(ExternalRef.row_id).where(
-        ExternalRef.clinic_id == clinic_id, ExternalRef.kind == kind, ExternalRef.system == "",
-        ExternalRef.value == external_id))
-
-
-def external_ids(session: Session, clinic_id: int, kind: str, ids) -> dict[int, str]:
-    """The clinic's ids of some of our rows of one kind."""
-    ids = {i for i in ids if i is not None}
-    if not ids:
-        return {}
-    return dict(session.execute(select(ExternalRef.row_id, ExternalRef.value).where(
-        ExternalRef.clinic_id == clinic_id, ExternalRef.kind == kind, ExternalRef.system == "",
-        ExternalRef.row_id.in_(ids))).all())
 
 
 def _created(session: Session, clinic_id: int, kind: str, external_id: str, row):

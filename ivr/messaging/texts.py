@@ -15,7 +15,7 @@ import call_flows
 import prompts
 from call_flows import OpenTask, SetAppointmentStatus, Step
 from call_flows.text import xml_safe
-from ivr import calls, tasks, touches
+from ivr import calls, events, tasks, touches
 from ivr.messaging.segments import count, plain
 from ivr.models import (Appointment, CallerLanguage, Clinic, Conversation, Escalation, Message, MessageEvent,
                         Patient, PhoneOptOut, Prescription, Task, utcnow)
@@ -106,9 +106,14 @@ def record_opt_out(session: Session, clinic_id: int, phone: str, source: str, me
                 session.add(PhoneOptOut(clinic_id=clinic_id, phone=phone, source=source, message_id=message_id))
         except IntegrityError:
             pass  # recorded by a concurrent request
+    opting_out = session.scalars(select(Patient.id).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
+                                                          Patient.opted_out_at.is_(None))).all()
     session.execute(update(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
                                           Patient.opted_out_at.is_(None))
                     .values(opted_out_at=now, opted_out_source=source[:40]))
+    for patient_id in opting_out:
+        events.emit(session, clinic_id, "patient.opted_out", events.patient_data(session, clinic_id, patient_id,
+                                                                                  channel="sms"))
     session.execute(update(Conversation).where(Conversation.clinic_id == clinic_id, Conversation.phone == phone,
                                                Conversation.closed_at.is_(None)).values(closed_at=now))
 
@@ -241,6 +246,7 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
                             "status_to": effect.status})
             appointment.status, appointment.status_changed_at = effect.status, utcnow()
             touches.cancel_pending(session.connection(), appointment.id, f"appointment {effect.status}", utcnow())
+            events.appointment_changed(session, conversation.clinic_id, appointment.id, effect.status, "sms")
         elif isinstance(effect, OpenTask):
             clinic = session.get(Clinic, conversation.clinic_id)
             if effect.kind == "unmatched_text":  # one open task per number, however often they write
@@ -255,6 +261,9 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
                                           due=tasks.due_at(utcnow(), clinic.timezone, clinic.phone,
                                                            effect.within_business_days, clinic.holiday_country,
                                                            clinic.holiday_subdivision))
+                events.task_opened(session, clinic.id, effect.kind, task_id, appointment_id=conversation.appointment_id,
+                                   prescription_id=effect.prescription_id or conversation.prescription_id,
+                                   channel="sms")
             changes.append({"task_id": task_id, "task": effect.kind})
     conversation.state = dict(step.state)
     if step.done:
