@@ -45,9 +45,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from ivr.sandbox import rest
 
         app.register_blueprint(rest.bp)
-    from ivr import api
+    from ivr import api, events
 
     api.init_app(app, app.extensions["ivr"])
+    events.init_app(app)
     cli.register(app)
 
     @app.get("/health")

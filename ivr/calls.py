@@ -587,7 +587,9 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
                 raise ConcurrentChange(f"appointment {call.appointment_id} changed during the turn")
             # Its campaign's later steps are not wanted any more, whatever the new status.
             touches.cancel_pending(connection, call.appointment_id, f"appointment {effect.status}", now)
-            events.appointment_changed(session, call.row["clinic_id"], call.appointment_id, effect.status, "voice")
+            if effect.status != call.appointment_status:  # (confirming a confirmed visit changes nothing)
+                events.appointment_changed(session, call.row["clinic_id"], call.appointment_id, effect.status,
+                                           "voice")
             detail.setdefault("changes", []).append(
                 {"appointment_id": call.appointment_id, "status_from": call.appointment_status,
                  "status_to": effect.status})
@@ -595,11 +597,12 @@ def record_step(session: Session, call: CallRecord, step: Step, caller_input: di
             patient_id = call.row["patient_id"]
             detail.setdefault("changes", []).append({"patient_id": patient_id, "opted_out": True,
                                                      "source": effect.source})
-            connection.execute(_OPT_OUT, {"patient_id_": patient_id, "at": now,
-                                          "source": effect.source})
-            if patient_id is not None and call.row["clinic_id"] is not None:
-                events.emit(session, call.row["clinic_id"], "patient.opted_out",
-                            events.patient_data(session, call.row["clinic_id"], patient_id, channel="voice"))
+            opted_out = connection.execute(_OPT_OUT, {"patient_id_": patient_id, "at": now,
+                                                      "source": effect.source}).rowcount
+            if opted_out and call.row["clinic_id"] is not None:  # (not when they had opted out already)
+                clinic_id = call.row["clinic_id"]
+                events.emit(session, clinic_id, "patient.opted_out",
+                            lambda: events.patient_data(session, clinic_id, patient_id, channel="voice"))
         elif isinstance(effect, OpenTask):
             task_id = _open_task(connection, call, effect, now)
             events.task_opened(session, call.row["clinic_id"], effect.kind, task_id,
@@ -686,7 +689,7 @@ def _escalation_finished(session: Session, call_id: int) -> None:
     escalation = session.execute(select(Escalation.id, Escalation.clinic_id, Escalation.reason, Escalation.verified,
                                         Escalation.outcome, Escalation.started_at, Escalation.answered_at)
                                  .where(Escalation.call_id == call_id)).one_or_none()
-    if escalation is None or escalation.clinic_id is None:
+    if escalation is None or not events.wanted_by(session, escalation.clinic_id, "escalation.finished"):
         return
     waited = escalation.answered_at and int((escalation.answered_at - escalation.started_at).total_seconds())
     events.emit(session, escalation.clinic_id, "escalation.finished", {

@@ -857,6 +857,12 @@ def _campaign_group():
     return campaign_group
 
 
+def _import_group():
+    from ivr.imports.cli import import_group
+
+    return import_group
+
+
 def _webhooks_group():
     from ivr.events.cli import webhooks_group
 
@@ -877,7 +883,7 @@ def _prescriptions_group():
 
 COMMANDS = (db_group, seed_demo, worker, reminders_group, _campaign_group(), appointments_group, clinics_group, tasks_group,
             patients_group, _prescriptions_group(), _prompts_group(), _sandbox_group(), _speech_group(),
-            _tokens_group(), _webhooks_group())
+            _tokens_group(), _webhooks_group(), _import_group())
 
 
 def register(app: Flask) -> None:

@@ -93,18 +93,28 @@ def _post(url: str, secret: str, message_id: str, payload: str) -> tuple[int | N
                "Content-Type": "application/json", "User-Agent": "clinic-engagement-server webhooks"}
     started = time.monotonic()
     try:
-        with requests.post(url, data=payload.encode(), headers=headers, timeout=TIMEOUT, allow_redirects=False,
+        with requests.Session() as http:
+            http.trust_env = False  # no proxy or .netrc from the worker's environment
+            with http.post(url, data=payload.encode(), headers=headers, timeout=TIMEOUT, allow_redirects=False,
                            stream=True) as response:
-            code = response.status_code
+                code = response.status_code
         error = None if 200 <= code < 300 else f"HTTP {code}"
     except requests.RequestException as exc:
         code, error = None, type(exc).__name__
     return code, error, int((time.monotonic() - started) * 1000)
 
 
+# Pending deliveries looked at per reconcile: the oldest due first, the rest next time.
+REQUEUE_BATCH = 500
+
+
 def requeue_deliveries(queue: Queue, session) -> int:
-    """Give every pending delivery a live job for its next attempt (after Redis lost its work)."""
-    rows = session.execute(select(WebhookDelivery.id, WebhookDelivery.attempts, WebhookDelivery.next_attempt_at)
-                           .where(WebhookDelivery.status == "pending").order_by(WebhookDelivery.id)).all()
-    return sum(queue_delivery(queue, delivery_id, attempts, at) for delivery_id, attempts, at in rows
-               if not has_live_job(queue, job_id_for_delivery(delivery_id, attempts)))
+    """Give pending deliveries due within the hour (to endpoints still live) a job for their next
+    attempt, after Redis lost its work."""
+    rows = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.attempts, WebhookDelivery.next_attempt_at)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.status == "pending", WebhookEndpoint.disabled_at.is_(None),
+               WebhookDelivery.next_attempt_at <= utcnow() + dt.timedelta(hours=1))
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(REQUEUE_BATCH)).all()
+    return sum(queue_delivery(queue, delivery_id, attempts, at) for delivery_id, attempts, at in rows)

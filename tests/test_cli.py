@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ivr.models import Touch
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["appointments", "campaign", "clinics", "db", "patients", "prescriptions", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech",
+COMMANDS = ["appointments", "campaign", "clinics", "db", "import", "patients", "prescriptions", "prompts", "reminders", "routes", "run", "sandbox", "seed-demo", "shell", "speech",
             "tasks", "tokens", "webhooks", "worker"]
 
 

@@ -129,13 +129,23 @@ def webhooks_replay(delivery_ids: tuple[int, ...], endpoint_failed: int | None) 
         raise click.UsageError("name deliveries, or --failed ENDPOINT")
     services, now = current_services(), utcnow()
     with services.sessions.begin() as session:
-        query = select(WebhookDelivery.id).where(WebhookDelivery.id.in_(delivery_ids)) if delivery_ids else (
-            select(WebhookDelivery.id).where(WebhookDelivery.endpoint_id == endpoint_failed,
-                                             WebhookDelivery.status == "failed"))
-        found = session.scalars(query.order_by(WebhookDelivery.id)).all()
-        missing = sorted(set(delivery_ids) - set(found))
+        if endpoint_failed is not None and session.get(WebhookEndpoint, endpoint_failed) is None:
+            raise click.ClickException(f"no webhook endpoint with id {endpoint_failed}")
+        query = select(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids)) if delivery_ids else (
+            select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_failed,
+                                          WebhookDelivery.status == "failed"))
+        rows = session.scalars(query.order_by(WebhookDelivery.id)).all()
+        missing = sorted(set(delivery_ids) - {row.id for row in rows})
         if missing:
             raise click.ClickException(f"no delivery with id {missing[0]}")
+        waiting = [row.id for row in rows if row.status == "pending"]
+        if waiting:  # its next attempt is queued: a second chain would send it twice
+            raise click.ClickException(f"delivery {waiting[0]} is waiting for its next attempt already")
+        disabled = {row.endpoint_id for row in rows
+                    if session.get(WebhookEndpoint, row.endpoint_id).disabled_at is not None}
+        if disabled:
+            raise click.ClickException(f"webhook endpoint {min(disabled)} is disabled")
+        found = [row.id for row in rows]
         session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(found)).values(
             status="pending", attempts=0, next_attempt_at=now, delivered_at=None))
     queue = outbound_queue(services.redis)

@@ -106,14 +106,14 @@ def record_opt_out(session: Session, clinic_id: int, phone: str, source: str, me
                 session.add(PhoneOptOut(clinic_id=clinic_id, phone=phone, source=source, message_id=message_id))
         except IntegrityError:
             pass  # recorded by a concurrent request
-    opting_out = session.scalars(select(Patient.id).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
-                                                          Patient.opted_out_at.is_(None))).all()
-    session.execute(update(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
-                                          Patient.opted_out_at.is_(None))
-                    .values(opted_out_at=now, opted_out_source=source[:40]))
-    for patient_id in opting_out:
-        events.emit(session, clinic_id, "patient.opted_out", events.patient_data(session, clinic_id, patient_id,
-                                                                                  channel="sms"))
+    # RETURNING: the patients this update opted out, not those a concurrent STOP got to first.
+    opted_out = session.scalars(update(Patient).where(Patient.clinic_id == clinic_id, Patient.phone == phone,
+                                                      Patient.opted_out_at.is_(None))
+                                .values(opted_out_at=now, opted_out_source=source[:40])
+                                .returning(Patient.id)).all()
+    for patient_id in opted_out:
+        events.emit(session, clinic_id, "patient.opted_out",
+                    lambda patient_id=patient_id: events.patient_data(session, clinic_id, patient_id, channel="sms"))
     session.execute(update(Conversation).where(Conversation.clinic_id == clinic_id, Conversation.phone == phone,
                                                Conversation.closed_at.is_(None)).values(closed_at=now))
 
@@ -244,9 +244,11 @@ def answer(session: Session, conversation: Conversation, intent: str | None, mes
         if isinstance(effect, SetAppointmentStatus) and appointment is not None:
             changes.append({"appointment_id": appointment.id, "status_from": appointment.status,
                             "status_to": effect.status})
+            changed = appointment.status != effect.status
             appointment.status, appointment.status_changed_at = effect.status, utcnow()
             touches.cancel_pending(session.connection(), appointment.id, f"appointment {effect.status}", utcnow())
-            events.appointment_changed(session, conversation.clinic_id, appointment.id, effect.status, "sms")
+            if changed:
+                events.appointment_changed(session, conversation.clinic_id, appointment.id, effect.status, "sms")
         elif isinstance(effect, OpenTask):
             clinic = session.get(Clinic, conversation.clinic_id)
             if effect.kind == "unmatched_text":  # one open task per number, however often they write

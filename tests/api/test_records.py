@@ -216,7 +216,7 @@ def test_a_resend_does_not_undo_what_the_patient_said(api, sessions):
 def test_two_requests_making_the_same_new_record_make_one(api, sessions, monkeypatch):
     """The second of two PUTs racing to create an id finds the first's row when it inserts (the
     unique id decides) and updates it: 200, not a 500, and one patient."""
-    from ivr.api import records
+    from ivr import clinic_records as records
 
     assert api.put("/patients/P-1", ANNA).status_code == 201
     looked_up = records.row_id

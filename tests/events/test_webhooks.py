@@ -137,14 +137,22 @@ def test_a_receiver_down_for_hours_loses_nothing_and_a_failed_one_can_be_replaye
     with sessions.begin() as session:
         record_opt_out(session, 1, demo.patient_phone, "sms keyword", None)
     (delivery,) = deliveries(sessions)
-    waited = dt.timedelta()
+    waited, scheduled = dt.timedelta(), outbound_queue(redis).scheduled_job_registry
     with app.app_context():
         for attempt in range(len(event_delivery.BACK_OFF) + 1):
             due_now(sessions, delivery.id)
+            before = utcnow()
             event_delivery.deliver(delivery.id)
             if attempt < len(event_delivery.BACK_OFF):
                 waited += event_delivery.BACK_OFF[attempt]
-                assert deliveries(sessions)[0].status == "pending"
+                pending = deliveries(sessions)[0]
+                assert pending.status == "pending"
+                # The next attempt waits its back-off, and its job is scheduled for then.
+                assert before + event_delivery.BACK_OFF[attempt] <= pending.next_attempt_at <= (
+                    utcnow() + event_delivery.BACK_OFF[attempt])
+                job_id = event_delivery.job_id_for_delivery(delivery.id, attempt + 1)
+                assert job_id in scheduled.get_job_ids()
+                assert abs(scheduled.get_scheduled_time(job_id) - pending.next_attempt_at) < dt.timedelta(seconds=1)
     assert waited > dt.timedelta(hours=24)  # still pending a day after the first try
     assert deliveries(sessions)[0].status == "failed"
     assert attempts(sessions, delivery.id) == [(None, "ConnectionError")] * (len(event_delivery.BACK_OFF) + 1)
@@ -222,3 +230,51 @@ def test_webhook_mistakes_get_one_line(runner, sessions, demo):
     register(runner, "https://clinic.example/events")
     assert "0 delivered, 0 waiting, 0 failed" in runner.invoke(args=["webhooks", "list"]).output
     assert "whsec_" not in runner.invoke(args=["webhooks", "list"]).output
+
+
+def test_a_savepoint_neither_sends_early_nor_loses_the_event(app, runner, sessions, demo, redis):
+    from sqlalchemy.exc import IntegrityError
+
+    register(runner, "http://127.0.0.1:9/x")
+    queue = outbound_queue(redis)
+    with app.app_context():
+        with sessions.begin() as session:
+            (delivery_id,) = events.emit(session, 1, "appointment.cancelled", {"appointment_id": demo.appointment_id})
+            with session.begin_nested():
+                pass  # released: the transaction goes on
+            assert queue.fetch_job(event_delivery.job_id_for_delivery(delivery_id, 0)) is None
+            try:
+                with session.begin_nested():
+                    raise IntegrityError("INSERT", {}, Exception("a duplicate, as record_inbound meets"))
+            except IntegrityError:
+                pass
+        assert queue.fetch_job(event_delivery.job_id_for_delivery(delivery_id, 0)) is not None
+
+
+def test_confirming_a_confirmed_visit_tells_nobody_again(runner, twilio, demo, sessions):
+    from ivr.models import Appointment
+
+    register(runner, "http://127.0.0.1:9/x")
+    with sessions.begin() as session:
+        session.get(Appointment, demo.appointment_id).status = "confirmed"
+    answer(twilio, demo)
+    press(twilio, "1")
+    press(twilio, "1")
+    assert deliveries(sessions) == []
+
+
+def test_a_waiting_delivery_is_not_replayed_and_a_disabled_endpoints_are_left_alone(app, runner, sessions, demo,
+                                                                                   redis):
+    from outbound.reconciler import reconcile_all
+
+    register(runner, "http://127.0.0.1:9/x")
+    with sessions.begin() as session:
+        record_opt_out(session, 1, demo.patient_phone, "sms keyword", None)
+    (delivery,) = deliveries(sessions)
+    refused = runner.invoke(args=["webhooks", "replay", str(delivery.id)])
+    assert refused.exit_code == 1 and f"delivery {delivery.id} is waiting for its next attempt already" in refused.output
+    assert runner.invoke(args=["webhooks", "disable", "1"]).exit_code == 0
+    redis.flushall()
+    with app.app_context():
+        assert reconcile_all(app.extensions["ivr"], utcnow()).webhooks == 0
+    assert "no webhook endpoint with id 99" in runner.invoke(args=["webhooks", "replay", "--failed", "99"]).output

@@ -46,6 +46,7 @@ def test_a_visit_booked_through_the_api_is_reminded_confirmed_and_reported(datab
             while time.monotonic() < deadline and not any(b'"V-1001"' in body for _, body in receiver.requests):
                 AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)
                 time.sleep(0.1)
+            AppSimpleWorker([outbound_queue(redis)], connection=redis, app=app).work(burst=True)  # nothing more
             seen = api.get(f"{base}/api/v1/appointments/V-1001").json()
     finally:
         receiver.close()

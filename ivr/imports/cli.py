@@ -1,0 +1,47 @@
+"""`ivr import ...`: records from files the clinic's systems export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+
+from ivr.services import current_services
+
+
+@click.group("import")
+def import_group() -> None:
+    """Bring in patients, appointments and prescriptions from files, by the clinic's own ids."""
+
+
+@import_group.command("csv")
+@click.argument("kind", type=click.Choice(("patients", "appointments", "prescriptions")))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--clinic", "clinic_id", type=int, required=True, help="Whose records they are.")
+@with_appcontext
+def import_csv(kind: str, file: Path, clinic_id: int) -> None:
+    """Write each row of FILE (UTF-8 CSV with a header row; see the README for the columns).
+    A bad row is reported with its line and reason, and the rest are written; importing the
+    same file again changes nothing. Exits 1 when any row was refused."""
+    from ivr.imports.csv_files import ImportRefused, import_file, read_rows
+
+    from ivr.models import Clinic
+
+    services = current_services()
+    with services.sessions() as session:
+        if session.get(Clinic, clinic_id) is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+    try:
+        total = len(read_rows(file, kind)[0])
+        with click.progressbar(length=total, label=f"importing {kind}", file=sys.stderr,
+                               show_pos=True) as bar:
+            report = import_file(services.sessions, clinic_id, kind, file, progress=bar.update)
+    except ImportRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(report.summary())
+    for line, why in report.refused:
+        click.echo(f"line {line}: {why}")
+    if report.refused:
+        raise SystemExit(1)

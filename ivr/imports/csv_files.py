@@ -1,0 +1,315 @@
+"""A CSV file of patients, appointments or prescriptions, written by the clinic's own ids: each
+row checked as the API checks a request; a bad row is reported with its line and reason and
+the rest are written; the same file again changes nothing."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from marshmallow import Schema, ValidationError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from call_flows.text import xml_safe
+from ivr.api.schemas import EXTERNAL_ID, AppointmentIn, PatientIn, PrescriptionIn
+from ivr.clinic_records import (KEEP_OURS, RecordConflict, RecordRefused, name, patient_values, phone,
+                                region_of, update_patient, write_appointment, write_patient, write_prescription)
+from ivr.errors import IvrError
+from ivr.models import Appointment, Clinic, ExternalRef, Location, Patient, Prescription, utcnow
+
+KINDS = ("patients", "appointments", "prescriptions")
+SCHEMAS: dict[str, type[Schema]] = {"patients": PatientIn, "appointments": AppointmentIn,
+                                    "prescriptions": PrescriptionIn}
+# Other names systems give the same columns (after lower case, and _ for spaces and hyphens).
+ALIASES = {"id": "external_id", "patient_id": "patient", "patient_external_id": "patient", "mrn": "external_id",
+           "dob": "date_of_birth", "birth_date": "date_of_birth", "birthdate": "date_of_birth",
+           "phone_number": "phone", "mobile": "phone", "cell": "phone", "given_name": "first_name",
+           "family_name": "last_name", "surname": "last_name", "start": "starts_at", "starts": "starts_at",
+           "start_time": "starts_at", "provider": "provider_name", "type": "appointment_type",
+           "location": "location_id", "drug": "medication", "due": "refill_due_on", "refills": "refills_left",
+           "pharmacy": "pharmacy_name"}
+WHOLE_NUMBERS = ("location_id", "refills_left")
+BATCH = 500  # rows written per transaction
+
+
+class ImportRefused(IvrError):
+    """The whole file cannot be read (its encoding, its header): nothing was written."""
+
+
+@dataclass
+class ImportReport:
+    """What importing one file did."""
+
+    kind: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+    ignored_columns: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        text = (f"{self.kind}: {self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
+                f"{len(self.refused)} refused")
+        if self.ignored_columns:
+            text += f" (columns ignored: {', '.join(self.ignored_columns)})"
+        return text
+
+
+def read_rows(path: Path, kind: str) -> tuple[list[tuple[int, dict[str, str]]], tuple[str, ...]]:
+    """The file's rows as (line, {column: value}) under our column names, and the columns ignored;
+    ImportRefused when it is not UTF-8 or lacks a column every row needs."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ImportRefused(f"{path.name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+                            "save it as 'CSV UTF-8' and import it again; nothing was imported") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ImportRefused(f"{path.name} is empty; nothing was imported") from None
+    names = [ALIASES.get(key, key) for key in (re.sub(r"[\s-]+", "_", h.strip().lower()) for h in header)]
+    known = set(SCHEMAS[kind]().fields) | {"external_id"}
+    required = {n for n, f in SCHEMAS[kind]().fields.items() if f.required} | {"external_id"}
+    missing = sorted(required - set(names))
+    if missing:
+        raise ImportRefused(f"{path.name} has no column {', '.join(missing)} (a {kind} file needs "
+                            f"{', '.join(sorted(required))}); nothing was imported")
+    ignored = tuple(h for h, n in zip(header, names) if n not in known)
+    rows, line = [], reader.line_num
+    for cells in reader:
+        start, line = line + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        rows.append((start, {n: c.strip() for n, c in zip(names, cells) if n in known and c.strip()}))
+    return rows, ignored
+
+
+def import_file(sessions: sessionmaker[Session], clinic_id: int, kind: str, path: Path,
+                progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Write every good row of the file; a bad one is kept in the report with its line."""
+    rows, ignored = read_rows(path, kind)
+    report, seen = ImportReport(kind, ignored_columns=ignored), {}
+    with sessions() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise ImportRefused(f"no clinic with id {clinic_id}")
+        region, zones = region_of(clinic), _location_zones(session, clinic)
+    for first in range(0, len(rows), BATCH):
+        batch = rows[first:first + BATCH]
+        checked = []
+        for line, values in batch:
+            result = _checked(kind, values, zones, seen, line)
+            if isinstance(result, str):
+                report.refused.append((line, result))
+            else:
+                checked.append((line, *result))
+        with sessions.begin() as session:
+            _write_batch(session, session.get(Clinic, clinic_id), kind, checked, region, report)
+        if progress:
+            progress(len(batch))
+    report.refused.sort()
+    return report
+
+
+def _checked(kind: str, values: dict[str, str], zones: dict[int, ZoneInfo], seen: dict[str, int],
+             line: int) -> tuple[str, dict] | str:
+    """The row's id and values as the schema loads them, or why it is refused."""
+    external_id = values.pop("external_id", "")
+    if not re.fullmatch(EXTERNAL_ID["pattern"].strip("^$"), external_id):
+        return f"external_id: {xml_safe(external_id)[:70]!r} is not an id ({EXTERNAL_ID['description']})"
+    if external_id in seen:
+        return f"external_id {external_id!r} is on line {seen[external_id]} already"
+    seen[external_id] = line
+    try:
+        return external_id, SCHEMAS[kind]().load(_typed(values, zones))
+    except ValidationError as exc:
+        return "; ".join(f"{column}: {' '.join(map(str, messages))}"
+                         for column, messages in sorted(exc.normalized_messages().items()))
+
+
+_MODELS = {"patients": (Patient, "patient"), "appointments": (Appointment, "appointment"),
+           "prescriptions": (Prescription, "prescription")}
+
+
+def _write_batch(session: Session, clinic: Clinic, kind: str, checked: list[tuple[int, str, dict]], region: str,
+                 report: ImportReport) -> None:
+    """Write a batch: new records in one insert each for them and their ids, patients already
+    here compared in memory, other changes one by one through the staff's changes."""
+    model, ref_kind = _MODELS[kind]
+    existing = dict(session.execute(select(ExternalRef.value, ExternalRef.row_id).where(
+        ExternalRef.clinic_id == clinic.id, ExternalRef.kind == ref_kind, ExternalRef.system == "",
+        ExternalRef.value.in_([external_id for _, external_id, _ in checked]))).all())
+    now, fresh, one_by_one = utcnow(), [], []
+    patients_by_id = _patients_named(session, clinic.id, [body.get("patient") for _, _, body in checked])
+    stored = {} if kind == "patients" else {row.id: row for row in session.scalars(
+        select(model).where(model.id.in_(existing.values())))}
+    for line, external_id, body in checked:
+        try:
+            if kind == "patients":
+                values, consent = patient_values(body, region)
+                values.update(clinic_id=clinic.id, consent_at=consent, consent_source=consent and "import")
+            elif kind == "appointments" and body["status"] == "no_show":
+                one_by_one.append((line, external_id, body))
+                continue
+            else:
+                values = _new_values(kind, body, clinic, region, patients_by_id, now)
+        except RecordRefused as exc:
+            report.refused.append((line, f"{exc.field}: {exc}"))
+            continue
+        if kind != "patients" and external_id in existing:
+            if _same(stored[existing[external_id]], values, body):
+                report.unchanged += 1
+            else:  # a change: through the staff's changes, one by one
+                one_by_one.append((line, external_id, body))
+        elif external_id in existing:
+            one_by_one.append((line, external_id, values))
+        else:
+            fresh.append((line, external_id, values))
+    if fresh and not _inserted(session, clinic.id, model, ref_kind, fresh, now):
+        # Another writer made some of these ids meanwhile: one by one, each finding its own.
+        one_by_one += [(line, external_id, body) for line, external_id, body in checked
+                       if external_id in {e for _, e, _ in fresh}]
+        fresh = []
+    report.created += len(fresh)
+    if kind == "patients":
+        _update_patients(session, existing, [r for r in one_by_one if r[1] in existing], report)
+        one_by_one = [r for r in one_by_one if r[1] not in existing]
+    for line, external_id, body in one_by_one:
+        why = _write_one(session, clinic, kind, external_id, body, region, report)
+        if why:
+            report.refused.append((line, why))
+
+
+def _same(row, values: dict, body: dict) -> bool:
+    """Whether writing `values` would leave a stored appointment or prescription as it is (a
+    `booked` resent for a visit the patient confirmed or asked to move leaves it, too)."""
+    for key, value in values.items():
+        if key == "status_changed_at" or (key == "refills_left" and "refills_left" not in body):
+            continue
+        if key == "status" and (value, row.status) in KEEP_OURS:
+            continue
+        if getattr(row, key) != value:
+            return False
+    return True
+
+
+def _patients_named(session: Session, clinic_id: int, names) -> dict[str, int]:
+    """Our ids of the clinic's patients these rows name."""
+    names = {n for n in names if n}
+    if not names:
+        return {}
+    return dict(session.execute(select(ExternalRef.value, ExternalRef.row_id).where(
+        ExternalRef.clinic_id == clinic_id, ExternalRef.kind == "patient", ExternalRef.system == "",
+        ExternalRef.value.in_(names))).all())
+
+
+def _new_values(kind: str, body: dict, clinic: Clinic, region: str, patients_by_id: dict[str, int],
+                now: dt.datetime) -> dict:
+    """A new appointment's or prescription's column values, checked as clinic_records checks them."""
+    patient_id = patients_by_id.get(body["patient"])
+    if patient_id is None:
+        raise RecordRefused("patient", f"no patient with external id {body['patient']!r}: send the patient first")
+    if kind == "appointments":
+        if body["location_id"] not in {location.id for location in clinic.locations}:
+            raise RecordRefused("location_id", f"the clinic has no location {body['location_id']}")
+        return {"patient_id": patient_id, "location_id": body["location_id"],
+                "provider_name": name(body["provider_name"], "provider_name"),
+                "provider_title": body.get("provider_title"), "appointment_type": body.get("appointment_type"),
+                "starts_at": body["starts_at"].astimezone(dt.timezone.utc), "status": body["status"],
+                "status_changed_at": now}
+    values = {**body, "patient_id": patient_id, "medication": name(body["medication"], "medication"),
+              "pharmacy_name": body.get("pharmacy_name") and name(body["pharmacy_name"], "pharmacy_name"),
+              "pharmacy_phone": body.get("pharmacy_phone") and phone(body["pharmacy_phone"], region,
+                                                                     "pharmacy_phone")}
+    del values["patient"]
+    return values
+
+
+def _inserted(session: Session, clinic_id: int, model, ref_kind: str, fresh: list, now: dt.datetime) -> bool:
+    """Insert new records and their ids in two statements; False (and nothing written) when an
+    id was taken meanwhile."""
+    try:
+        with session.begin_nested():
+            ids = session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True),
+                                  [values for _, _, values in fresh]).all()
+            session.execute(insert(ExternalRef), [
+                {"clinic_id": clinic_id, "kind": ref_kind, "system": "", "value": external_id, "row_id": row,
+                 "created_at": now} for (_, external_id, _), row in zip(fresh, ids)])
+    except IntegrityError:
+        return False
+    return True
+
+
+def _update_patients(session: Session, existing: dict[str, int], rows: list, report: ImportReport) -> None:
+    """Patients already here, read in one query and changed where the file differs."""
+    found = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(
+        [existing[external_id] for _, external_id, _ in rows])).with_for_update(key_share=True))}
+    for _, external_id, values in rows:
+        values = dict(values)
+        consent, _source = values.pop("consent_at"), values.pop("consent_source")
+        values.pop("clinic_id")
+        if update_patient(found[existing[external_id]], values, consent, "import"):
+            report.updated += 1
+        else:
+            report.unchanged += 1
+
+
+def _write_one(session: Session, clinic: Clinic, kind: str, external_id: str, body: dict, region: str,
+               report: ImportReport) -> str | None:
+    """Write one row through clinic_records; returns why it was refused, or None."""
+    now = utcnow()
+    try:
+        with session.begin_nested():
+            if kind == "patients":
+                written = write_patient(session, clinic, external_id, body, "import", region)
+            elif kind == "appointments":
+                written = write_appointment(session, clinic.id, external_id, body, now)
+            else:
+                written = write_prescription(session, clinic, external_id, body, now, region)
+    except RecordRefused as exc:
+        return f"{exc.field}: {exc}"
+    except RecordConflict as exc:
+        return str(exc)
+    except IntegrityError:
+        return "the database refused it (it conflicts with a record already stored)"
+    if written.created:
+        report.created += 1
+    elif written.changed:
+        report.updated += 1
+    else:
+        report.unchanged += 1
+    return None
+
+
+def _typed(values: dict[str, str], zones: dict[int, ZoneInfo]) -> dict:
+    """Cells as the schema takes them: whole numbers as numbers, a visit's time without an offset
+    read on its location's clock."""
+    body: dict = dict(values)
+    for column in WHOLE_NUMBERS:
+        if column in body and body[column].isdigit():
+            body[column] = int(body[column])
+    starts = body.get("starts_at")
+    if starts and isinstance(body.get("location_id"), int) and body["location_id"] in zones:
+        try:
+            moment = dt.datetime.fromisoformat(starts)
+        except ValueError:
+            return body
+        if moment.tzinfo is None:
+            body["starts_at"] = moment.replace(tzinfo=zones[body["location_id"]]).isoformat()
+    return body
+
+
+def _location_zones(session: Session, clinic: Clinic) -> dict[int, ZoneInfo]:
+    """Each of the clinic's locations' clocks (its own, else the clinic's)."""
+    return {location.id: ZoneInfo(location.timezone or clinic.timezone)
+            for location in session.query(Location).filter(Location.clinic_id == clinic.id)}
