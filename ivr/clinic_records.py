@@ -32,6 +32,11 @@ class RecordConflict(IvrError):
     """The change cannot be made to the record as it is here; the message says why."""
 
 
+class RecordKept(RecordConflict):
+    """The sender would book again a visit cancelled or missed here (by the patient or staff):
+    it stays as it is; the new visit needs a new id."""
+
+
 @dataclass
 class Written:
     """What writing one record did."""
@@ -55,7 +60,8 @@ def phone(raw: str, region: str, field: str) -> str:
         parsed = None
     number = parsed and phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if not number or not is_e164(number):
-        raise RecordRefused(field, f"{raw!r} is not a phone number ({region} or international form)")
+        # (not the value itself: refusals are printed and logged)
+        raise RecordRefused(field, f"not a phone number ({region} or international form)")
     return number
 
 
@@ -157,7 +163,7 @@ def write_appointment(session: Session, clinic_id: int, external_id: str, body: 
         appointment = session.get(Appointment, found, with_for_update=True)
         ours = appointment.status
         if ours in ("cancelled", "no_show") and status != ours:
-            raise RecordConflict(f"the appointment is {ours.replace('_', '-')} here (by the patient or staff): "
+            raise RecordKept(f"the appointment is {ours.replace('_', '-')} here (by the patient or staff): "
                                  "book the new visit under a new external id")
         changed = _assign(appointment, details)
         moved = appointment.starts_at != starts_at

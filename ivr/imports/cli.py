@@ -34,7 +34,7 @@ def import_csv(kind: str, file: Path, clinic_id: int) -> None:
         if session.get(Clinic, clinic_id) is None:
             raise click.ClickException(f"no clinic with id {clinic_id}")
     try:
-        total = len(read_rows(file, kind)[0])
+        total = len(read_rows(file, kind)[0])  # (read twice: the count first, for the progress bar)
         with click.progressbar(length=total, label=f"importing {kind}", file=sys.stderr,
                                show_pos=True) as bar:
             report = import_file(services.sessions, clinic_id, kind, file, progress=bar.update)
@@ -43,5 +43,7 @@ def import_csv(kind: str, file: Path, clinic_id: int) -> None:
     click.echo(report.summary())
     for line, why in report.refused:
         click.echo(f"line {line}: {why}")
+    for line, why in report.kept:
+        click.echo(f"line {line}: kept: {why}")
     if report.refused:
         raise SystemExit(1)

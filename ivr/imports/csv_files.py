@@ -18,9 +18,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from call_flows.text import xml_safe
 from ivr.api.schemas import EXTERNAL_ID, AppointmentIn, PatientIn, PrescriptionIn
-from ivr.clinic_records import (KEEP_OURS, RecordConflict, RecordRefused, name, patient_values, phone,
+from ivr.clinic_records import (KEEP_OURS, RecordConflict, RecordKept, RecordRefused, name, patient_values, phone,
                                 region_of, update_patient, write_appointment, write_patient, write_prescription)
 from ivr.errors import IvrError
 from ivr.models import Appointment, Clinic, ExternalRef, Location, Patient, Prescription, utcnow
@@ -53,19 +52,24 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     refused: list[tuple[int, str]] = field(default_factory=list)  # (line, why)
+    kept: list[tuple[int, str]] = field(default_factory=list)     # (line, why): left as the patient left it
     ignored_columns: tuple[str, ...] = ()
 
     def summary(self) -> str:
         text = (f"{self.kind}: {self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
                 f"{len(self.refused)} refused")
+        if self.kept:
+            text += f", {len(self.kept)} kept as the patient or staff left them"
         if self.ignored_columns:
             text += f" (columns ignored: {', '.join(self.ignored_columns)})"
         return text
 
 
-def read_rows(path: Path, kind: str) -> tuple[list[tuple[int, dict[str, str]]], tuple[str, ...]]:
-    """The file's rows as (line, {column: value}) under our column names, and the columns ignored;
-    ImportRefused when it is not UTF-8 or lacks a column every row needs."""
+def read_rows(path: Path, kind: str) -> tuple[list[tuple[int, dict[str, str] | str]], tuple[str, ...],
+                                              frozenset[str]]:
+    """The file's rows as (line, {column: value}) under our column names, or (line, why it is
+    refused); the columns ignored; and the columns the file has. ImportRefused when it is not
+    UTF-8, not CSV, or its header lacks a column every row needs or names one twice."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -75,46 +79,59 @@ def read_rows(path: Path, kind: str) -> tuple[list[tuple[int, dict[str, str]]], 
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
+        names = [ALIASES.get(key, key) for key in (re.sub(r"[\s-]+", "_", h.strip().lower()) for h in header)]
+        known = set(SCHEMAS[kind]().fields) | {"external_id"}
+        required = {n for n, f in SCHEMAS[kind]().fields.items() if f.required} | {"external_id"}
+        missing = sorted(required - set(names))
+        if missing:
+            raise ImportRefused(f"{path.name} has no column {', '.join(missing)} (a {kind} file needs "
+                                f"{', '.join(sorted(required))}); nothing was imported")
+        twice = sorted({n for n in names if n in known and names.count(n) > 1})
+        if twice:
+            columns = [h for h, n in zip(header, names) if n == twice[0]]
+            raise ImportRefused(f"{path.name}: the columns {' and '.join(repr(c) for c in columns)} both mean "
+                                f"{twice[0]}: keep one; nothing was imported")
+        ignored = tuple(h for h, n in zip(header, names) if n not in known)
+        rows: list[tuple[int, dict[str, str] | str]] = []
+        line = reader.line_num
+        for cells in reader:
+            start, line = line + 1, reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) > len(names) and any(cell.strip() for cell in cells[len(names):]):
+                rows.append((start, f"{len(cells)} cells where the header has {len(names)} (a comma not in "
+                                    "quotes?)"))
+                continue
+            rows.append((start, {n: c.strip() for n, c in zip(names, cells) if n in known and c.strip()}))
     except StopIteration:
         raise ImportRefused(f"{path.name} is empty; nothing was imported") from None
-    names = [ALIASES.get(key, key) for key in (re.sub(r"[\s-]+", "_", h.strip().lower()) for h in header)]
-    known = set(SCHEMAS[kind]().fields) | {"external_id"}
-    required = {n for n, f in SCHEMAS[kind]().fields.items() if f.required} | {"external_id"}
-    missing = sorted(required - set(names))
-    if missing:
-        raise ImportRefused(f"{path.name} has no column {', '.join(missing)} (a {kind} file needs "
-                            f"{', '.join(sorted(required))}); nothing was imported")
-    ignored = tuple(h for h, n in zip(header, names) if n not in known)
-    rows, line = [], reader.line_num
-    for cells in reader:
-        start, line = line + 1, reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        rows.append((start, {n: c.strip() for n, c in zip(names, cells) if n in known and c.strip()}))
-    return rows, ignored
+    except csv.Error as exc:
+        raise ImportRefused(f"{path.name} line {reader.line_num}: {exc}; nothing was imported") from None
+    return rows, ignored, frozenset(n for n in names if n in known)
 
 
 def import_file(sessions: sessionmaker[Session], clinic_id: int, kind: str, path: Path,
                 progress: Callable[[int], None] | None = None) -> ImportReport:
     """Write every good row of the file; a bad one is kept in the report with its line."""
-    rows, ignored = read_rows(path, kind)
+    rows, ignored, columns = read_rows(path, kind)
     report, seen = ImportReport(kind, ignored_columns=ignored), {}
     with sessions() as session:
         clinic = session.get(Clinic, clinic_id)
         if clinic is None:
             raise ImportRefused(f"no clinic with id {clinic_id}")
         region, zones = region_of(clinic), _location_zones(session, clinic)
+        zones[None] = ZoneInfo(clinic.timezone)
     for first in range(0, len(rows), BATCH):
         batch = rows[first:first + BATCH]
         checked = []
         for line, values in batch:
-            result = _checked(kind, values, zones, seen, line)
+            result = values if isinstance(values, str) else _checked(kind, values, zones, seen, line)
             if isinstance(result, str):
                 report.refused.append((line, result))
             else:
                 checked.append((line, *result))
         with sessions.begin() as session:
-            _write_batch(session, session.get(Clinic, clinic_id), kind, checked, region, report)
+            _write_batch(session, session.get(Clinic, clinic_id), kind, checked, region, report, columns)
         if progress:
             progress(len(batch))
     report.refused.sort()
@@ -126,15 +143,18 @@ def _checked(kind: str, values: dict[str, str], zones: dict[int, ZoneInfo], seen
     """The row's id and values as the schema loads them, or why it is refused."""
     external_id = values.pop("external_id", "")
     if not re.fullmatch(EXTERNAL_ID["pattern"].strip("^$"), external_id):
-        return f"external_id: {xml_safe(external_id)[:70]!r} is not an id ({EXTERNAL_ID['description']})"
+        return f"external_id: missing or not an id ({EXTERNAL_ID['description']})"
     if external_id in seen:
         return f"external_id {external_id!r} is on line {seen[external_id]} already"
-    seen[external_id] = line
     try:
-        return external_id, SCHEMAS[kind]().load(_typed(values, zones))
+        loaded = SCHEMAS[kind]().load(_typed(values, zones))
+    except RowRefused as exc:
+        return str(exc)
     except ValidationError as exc:
         return "; ".join(f"{column}: {' '.join(map(str, messages))}"
                          for column, messages in sorted(exc.normalized_messages().items()))
+    seen[external_id] = line
+    return external_id, loaded
 
 
 _MODELS = {"patients": (Patient, "patient"), "appointments": (Appointment, "appointment"),
@@ -142,18 +162,21 @@ _MODELS = {"patients": (Patient, "patient"), "appointments": (Appointment, "appo
 
 
 def _write_batch(session: Session, clinic: Clinic, kind: str, checked: list[tuple[int, str, dict]], region: str,
-                 report: ImportReport) -> None:
+                 report: ImportReport, columns: frozenset[str]) -> None:
     """Write a batch: new records in one insert each for them and their ids, patients already
-    here compared in memory, other changes one by one through the staff's changes."""
+    here compared in memory, other changes one by one through the staff's changes. A column the
+    file does not have leaves what is stored (a stopped prescription stays stopped)."""
     model, ref_kind = _MODELS[kind]
     existing = dict(session.execute(select(ExternalRef.value, ExternalRef.row_id).where(
         ExternalRef.clinic_id == clinic.id, ExternalRef.kind == ref_kind, ExternalRef.system == "",
         ExternalRef.value.in_([external_id for _, external_id, _ in checked]))).all())
     now, fresh, one_by_one = utcnow(), [], []
     patients_by_id = _patients_named(session, clinic.id, [body.get("patient") for _, _, body in checked])
-    stored = {} if kind == "patients" else {row.id: row for row in session.scalars(
-        select(model).where(model.id.in_(existing.values())))}
+    stored = {row.id: row for row in session.scalars(select(model).where(model.id.in_(existing.values())))}
+    absent = [f for f in SCHEMAS[kind]().fields if f not in columns]
     for line, external_id, body in checked:
+        if external_id in existing:
+            body = _keeping(body, absent, stored[existing[external_id]])
         try:
             if kind == "patients":
                 values, consent = patient_values(body, region)
@@ -185,9 +208,20 @@ def _write_batch(session: Session, clinic: Clinic, kind: str, checked: list[tupl
         _update_patients(session, existing, [r for r in one_by_one if r[1] in existing], report)
         one_by_one = [r for r in one_by_one if r[1] not in existing]
     for line, external_id, body in one_by_one:
-        why = _write_one(session, clinic, kind, external_id, body, region, report)
+        why = _write_one(session, clinic, kind, external_id, body, region, report, line)
         if why:
             report.refused.append((line, why))
+
+
+def _keeping(body: dict, absent: list[str], row) -> dict:
+    """The row's body with what is stored in place of the file's missing columns."""
+    body = dict(body)
+    for column in absent:
+        if column == "refills_left" or column == "consent_at":
+            body.pop(column, None)  # left out: as stored (refills count down on a fill)
+        elif hasattr(row, column):
+            body[column] = getattr(row, column)
+    return body
 
 
 def _same(row, values: dict, body: dict) -> bool:
@@ -256,7 +290,7 @@ def _update_patients(session: Session, existing: dict[str, int], rows: list, rep
         [existing[external_id] for _, external_id, _ in rows])).with_for_update(key_share=True))}
     for _, external_id, values in rows:
         values = dict(values)
-        consent, _source = values.pop("consent_at"), values.pop("consent_source")
+        consent, _source = values.pop("consent_at", None), values.pop("consent_source", None)
         values.pop("clinic_id")
         if update_patient(found[existing[external_id]], values, consent, "import"):
             report.updated += 1
@@ -265,7 +299,7 @@ def _update_patients(session: Session, existing: dict[str, int], rows: list, rep
 
 
 def _write_one(session: Session, clinic: Clinic, kind: str, external_id: str, body: dict, region: str,
-               report: ImportReport) -> str | None:
+               report: ImportReport, line: int) -> str | None:
     """Write one row through clinic_records; returns why it was refused, or None."""
     now = utcnow()
     try:
@@ -278,6 +312,9 @@ def _write_one(session: Session, clinic: Clinic, kind: str, external_id: str, bo
                 written = write_prescription(session, clinic, external_id, body, now, region)
     except RecordRefused as exc:
         return f"{exc.field}: {exc}"
+    except RecordKept as exc:
+        report.kept.append((line, str(exc)))
+        return None
     except RecordConflict as exc:
         return str(exc)
     except IntegrityError:
@@ -291,25 +328,47 @@ def _write_one(session: Session, clinic: Clinic, kind: str, external_id: str, bo
     return None
 
 
-def _typed(values: dict[str, str], zones: dict[int, ZoneInfo]) -> dict:
-    """Cells as the schema takes them: whole numbers as numbers, a visit's time without an offset
-    read on its location's clock."""
+class RowRefused(ValueError):
+    """A cell cannot mean what the file needs; the message says which and why."""
+
+
+def _typed(values: dict[str, str], zones: dict[int | None, ZoneInfo]) -> dict:
+    """Cells as the schema takes them: whole numbers as numbers; a visit's time without an
+    offset read on its location's clock, a consent's on the clinic's."""
     body: dict = dict(values)
     for column in WHOLE_NUMBERS:
-        if column in body and body[column].isdigit():
-            body[column] = int(body[column])
-    starts = body.get("starts_at")
-    if starts and isinstance(body.get("location_id"), int) and body["location_id"] in zones:
-        try:
-            moment = dt.datetime.fromisoformat(starts)
-        except ValueError:
-            return body
-        if moment.tzinfo is None:
-            body["starts_at"] = moment.replace(tzinfo=zones[body["location_id"]]).isoformat()
+        value = body.get(column)
+        if value is not None and value.isascii() and value.isdigit() and len(value) <= 18:
+            body[column] = int(value)
+    location = body.get("location_id")
+    for column, zone in (("starts_at", zones.get(location) if isinstance(location, int) else None),
+                         ("consent_at", zones[None])):
+        if body.get(column) and zone is not None:
+            body[column] = _on_clock(column, body[column], zone)
     return body
 
 
-def _location_zones(session: Session, clinic: Clinic) -> dict[int, ZoneInfo]:
+def _on_clock(column: str, value: str, zone: ZoneInfo) -> str:
+    """A date and time without an offset, on `zone`'s clock, with its offset; refused when it is a
+    date alone, or a time the clocks skip or pass twice that day."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value  # the schema says what is wrong with it
+    if moment.tzinfo is not None:
+        return value
+    if not re.search(r"\d[T ]\d", value):
+        raise RowRefused(f"{column}: a date and a time are needed, not a date alone")
+    first, second = moment.replace(tzinfo=zone, fold=0), moment.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() != second.utcoffset():
+        skipped = first.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None) != moment
+        raise RowRefused(f"{column}: {moment:%Y-%m-%d %H:%M} " + (
+            "does not happen on that day's clock (it is skipped when clocks go forward)" if skipped
+            else "happens twice on that day's clock (clocks go back)") + ": give its UTC offset")
+    return first.isoformat()
+
+
+def _location_zones(session: Session, clinic: Clinic) -> dict[int | None, ZoneInfo]:
     """Each of the clinic's locations' clocks (its own, else the clinic's)."""
     return {location.id: ZoneInfo(location.timezone or clinic.timezone)
             for location in session.query(Location).filter(Location.clinic_id == clinic.id)}
