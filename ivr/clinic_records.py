@@ -73,14 +73,14 @@ def name(value: str, field: str) -> str:
     return cleaned
 
 
-def _created(session: Session, clinic_id: int, kind: str, external_id: str, row):
+def _created(session: Session, clinic_id: int, kind: str, external_id: str, row, system: str = ""):
     """Add `row` under the clinic's id, or None when another writer just did (the unique id
     decides; this one then updates what that one made)."""
     try:
         with session.begin_nested():
             session.add(row)
             session.flush()
-            session.add(ExternalRef(clinic_id=clinic_id, kind=kind, value=external_id, row_id=row.id))
+            session.add(ExternalRef(clinic_id=clinic_id, kind=kind, system=system, value=external_id, row_id=row.id))
             session.flush()
     except IntegrityError:
         return None
@@ -113,16 +113,16 @@ def update_patient(patient: Patient, values: dict, consent: dt.datetime | None, 
 
 
 def write_patient(session: Session, clinic: Clinic, external_id: str, body: dict, source: str,
-                  region: str | None = None) -> Written:
-    """Create or update the clinic's patient `external_id` from a loaded PatientIn body."""
+                  region: str | None = None, system: str = "") -> Written:
+    """Create or update the clinic's patient `external_id` (of `system`) from a loaded PatientIn body."""
     values, consent = patient_values(body, region or region_of(clinic))
-    found = row_id(session, clinic.id, "patient", external_id)
+    found = row_id(session, clinic.id, "patient", external_id, system)
     if found is None:
         patient = _created(session, clinic.id, "patient", external_id, Patient(
-            clinic_id=clinic.id, consent_at=consent, consent_source=consent and source, **values))
+            clinic_id=clinic.id, consent_at=consent, consent_source=consent and source, **values), system)
         if patient is not None:
             return Written(patient, True, True)
-        found = row_id(session, clinic.id, "patient", external_id)
+        found = row_id(session, clinic.id, "patient", external_id, system)
     patient = session.get(Patient, found, with_for_update={"key_share": True})
     return Written(patient, False, update_patient(patient, values, consent, source))
 
@@ -133,12 +133,13 @@ def write_patient(session: Session, clinic: Clinic, external_id: str, body: dict
 KEEP_OURS = {("booked", "confirmed"), ("booked", "reschedule_requested")}
 
 
-def write_appointment(session: Session, clinic_id: int, external_id: str, body: dict, now: dt.datetime) -> Written:
-    """Create or update the clinic's appointment `external_id` from a loaded AppointmentIn body,
-    through the changes staff make (move, cancel, no-show)."""
+def write_appointment(session: Session, clinic_id: int, external_id: str, body: dict, now: dt.datetime,
+                      system: str = "", patient_system: str = "") -> Written:
+    """Create or update the clinic's appointment `external_id` (of `system`) from a loaded
+    AppointmentIn body, through the changes staff make (move, cancel, no-show)."""
     from outbound import appointment_changes
 
-    patient_id = row_id(session, clinic_id, "patient", body["patient"])
+    patient_id = row_id(session, clinic_id, "patient", body["patient"], patient_system)
     if patient_id is None:
         raise RecordRefused("patient", f"no patient with external id {body['patient']!r}: send the patient first")
     location = session.get(Location, body["location_id"])
@@ -149,17 +150,17 @@ def write_appointment(session: Session, clinic_id: int, external_id: str, body: 
                "provider_title": body.get("provider_title"), "appointment_type": body.get("appointment_type")}
     starts_at, status = body["starts_at"].astimezone(dt.timezone.utc), body.get("status", "booked")
     try:
-        found = row_id(session, clinic_id, "appointment", external_id)
+        found = row_id(session, clinic_id, "appointment", external_id, system)
         if found is None:
             appointment = _created(session, clinic_id, "appointment", external_id, Appointment(
                 starts_at=starts_at, status="booked" if status == "no_show" else status, status_changed_at=now,
-                **details))
+                **details), system)
             if appointment is not None:
                 recovery = 0
                 if status == "no_show":
                     recovery = appointment_changes.mark_no_show(session, appointment.id, now).planned
                 return Written(appointment, True, True, recovery)
-            found = row_id(session, clinic_id, "appointment", external_id)
+            found = row_id(session, clinic_id, "appointment", external_id, system)
         appointment = session.get(Appointment, found, with_for_update=True)
         ours = appointment.status
         if ours in ("cancelled", "no_show") and status != ours:
@@ -191,13 +192,13 @@ def write_appointment(session: Session, clinic_id: int, external_id: str, body: 
 
 
 def write_prescription(session: Session, clinic: Clinic, external_id: str, body: dict, now: dt.datetime,
-                       region: str | None = None) -> Written:
+                       region: str | None = None, system: str = "", patient_system: str = "") -> Written:
     """Create or update the clinic's prescription `external_id` from a loaded PrescriptionIn body.
     A later refill_due_on records a fill (refills_left, when left out, counts one down); any
     change of the day ends the prompts planned for the old one; active false stops it."""
     from ivr import touches
 
-    patient_id = row_id(session, clinic.id, "patient", body["patient"])
+    patient_id = row_id(session, clinic.id, "patient", body["patient"], patient_system)
     if patient_id is None:
         raise RecordRefused("patient", f"no patient with external id {body['patient']!r}: send the patient first")
     pharmacy_phone = body.get("pharmacy_phone")
@@ -206,12 +207,12 @@ def write_prescription(session: Session, clinic: Clinic, external_id: str, body:
               "pharmacy_phone": pharmacy_phone and phone(pharmacy_phone, region or region_of(clinic),
                                                          "pharmacy_phone")}
     del values["patient"]
-    found = row_id(session, clinic.id, "prescription", external_id)
+    found = row_id(session, clinic.id, "prescription", external_id, system)
     if found is None:
-        prescription = _created(session, clinic.id, "prescription", external_id, Prescription(**values))
+        prescription = _created(session, clinic.id, "prescription", external_id, Prescription(**values), system)
         if prescription is not None:
             return Written(prescription, True, True)
-        found = row_id(session, clinic.id, "prescription", external_id)
+        found = row_id(session, clinic.id, "prescription", external_id, system)
     # FOR NO KEY UPDATE, as `ivr prescriptions`: a job adding a task about it need not wait.
     prescription = session.get(Prescription, found, with_for_update={"key_share": True})
     if prescription.patient_id != patient_id:

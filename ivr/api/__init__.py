@@ -76,9 +76,9 @@ def init_app(app: Flask, services: Services) -> None:
     app.url_map.converters["external_id"] = ExternalIdConverter
     api = _Api(app)
     api.register_converter(ExternalIdConverter, lambda _converter: {"type": "string", **EXTERNAL_ID})
-    from ivr.api import outcomes, records
+    from ivr.api import fhir, outcomes, records
 
-    for blueprint in (records.bp, outcomes.bp):
+    for blueprint in (records.bp, outcomes.bp, fhir.bp):
         limiter.limit(settings.api_rate_limit)(blueprint)
         api.register_blueprint(blueprint, url_prefix=PREFIX)
     limiter.exempt(app.blueprints["api-docs"])

@@ -70,26 +70,33 @@ def _page(rows: list, limit: int, moment_of, id_of=lambda row: row.id) -> tuple[
 def list_outcomes(args: dict):
     """Every planned contact of the clinic's patients: its state, how the last call ended, and
     its appointment's status now; oldest change first, from 30 seconds after it was made."""
-    clinic_id = g.caller.clinic_id
     with read_only(current_services().sessions()) as session:
-        query = (select(Touch).join(Patient, Patient.id == Touch.patient_id)
-                 .where(Patient.clinic_id == clinic_id, *_after(Touch.updated_at, Touch.id, args))
-                 .order_by(Touch.updated_at, Touch.id).limit(args["limit"] + 1))
-        touches, cursor = _page(session.scalars(query).all(), args["limit"], lambda t: t.updated_at)
-        ids = [t.id for t in touches]
-        results = dict(session.execute(select(Call.touch_id, Call.outcome).where(Call.touch_id.in_(ids))
-                                       .order_by(Call.id)).all()) if ids else {}
-        statuses = dict(session.execute(select(Appointment.id, Appointment.status).where(
-            Appointment.id.in_({t.appointment_id for t in touches if t.appointment_id}))).all()) if touches else {}
-        patients = external_ids(session, clinic_id, "patient", (t.patient_id for t in touches))
-        appointments = external_ids(session, clinic_id, "appointment", (t.appointment_id for t in touches))
-        prescriptions = external_ids(session, clinic_id, "prescription", (t.prescription_id for t in touches))
-        items = [{"id": t.id, "patient": patients.get(t.patient_id), "appointment": appointments.get(t.appointment_id),
-                  "prescription": prescriptions.get(t.prescription_id), "step": t.step, "channel": t.channel,
-                  "status": t.status, "attempts": t.attempts, "result": results.get(t.id),
-                  "appointment_status": statuses.get(t.appointment_id), "updated_at": t.updated_at}
-                 for t in touches]
+        items, cursor = outcome_items(session, g.caller.clinic_id, args)
     return {"items": items, "next_cursor": cursor}
+
+
+def outcome_items(session, clinic_id: int, args: dict) -> tuple[list[dict], str | None]:
+    """A page of the clinic's contacts as /outcomes lists them, and the cursor after it."""
+    query = (select(Touch).join(Patient, Patient.id == Touch.patient_id)
+             .where(Patient.clinic_id == clinic_id, *_after(Touch.updated_at, Touch.id, args))
+             .order_by(Touch.updated_at, Touch.id).limit(args["limit"] + 1))
+    touches, cursor = _page(session.scalars(query).all(), args["limit"], lambda t: t.updated_at)
+    ids = [t.id for t in touches]
+    results = dict(session.execute(select(Call.touch_id, Call.outcome).where(Call.touch_id.in_(ids))
+                                   .order_by(Call.id)).all()) if ids else {}
+    statuses = dict(session.execute(select(Appointment.id, Appointment.status).where(
+        Appointment.id.in_({t.appointment_id for t in touches if t.appointment_id}))).all()) if touches else {}
+    patients = external_ids(session, clinic_id, "patient", (t.patient_id for t in touches))
+    appointments = external_ids(session, clinic_id, "appointment", (t.appointment_id for t in touches))
+    prescriptions = external_ids(session, clinic_id, "prescription", (t.prescription_id for t in touches))
+    items = [{"id": t.id, "patient": patients.get(t.patient_id), "appointment": appointments.get(t.appointment_id),
+              "prescription": prescriptions.get(t.prescription_id), "step": t.step, "channel": t.channel,
+              "status": t.status, "attempts": t.attempts, "result": results.get(t.id),
+              "appointment_status": statuses.get(t.appointment_id), "updated_at": t.updated_at,
+              "patient_id": t.patient_id, "appointment_id": t.appointment_id,
+              "prescription_id": t.prescription_id, "dispatched_at": t.dispatched_at}
+             for t in touches]
+    return items, cursor
 
 
 @bp.route("/tasks", methods=["GET"])

@@ -47,3 +47,36 @@ def import_csv(kind: str, file: Path, clinic_id: int) -> None:
         click.echo(f"line {line}: kept: {why}")
     if report.refused:
         raise SystemExit(1)
+
+
+@import_group.command("fhir")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--clinic", "clinic_id", type=int, required=True, help="Whose records they are.")
+@with_appcontext
+def import_fhir(file: Path, clinic_id: int) -> None:
+    """Write the Patients, Appointments and MedicationRequests of a FHIR R4 Bundle (JSON) or bulk
+    export (NDJSON), matched by identifier; a bad resource is reported and the rest written.
+    Exits 1 when any resource was refused."""
+    from ivr.imports.fhir_files import FhirRefused, import_resources, resources_of
+    from ivr.models import Clinic
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file.name} is not UTF-8 JSON; nothing was imported") from None
+    try:
+        found = resources_of(text)
+    except FhirRefused as exc:
+        raise click.ClickException(f"{file.name}: {exc}; nothing was imported") from None
+    with current_services().sessions.begin() as session:
+        clinic = session.get(Clinic, clinic_id)
+        if clinic is None:
+            raise click.ClickException(f"no clinic with id {clinic_id}")
+        report = import_resources(session, clinic, found)
+    click.echo(report.summary())
+    for where, why in report.refused:
+        click.echo(f"{where}: {why}")
+    for where, why in report.kept:
+        click.echo(f"{where}: kept: {why}")
+    if report.refused:
+        raise SystemExit(1)

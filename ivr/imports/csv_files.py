@@ -121,6 +121,11 @@ def import_file(sessions: sessionmaker[Session], clinic_id: int, kind: str, path
             raise ImportRefused(f"no clinic with id {clinic_id}")
         region, zones = region_of(clinic), _location_zones(session, clinic)
         zones[None] = ZoneInfo(clinic.timezone)
+        # Every id the clinic has of this kind (and of its patients), read once: a lookup per batch
+        # against a table the import is growing leaves the planner's row counts behind.
+        model, ref_kind = _MODELS[kind]
+        known = _all_refs(session, clinic_id, ref_kind)
+        patients = known if kind == "patients" else _all_refs(session, clinic_id, "patient")
     for first in range(0, len(rows), BATCH):
         batch = rows[first:first + BATCH]
         checked = []
@@ -131,7 +136,8 @@ def import_file(sessions: sessionmaker[Session], clinic_id: int, kind: str, path
             else:
                 checked.append((line, *result))
         with sessions.begin() as session:
-            _write_batch(session, session.get(Clinic, clinic_id), kind, checked, region, report, columns)
+            _write_batch(session, session.get(Clinic, clinic_id), kind, checked, region, report, columns, known,
+                         patients)
         if progress:
             progress(len(batch))
     report.refused.sort()
@@ -161,17 +167,21 @@ _MODELS = {"patients": (Patient, "patient"), "appointments": (Appointment, "appo
            "prescriptions": (Prescription, "prescription")}
 
 
+def _all_refs(session: Session, clinic_id: int, ref_kind: str) -> dict[str, int]:
+    """The clinic's ids of one kind (the scheduling system's) and our rows they name."""
+    return dict(session.execute(select(ExternalRef.value, ExternalRef.row_id).where(
+        ExternalRef.clinic_id == clinic_id, ExternalRef.kind == ref_kind, ExternalRef.system == "")).all())
+
+
 def _write_batch(session: Session, clinic: Clinic, kind: str, checked: list[tuple[int, str, dict]], region: str,
-                 report: ImportReport, columns: frozenset[str]) -> None:
+                 report: ImportReport, columns: frozenset[str], known: dict[str, int],
+                 patients_by_id: dict[str, int]) -> None:
     """Write a batch: new records in one insert each for them and their ids, patients already
     here compared in memory, other changes one by one through the staff's changes. A column the
     file does not have leaves what is stored (a stopped prescription stays stopped)."""
     model, ref_kind = _MODELS[kind]
-    existing = dict(session.execute(select(ExternalRef.value, ExternalRef.row_id).where(
-        ExternalRef.clinic_id == clinic.id, ExternalRef.kind == ref_kind, ExternalRef.system == "",
-        ExternalRef.value.in_([external_id for _, external_id, _ in checked]))).all())
+    existing = {external_id: known[external_id] for _, external_id, _ in checked if external_id in known}
     now, fresh, one_by_one = utcnow(), [], []
-    patients_by_id = _patients_named(session, clinic.id, [body.get("patient") for _, _, body in checked])
     stored = {row.id: row for row in session.scalars(select(model).where(model.id.in_(existing.values())))}
     absent = [f for f in SCHEMAS[kind]().fields if f not in columns]
     for line, external_id, body in checked:
@@ -198,7 +208,7 @@ def _write_batch(session: Session, clinic: Clinic, kind: str, checked: list[tupl
             one_by_one.append((line, external_id, values))
         else:
             fresh.append((line, external_id, values))
-    if fresh and not _inserted(session, clinic.id, model, ref_kind, fresh, now):
+    if fresh and not _inserted(session, clinic.id, model, ref_kind, fresh, now, known):
         # Another writer made some of these ids meanwhile: one by one, each finding its own.
         one_by_one += [(line, external_id, body) for line, external_id, body in checked
                        if external_id in {e for _, e, _ in fresh}]
@@ -237,16 +247,6 @@ def _same(row, values: dict, body: dict) -> bool:
     return True
 
 
-def _patients_named(session: Session, clinic_id: int, names) -> dict[str, int]:
-    """Our ids of the clinic's patients these rows name."""
-    names = {n for n in names if n}
-    if not names:
-        return {}
-    return dict(session.execute(select(ExternalRef.value, ExternalRef.row_id).where(
-        ExternalRef.clinic_id == clinic_id, ExternalRef.kind == "patient", ExternalRef.system == "",
-        ExternalRef.value.in_(names))).all())
-
-
 def _new_values(kind: str, body: dict, clinic: Clinic, region: str, patients_by_id: dict[str, int],
                 now: dt.datetime) -> dict:
     """A new appointment's or prescription's column values, checked as clinic_records checks them."""
@@ -269,9 +269,10 @@ def _new_values(kind: str, body: dict, clinic: Clinic, region: str, patients_by_
     return values
 
 
-def _inserted(session: Session, clinic_id: int, model, ref_kind: str, fresh: list, now: dt.datetime) -> bool:
-    """Insert new records and their ids in two statements; False (and nothing written) when an
-    id was taken meanwhile."""
+def _inserted(session: Session, clinic_id: int, model, ref_kind: str, fresh: list, now: dt.datetime,
+              known: dict[str, int]) -> bool:
+    """Insert new records and their ids in two statements, and remember the ids; False (and
+    nothing written) when an id was taken meanwhile."""
     try:
         with session.begin_nested():
             ids = session.scalars(insert(model).returning(model.id, sort_by_parameter_order=True),
@@ -281,6 +282,7 @@ def _inserted(session: Session, clinic_id: int, model, ref_kind: str, fresh: lis
                  "created_at": now} for (_, external_id, _), row in zip(fresh, ids)])
     except IntegrityError:
         return False
+    known.update((external_id, row) for (_, external_id, _), row in zip(fresh, ids))
     return True
 
 
