@@ -141,7 +141,7 @@ def write_appointment(session: Session, clinic_id: int, external_id: str, body: 
 
     patient_id = row_id(session, clinic_id, "patient", body["patient"], patient_system)
     if patient_id is None:
-        raise RecordRefused("patient", f"no patient with external id {body['patient']!r}: send the patient first")
+        raise RecordRefused("patient", "no patient of the clinic has that id: send the patient first")
     location = session.get(Location, body["location_id"])
     if location is None or location.clinic_id != clinic_id:
         raise RecordRefused("location_id", f"the clinic has no location {body['location_id']}")
@@ -200,7 +200,7 @@ def write_prescription(session: Session, clinic: Clinic, external_id: str, body:
 
     patient_id = row_id(session, clinic.id, "patient", body["patient"], patient_system)
     if patient_id is None:
-        raise RecordRefused("patient", f"no patient with external id {body['patient']!r}: send the patient first")
+        raise RecordRefused("patient", "no patient of the clinic has that id: send the patient first")
     pharmacy_phone = body.get("pharmacy_phone")
     values = {**body, "patient_id": patient_id, "medication": name(body["medication"], "medication"),
               "pharmacy_name": body.get("pharmacy_name") and name(body["pharmacy_name"], "pharmacy_name"),

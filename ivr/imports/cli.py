@@ -68,11 +68,11 @@ def import_fhir(file: Path, clinic_id: int) -> None:
         found = resources_of(text)
     except FhirRefused as exc:
         raise click.ClickException(f"{file.name}: {exc}; nothing was imported") from None
-    with current_services().sessions.begin() as session:
-        clinic = session.get(Clinic, clinic_id)
-        if clinic is None:
+    services = current_services()
+    with services.sessions() as session:
+        if session.get(Clinic, clinic_id) is None:
             raise click.ClickException(f"no clinic with id {clinic_id}")
-        report = import_resources(session, clinic, found)
+    report = import_resources(services.sessions, clinic_id, found)
     click.echo(report.summary())
     for where, why in report.refused:
         click.echo(f"{where}: {why}")

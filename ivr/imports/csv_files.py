@@ -252,7 +252,7 @@ def _new_values(kind: str, body: dict, clinic: Clinic, region: str, patients_by_
     """A new appointment's or prescription's column values, checked as clinic_records checks them."""
     patient_id = patients_by_id.get(body["patient"])
     if patient_id is None:
-        raise RecordRefused("patient", f"no patient with external id {body['patient']!r}: send the patient first")
+        raise RecordRefused("patient", "no patient of the clinic has that id: send the patient first")
     if kind == "appointments":
         if body["location_id"] not in {location.id for location in clinic.locations}:
             raise RecordRefused("location_id", f"the clinic has no location {body['location_id']}")

@@ -14,7 +14,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from marshmallow import ValidationError as SchemaRefused
 from pydantic import ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ivr.api.schemas import AppointmentIn, PatientIn, PrescriptionIn
 from ivr.clinic_records import (RecordConflict, RecordKept, RecordRefused, region_of, write_appointment,
@@ -25,10 +25,13 @@ from prompts import available_languages
 
 KINDS = ("Patient", "Appointment", "MedicationRequest")  # in the order they are written
 # FHIR's appointment statuses as ours: those a clinic's campaign has anything to do with.
-APPOINTMENT_STATUS = {"proposed": "booked", "pending": "booked", "booked": "booked", "arrived": "confirmed",
-                      "checked-in": "confirmed", "fulfilled": "confirmed", "cancelled": "cancelled",
-                      "entered-in-error": "cancelled", "noshow": "no_show", "waitlist": "booked"}
-ACTIVE_PRESCRIPTION = ("active", "on-hold", "draft")
+# None: not booked yet (proposed, pending, waitlist), so not imported: nobody is reminded of it.
+APPOINTMENT_STATUS = {"proposed": None, "pending": None, "waitlist": None, "booked": "booked",
+                      "arrived": "confirmed", "checked-in": "confirmed", "fulfilled": "confirmed",
+                      "cancelled": "cancelled", "entered-in-error": "cancelled", "noshow": "no_show"}
+ACTIVE_PRESCRIPTION = ("active", "on-hold")
+# A supply's duration in days, by its UCUM code or its unit's name.
+DAYS_IN = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30, "months": 30}
 
 
 class FhirRefused(IvrError):
@@ -65,68 +68,110 @@ class FhirReport:
                 "kept": [{"at": at, "why": why} for at, why in self.kept], "skipped": self.skipped}
 
 
-def resources_of(text: str) -> list[tuple[str, dict, str | None]]:
-    """(where, resource as JSON, its fullUrl) for each resource of a Bundle or of NDJSON lines."""
-    stripped = text.lstrip()
+def resources_of(text: str, ndjson: bool | None = None) -> list[tuple[str, dict, str | None]]:
+    """(where, resource as JSON, its fullUrl) for each resource of a Bundle (or one resource),
+    or of NDJSON lines; `ndjson` None: a whole JSON document if it is one, else NDJSON."""
+    text = text.lstrip("\ufeff")
     try:
-        if stripped.startswith("{") and "\n{" not in stripped.strip():
-            document = json.loads(text)
-            if document.get("resourceType") == "Bundle":
-                return [(f"entry {n}", entry.get("resource") or {}, entry.get("fullUrl"))
-                        for n, entry in enumerate(document.get("entry") or [], 1)]
-            return [("resource 1", document, None)]
+        if ndjson is not True:
+            try:
+                return _of_document(json.loads(text))
+            except json.JSONDecodeError:
+                if ndjson is False:
+                    raise
         return [(f"line {n}", json.loads(line), None) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    except (json.JSONDecodeError, AttributeError) as exc:
-        raise FhirRefused(f"not FHIR JSON (a Bundle, or NDJSON one resource a line): {exc}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise FhirRefused(f"not FHIR JSON (a Bundle, or NDJSON one resource a line): {reason}") from None
 
 
-def import_resources(session: Session, clinic: Clinic, found: Iterable[tuple[str, dict, str | None]]) -> FhirReport:
-    """Write the Patients, then the Appointments and MedicationRequests, in the caller's transaction;
-    each resource in its own savepoint, so a bad one is reported and the rest are written."""
-    report, region, now = FhirReport(), region_of(clinic), utcnow()
+def _of_document(document) -> list[tuple[str, dict, str | None]]:
+    if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+        entries = document.get("entry") or []
+        if not isinstance(entries, list):
+            raise FhirRefused("a Bundle's entry must be a list")
+        return [(f"entry {n}", (entry.get("resource") if isinstance(entry, dict) else None) or {},
+                 entry.get("fullUrl") if isinstance(entry, dict) else None) for n, entry in enumerate(entries, 1)]
+    return [("resource 1", document, None)]
+
+
+# Resources written per transaction: a long export must not hold SQLite's write lock for long.
+BATCH = 500
+
+
+def import_resources(sessions: sessionmaker[Session], clinic_id: int,
+                     found: Iterable[tuple[str, dict, str | None]]) -> FhirReport:
+    """Write the Patients, then the Appointments and MedicationRequests, BATCH to a transaction
+    and each in its own savepoint, so a bad one is reported and the rest are written."""
+    report, now = FhirReport(), utcnow()
     parsed: dict[str, list] = {kind: [] for kind in KINDS}
     for where, resource, full_url in found:
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
         if kind not in KINDS:
-            report.count(report.skipped, str(kind))
+            report.count(report.skipped, str(kind) if kind else "entry without a resource")
             continue
-        label = f"{where} ({kind}/{resource.get('id', '?')})"
+        label = f"{where} ({kind})"
         try:
             parsed[kind].append((label, get_fhir_model_class(kind).model_validate(resource), full_url))
-        except (ValidationError, ValueError, TypeError) as exc:
-            if not isinstance(exc, ValidationError) or not exc.errors():
-                report.refused.append((label, f"not a valid {kind}"))
-                continue
-            first = exc.errors()[0]
+        except ValidationError as exc:
+            first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
             report.refused.append((label, f"not a valid {kind}: {'.'.join(map(str, first['loc']))}: {first['msg']}"))
-    # A reference names a patient by its bundle address (Patient/id or the entry's fullUrl).
-    patients: dict[str, tuple[str, str]] = {}
-    for label, patient, full_url in parsed["Patient"]:
-        ident = _identifier(patient)
-        if ident is not None:
-            for address in (f"Patient/{patient.id}", full_url):
-                if address:
-                    patients[address] = ident
-    for kind in KINDS:
-        for label, resource, _ in parsed[kind]:
-            try:
-                with session.begin_nested():
-                    written = _write(session, clinic, kind, resource, patients, region, now)
-            except RecordKept as exc:
-                report.kept.append((label, str(exc)))
-                continue
-            except (RecordRefused, RecordConflict, FhirValueRefused) as exc:
-                where = f"{exc.field}: " if isinstance(exc, RecordRefused) else ""
-                report.refused.append((label, where + str(exc)))
-                continue
-            except SchemaRefused as exc:
-                report.refused.append((label, "; ".join(f"{column}: {' '.join(map(str, messages))}" for column, messages
-                                                        in sorted(exc.normalized_messages().items()))))
-                continue
-            report.count(report.created if written.created else report.updated if written.changed
-                         else report.unchanged, kind)
+        except Exception as exc:  # noqa: BLE001  (the models can fail in other ways on hostile input)
+            report.refused.append((label, f"not a valid {kind} ({type(exc).__name__})"))
+    patients = _bundle_patients(parsed["Patient"])
+    seen: dict[tuple[str, str, str], str] = {}
+    work = [(kind, item) for kind in KINDS for item in parsed[kind]]
+    for first in range(0, len(work), BATCH):
+        with sessions.begin() as session:
+            clinic = session.get(Clinic, clinic_id)
+            region = region_of(clinic)
+            for kind, (label, resource, _) in work[first:first + BATCH]:
+                why = _write_one(session, clinic, kind, resource, patients, region, now, label, seen, report)
+                if why:
+                    report.refused.append((label, why))
     report.refused.sort(key=lambda refusal: int(refusal[0].split()[1]))  # in the file's order
     return report
+
+
+def _bundle_patients(patients: list) -> dict[str, tuple[str, str]]:
+    """Each of the bundle's Patients by its addresses (Patient/id, its entry's fullUrl)."""
+    found: dict[str, tuple[str, str]] = {}
+    for _, patient, full_url in patients:
+        ident = _identifier(patient)
+        if ident is not None:
+            for address in (f"Patient/{patient.id}" if patient.id else None, full_url):
+                if address:
+                    found[address] = ident
+    return found
+
+
+def _write_one(session: Session, clinic: Clinic, kind: str, resource, patients, region: str, now: dt.datetime,
+               label: str, seen: dict, report: FhirReport) -> str | None:
+    """Write one resource; returns why it was refused, or None."""
+    try:
+        ident = _identifier(resource)
+        if ident is not None:
+            if (kind, *ident) in seen:
+                return f"it has the same identifier as {seen[(kind, *ident)]}"
+            seen[(kind, *ident)] = label.split(" (")[0]
+        with session.begin_nested():
+            written = _write(session, clinic, kind, resource, patients, region, now)
+    except RecordKept as exc:
+        report.kept.append((label, str(exc)))
+        return None
+    except (RecordConflict, FhirValueRefused) as exc:
+        return str(exc)
+    except RecordRefused as exc:
+        return f"{exc.field}: {exc}"
+    except SchemaRefused as exc:
+        return "; ".join(f"{column}: {' '.join(map(str, messages))}"
+                         for column, messages in sorted(exc.normalized_messages().items()))
+    if written is None:
+        report.count(report.skipped, f"{kind} not booked")
+        return None
+    report.count(report.created if written.created else report.updated if written.changed
+                 else report.unchanged, kind)
+    return None
 
 
 class FhirValueRefused(IvrError):
@@ -134,19 +179,21 @@ class FhirValueRefused(IvrError):
 
 
 def _identifier(resource) -> tuple[str, str] | None:
-    """The identifier a resource is matched by: its usual or official one, else its first."""
-    identifiers = [i for i in (resource.identifier or []) if i.value]
-    if not identifiers:
-        return None
-    chosen = next((i for i in identifiers if i.use in ("usual", "official")), identifiers[0])
-    return chosen.system or "", chosen.value
+    """The identifier a resource is matched by: its usual one, else its official one, else its
+    first not marked old; only one with a system (a bare value could be anyone's)."""
+    identifiers = [i for i in (resource.identifier or []) if i.value and i.system and i.use != "old"]
+    for use in ("usual", "official", None):
+        chosen = next((i for i in identifiers if use is None or i.use == use), None)
+        if chosen is not None:
+            return chosen.system, chosen.value
+    return None
 
 
 def _write(session: Session, clinic: Clinic, kind: str, resource, patients: dict[str, tuple[str, str]],
            region: str, now: dt.datetime):
     ident = _identifier(resource)
     if ident is None:
-        raise FhirValueRefused("it has no identifier with a value to match it by")
+        raise FhirValueRefused("it has no identifier with a system and a value to match it by")
     system, value = ident
     if len(value) > 200 or len(system) > 200:
         raise FhirValueRefused("its identifier is longer than 200 characters")
@@ -155,27 +202,36 @@ def _write(session: Session, clinic: Clinic, kind: str, resource, patients: dict
         return write_patient(session, clinic, value, body, "fhir", region, system=system)
     patient_system, patient_value = _patient_of(resource, patients)
     if kind == "Appointment":
-        body = AppointmentIn().load(_appointment_body(resource, clinic, patient_value))
-        return write_appointment(session, clinic.id, value, body, now, system=system, patient_system=patient_system)
-    body = PrescriptionIn().load(_prescription_body(resource, patient_value))
-    return write_prescription(session, clinic, value, body, now, region, system=system, patient_system=patient_system)
+        if APPOINTMENT_STATUS.get(resource.status, "") is None:
+            return None  # proposed, pending, waitlisted: not booked, so nobody is reminded
+        # (the schema checks the API's ids; a FHIR patient's identifier is checked as an identifier)
+        body = AppointmentIn().load(_appointment_body(resource, clinic, "fhir"))
+        return write_appointment(session, clinic.id, value, {**body, "patient": patient_value}, now, system=system,
+                                 patient_system=patient_system)
+    body = PrescriptionIn().load(_prescription_body(resource, "fhir"))
+    return write_prescription(session, clinic, value, {**body, "patient": patient_value}, now, region,
+                              system=system, patient_system=patient_system)
 
 
 def _patient_body(patient) -> dict:
     """A FHIR Patient as the API's patient body."""
-    names = patient.name or []
+    names = [n for n in (patient.name or []) if n.use != "old"]
     name = next((n for n in names if n.use in ("official", "usual")), names[0] if names else None)
-    phones = [t for t in (patient.telecom or []) if t.system in ("phone", "sms") and t.value]
-    phone = next((t for t in phones if t.use == "mobile"), next((t for t in phones if t.use != "old"), None))
-    if name is None or not (name.given or []) or not name.family:
+    phones = [t for t in (patient.telecom or []) if t.system in ("phone", "sms") and t.value and t.use != "old"]
+    phone = next((t for t in phones if t.use == "mobile"), phones[0] if phones else None)
+    given = [g for g in (name.given or []) if g] if name else []
+    first, last = (given[0] if given else None), (name.family if name else None)
+    if name is not None and not (first and last) and name.text and len(name.text.split()) > 1:
+        first, last = name.text.split(maxsplit=1)  # a name given only as text: "Lucia Ortiz"
+    if not (first and last):
         raise FhirValueRefused("it has no name with a given and a family name")
     if phone is None:
         raise FhirValueRefused("it has no phone number")
-    body = {"first_name": name.given[0], "last_name": name.family, "phone": phone.value,
+    body = {"first_name": first, "last_name": last, "phone": phone.value,
             "preferred_channel": "sms" if phone.system == "sms" else "voice"}
-    if patient.birthDate:  # (a partial date, "1946", stays a string, which the schema refuses)
-        born = patient.birthDate
-        body["date_of_birth"] = born.isoformat() if isinstance(born, dt.date) else str(born)
+    # A partial date ("1946") cannot check who a caller is: the patient comes without one.
+    if isinstance(patient.birthDate, dt.date):
+        body["date_of_birth"] = patient.birthDate.isoformat()
     spoken = _language(patient)
     if spoken:
         body["language"] = spoken
@@ -197,17 +253,19 @@ def _language(patient) -> str | None:
 
 def _patient_of(resource, patients: dict[str, tuple[str, str]]) -> tuple[str, str]:
     """The identifier of the patient an Appointment or MedicationRequest is for: the bundle's
-    Patient it refers to, or an identifier given in the reference itself."""
+    Patient one of its references names, else a reference typed Patient carrying an identifier."""
     references = ([p.actor for p in (resource.participant or []) if p.actor] if hasattr(resource, "participant")
                   else [resource.subject] if resource.subject else [])
     for reference in references:
         if reference.reference and reference.reference in patients:
             return patients[reference.reference]
-        if reference.identifier and reference.identifier.value and (
-                (reference.type or "Patient") == "Patient" or (reference.reference or "").startswith("Patient/")):
-            return reference.identifier.system or "", reference.identifier.value
-    raise FhirValueRefused("it names no patient of this bundle (a Patient reference, or a reference with the "
-                           "patient's identifier)")
+    for reference in references:
+        typed = reference.type == "Patient" or (reference.reference or "").startswith("Patient/")
+        ident = reference.identifier
+        if typed and ident is not None and ident.value and ident.system:
+            return ident.system, ident.value
+    raise FhirValueRefused("it names no patient of this bundle (a Patient reference, or a reference typed "
+                           "Patient with the patient's identifier and its system)")
 
 
 def _appointment_body(appointment, clinic: Clinic, patient: str) -> dict:
@@ -215,7 +273,7 @@ def _appointment_body(appointment, clinic: Clinic, patient: str) -> dict:
     name among the clinic's (else the clinic's first), its start."""
     if appointment.start is None:
         raise FhirValueRefused("it has no start")
-    if appointment.status not in APPOINTMENT_STATUS:
+    if not APPOINTMENT_STATUS.get(appointment.status):
         raise FhirValueRefused(f"its status is not one of FHIR's ({', '.join(APPOINTMENT_STATUS)})")
     actors = [p.actor for p in (appointment.participant or []) if p.actor]
     provider = next((a.display for a in actors if (a.reference or "").startswith("Practitioner/") and a.display),
@@ -244,7 +302,7 @@ def _prescription_body(request, patient: str) -> dict:
     if not medication:
         raise FhirValueRefused("it names no medication (medicationCodeableConcept.text or a coding's display)")
     body: dict = {"patient": patient, "medication": medication[:200],
-                  "active": request.status in ACTIVE_PRESCRIPTION}
+                  "active": request.status in ACTIVE_PRESCRIPTION and not request.doNotPerform}
     dispense = request.dispenseRequest
     if dispense is not None and dispense.numberOfRepeatsAllowed is not None:
         body["refills_left"] = min(int(dispense.numberOfRepeatsAllowed), 99)
@@ -252,7 +310,8 @@ def _prescription_body(request, patient: str) -> dict:
     authored = request.authoredOn
     authored = authored.date() if isinstance(authored, dt.datetime) else authored
     if supply is not None and supply.value is not None and isinstance(authored, dt.date):
-        days = {"d": 1, "wk": 7, "mo": 30}.get(supply.code or supply.unit or "d", 1) * float(supply.value)
+        per = DAYS_IN.get(supply.code or "") or DAYS_IN.get((supply.unit or "").lower())
+        days = per * float(supply.value) if per else 0  # other units (hours, years): no due day
         if 0 < days <= 3660:
             try:
                 body["refill_due_on"] = (authored + dt.timedelta(days=round(days))).isoformat()

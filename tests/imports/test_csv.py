@@ -67,7 +67,7 @@ def test_appointments_and_prescriptions_by_the_clinics_ids(runner, sessions, dem
     result = runner.invoke(args=["import", "csv", "appointments", write(tmp_path, "v.csv", visits), "--clinic", "1"])
     assert result.stdout.splitlines() == [
         "appointments: 1 created, 0 updated, 0 unchanged, 2 refused",
-        "line 3: patient: no patient with external id 'P-404': send the patient first",
+        "line 3: patient: no patient of the clinic has that id: send the patient first",
         "line 4: starts_at: Not a valid datetime."]
     with sessions() as session:
         visit = session.scalar(select(Appointment).where(Appointment.provider_name == "Amara Patel",

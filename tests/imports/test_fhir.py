@@ -6,12 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select, update
 
 from ivr.models import Appointment, ExternalRef, Patient, Prescription, Touch, utcnow
 from outbound import campaigns
 from tests.api.conftest import make_token
+from tests.api.test_records import ANNA
 
 MRN = "urn:oid:2.16.840.1.113883.19.5"
 VISITS = "https://ehr.example.org/appointments"
@@ -69,8 +72,8 @@ def test_a_bundle_makes_patients_and_visits_the_campaign_reminds(runner, client,
     lines = result.stdout.splitlines()
     assert lines[0] == ("Patient: 1 created, 0 updated, 0 unchanged; Appointment: 1 created, 0 updated, 0 unchanged; "
                         "MedicationRequest: 1 created, 0 updated, 0 unchanged; 2 refused (not imported: 1 Observation)")
-    assert lines[1] == "entry 2 (Patient/p2): it has no phone number"
-    assert lines[2].startswith("entry 5 (Appointment/a2): not a valid Appointment: start")
+    assert lines[1] == "entry 2 (Patient): it has no phone number"
+    assert lines[2].startswith("entry 5 (Appointment): not a valid Appointment: start")
     with sessions() as session:
         lucia = session.scalar(select(Patient).where(Patient.last_name == "Ortiz"))
         visit = session.scalar(select(Appointment).where(Appointment.patient_id == lucia.id))
@@ -107,7 +110,8 @@ def test_a_bundle_makes_patients_and_visits_the_campaign_reminds(runner, client,
     assert ours[0]["medium"][0]["coding"][0]["code"] == "PHONE"
     again = runner.invoke(args=["import", "fhir", path, "--clinic", "1"])
     assert again.stdout.splitlines()[0].startswith("Patient: 0 created, 0 updated, 1 unchanged; "
-                                                   "Appointment: 0 created, 0 updated, 1 unchanged")
+                                                   "Appointment: 0 created, 0 updated, 1 unchanged; "
+                                                   "MedicationRequest: 0 created, 0 updated, 1 unchanged")
 
 
 def test_ndjson_and_the_api_endpoint(client, sessions, demo, tmp_path):
@@ -120,7 +124,7 @@ def test_ndjson_and_the_api_endpoint(client, sessions, demo, tmp_path):
     assert answer.status_code == 200, answer.data
     report = answer.get_json()
     assert report["created"] == {"Patient": 1} and report["refused"] == [
-        {"at": "line 2 (Patient/p2)", "why": "it has no phone number"}]
+        {"at": "line 2 (Patient)", "why": "it has no phone number"}]
     bad = client.post("/api/v1/fhir", data="{not json", headers={"Authorization": f"Bearer {token}",
                                                                 "Content-Type": "application/fhir+json"})
     assert bad.status_code == 400 and bad.headers["Content-Type"] == "application/problem+json"
@@ -138,3 +142,58 @@ def test_files_that_are_not_fhir_json(runner, demo, tmp_path):
     latin.write_bytes("{\"resourceType\": \"Patient\", \"name\": \"Jos\xe9\"}".encode("latin-1"))
     result = runner.invoke(args=["import", "fhir", str(latin), "--clinic", "1"])
     assert result.exit_code == 1 and "is not UTF-8 JSON" in result.output
+
+
+def test_what_a_bundle_cannot_make_anyone_else(client, sessions, demo, api_put_patient):
+    """An identifier without a system is refused (the API's ids have none: it would overwrite
+    them); a participant that is not the patient is not taken for one; the same identifier twice
+    is refused the second time; proposed visits are not booked; what crashes models is refused."""
+    token = make_token(sessions, 1)
+    start = (utcnow() + dt.timedelta(days=3)).replace(microsecond=0).isoformat()
+    patient = {"resourceType": "Patient", "name": [{"text": "Quinn Adams"}], "birthDate": "1950",
+               "telecom": [{"system": "sms", "value": "2125550160"}],
+               "identifier": [{"system": MRN, "value": "Q-1"}]}
+    document = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"resource": {**patient, "identifier": [{"value": "P-1"}]}},
+        {"resource": {**patient, "id": "q"}},
+        {"resource": {**patient, "name": [{"family": "Twice", "given": ["Other"]}]}},
+        {"resource": {"resourceType": "Appointment", "status": "booked", "start": start,
+                      "identifier": [{"system": VISITS, "value": "A-9"}],
+                      "participant": [{"actor": {"identifier": {"system": MRN, "value": "P-1"}, "display": "Dr"}, "status": "accepted"},
+                                      {"actor": {"reference": "Patient/q"}, "status": "accepted"},
+                                      {"actor": {"reference": "Practitioner/x", "display": "Amara Patel"}, "status": "accepted"}]}},
+        {"resource": {"resourceType": "Appointment", "status": "proposed", "start": start,
+                      "identifier": [{"system": VISITS, "value": "A-10"}],
+                      "participant": [{"actor": {"reference": "Patient/q"}, "status": "accepted"},
+                                      {"actor": {"reference": "Practitioner/x", "display": "Amara Patel"}, "status": "accepted"}]}},
+        {"resource": {"resourceType": "Patient", "contained": [{"resourceType": "Nonexistent"}]}},
+        None]}
+    answer = client.post("/api/v1/fhir", json=document, headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200, answer.data
+    report = answer.get_json()
+    assert report["created"] == {"Patient": 1, "Appointment": 1}, report
+    assert report["skipped"] == {"Appointment not booked": 1, "entry without a resource": 1}
+    assert [r["at"] for r in report["refused"]] == ["entry 1 (Patient)", "entry 3 (Patient)", "entry 6 (Patient)"]
+    assert report["refused"][0]["why"] == "it has no identifier with a system and a value to match it by"
+    assert report["refused"][1]["why"] == "it has the same identifier as entry 2"
+    with sessions() as session:
+        anna = session.scalar(select(Patient).where(Patient.first_name == "Anna"))
+        quinn = session.scalar(select(Patient).where(Patient.last_name == "Adams"))
+        visit = session.scalar(select(Appointment).where(Appointment.provider_name == "Amara Patel",
+                                                         Appointment.patient_id == quinn.id))
+    assert (anna.last_name, anna.phone) == ("Berg", "+12125550199")  # the API's P-1, untouched
+    assert (quinn.first_name, quinn.date_of_birth, quinn.preferred_channel) == ("Quinn", None, "sms")
+    assert visit is not None  # booked for Quinn, not for whoever P-1 is
+    for body, kind, status in (("{not json", "application/fhir+json", 400), ("x=1", "text/plain", 415),
+                               ("[" * 100_000, "application/fhir+json", 400)):
+        bad = client.post("/api/v1/fhir", data=body, headers={"Authorization": f"Bearer {token}",
+                                                             "Content-Type": kind})
+        assert bad.status_code == status and bad.headers["Content-Type"] == "application/problem+json"
+
+
+@pytest.fixture
+def api_put_patient(client, sessions, demo):
+    """The scheduling system's patient P-1 (Anna Berg), through the API."""
+    token = make_token(sessions, 1)
+    assert client.put("/api/v1/patients/P-1", json=ANNA, headers={"Authorization": f"Bearer {token}"}
+                      ).status_code == 201
