@@ -32,6 +32,9 @@ class CallRequest:
     url: str
     status_callback: str
     machine_detection: bool = True
+    # Asked by the carrier when `url` (or an action URL of the call) fails: a 4xx or 5xx, a
+    # timeout, or something that is not TwiML.
+    fallback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class TwilioDialer:
 
     def place_call(self, request: CallRequest) -> str:
         extra = {"machine_detection": "DetectMessageEnd"} if request.machine_detection else {}
+        if request.fallback_url:
+            extra.update(fallback_url=request.fallback_url, fallback_method="POST")
         return _create(lambda: self._client.calls.create(
             to=request.to, from_=request.from_, url=request.url, method="POST",
             status_callback=request.status_callback, status_callback_method="POST",

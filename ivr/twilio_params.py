@@ -43,6 +43,8 @@ QUEUE_ACTION = frozenset({"QueueResult", "QueueSid", "QueueTime"})
 STATUS = frozenset({"CallDuration", "CallbackSource", "Duration", "RecordingDuration", "RecordingSid",
                     "RecordingUrl", "SequenceNumber", "SipResponseCode", "StirStatus", "Timestamp",
                     "AnsweredBy", "MachineDetectionDuration"})
+# Twilio's fallback URL: the error it met and the URL that failed.
+FALLBACK = frozenset({"ErrorCode", "ErrorUrl"})
 # Texts (Messaging webhooks: incoming message, and the StatusCallback of one we sent).
 SMS_COMMON = frozenset({"AccountSid", "ApiVersion", "MessageSid", "SmsSid", "SmsMessageSid", "SmsStatus",
                         "MessagingServiceSid", "From", "To", "FromCity", "FromState", "FromZip",
@@ -65,6 +67,8 @@ ROUTES: dict[str, frozenset[str]] = {
     "twilio.voice_step": CALL | GATHER | RECORD,
     "twilio.dial_result": CALL | DIAL,
     "twilio.failover_dial_result": CALL | DIAL,
+    # The fallback URL gets what the failed request carried, and what went wrong.
+    "twilio.voice_fallback": CALL | GATHER | RECORD | DIAL | QUEUE_WAIT | QUEUE_ACTION | FALLBACK,
     "twilio.whisper": CALL,
     "twilio.whisper_answer": CALL | GATHER,
     "twilio.callback_answer": CALL,

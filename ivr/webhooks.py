@@ -816,6 +816,27 @@ def _failure_twiml(staff_number: str | None, can_promise: bool = False) -> str:
         return twiml.hangup()
 
 
+@bp.post("/voice/fallback")
+def voice_fallback() -> Response:
+    """Twilio's fallback URL, asked when a call's URL failed (an error, a timeout, a document that
+    is not TwiML): an apology and a transfer to the clinic's staff, found by the clinic's number
+    if the database answers, else the configured fallback staff number; without either, the
+    caller is asked to call again. Nothing else of the database is trusted."""
+    from ivr.models import Clinic
+
+    error, sid = request.form.get("ErrorCode", "-"), request.form.get("CallSid", "-")
+    staff = None
+    numbers = [n for n in (request.form.get("To"), request.form.get("From")) if n]
+    try:
+        with current_services().sessions() as session:
+            staff = session.scalar(select(Clinic.staff_phone).where(Clinic.phone.in_(numbers),
+                                                                    Clinic.staff_phone.is_not(None)).limit(1))
+    except Exception as exc:  # noqa: BLE001  (the database may be what failed)
+        log.warning("call %s: fallback could not read the clinic (%s)", sid, type(exc).__name__)
+    log.warning("call %s: fallback URL asked after carrier error %s", sid, error[:10])
+    return _twiml(_failure_twiml(staff or current_services().settings.fallback_staff_number or None))
+
+
 @bp.post("/voice/failover-dial")
 def failover_dial_result() -> Response:
     """How the transfer after a failure ended. Reads no database (it may be what failed), so it

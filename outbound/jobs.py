@@ -87,7 +87,8 @@ def place_touch_call(touch_id: int) -> str | None:
                 to=patient.phone, from_=patient.clinic.phone or settings.from_number,
                 url=f"{settings.public_base_url}/twilio/voice/outbound/{touch_id}",
                 # The attempt in the URL tells a late callback of an earlier attempt from this one's.
-                status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}/{touch.attempts}")
+                status_callback=f"{settings.public_base_url}/twilio/status/outbound/{touch_id}/{touch.attempts}",
+                fallback_url=f"{settings.public_base_url}/twilio/voice/fallback")
     if texts_to_send is not None:
         queue = outbound_queue(services.redis)
         for message_id in texts_to_send:

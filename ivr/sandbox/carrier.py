@@ -70,6 +70,8 @@ class SandboxCarrier:
         call = PlacedCall(sid=new_call_sid(), account_sid=self.settings.twilio_account_sid,
                           from_=from_, to=to, direction="inbound",
                           url=f"{self.settings.public_base_url}/twilio/voice/inbound",
+                          # As the clinic's number is set up at Twilio: its Fallback URL too.
+                          fallback_url=f"{self.settings.public_base_url}/twilio/voice/fallback",
                           status_callback=f"{self.settings.public_base_url}/twilio/status",
                           status_callback_events=("initiated", "ringing", "answered", "completed"))
         self.store.save_call(resource(call))

@@ -56,6 +56,8 @@ class PlacedCall:
     status_callback: str | None = None
     status_callback_events: tuple[str, ...] = ()
     machine_detection: str | None = None
+    fallback_url: str | None = None     # asked once when a document cannot be had, as Twilio does
+    fallback_method: str = "POST"
 
 
 @dataclass
@@ -87,12 +89,13 @@ class Transcript:
     turns: list[Turn] = field(default_factory=list)
     callbacks: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
+    fallback: str | None = None  # why the call's fallback URL was asked, when it was
 
     def as_dict(self) -> dict[str, Any]:
         return {"sid": self.sid, "direction": self.direction, "from": self.from_, "to": self.to,
                 "status": self.status, "answered_by": self.answered_by, "duration": self.duration,
                 "turns": [t.as_dict() for t in self.turns], "callbacks": self.callbacks,
-                "error": self.error}
+                "error": self.error, "fallback": self.fallback}
 
 
 class RecordingStore(Protocol):
@@ -205,6 +208,7 @@ class _Run:
         self.bridged_seconds = 0
         self.held_callbacks: list[dict[str, str]] = []
         self.answered = False
+        self.fell_back = False  # the fallback URL is asked once a call
 
     def play(self) -> Transcript:
         self._callback("initiated", "initiated")
@@ -261,20 +265,40 @@ class _Run:
                                      timeout=WEBHOOK_TIMEOUT)
 
     def _fetch(self, url: str, method: str, extra: dict[str, str], turn: Turn | None = None) -> ET.Element:
-        """Fetch a TwiML document; an unusable answer ends the call as Twilio's would."""
+        """Fetch a TwiML document; an unusable answer goes to the call's fallback URL, once, with
+        what went wrong (ErrorCode, ErrorUrl), else ends the call as Twilio's would."""
+        root, code, message = self._document(url, method, {**self._params(), **extra})
+        if root is not None:
+            return root
+        if self.call.fallback_url and not self.fell_back:
+            self.fell_back = True
+            if turn is not None:
+                turn.error = f"{message}; the fallback URL was asked"
+            params = {**self._params(), **extra, "ErrorCode": code, "ErrorUrl": url}
+            root, _, fallback_message = self._document(self.call.fallback_url, self.call.fallback_method, params)
+            if root is not None:
+                self.transcript.fallback = message
+                return root
+            message = f"{message}; the fallback URL too: {fallback_message}"
+        return self._application_error(turn, message)
+
+    def _document(self, url: str, method: str, params: dict[str, str]) -> tuple[ET.Element | None, str, str]:
+        """(the TwiML document, or None with Twilio's error code and what went wrong)."""
         try:
-            response = self._request(url, method, {**self._params(), **extra})
+            response = self._request(url, method, params)
+        except requests.Timeout:
+            return None, "11205", "webhook timed out"
         except requests.RequestException as exc:
-            return self._application_error(turn, f"webhook unreachable: {type(exc).__name__}")
+            return None, "11205", f"webhook unreachable: {type(exc).__name__}"
         if response.status_code != 200:
-            return self._application_error(turn, f"webhook answered HTTP {response.status_code}")
+            return None, "11200", f"webhook answered HTTP {response.status_code}"
         try:
             root = ET.fromstring(response.content)
         except ET.ParseError:
-            return self._application_error(turn, "webhook answered something that is not XML")
+            return None, "12100", "webhook answered something that is not XML"
         if root.tag != "Response":
-            return self._application_error(turn, f"webhook answered <{root.tag}>, not <Response>")
-        return root
+            return None, "12100", f"webhook answered <{root.tag}>, not <Response>"
+        return root, "", ""
 
     def _application_error(self, turn: Turn | None, message: str):
         """Twilio says 'an application error has occurred' and hangs up."""

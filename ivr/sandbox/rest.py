@@ -80,7 +80,8 @@ def create_call(account_sid: str) -> Response:
                       direction="outbound-api", url=form["Url"], method=form.get("Method", "POST"),
                       status_callback=form.get("StatusCallback"),
                       status_callback_events=tuple(form.getlist("StatusCallbackEvent")),
-                      machine_detection=form.get("MachineDetection"))
+                      machine_detection=form.get("MachineDetection"), fallback_url=form.get("FallbackUrl"),
+                      fallback_method=form.get("FallbackMethod", "POST"))
     body = resource(call)
     sandbox = carrier()
     sandbox.store.save_call(body)

@@ -35,7 +35,8 @@ def test_touch_enqueued_twice_is_queued_and_dialled_once(app, redis, dialer, dem
     assert dialer.requests == [CallRequest(
         to=demo.patient_phone, from_="+12125550100",
         url=f"{PUBLIC_BASE_URL}/twilio/voice/outbound/{demo.touch_id}",
-        status_callback=f"{PUBLIC_BASE_URL}/twilio/status/outbound/{demo.touch_id}/1")]
+        status_callback=f"{PUBLIC_BASE_URL}/twilio/status/outbound/{demo.touch_id}/1",
+        fallback_url=f"{PUBLIC_BASE_URL}/twilio/voice/fallback")]
     touch = touch_row(sessions, demo.touch_id)
     assert (touch.status, touch.attempts, touch.call_sid) == ("placed", 1, "CA" + "0" * 31 + "1")
     with sessions() as session:

@@ -145,3 +145,24 @@ def test_queues_are_deleted_like_twilios_once_empty(sandbox):
     store.leave_queue("ivr-front", "CA" + "d" * 32)
     assert dialer.delete_queue(sid) is True and store.queue_sids() == []
     assert dialer.delete_queue(sid) is False              # none by that SID any more
+
+
+def test_a_call_whose_url_fails_hears_the_fallback_and_is_put_through(sandbox):
+    """The sandbox asks a call's FallbackUrl, as Twilio does, when its URL answers an error: the
+    caller hears the apology and is put through to the clinic's staff instead of silence."""
+    from tests.support import seed_demo_touch
+
+    app, base, client, store = sandbox
+    demo = seed_demo_touch(app.extensions["ivr"].sessions)
+    placed = client.calls.create(to=demo.patient_phone, from_="+12125550100",
+                                 url=f"{base}/twilio/voice/outbound/999999999",  # no such touch: 404
+                                 fallback_url=f"{base}/twilio/voice/fallback")
+    transcript = wait_for_transcript(store, placed.sid, timeout=10)
+    first = transcript["turns"][0]
+    assert first["error"] == "webhook answered HTTP 404; the fallback URL was asked"
+    assert transcript["fallback"] == "webhook answered HTTP 404"
+    assert first["prompts"][0]["say"].startswith("Sorry")
+    assert first["dial"]["to"] == demo.staff_phone and transcript["error"] is None
+    without = client.calls.create(to=demo.patient_phone, from_="+12125550100",
+                                  url=f"{base}/twilio/voice/outbound/999999999")
+    assert wait_for_transcript(store, without.sid, timeout=10)["error"] == "webhook answered HTTP 404"
