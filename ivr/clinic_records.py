@@ -231,3 +231,26 @@ def write_prescription(session: Session, clinic: Clinic, external_id: str, body:
     if prescription.active and not values.get("active", True):
         touches.end_refill_prompts(session.connection(), prescription.id, "prescription stopped", now)
     return Written(prescription, False, _assign(prescription, values))
+
+
+def let_go(session: Session, patient_id: int, now: dt.datetime) -> tuple[int, int]:
+    """The clinic no longer looks after a patient: their visits still to come are cancelled (their
+    reminders skipped) and their prescriptions stopped (no more refill prompts); the records stay.
+    Returns (visits cancelled, prescriptions stopped)."""
+    from sqlalchemy import select
+
+    from ivr import touches
+    from outbound import appointment_changes
+
+    visits = session.scalars(select(Appointment.id).where(
+        Appointment.patient_id == patient_id, Appointment.starts_at > now,
+        Appointment.status.in_(("booked", "confirmed", "reschedule_requested")))).all()
+    for appointment_id in visits:
+        appointment_changes.cancel(session, appointment_id, now)
+    stopped = session.scalars(select(Prescription).where(Prescription.patient_id == patient_id,
+                                                         Prescription.active.is_(True))
+                              .with_for_update(key_share=True)).all()
+    for prescription in stopped:
+        prescription.active = False
+        touches.end_refill_prompts(session.connection(), prescription.id, "patient let go", now)
+    return len(visits), len(stopped)

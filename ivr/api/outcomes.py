@@ -12,11 +12,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import and_, func, or_, select
 
 from ivr.api import problems
-from ivr.api.schemas import OutcomePage, PageArgs, TaskPage
+from ivr.api.schemas import CallPage, MessagePage, OutcomePage, PageArgs, TaskPage
 from ivr.api.tokens import requires
 from ivr.db import read_only
 from ivr.external_refs import external_ids
-from ivr.models import Appointment, Call, Patient, Task, Touch, utcnow
+from ivr.models import Appointment, Call, Message, Patient, Task, Touch, utcnow
 from ivr.services import current_services
 
 bp = Blueprint("outcomes", __name__, description="Outcomes of calls and texts, and tasks for staff")
@@ -122,4 +122,49 @@ def list_tasks(args: dict):
                   "appointment": appointments.get(t.appointment_id),
                   "prescription": prescriptions.get(t.prescription_id), "due_at": t.due_at,
                   "created_at": t.created_at, "closed_at": t.closed_at} for t in tasks]
+    return {"items": items, "next_cursor": cursor}
+
+
+@bp.route("/calls", methods=["GET"])
+@requires("outcomes:read")
+@bp.arguments(PageArgs, location="query")
+@bp.response(200, CallPage)
+def list_calls(args: dict):
+    """The clinic's calls, in and out: how each went and what came of it (no numbers; the patient
+    by the clinic's id once known); each when it began, and again when it ended."""
+    clinic_id = g.caller.clinic_id
+    changed = func.coalesce(Call.ended_at, Call.created_at)
+    with read_only(current_services().sessions()) as session:
+        query = (select(Call, changed.label("changed")).where(Call.clinic_id == clinic_id,
+                                                              *_after(changed, Call.id, args))
+                 .order_by(changed, Call.id).limit(args["limit"] + 1))
+        rows, cursor = _page(session.execute(query).all(), args["limit"], lambda row: row.changed,
+                             lambda row: row.Call.id)
+        calls = [row.Call for row in rows]
+        patients = external_ids(session, clinic_id, "patient", (c.patient_id for c in calls))
+        appointments = external_ids(session, clinic_id, "appointment", (c.appointment_id for c in calls))
+        items = [{"id": c.id, "direction": c.direction, "flow": c.flow, "status": c.status, "outcome": c.outcome,
+                  "answered_by": c.answered_by, "patient": patients.get(c.patient_id),
+                  "appointment": appointments.get(c.appointment_id), "contact": c.touch_id,
+                  "created_at": c.created_at, "ended_at": c.ended_at} for c in calls]
+    return {"items": items, "next_cursor": cursor}
+
+
+@bp.route("/messages", methods=["GET"])
+@requires("outcomes:read")
+@bp.arguments(PageArgs, location="query")
+@bp.response(200, MessagePage)
+def list_messages(args: dict):
+    """The clinic's texts, in and out: their kind and state (never their words or numbers: those
+    stay here), oldest change first."""
+    clinic_id = g.caller.clinic_id
+    with read_only(current_services().sessions()) as session:
+        query = (select(Message).where(Message.clinic_id == clinic_id, *_after(Message.updated_at, Message.id, args))
+                 .order_by(Message.updated_at, Message.id).limit(args["limit"] + 1))
+        texts, cursor = _page(session.scalars(query).all(), args["limit"], lambda m: m.updated_at)
+        patients = external_ids(session, clinic_id, "patient", (m.patient_id for m in texts))
+        appointments = external_ids(session, clinic_id, "appointment", (m.appointment_id for m in texts))
+        items = [{"id": m.id, "direction": m.direction, "kind": m.kind, "status": m.status, "segments": m.segments,
+                  "patient": patients.get(m.patient_id), "appointment": appointments.get(m.appointment_id),
+                  "contact": m.touch_id, "created_at": m.created_at, "updated_at": m.updated_at} for m in texts]
     return {"items": items, "next_cursor": cursor}

@@ -11,7 +11,8 @@ from ivr.api import problems
 from ivr.api.schemas import (AppointmentIn, AppointmentOut, PatientIn, PatientOut, PrescriptionIn,
                              PrescriptionOut)
 from ivr.api.tokens import requires
-from ivr.clinic_records import RecordConflict, RecordRefused, write_appointment, write_patient, write_prescription
+from ivr.clinic_records import (RecordConflict, RecordRefused, let_go, write_appointment, write_patient,
+                                write_prescription)
 from ivr.db import read_only
 from ivr.external_refs import external_ids, row_id
 from ivr.models import Appointment, Clinic, Patient, Prescription, utcnow
@@ -69,6 +70,20 @@ def get_patient(external_id: str):
         found = row_id(session, g.caller.clinic_id, "patient", external_id)
         if found is None:
             _not_found("patient", external_id)
+        return _patient_out(session, session.get(Patient, found))
+
+
+@bp.route(f"/patients/{ID}", methods=["DELETE"])
+@requires("records:write")
+@bp.response(200, PatientOut, description="their visits still to come cancelled and prescriptions stopped")
+def let_go_of_patient(external_id: str):
+    """The clinic no longer looks after the patient: their visits still to come are cancelled and
+    their prescriptions stopped, so nobody rings them again; the records stay."""
+    with current_services().sessions.begin() as session:
+        found = row_id(session, g.caller.clinic_id, "patient", external_id)
+        if found is None:
+            _not_found("patient", external_id)
+        let_go(session, found, utcnow())
         return _patient_out(session, session.get(Patient, found))
 
 

@@ -173,3 +173,41 @@ class TaskOut(Schema):
 class TaskPage(Schema):
     items = fields.List(fields.Nested(TaskOut))
     next_cursor = fields.String(allow_none=True)
+
+
+class CallOut(Schema):
+    id = fields.Integer()
+    direction = fields.String(metadata={"description": "inbound or outbound-api"})
+    flow = fields.String()
+    status = fields.String()
+    outcome = fields.String(allow_none=True, metadata={"description": "confirmed, cancelled, voicemail, ..."})
+    answered_by = fields.String(allow_none=True)
+    patient = fields.String(allow_none=True, metadata={"description": "the patient's external id, once known"})
+    appointment = fields.String(allow_none=True)
+    contact = fields.Integer(allow_none=True, metadata={"description": "the planned contact it carried out "
+                                                                      "(an /outcomes id)"})
+    created_at = fields.AwareDateTime()
+    ended_at = fields.AwareDateTime(allow_none=True)
+
+
+class CallPage(Schema):
+    items = fields.List(fields.Nested(CallOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+class MessageOut(Schema):
+    id = fields.Integer()
+    direction = fields.String()
+    kind = fields.String(metadata={"description": "reminder, reply, confirmation, opt_out, text_back, ..."})
+    status = fields.String()
+    segments = fields.Integer()
+    patient = fields.String(allow_none=True)
+    appointment = fields.String(allow_none=True)
+    contact = fields.Integer(allow_none=True)
+    created_at = fields.AwareDateTime()
+    updated_at = fields.AwareDateTime()
+
+
+class MessagePage(Schema):
+    items = fields.List(fields.Nested(MessageOut))
+    next_cursor = fields.String(allow_none=True)

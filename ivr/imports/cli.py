@@ -40,13 +40,8 @@ def import_csv(kind: str, file: Path, clinic_id: int) -> None:
             report = import_file(services.sessions, clinic_id, kind, file, progress=bar.update)
     except ImportRefused as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(report.summary())
-    for line, why in report.refused:
-        click.echo(f"line {line}: {why}")
-    for line, why in report.kept:
-        click.echo(f"line {line}: kept: {why}")
-    if report.refused:
-        raise SystemExit(1)
+    _tell(report, [(f"line {line}", why) for line, why in report.refused],
+          [(f"line {line}", why) for line, why in report.kept])
 
 
 @import_group.command("fhir")
@@ -73,10 +68,16 @@ def import_fhir(file: Path, clinic_id: int) -> None:
         if session.get(Clinic, clinic_id) is None:
             raise click.ClickException(f"no clinic with id {clinic_id}")
     report = import_resources(services.sessions, clinic_id, found)
+    _tell(report, report.refused, report.kept)
+
+
+def _tell(report, refused: list[tuple[str, str]], kept: list[tuple[str, str]]) -> None:
+    """The import's summary, then each refusal and each record kept as it was, where it stands in
+    the file; exit 1 when anything was refused (the rest was written)."""
     click.echo(report.summary())
-    for where, why in report.refused:
+    for where, why in refused:
         click.echo(f"{where}: {why}")
-    for where, why in report.kept:
+    for where, why in kept:
         click.echo(f"{where}: kept: {why}")
-    if report.refused:
+    if refused:
         raise SystemExit(1)

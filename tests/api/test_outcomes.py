@@ -108,3 +108,40 @@ def test_a_token_over_its_rate_is_told_when_to_come_back(database_url, redis, tm
         assert [g.status_code for g in guesses] == [401, 401, 401, 429]
     finally:
         limited.extensions["ivr"].engine.dispose()
+
+
+def test_calls_and_messages_name_the_clinics_ids_and_hold_no_words_or_numbers(api, other_api, sessions, demo):
+    from ivr.models import Message
+
+    with sessions.begin() as session:
+        jane = session.get(Touch, demo.touch_id)
+        a_minute_ago = utcnow() - dt.timedelta(minutes=1)
+        session.add(Call(call_sid="CA" + "2" * 32, direction="outbound-api", flow="reminder", touch_id=jane.id,
+                         clinic_id=api.clinic_id, patient_id=jane.patient_id, appointment_id=jane.appointment_id,
+                         status="completed", outcome="confirmed", from_number="+12125550100",
+                         to_number=demo.patient_phone, created_at=a_minute_ago, ended_at=a_minute_ago))
+        session.add(Message(clinic_id=api.clinic_id, patient_id=jane.patient_id, direction="outbound",
+                            kind="reminder", from_number="+12125550100", to_number=demo.patient_phone,
+                            body="Jane, your visit with Dr. Patel", encoding="gsm7", segments=1, status="delivered",
+                            created_at=a_minute_ago, updated_at=a_minute_ago))
+    calls = api.get("/calls").get_json()["items"]
+    assert [(c["direction"], c["status"], c["outcome"], c["contact"]) for c in calls] == [
+        ("outbound-api", "completed", "confirmed", demo.touch_id)]
+    texts = api.get("/messages").get_json()
+    assert [(m["kind"], m["status"], m["segments"]) for m in texts["items"]] == [("reminder", "delivered", 1)]
+    assert "Jane" not in json.dumps(texts) and demo.patient_phone not in json.dumps(calls)
+    assert other_api.get("/calls").get_json()["items"] == [] and other_api.get("/messages").get_json()["items"] == []
+
+
+def test_a_patient_let_go_is_rung_no_more(api, sessions):
+    from ivr.models import Appointment, Prescription
+
+    assert api.put("/patients/P-1", ANNA).status_code == 201
+    appointment_id = api.put("/appointments/A-1", visit(location_id=api.location_id)).get_json()["id"]
+    prescription_id = api.put("/prescriptions/RX-1", {"patient": "P-1", "medication": "metformin"}).get_json()["id"]
+    gone = api.delete("/patients/P-1")
+    assert gone.status_code == 200 and gone.get_json()["external_id"] == "P-1"
+    with sessions() as session:
+        assert session.get(Appointment, appointment_id).status == "cancelled"
+        assert session.get(Prescription, prescription_id).active is False
+    assert api.delete("/patients/P-404").status_code == 404
