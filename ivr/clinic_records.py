@@ -253,4 +253,13 @@ def let_go(session: Session, patient_id: int, now: dt.datetime) -> tuple[int, in
     for prescription in stopped:
         prescription.active = False
         touches.end_refill_prompts(session.connection(), prescription.id, "patient let go", now)
+    # Whatever else is planned for them (a missed visit's offer to book again) is not wanted either.
+    from sqlalchemy import or_, update
+
+    from ivr.models import Touch
+
+    their_visits = select(Appointment.id).where(Appointment.patient_id == patient_id)
+    session.execute(update(Touch).where(Touch.status == "planned", or_(
+        Touch.patient_id == patient_id, Touch.appointment_id.in_(their_visits)))
+        .values(status="skipped", last_error="patient let go", updated_at=now))
     return len(visits), len(stopped)

@@ -52,6 +52,9 @@ def require_twilio_signature() -> None:
     _refuse_unexpected_names(settings.twilio_unknown_params)
 
 
+LAST_RESORT = ("twilio.voice_fallback", "twilio.failover_dial_result")
+
+
 def _refuse_unexpected_names(policy: str) -> None:
     """400 for a signed request carrying a name its route never gets, or a name twice (the
     signature cannot tell where a name ends and its value begins). Names are logged, not values."""
@@ -59,9 +62,10 @@ def _refuse_unexpected_names(policy: str) -> None:
     odd = twilio_params.unexpected(request.endpoint or "", names)
     if not odd:
         return
-    if (request.endpoint or "").startswith("twilio_sms."):
+    if (request.endpoint or "").startswith("twilio_sms.") or request.endpoint in LAST_RESORT:
         # Twilio does not retry an inbound text: refusing one for a name it added without notice
-        # would lose it (an opt-out, perhaps). Texts change nothing by a name they carry.
+        # would lose it (an opt-out, perhaps). Texts change nothing by a name they carry; nor do
+        # the routes a failed call falls back to, whose answer is the caller's last.
         policy = "log"
     log.warning("request to %s carries parameters Twilio does not send there: %s%s", request.path,
                 ", ".join(name[:40] for name in odd[:10]), "" if policy == "refuse" else " (allowed: log only)")

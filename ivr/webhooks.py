@@ -28,6 +28,7 @@ from ivr.errors import ConcurrentChange
 from ivr.models import Call, Escalation, utcnow
 from ivr.prompt_audio import PromptPlayer, voice_for
 from ivr.security import require_twilio_signature
+from ivr.db import read_only
 from ivr.services import current_services
 from outbound import staff_ringing
 from outbound.callbacks import enqueue_call_back_soon, queue_call_back_soon
@@ -826,11 +827,13 @@ def voice_fallback() -> Response:
 
     error, sid = request.form.get("ErrorCode", "-"), request.form.get("CallSid", "-")
     staff = None
-    numbers = [n for n in (request.form.get("To"), request.form.get("From")) if n]
+    # The clinic's number: what an inbound caller rang, or what a reminder came from.
+    number = request.form.get("To" if request.form.get("Direction") == "inbound" else "From")
     try:
-        with current_services().sessions() as session:
-            staff = session.scalar(select(Clinic.staff_phone).where(Clinic.phone.in_(numbers),
-                                                                    Clinic.staff_phone.is_not(None)).limit(1))
+        # Read-only: on SQLite it takes no write lock, which may be what made the call's URL fail.
+        with read_only(current_services().sessions()) as session:
+            staff = session.scalar(select(Clinic.staff_phone).where(Clinic.phone == number,
+                                                                    Clinic.staff_phone.is_not(None)))
     except Exception as exc:  # noqa: BLE001  (the database may be what failed)
         log.warning("call %s: fallback could not read the clinic (%s)", sid, type(exc).__name__)
     log.warning("call %s: fallback URL asked after carrier error %s", sid, error[:10])

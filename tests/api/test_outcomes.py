@@ -139,9 +139,16 @@ def test_a_patient_let_go_is_rung_no_more(api, sessions):
     assert api.put("/patients/P-1", ANNA).status_code == 201
     appointment_id = api.put("/appointments/A-1", visit(location_id=api.location_id)).get_json()["id"]
     prescription_id = api.put("/prescriptions/RX-1", {"patient": "P-1", "medication": "metformin"}).get_json()["id"]
+    past = visit(days=0, location_id=api.location_id)
+    past["starts_at"] = (utcnow() - dt.timedelta(hours=3)).isoformat()
+    missed = api.put("/appointments/A-0", {**past, "status": "no_show"}).get_json()
+    assert missed["recovery_planned"] == 1  # an offer to book again, planned
     gone = api.delete("/patients/P-1")
     assert gone.status_code == 200 and gone.get_json()["external_id"] == "P-1"
     with sessions() as session:
         assert session.get(Appointment, appointment_id).status == "cancelled"
         assert session.get(Prescription, prescription_id).active is False
+        planned = session.scalars(select(Touch).join(Patient, Patient.id == Touch.patient_id).where(
+            Patient.first_name == "Anna", Touch.status == "planned")).all()
+    assert planned == []  # nobody rings her again, not even about the missed visit
     assert api.delete("/patients/P-404").status_code == 404
